@@ -171,10 +171,10 @@ impl KeySigner {
             .map_err(|_| AuthError::Clock)?;
         let margin = (self.ttl / 5).min(MAX_RENEW_MARGIN);
         let mut cached = self.cached.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(token) = cached.as_ref() {
-            if Duration::from_secs(token.expiry_unix()) > now + margin {
-                return Ok(AuthorizationHeader(token.expose().to_owned()));
-            }
+        if let Some(token) = cached.as_ref()
+            && Duration::from_secs(token.expiry_unix()) > now + margin
+        {
+            return Ok(AuthorizationHeader(token.expose().to_owned()));
         }
         let expiry = (now + self.ttl).as_secs();
         let token = sas::generate_sas_token(
@@ -201,10 +201,10 @@ impl AadSource {
 
     async fn header(&self) -> Result<AuthorizationHeader, AuthError> {
         let now = SystemTime::now();
-        if let Some((header, expires)) = &*self.cached.lock().unwrap_or_else(|p| p.into_inner()) {
-            if *expires > now + Self::MARGIN {
-                return Ok(header.clone());
-            }
+        if let Some((header, expires)) = &*self.cached.lock().unwrap_or_else(|p| p.into_inner())
+            && *expires > now + Self::MARGIN
+        {
+            return Ok(header.clone());
         }
         let token = self
             .credential
