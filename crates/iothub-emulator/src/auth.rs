@@ -1,0 +1,394 @@
+//! Shared access policies and checking of `Authorization: SharedAccessSignature …` headers.
+//!
+//! The emulator has the four policies a new IoT hub has. Every policy's primary key is the
+//! hub key (the well-known development key unless `--key` / `IOTHUB_EMULATOR_KEY` says
+//! otherwise); its secondary key is derived from the hub key (base64 of
+//! HMAC-SHA256(hub key, `"iothub-emulator secondary key"`)), so it changes with it.
+
+use std::time::SystemTime;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use iothub_auth::SharedAccessKey;
+use iothub_auth::sas::ParsedSasToken;
+
+use crate::error::ApiError;
+
+/// The well-known development key: the default primary key of every shared access policy.
+///
+/// Like Azurite's account key it is public: anyone can use it, so it only suits local
+/// development and tests.
+pub const WELL_KNOWN_KEY: &str = "fn7wc1CC5ph2SKbjGWFAc4d8rOEm2PzOMsg7g7KAD9I=";
+
+/// Rights a shared access policy grants.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Rights(u8);
+
+impl Rights {
+    /// Read the identity registry.
+    pub const REGISTRY_READ: Rights = Rights(1);
+    /// Read and write the identity registry.
+    pub const REGISTRY_WRITE: Rights = Rights(2);
+    /// Service-facing endpoints: twins, queries, direct methods, cloud-to-device.
+    pub const SERVICE_CONNECT: Rights = Rights(4);
+    /// Device-facing endpoints.
+    pub const DEVICE_CONNECT: Rights = Rights(8);
+
+    /// Union of two sets.
+    pub const fn union(self, other: Rights) -> Rights {
+        Rights(self.0 | other.0)
+    }
+
+    /// Whether every right in `other` is in `self`. Write access to the registry implies read.
+    pub const fn contains(self, other: Rights) -> bool {
+        let effective = if self.0 & Rights::REGISTRY_WRITE.0 != 0 {
+            self.0 | Rights::REGISTRY_READ.0
+        } else {
+            self.0
+        };
+        effective & other.0 == other.0
+    }
+
+    /// Whether any right in `other` is in `self`.
+    pub const fn intersects(self, other: Rights) -> bool {
+        let mut i = 0;
+        while i < 8 {
+            let bit = 1u8 << i;
+            if other.0 & bit != 0 && self.contains(Rights(bit)) {
+                return true;
+            }
+            i += 1;
+        }
+        false
+    }
+}
+
+/// A shared access policy with its keys.
+pub struct Policy {
+    name: &'static str,
+    rights: Rights,
+    primary: SharedAccessKey,
+    secondary: SharedAccessKey,
+}
+
+impl std::fmt::Debug for Policy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Policy")
+            .field("name", &self.name)
+            .field("rights", &self.rights)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Policy {
+    /// Policy name (`skn`).
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Rights granted.
+    pub fn rights(&self) -> Rights {
+        self.rights
+    }
+
+    /// Primary key, base64.
+    pub fn primary_key(&self) -> String {
+        self.primary.to_base64()
+    }
+
+    /// Secondary key, base64.
+    pub fn secondary_key(&self) -> String {
+        self.secondary.to_base64()
+    }
+}
+
+/// The hub's shared access policies.
+#[derive(Debug)]
+pub struct Policies {
+    list: Vec<Policy>,
+}
+
+/// Names of the built-in policies, in the order IoT Hub lists them.
+pub const POLICY_NAMES: [&str; 4] = [
+    "iothubowner",
+    "service",
+    "registryRead",
+    "registryReadWrite",
+];
+
+impl Policies {
+    /// The four standard policies, all keyed from `hub_key`.
+    pub fn new(hub_key: &SharedAccessKey) -> Self {
+        let secondary_bytes = hub_key.sign(b"iothub-emulator secondary key");
+        let make = |name: &'static str, rights: Rights| -> Policy {
+            Policy {
+                name,
+                rights,
+                primary: hub_key.clone(),
+                secondary: SharedAccessKey::from_bytes(secondary_bytes.to_vec())
+                    .unwrap_or_else(|_| hub_key.clone()),
+            }
+        };
+        Policies {
+            list: vec![
+                make(
+                    "iothubowner",
+                    Rights::REGISTRY_WRITE
+                        .union(Rights::SERVICE_CONNECT)
+                        .union(Rights::DEVICE_CONNECT),
+                ),
+                make("service", Rights::SERVICE_CONNECT),
+                make("registryRead", Rights::REGISTRY_READ),
+                make("registryReadWrite", Rights::REGISTRY_WRITE),
+            ],
+        }
+    }
+
+    /// Looks a policy up by name (case-sensitive, as IoT Hub does).
+    pub fn get(&self, name: &str) -> Option<&Policy> {
+        self.list.iter().find(|p| p.name == name)
+    }
+
+    /// All policies.
+    pub fn iter(&self) -> impl Iterator<Item = &Policy> {
+        self.list.iter()
+    }
+}
+
+/// Facts about the request needed to check its token.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestInfo<'a> {
+    /// `Host` header, if any.
+    pub host_header: Option<&'a str>,
+    /// The port the HTTPS listener is bound to.
+    pub https_port: u16,
+    /// The request path (for path-scoped tokens).
+    pub path: &'a str,
+    /// Current time.
+    pub now: SystemTime,
+}
+
+/// Splits `host[:port]` (with `[v6]` support) into lower-case host and optional port.
+fn split_host_port(authority: &str) -> (String, Option<&str>) {
+    if let Some(rest) = authority.strip_prefix('[')
+        && let Some((host, after)) = rest.split_once(']')
+    {
+        return (host.to_ascii_lowercase(), after.strip_prefix(':'));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if !h.contains(':') => (h.to_ascii_lowercase(), Some(p)),
+        _ => (authority.to_ascii_lowercase(), None),
+    }
+}
+
+/// Checks the `Authorization` header and returns the policy it was signed with.
+pub fn authenticate<'p>(
+    policies: &'p Policies,
+    header: Option<&str>,
+    req: RequestInfo<'_>,
+) -> Result<&'p Policy, ApiError> {
+    let Some(header) = header.map(str::trim).filter(|h| !h.is_empty()) else {
+        return Err(ApiError::unauthorized(
+            "The request has no Authorization header; send a SharedAccessSignature made with a shared access policy key.",
+        ));
+    };
+    if header
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+    {
+        return Err(ApiError::unauthorized(
+            "Azure AD (Bearer) tokens are not supported by the emulator; use a SharedAccessSignature made with a shared access policy key.",
+        ));
+    }
+    let token = ParsedSasToken::parse(header).map_err(|e| {
+        ApiError::unauthorized(format!(
+            "The Authorization header is not a valid SharedAccessSignature: {e}."
+        ))
+    })?;
+    let Some(key_name) = token.key_name.as_deref() else {
+        return Err(ApiError::unauthorized(
+            "Device-scoped tokens (without skn) cannot call the service API; use a shared access policy.",
+        ));
+    };
+    let Some(policy) = policies.get(key_name) else {
+        return Err(ApiError::unauthorized(format!(
+            "The shared access policy '{}' does not exist on this hub.",
+            key_name.escape_default()
+        )));
+    };
+    if !(token.verify(&policy.primary) || token.verify(&policy.secondary)) {
+        return Err(ApiError::unauthorized(format!(
+            "The signature of the SharedAccessSignature does not match policy '{}'.",
+            policy.name
+        )));
+    }
+    if token.is_expired(req.now) {
+        return Err(ApiError::unauthorized(
+            "The SharedAccessSignature has expired.",
+        ));
+    }
+    check_resource(&token.resource_uri, req)?;
+    Ok(policy)
+}
+
+fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiError> {
+    let lower = resource_uri.trim().to_ascii_lowercase();
+    let without_scheme = ["https://", "http://", "amqps://"]
+        .iter()
+        .find_map(|s| lower.strip_prefix(s))
+        .unwrap_or(&lower);
+    let (authority, scope) = match without_scheme.find('/') {
+        Some(i) => (&without_scheme[..i], &without_scheme[i..]),
+        None => (without_scheme, ""),
+    };
+    let (host, port) = split_host_port(authority);
+    let (header_host, header_port) = match req.host_header {
+        Some(h) => {
+            let (host, port) = split_host_port(h.trim());
+            (Some(host), port.map(str::to_owned))
+        }
+        None => (None, None),
+    };
+    let host_ok = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1")
+        || header_host.as_deref() == Some(host.as_str());
+    let port_ok = match port {
+        None => true,
+        Some(p) => {
+            p.parse::<u16>().ok() == Some(req.https_port) || header_port.as_deref() == Some(p)
+        }
+    };
+    if !(host_ok && port_ok) {
+        return Err(ApiError::unauthorized(format!(
+            "The SharedAccessSignature is for '{}', not for this hub (use localhost or 127.0.0.1, optionally with port {}).",
+            resource_uri.escape_default(),
+            req.https_port
+        )));
+    }
+    let scope = scope.trim_end_matches('/');
+    if !scope.is_empty() {
+        let path = req.path.to_ascii_lowercase();
+        let within = path == scope
+            || path
+                .strip_prefix(scope)
+                .is_some_and(|rest| rest.starts_with('/'));
+        if !within {
+            return Err(ApiError::unauthorized(format!(
+                "The SharedAccessSignature is scoped to '{scope}', which does not cover this request."
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Decodes and checks a hub key given on the command line or to the builder.
+pub fn parse_hub_key(text: &str) -> Result<SharedAccessKey, String> {
+    let bytes = B64
+        .decode(text.trim())
+        .map_err(|_| "the key is not valid base64".to_owned())?;
+    if !(16..=64).contains(&bytes.len()) {
+        return Err(format!(
+            "the key decodes to {} bytes; use 16 to 64 bytes (IoT Hub keys are 32)",
+            bytes.len()
+        ));
+    }
+    SharedAccessKey::from_bytes(bytes).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use iothub_auth::sas::generate_sas_token;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn policies() -> Policies {
+        Policies::new(&parse_hub_key(WELL_KNOWN_KEY).unwrap_or_else(|_| panic!("well-known key")))
+    }
+
+    fn info(now: u64) -> RequestInfo<'static> {
+        RequestInfo {
+            host_header: Some("localhost:8443"),
+            https_port: 8443,
+            path: "/devices/d1",
+            now: UNIX_EPOCH + Duration::from_secs(now),
+        }
+    }
+
+    fn token(p: &Policies, name: &str, sr: &str, expiry: u64) -> String {
+        let policy = p.get(name).unwrap_or_else(|| panic!("policy"));
+        generate_sas_token(sr, &policy.primary, Some(name), expiry)
+            .expose()
+            .to_owned()
+    }
+
+    #[test]
+    fn rights() {
+        let owner = Rights::REGISTRY_WRITE.union(Rights::SERVICE_CONNECT);
+        assert!(owner.contains(Rights::REGISTRY_READ));
+        assert!(!Rights::REGISTRY_READ.contains(Rights::REGISTRY_WRITE));
+        assert!(
+            Rights::REGISTRY_WRITE.intersects(Rights::REGISTRY_READ.union(Rights::SERVICE_CONNECT))
+        );
+        assert!(!Rights::SERVICE_CONNECT.intersects(Rights::REGISTRY_READ));
+    }
+
+    #[test]
+    fn accepts_valid_tokens() {
+        let p = policies();
+        for sr in [
+            "localhost:8443",
+            "localhost",
+            "LOCALHOST",
+            "127.0.0.1:8443",
+            "localhost/devices",
+        ] {
+            let t = token(&p, "iothubowner", sr, 2000);
+            assert!(authenticate(&p, Some(&t), info(1000)).is_ok(), "{sr}");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_tokens() {
+        let p = policies();
+        let expired = token(&p, "iothubowner", "localhost", 999);
+        assert!(authenticate(&p, Some(&expired), info(1000)).is_err());
+        let other_host = token(&p, "iothubowner", "myhub.azure-devices.net", 2000);
+        assert!(authenticate(&p, Some(&other_host), info(1000)).is_err());
+        let other_port = token(&p, "iothubowner", "localhost:9999", 2000);
+        assert!(authenticate(&p, Some(&other_port), info(1000)).is_err());
+        let scoped_elsewhere = token(&p, "iothubowner", "localhost/twins", 2000);
+        assert!(authenticate(&p, Some(&scoped_elsewhere), info(1000)).is_err());
+        let good = token(&p, "iothubowner", "localhost", 2000);
+        let other_key = parse_hub_key("MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=")
+            .unwrap_or_else(|_| panic!("key"));
+        let forged = generate_sas_token("localhost", &other_key, Some("iothubowner"), 2000);
+        assert!(authenticate(&p, Some(forged.expose()), info(1000)).is_err());
+        let tampered = good.replace("se=2000", "se=3000");
+        assert!(authenticate(&p, Some(&tampered), info(1000)).is_err());
+        let unknown = good.replace("skn=iothubowner", "skn=nobody");
+        assert!(authenticate(&p, Some(&unknown), info(1000)).is_err());
+        assert!(authenticate(&p, Some("Bearer abc"), info(1000)).is_err());
+        assert!(authenticate(&p, None, info(1000)).is_err());
+        let key = parse_hub_key(WELL_KNOWN_KEY).unwrap_or_else(|_| panic!("key"));
+        let device = generate_sas_token("localhost/devices/d1", &key, None, 2000);
+        assert!(authenticate(&p, Some(device.expose()), info(1000)).is_err());
+    }
+
+    #[test]
+    fn default_secondary_key_is_the_documented_one() {
+        let p = policies();
+        let secondary = p.get("iothubowner").map(|p| p.secondary_key());
+        assert_eq!(
+            secondary.as_deref(),
+            Some("0lXhxQl7gVSqArm8/NJfl3OTtl00NWol+D3Md3TsTsw=")
+        );
+    }
+
+    #[test]
+    fn secondary_key_works_and_differs() {
+        let p = policies();
+        let policy = p.get("service").unwrap_or_else(|| panic!("policy"));
+        assert_ne!(policy.primary_key(), policy.secondary_key());
+        let t = generate_sas_token("localhost", &policy.secondary, Some("service"), 2000);
+        assert!(authenticate(&p, Some(t.expose()), info(1000)).is_ok());
+    }
+}

@@ -1,0 +1,166 @@
+//! Command-line arguments of the `iothub-emulator` binary.
+
+use std::net::IpAddr;
+use std::path::PathBuf;
+
+use clap::Parser;
+
+use crate::emulator::{
+    DEFAULT_AMQPS_PORT, DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT, EmulatorBuilder,
+};
+use crate::throttle::{ThrottleConfig, ThrottleProfile};
+
+/// Data directory used when `--data-dir` is not given (relative to the working directory).
+pub const DEFAULT_DATA_DIR: &str = "iothub-emulator-data";
+
+/// A local Azure IoT Hub emulator (service-side HTTPS registry API).
+///
+/// When the listeners are ready it prints one line,
+/// `IOTHUB_CONNECTION_STRING=HostName=localhost:PORT;SharedAccessKeyName=iothubowner;SharedAccessKey=…`,
+/// on stdout, then logs requests on stderr (filter with RUST_LOG).
+#[derive(Debug, Clone, Parser)]
+#[command(name = "iothub-emulator", version)]
+pub struct Cli {
+    /// Directory for the database and TLS certificates, created if missing
+    /// [default: iothub-emulator-data, unless --in-memory].
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    /// HTTPS port for the service REST API (0 picks a free port).
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_HTTPS_PORT)]
+    pub https_port: u16,
+
+    /// AMQPS port. Validated only: AMQP is not served yet.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_AMQPS_PORT)]
+    pub amqps_port: u16,
+
+    /// MQTT-over-TLS port. Validated only: MQTT is not served yet.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MQTTS_PORT)]
+    pub mqtts_port: u16,
+
+    /// Logical hub name used in error messages.
+    #[arg(long, value_name = "NAME", default_value = DEFAULT_HUB_NAME)]
+    pub hub_name: String,
+
+    /// Keep devices in memory and certificates in a temporary directory; ca.pem is still
+    /// written to --data-dir when given.
+    #[arg(long)]
+    pub in_memory: bool,
+
+    /// Address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub bind: IpAddr,
+
+    /// Append one JSON line per request to FILE (Authorization and keys are never written).
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+
+    /// Apply IoT Hub's per-operation quotas: off, s1 (also free, s2) or s3.
+    #[arg(long, value_name = "PROFILE", default_value = "off")]
+    pub throttle: ThrottleProfile,
+
+    /// Answer this fraction (0.0–1.0) of requests with 429 at random.
+    #[arg(long, value_name = "FRACTION", value_parser = parse_rate)]
+    pub throttle_rate: Option<f64>,
+
+    /// Primary key of every shared access policy (base64, 16–64 bytes). Defaults to the
+    /// well-known development key.
+    #[arg(
+        long,
+        value_name = "BASE64",
+        env = "IOTHUB_EMULATOR_KEY",
+        hide_env_values = true
+    )]
+    pub key: Option<String>,
+}
+
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
+        _ => Err(format!("'{text}' is not a fraction between 0.0 and 1.0")),
+    }
+}
+
+impl Cli {
+    /// The builder these arguments describe.
+    pub fn builder(&self) -> EmulatorBuilder {
+        let mut throttle = ThrottleConfig::profile(self.throttle);
+        if let Some(rate) = self.throttle_rate {
+            throttle = throttle.with_failure_rate(rate);
+        }
+        let mut builder = crate::Emulator::builder()
+            .in_memory(self.in_memory)
+            .bind(self.bind)
+            .https_port(self.https_port)
+            .amqps_port(self.amqps_port)
+            .mqtts_port(self.mqtts_port)
+            .hub_name(self.hub_name.clone())
+            .throttle(throttle);
+        match (&self.data_dir, self.in_memory) {
+            (Some(dir), _) => builder = builder.data_dir(dir.clone()),
+            (None, false) => builder = builder.data_dir(DEFAULT_DATA_DIR),
+            (None, true) => {}
+        }
+        if let Some(key) = &self.key {
+            builder = builder.key(key.clone());
+        }
+        if let Some(journal) = &self.journal {
+            builder = builder.journal(journal.clone());
+        }
+        builder
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from(["iothub-emulator"])?;
+        assert_eq!(cli.https_port, 443);
+        assert_eq!(cli.amqps_port, 5671);
+        assert_eq!(cli.mqtts_port, 8883);
+        assert_eq!(cli.hub_name, "emulator");
+        assert_eq!(cli.throttle, ThrottleProfile::Off);
+        Ok(())
+    }
+
+    #[test]
+    fn all_flags() -> Result<(), clap::Error> {
+        let cli = Cli::try_parse_from([
+            "iothub-emulator",
+            "--data-dir",
+            "d",
+            "--https-port",
+            "0",
+            "--amqps-port",
+            "1",
+            "--mqtts-port",
+            "2",
+            "--hub-name",
+            "myhub",
+            "--in-memory",
+            "--bind",
+            "0.0.0.0",
+            "--journal",
+            "j.jsonl",
+            "--throttle",
+            "s1",
+            "--throttle-rate",
+            "0.3",
+        ])?;
+        assert!(cli.in_memory);
+        assert_eq!(cli.throttle, ThrottleProfile::S1);
+        assert_eq!(cli.throttle_rate, Some(0.3));
+        let _ = cli.builder();
+        Ok(())
+    }
+
+    #[test]
+    fn rejects_bad_values() {
+        assert!(Cli::try_parse_from(["iothub-emulator", "--https-port", "70000"]).is_err());
+        assert!(Cli::try_parse_from(["iothub-emulator", "--throttle", "s9"]).is_err());
+        assert!(Cli::try_parse_from(["iothub-emulator", "--throttle-rate", "2"]).is_err());
+    }
+}

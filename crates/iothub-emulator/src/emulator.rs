@@ -1,0 +1,465 @@
+//! Starting and stopping an emulator: [`Emulator`] and [`EmulatorBuilder`].
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
+use crate::journal::Journal;
+use crate::routes::{AppState, Shared, router};
+use crate::store::{Store, StoreError};
+use crate::throttle::{Throttle, ThrottleConfig};
+use crate::tls::{self, TlsError};
+
+/// IoT Hub's HTTPS port, the default for `--https-port`.
+pub const DEFAULT_HTTPS_PORT: u16 = 443;
+/// IoT Hub's AMQPS port, the default for `--amqps-port` (not served yet).
+pub const DEFAULT_AMQPS_PORT: u16 = 5671;
+/// IoT Hub's MQTT-over-TLS port, the default for `--mqtts-port` (not served yet).
+pub const DEFAULT_MQTTS_PORT: u16 = 8883;
+/// Default logical hub name.
+pub const DEFAULT_HUB_NAME: &str = "emulator";
+/// File name of the SQLite database inside the data directory.
+pub const DATABASE_FILE: &str = "iothub.db";
+
+/// Why the emulator could not start or stop.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The configuration is invalid (the message says what to change).
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    /// A listener could not be bound.
+    #[error("cannot listen for {protocol} on {addr}; choose another port with {flag}")]
+    Bind {
+        /// Protocol of the listener (`HTTPS`).
+        protocol: &'static str,
+        /// The address tried.
+        addr: SocketAddr,
+        /// The command-line flag that sets the port.
+        flag: &'static str,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory could not be created or used.
+    #[error("cannot use the data directory {path}")]
+    DataDir {
+        /// The directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The TLS certificates could not be created or loaded.
+    #[error("cannot prepare TLS certificates")]
+    Tls(#[from] TlsError),
+    /// The store could not be opened.
+    #[error("cannot open the device store")]
+    Store(#[from] StoreError),
+    /// The journal file could not be opened.
+    #[error("cannot open the journal file {path}")]
+    Journal {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The server task panicked.
+    #[error("the server task failed")]
+    Server(#[source] tokio::task::JoinError),
+}
+
+/// Configures and starts an [`Emulator`]. Create one with [`Emulator::builder`].
+#[derive(Clone)]
+#[must_use]
+pub struct EmulatorBuilder {
+    data_dir: Option<PathBuf>,
+    in_memory: bool,
+    bind: IpAddr,
+    https_port: u16,
+    amqps_port: u16,
+    mqtts_port: u16,
+    hub_name: String,
+    key: Option<String>,
+    journal: Option<PathBuf>,
+    throttle: ThrottleConfig,
+}
+
+impl fmt::Debug for EmulatorBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EmulatorBuilder")
+            .field("data_dir", &self.data_dir)
+            .field("in_memory", &self.in_memory)
+            .field("bind", &self.bind)
+            .field("https_port", &self.https_port)
+            .field("amqps_port", &self.amqps_port)
+            .field("mqtts_port", &self.mqtts_port)
+            .field("hub_name", &self.hub_name)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .field("journal", &self.journal)
+            .field("throttle", &self.throttle)
+            .finish()
+    }
+}
+
+impl Default for EmulatorBuilder {
+    fn default() -> Self {
+        EmulatorBuilder {
+            data_dir: None,
+            in_memory: false,
+            bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            https_port: DEFAULT_HTTPS_PORT,
+            amqps_port: DEFAULT_AMQPS_PORT,
+            mqtts_port: DEFAULT_MQTTS_PORT,
+            hub_name: DEFAULT_HUB_NAME.to_owned(),
+            key: None,
+            journal: None,
+            throttle: ThrottleConfig::off(),
+        }
+    }
+}
+
+impl EmulatorBuilder {
+    /// Directory for the database and the certificates (created if missing). Required unless
+    /// [`in_memory`](Self::in_memory) is set; with `in_memory` only `ca.pem` is written there.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.data_dir = Some(dir.into());
+        self
+    }
+
+    /// Keep devices in memory and certificates in a temporary directory (default `false`).
+    pub fn in_memory(mut self, yes: bool) -> Self {
+        self.in_memory = yes;
+        self
+    }
+
+    /// Address to listen on (default `127.0.0.1`).
+    pub fn bind(mut self, addr: IpAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// HTTPS port (default 443); `0` picks a free port, see [`Emulator::https_port`].
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = port;
+        self
+    }
+
+    /// AMQPS port (default 5671). Validated and recorded only: AMQP is not served yet.
+    pub fn amqps_port(mut self, port: u16) -> Self {
+        self.amqps_port = port;
+        self
+    }
+
+    /// MQTT-over-TLS port (default 8883). Validated and recorded only: MQTT is not served yet.
+    pub fn mqtts_port(mut self, port: u16) -> Self {
+        self.mqtts_port = port;
+        self
+    }
+
+    /// Logical hub name used in error messages (default `emulator`; 3–50 letters, digits or `-`).
+    pub fn hub_name(mut self, name: impl Into<String>) -> Self {
+        self.hub_name = name.into();
+        self
+    }
+
+    /// Base64 key used as the primary key of every shared access policy (default
+    /// [`WELL_KNOWN_KEY`]); must decode to 16–64 bytes.
+    pub fn key(mut self, key: impl Into<String>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// Append one JSON line per request to this file (see the crate docs for the format).
+    pub fn journal(mut self, path: impl Into<PathBuf>) -> Self {
+        self.journal = Some(path.into());
+        self
+    }
+
+    /// Throttling (default off).
+    pub fn throttle(mut self, config: ThrottleConfig) -> Self {
+        self.throttle = config;
+        self
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        let name = &self.hub_name;
+        let name_ok = (3..=50).contains(&name.len())
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+        if !name_ok {
+            return Err(Error::Config(format!(
+                "hub name '{}' must be 3 to 50 ASCII letters, digits or '-' (--hub-name)",
+                name.escape_default()
+            )));
+        }
+        let ports = [
+            ("--https-port", self.https_port),
+            ("--amqps-port", self.amqps_port),
+            ("--mqtts-port", self.mqtts_port),
+        ];
+        for (i, (flag_a, a)) in ports.iter().enumerate() {
+            for (flag_b, b) in &ports[i + 1..] {
+                if *a != 0 && a == b {
+                    return Err(Error::Config(format!(
+                        "{flag_a} and {flag_b} are both {a}; give them different ports"
+                    )));
+                }
+            }
+        }
+        if !self.in_memory && self.data_dir.is_none() {
+            return Err(Error::Config("a data directory is required unless the store is in memory (--data-dir or --in-memory)".into()));
+        }
+        Ok(())
+    }
+
+    /// Creates the certificates and store if needed, binds the HTTPS listener and starts
+    /// serving. Returns once the listener is ready.
+    pub async fn start(self) -> Result<Emulator, Error> {
+        self.validate()?;
+        let key_text = self
+            .key
+            .clone()
+            .unwrap_or_else(|| WELL_KNOWN_KEY.to_owned());
+        let hub_key = parse_hub_key(&key_text)
+            .map_err(|e| Error::Config(format!("{e} (--key / IOTHUB_EMULATOR_KEY)")))?;
+
+        let data_dir = match &self.data_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|source| Error::DataDir {
+                    path: dir.clone(),
+                    source,
+                })?;
+                Some(dir.clone())
+            }
+            None => None,
+        };
+        let temp_dir = if self.in_memory {
+            Some(
+                tempfile::Builder::new()
+                    .prefix("iothub-emulator-")
+                    .tempdir()
+                    .map_err(|source| Error::DataDir {
+                        path: std::env::temp_dir(),
+                        source,
+                    })?,
+            )
+        } else {
+            None
+        };
+        let (cert_dir, store) = match (&temp_dir, &data_dir) {
+            (Some(tmp), _) => (tmp.path().to_owned(), Store::open_in_memory()?),
+            (None, Some(dir)) => (dir.clone(), Store::open(&dir.join(DATABASE_FILE))?),
+            (None, None) => return Err(Error::Config("a data directory is required".into())),
+        };
+        let material = tls::load_or_create(&cert_dir)?;
+        let ca_path = match (&temp_dir, &data_dir) {
+            (Some(_), Some(dir)) => {
+                let path = dir.join(tls::CA_FILE);
+                tls::write_file(&path, &material.ca_pem, false)?;
+                path
+            }
+            _ => cert_dir.join(tls::CA_FILE),
+        };
+        let server_config = material.server_config()?;
+        let journal = match &self.journal {
+            Some(path) => Some(Arc::new(Journal::open(path).map_err(|source| {
+                Error::Journal {
+                    path: path.clone(),
+                    source,
+                }
+            })?)),
+            None => None,
+        };
+
+        let requested = SocketAddr::new(self.bind, self.https_port);
+        let listener = tokio::net::TcpListener::bind(requested)
+            .await
+            .map_err(|source| Error::Bind {
+                protocol: "HTTPS",
+                addr: requested,
+                flag: "--https-port",
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            protocol: "HTTPS",
+            addr: requested,
+            flag: "--https-port",
+            source,
+        })?;
+
+        let policies = Policies::new(&hub_key);
+        let policy_keys = policies
+            .iter()
+            .map(|p| (p.name().to_owned(), p.primary_key()))
+            .collect();
+        let state = AppState(Arc::new(Shared {
+            store: Arc::new(store),
+            policies,
+            throttle: Throttle::new(self.throttle.clone()),
+            hub_name: self.hub_name.clone(),
+            https_port: local_addr.port(),
+        }));
+        let app = router(state, journal);
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(crate::server::serve(
+            listener,
+            server_config,
+            app,
+            async move {
+                let _ = shutdown_rx.await;
+            },
+        ));
+        tracing::info!(addr = %local_addr, hub = %self.hub_name, "HTTPS listener ready");
+        Ok(Emulator {
+            local_addr,
+            hub_name: self.hub_name,
+            amqps_port: self.amqps_port,
+            mqtts_port: self.mqtts_port,
+            policy_keys,
+            ca_pem: material.ca_pem,
+            ca_path,
+            data_dir,
+            in_memory: self.in_memory,
+            shutdown: Some(shutdown_tx),
+            task: Some(task),
+            _temp_dir: temp_dir,
+        })
+    }
+}
+
+/// A running emulator. Dropping it stops the listener; [`Emulator::shutdown`] also waits for
+/// in-flight requests.
+pub struct Emulator {
+    local_addr: SocketAddr,
+    hub_name: String,
+    amqps_port: u16,
+    mqtts_port: u16,
+    policy_keys: Vec<(String, String)>,
+    ca_pem: String,
+    ca_path: PathBuf,
+    data_dir: Option<PathBuf>,
+    in_memory: bool,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+    _temp_dir: Option<tempfile::TempDir>,
+}
+
+impl fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Emulator")
+            .field("local_addr", &self.local_addr)
+            .field("hub_name", &self.hub_name)
+            .field("ca_path", &self.ca_path)
+            .field("data_dir", &self.data_dir)
+            .field("in_memory", &self.in_memory)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Emulator {
+    /// A builder with the defaults described on each setter.
+    pub fn builder() -> EmulatorBuilder {
+        EmulatorBuilder::default()
+    }
+
+    /// The HTTPS port actually bound (useful after `https_port(0)`).
+    pub fn https_port(&self) -> u16 {
+        self.local_addr.port()
+    }
+
+    /// The socket address the HTTPS listener is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The AMQPS port that was configured (not served yet).
+    pub fn amqps_port(&self) -> u16 {
+        self.amqps_port
+    }
+
+    /// The MQTT port that was configured (not served yet).
+    pub fn mqtts_port(&self) -> u16 {
+        self.mqtts_port
+    }
+
+    /// The host name clients use: `localhost:<port>`, or `localhost` when the port is 443.
+    pub fn host_name(&self) -> String {
+        host_name(self.https_port())
+    }
+
+    /// The logical hub name.
+    pub fn hub_name(&self) -> &str {
+        &self.hub_name
+    }
+
+    /// Connection string of the `iothubowner` policy:
+    /// `HostName=localhost:<port>;SharedAccessKeyName=iothubowner;SharedAccessKey=<key>`.
+    pub fn connection_string(&self) -> String {
+        self.policy_connection_string("iothubowner")
+            .unwrap_or_default()
+    }
+
+    /// Connection string of a shared access policy (`iothubowner`, `service`, `registryRead`,
+    /// `registryReadWrite`), or `None` for an unknown policy.
+    pub fn policy_connection_string(&self, policy: &str) -> Option<String> {
+        self.policy_keys
+            .iter()
+            .find(|(name, _)| name == policy)
+            .map(|(name, key)| {
+                format!(
+                    "HostName={};SharedAccessKeyName={name};SharedAccessKey={key}",
+                    self.host_name()
+                )
+            })
+    }
+
+    /// PEM of the CA that signed the server certificate; trust it in clients.
+    pub fn ca_pem(&self) -> String {
+        self.ca_pem.clone()
+    }
+
+    /// Path of `ca.pem`.
+    pub fn ca_path(&self) -> PathBuf {
+        self.ca_path.clone()
+    }
+
+    /// The data directory, if one was given.
+    pub fn data_dir(&self) -> Option<&Path> {
+        self.data_dir.as_deref()
+    }
+
+    /// Stops accepting connections, waits (up to five seconds) for in-flight requests and
+    /// closes the store.
+    pub async fn shutdown(mut self) -> Result<(), Error> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.map_err(Error::Server)?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// `localhost:<port>`, or `localhost` for 443.
+pub fn host_name(port: u16) -> String {
+    if port == DEFAULT_HTTPS_PORT {
+        "localhost".to_owned()
+    } else {
+        format!("localhost:{port}")
+    }
+}

@@ -1,0 +1,87 @@
+//! The `iothub-emulator` binary: parses flags, starts the emulator, prints the connection
+//! string line and waits for Ctrl-C or SIGTERM.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use iothub_emulator::cli::Cli;
+use tracing_subscriber::EnvFilter;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .init();
+
+    let emulator = match cli.builder().start().await {
+        Ok(e) => e,
+        Err(e) => {
+            let mut message = format!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("CA certificate: {}", emulator.ca_path().display());
+    tracing::info!(
+        amqps_port = emulator.amqps_port(),
+        mqtts_port = emulator.mqtts_port(),
+        "AMQPS and MQTT listeners are not served yet"
+    );
+    {
+        let mut stdout = std::io::stdout().lock();
+        let printed = writeln!(
+            stdout,
+            "IOTHUB_CONNECTION_STRING={}",
+            emulator.connection_string()
+        )
+        .and_then(|()| stdout.flush());
+        if let Err(e) = printed {
+            eprintln!("error: cannot write the connection string to stdout: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    match emulator.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,742 @@
+//! Device and module identities: validation, stored records and their wire JSON.
+//!
+//! Wire names follow the IoT Hub REST API (api-version 2021-04-12), as the official SDK models
+//! spell them (`deviceId`, `generationId`, `etag`, `connectionState`, ...).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::error::ApiError;
+
+/// What IoT Hub shows for a time that was never set.
+pub const NEVER: &str = "0001-01-01T00:00:00Z";
+
+/// Longest device, module or configuration id.
+pub const MAX_ID_LEN: usize = 128;
+
+/// Longest `statusReason`.
+pub const MAX_STATUS_REASON_LEN: usize = 128;
+
+/// Formats a time as IoT Hub does: `2024-01-02T03:04:05.6789012Z` (seven fractional digits).
+pub fn format_time(t: DateTime<Utc>) -> String {
+    format!(
+        "{}.{:07}Z",
+        t.format("%Y-%m-%dT%H:%M:%S"),
+        t.timestamp_subsec_nanos() / 100
+    )
+}
+
+/// The current time formatted with [`format_time`].
+pub fn now_string() -> String {
+    format_time(Utc::now())
+}
+
+/// Characters allowed in ids besides ASCII letters and digits.
+const ID_SPECIALS: &str = "-:.+%_#*?!(),=@;$'";
+
+/// Checks a device or module id: 1–128 chars, ASCII alphanumeric plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
+pub fn validate_id(kind: &str, id: &str) -> Result<(), ApiError> {
+    if id.is_empty() {
+        return Err(ApiError::invalid(format!(
+            "The {kind} id must not be empty."
+        )));
+    }
+    if id.len() > MAX_ID_LEN {
+        return Err(ApiError::invalid(format!(
+            "The {kind} id is {} characters long; the maximum is {MAX_ID_LEN}.",
+            id.chars().count()
+        )));
+    }
+    if let Some(bad) = id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || ID_SPECIALS.contains(*c)))
+    {
+        return Err(ApiError::invalid(format!(
+            "The {kind} id '{}' contains the character {bad:?}, which is not allowed. Ids may contain ASCII letters, digits and {ID_SPECIALS}",
+            id.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Generates a random 32-byte key, base64-encoded, as IoT Hub does for SAS identities.
+pub fn generate_key() -> String {
+    let bytes: [u8; 32] = rand::random();
+    B64.encode(bytes)
+}
+
+/// Checks a symmetric key: valid base64 decoding to 16–64 bytes.
+pub fn validate_key(which: &str, key: &str) -> Result<(), ApiError> {
+    let bytes = B64
+        .decode(key.trim())
+        .map_err(|_| ApiError::invalid(format!("The {which} is not valid base64.")))?;
+    if !(16..=64).contains(&bytes.len()) {
+        return Err(ApiError::invalid(format!(
+            "The {which} decodes to {} bytes; symmetric keys must be between 16 and 64 bytes.",
+            bytes.len()
+        )));
+    }
+    Ok(())
+}
+
+/// Checks an X.509 thumbprint: 40 (SHA-1) or 64 (SHA-256) hexadecimal characters.
+pub fn validate_thumbprint(which: &str, thumbprint: &str) -> Result<(), ApiError> {
+    let ok = (thumbprint.len() == 40 || thumbprint.len() == 64)
+        && thumbprint.chars().all(|c| c.is_ascii_hexdigit());
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(format!(
+            "The {which} must be 40 (SHA-1) or 64 (SHA-256) hexadecimal characters."
+        )))
+    }
+}
+
+/// A new `generationId`: an 18-digit number, unique within this process, like IoT Hub's.
+pub fn new_generation_id() -> String {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    // .NET ticks (100 ns since 0001-01-01) keep the 18-digit look of IoT Hub's ids.
+    let now = Utc::now();
+    let ticks = (now.timestamp() as u64)
+        .saturating_add(62_135_596_800)
+        .saturating_mul(10_000_000)
+        .saturating_add(u64::from(now.timestamp_subsec_nanos() / 100));
+    let mut previous = LAST.load(Ordering::Relaxed);
+    loop {
+        let next = ticks.max(previous + 1);
+        match LAST.compare_exchange(previous, next, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return next.to_string(),
+            Err(actual) => previous = actual,
+        }
+    }
+}
+
+/// A device or module ETag: base64 of the decimal change counter (`1` → `MQ==`).
+pub fn identity_etag(counter: u64) -> String {
+    B64.encode(counter.to_string())
+}
+
+/// Strips quotes and a weak prefix from an `If-Match` / `eTag` value.
+pub fn normalize_etag(raw: &str) -> &str {
+    let t = raw.trim();
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    t.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(t)
+}
+
+/// Whether an `If-Match` value (already normalised) matches `current`.
+pub fn etag_matches(if_match: &str, current: &str) -> bool {
+    if_match == "*" || if_match == current
+}
+
+/// Device status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The device can connect.
+    Enabled,
+    /// The device cannot connect.
+    Disabled,
+}
+
+impl Status {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Enabled => "enabled",
+            Status::Disabled => "disabled",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        if text.eq_ignore_ascii_case("enabled") {
+            Ok(Status::Enabled)
+        } else if text.eq_ignore_ascii_case("disabled") {
+            Ok(Status::Disabled)
+        } else {
+            Err(ApiError::invalid(format!(
+                "The status '{}' is not valid; use 'enabled' or 'disabled'.",
+                text.escape_default()
+            )))
+        }
+    }
+}
+
+/// How an identity authenticates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AuthType {
+    /// Symmetric keys.
+    #[serde(rename = "sas")]
+    Sas,
+    /// Self-signed X.509 certificate identified by thumbprint.
+    #[serde(rename = "selfSigned")]
+    SelfSigned,
+    /// X.509 certificate signed by a registered CA.
+    #[serde(rename = "certificateAuthority")]
+    CertificateAuthority,
+    /// No authentication (modules managed by a parent, for instance).
+    #[serde(rename = "none")]
+    None,
+}
+
+impl AuthType {
+    /// Wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuthType::Sas => "sas",
+            AuthType::SelfSigned => "selfSigned",
+            AuthType::CertificateAuthority => "certificateAuthority",
+            AuthType::None => "none",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, ApiError> {
+        match text.to_ascii_lowercase().as_str() {
+            "sas" => Ok(AuthType::Sas),
+            "selfsigned" => Ok(AuthType::SelfSigned),
+            "certificateauthority" => Ok(AuthType::CertificateAuthority),
+            "none" => Ok(AuthType::None),
+            _ => Err(ApiError::invalid(format!(
+                "The authentication type '{}' is not valid; use sas, selfSigned, certificateAuthority or none.",
+                text.escape_default()
+            ))),
+        }
+    }
+}
+
+/// Stored authentication of a device or module.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Auth {
+    /// Authentication type.
+    pub kind: AuthType,
+    /// Primary symmetric key (SAS only).
+    pub primary_key: Option<String>,
+    /// Secondary symmetric key (SAS only).
+    pub secondary_key: Option<String>,
+    /// Primary X.509 thumbprint (selfSigned only).
+    pub primary_thumbprint: Option<String>,
+    /// Secondary X.509 thumbprint (selfSigned only).
+    pub secondary_thumbprint: Option<String>,
+}
+
+impl Auth {
+    /// SAS authentication with two fresh keys.
+    pub fn generated_sas() -> Self {
+        Auth {
+            kind: AuthType::Sas,
+            primary_key: Some(generate_key()),
+            secondary_key: Some(generate_key()),
+            primary_thumbprint: None,
+            secondary_thumbprint: None,
+        }
+    }
+
+    /// Builds the stored form from the request, generating missing SAS keys. When `previous`
+    /// is given (an update) and a SAS key is left empty, the previous key is kept.
+    pub fn from_input(
+        input: Option<&AuthInput>,
+        previous: Option<&Auth>,
+    ) -> Result<Self, ApiError> {
+        let Some(input) = input else {
+            return Ok(match previous {
+                Some(p) => p.clone(),
+                None => Auth::generated_sas(),
+            });
+        };
+        let kind = match input.kind.as_deref() {
+            Some(t) => AuthType::parse(t)?,
+            None => AuthType::Sas,
+        };
+        let nonempty = |v: &Option<String>| {
+            v.as_deref()
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+        };
+        let keys = input.symmetric_key.as_ref();
+        let primary_key = keys.and_then(|k| nonempty(&k.primary_key));
+        let secondary_key = keys.and_then(|k| nonempty(&k.secondary_key));
+        let thumbs = input.x509_thumbprint.as_ref();
+        let primary_thumbprint = thumbs.and_then(|t| nonempty(&t.primary_thumbprint));
+        let secondary_thumbprint = thumbs.and_then(|t| nonempty(&t.secondary_thumbprint));
+        match kind {
+            AuthType::Sas => {
+                if primary_thumbprint.is_some() || secondary_thumbprint.is_some() {
+                    return Err(ApiError::invalid(
+                        "X.509 thumbprints cannot be set when the authentication type is 'sas'.",
+                    ));
+                }
+                let keep = |which: fn(&Auth) -> &Option<String>| {
+                    previous
+                        .filter(|p| p.kind == AuthType::Sas)
+                        .and_then(|p| which(p).clone())
+                };
+                let primary = match primary_key {
+                    Some(k) => {
+                        validate_key("primary key", &k)?;
+                        k
+                    }
+                    None => keep(|a| &a.primary_key).unwrap_or_else(generate_key),
+                };
+                let secondary = match secondary_key {
+                    Some(k) => {
+                        validate_key("secondary key", &k)?;
+                        k
+                    }
+                    None => keep(|a| &a.secondary_key).unwrap_or_else(generate_key),
+                };
+                Ok(Auth {
+                    kind,
+                    primary_key: Some(primary),
+                    secondary_key: Some(secondary),
+                    primary_thumbprint: None,
+                    secondary_thumbprint: None,
+                })
+            }
+            AuthType::SelfSigned => {
+                if primary_key.is_some() || secondary_key.is_some() {
+                    return Err(ApiError::invalid(
+                        "Symmetric keys cannot be set when the authentication type is 'selfSigned'.",
+                    ));
+                }
+                let Some(primary) = primary_thumbprint else {
+                    return Err(ApiError::invalid(
+                        "A primary thumbprint is required when the authentication type is 'selfSigned'.",
+                    ));
+                };
+                validate_thumbprint("primary thumbprint", &primary)?;
+                if let Some(s) = &secondary_thumbprint {
+                    validate_thumbprint("secondary thumbprint", s)?;
+                }
+                Ok(Auth {
+                    kind,
+                    primary_key: None,
+                    secondary_key: None,
+                    primary_thumbprint: Some(primary),
+                    secondary_thumbprint,
+                })
+            }
+            AuthType::CertificateAuthority | AuthType::None => {
+                if primary_key.is_some()
+                    || secondary_key.is_some()
+                    || primary_thumbprint.is_some()
+                    || secondary_thumbprint.is_some()
+                {
+                    return Err(ApiError::invalid(format!(
+                        "Keys and thumbprints cannot be set when the authentication type is '{}'.",
+                        kind.as_str()
+                    )));
+                }
+                Ok(Auth {
+                    kind,
+                    primary_key: None,
+                    secondary_key: None,
+                    primary_thumbprint: None,
+                    secondary_thumbprint: None,
+                })
+            }
+        }
+    }
+
+    /// The `authentication` object of a device or module.
+    pub fn to_wire(&self) -> Value {
+        json!({
+            "symmetricKey": { "primaryKey": self.primary_key, "secondaryKey": self.secondary_key },
+            "x509Thumbprint": {
+                "primaryThumbprint": self.primary_thumbprint,
+                "secondaryThumbprint": self.secondary_thumbprint,
+            },
+            "type": self.kind.as_str(),
+        })
+    }
+
+    /// The `x509Thumbprint` object of a twin.
+    pub fn thumbprints_wire(&self) -> Value {
+        json!({
+            "primaryThumbprint": self.primary_thumbprint,
+            "secondaryThumbprint": self.secondary_thumbprint,
+        })
+    }
+}
+
+/// `authentication` as sent by clients.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AuthInput {
+    /// `symmetricKey`.
+    pub symmetric_key: Option<SymmetricKeyInput>,
+    /// `x509Thumbprint`.
+    pub x509_thumbprint: Option<ThumbprintInput>,
+    /// `type`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+}
+
+/// `symmetricKey` as sent by clients.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SymmetricKeyInput {
+    /// `primaryKey`.
+    pub primary_key: Option<String>,
+    /// `secondaryKey`.
+    pub secondary_key: Option<String>,
+}
+
+/// `x509Thumbprint` as sent by clients.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ThumbprintInput {
+    /// `primaryThumbprint`.
+    pub primary_thumbprint: Option<String>,
+    /// `secondaryThumbprint`.
+    pub secondary_thumbprint: Option<String>,
+}
+
+/// `capabilities` as sent by clients.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CapabilitiesInput {
+    /// `iotEdge`.
+    pub iot_edge: Option<bool>,
+}
+
+/// A device as sent in `PUT /devices/{id}`. Read-only fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceInput {
+    /// `deviceId`; must equal the id in the URL when present.
+    pub device_id: Option<String>,
+    /// `status`.
+    pub status: Option<String>,
+    /// `statusReason`.
+    pub status_reason: Option<String>,
+    /// `authentication`.
+    pub authentication: Option<AuthInput>,
+    /// `capabilities`.
+    pub capabilities: Option<CapabilitiesInput>,
+    /// `deviceScope`.
+    pub device_scope: Option<String>,
+    /// `parentScopes`.
+    pub parent_scopes: Option<Vec<String>>,
+}
+
+/// A module as sent in `PUT /devices/{id}/modules/{mid}`. Read-only fields are ignored.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleInput {
+    /// `moduleId`; must equal the id in the URL when present.
+    pub module_id: Option<String>,
+    /// `deviceId`; must equal the id in the URL when present.
+    pub device_id: Option<String>,
+    /// `managedBy`.
+    pub managed_by: Option<String>,
+    /// `authentication`.
+    pub authentication: Option<AuthInput>,
+}
+
+/// A stored device identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceRecord {
+    /// Device id.
+    pub device_id: String,
+    /// Generation id, new for every re-creation.
+    pub generation_id: String,
+    /// Change counter; the ETag is derived from it.
+    pub etag_counter: u64,
+    /// Enabled or disabled.
+    pub status: Status,
+    /// Why the status was set.
+    pub status_reason: Option<String>,
+    /// When the status last changed (`None`: never).
+    pub status_updated_time: Option<String>,
+    /// When the connection state last changed (`None`: never).
+    pub connection_state_updated_time: Option<String>,
+    /// Last activity (`None`: never).
+    pub last_activity_time: Option<String>,
+    /// Cloud-to-device messages waiting.
+    pub cloud_to_device_message_count: u64,
+    /// Authentication.
+    pub auth: Auth,
+    /// IoT Edge capability.
+    pub iot_edge: bool,
+    /// Device scope (edge devices and their children).
+    pub device_scope: Option<String>,
+    /// Parent scopes.
+    pub parent_scopes: Vec<String>,
+    /// Plug and Play model id.
+    #[serde(default)]
+    pub model_id: String,
+}
+
+impl DeviceRecord {
+    /// The device ETag.
+    pub fn etag(&self) -> String {
+        identity_etag(self.etag_counter)
+    }
+
+    /// A new device from a validated request.
+    pub fn create(device_id: &str, input: &DeviceInput) -> Result<Self, ApiError> {
+        let generation_id = new_generation_id();
+        let mut record = DeviceRecord {
+            device_id: device_id.to_owned(),
+            generation_id,
+            etag_counter: 1,
+            status: Status::Enabled,
+            status_reason: None,
+            status_updated_time: None,
+            connection_state_updated_time: None,
+            last_activity_time: None,
+            cloud_to_device_message_count: 0,
+            auth: Auth::from_input(input.authentication.as_ref(), None)?,
+            iot_edge: false,
+            device_scope: None,
+            parent_scopes: Vec::new(),
+            model_id: String::new(),
+        };
+        record.apply_mutable(input)?;
+        if record.iot_edge && record.device_scope.is_none() {
+            record.device_scope = Some(format!(
+                "ms-azure-iot-edge://{}-{}",
+                record.device_id, record.generation_id
+            ));
+        }
+        Ok(record)
+    }
+
+    /// Applies an update request to an existing device and bumps its ETag.
+    pub fn update(&mut self, input: &DeviceInput) -> Result<(), ApiError> {
+        self.auth = Auth::from_input(input.authentication.as_ref(), Some(&self.auth))?;
+        let old_status = self.status;
+        self.apply_mutable(input)?;
+        if self.status != old_status {
+            self.status_updated_time = Some(now_string());
+        }
+        if self.iot_edge && self.device_scope.is_none() {
+            self.device_scope = Some(format!(
+                "ms-azure-iot-edge://{}-{}",
+                self.device_id, self.generation_id
+            ));
+        }
+        self.etag_counter += 1;
+        Ok(())
+    }
+
+    fn apply_mutable(&mut self, input: &DeviceInput) -> Result<(), ApiError> {
+        if let Some(s) = &input.status {
+            self.status = Status::parse(s)?;
+        }
+        if let Some(reason) = &input.status_reason
+            && reason.chars().count() > MAX_STATUS_REASON_LEN
+        {
+            return Err(ApiError::invalid(format!(
+                "The statusReason is longer than {MAX_STATUS_REASON_LEN} characters."
+            )));
+        }
+        self.status_reason = input.status_reason.clone().filter(|r| !r.is_empty());
+        self.iot_edge = input
+            .capabilities
+            .as_ref()
+            .and_then(|c| c.iot_edge)
+            .unwrap_or(false);
+        if let Some(scope) = &input.device_scope {
+            self.device_scope = Some(scope.clone()).filter(|s| !s.is_empty());
+        }
+        if let Some(scopes) = &input.parent_scopes {
+            self.parent_scopes = scopes.clone();
+        }
+        Ok(())
+    }
+
+    /// The device as `GET /devices/{id}` returns it.
+    pub fn to_wire(&self) -> Value {
+        let mut v = json!({
+            "deviceId": self.device_id,
+            "generationId": self.generation_id,
+            "etag": self.etag(),
+            "connectionState": "Disconnected",
+            "status": self.status.as_str(),
+            "statusReason": self.status_reason,
+            "connectionStateUpdatedTime": self.connection_state_updated_time.as_deref().unwrap_or(NEVER),
+            "statusUpdatedTime": self.status_updated_time.as_deref().unwrap_or(NEVER),
+            "lastActivityTime": self.last_activity_time.as_deref().unwrap_or(NEVER),
+            "cloudToDeviceMessageCount": self.cloud_to_device_message_count,
+            "authentication": self.auth.to_wire(),
+            "capabilities": { "iotEdge": self.iot_edge },
+            "parentScopes": self.parent_scopes,
+        });
+        if let (Some(scope), Some(obj)) = (&self.device_scope, v.as_object_mut()) {
+            obj.insert("deviceScope".into(), Value::String(scope.clone()));
+        }
+        v
+    }
+}
+
+/// A stored module identity.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ModuleRecord {
+    /// Owning device.
+    pub device_id: String,
+    /// Module id.
+    pub module_id: String,
+    /// `managedBy`.
+    pub managed_by: Option<String>,
+    /// Generation id.
+    pub generation_id: String,
+    /// Change counter; the ETag is derived from it.
+    pub etag_counter: u64,
+    /// When the connection state last changed.
+    pub connection_state_updated_time: Option<String>,
+    /// Last activity.
+    pub last_activity_time: Option<String>,
+    /// Cloud-to-device messages waiting.
+    pub cloud_to_device_message_count: u64,
+    /// Authentication.
+    pub auth: Auth,
+    /// Plug and Play model id.
+    #[serde(default)]
+    pub model_id: String,
+}
+
+impl ModuleRecord {
+    /// The module ETag.
+    pub fn etag(&self) -> String {
+        identity_etag(self.etag_counter)
+    }
+
+    /// A new module from a validated request.
+    pub fn create(device_id: &str, module_id: &str, input: &ModuleInput) -> Result<Self, ApiError> {
+        Ok(ModuleRecord {
+            device_id: device_id.to_owned(),
+            module_id: module_id.to_owned(),
+            managed_by: input.managed_by.clone(),
+            generation_id: new_generation_id(),
+            etag_counter: 1,
+            connection_state_updated_time: None,
+            last_activity_time: None,
+            cloud_to_device_message_count: 0,
+            auth: Auth::from_input(input.authentication.as_ref(), None)?,
+            model_id: String::new(),
+        })
+    }
+
+    /// A system module (`$edgeAgent`, `$edgeHub`) created with an IoT Edge device.
+    pub fn system(device_id: &str, module_id: &str) -> Self {
+        ModuleRecord {
+            device_id: device_id.to_owned(),
+            module_id: module_id.to_owned(),
+            managed_by: None,
+            generation_id: new_generation_id(),
+            etag_counter: 1,
+            connection_state_updated_time: None,
+            last_activity_time: None,
+            cloud_to_device_message_count: 0,
+            auth: Auth::generated_sas(),
+            model_id: String::new(),
+        }
+    }
+
+    /// Applies an update request and bumps the ETag.
+    pub fn update(&mut self, input: &ModuleInput) -> Result<(), ApiError> {
+        self.auth = Auth::from_input(input.authentication.as_ref(), Some(&self.auth))?;
+        self.managed_by = input.managed_by.clone();
+        self.etag_counter += 1;
+        Ok(())
+    }
+
+    /// The module as `GET /devices/{id}/modules/{mid}` returns it.
+    pub fn to_wire(&self) -> Value {
+        json!({
+            "moduleId": self.module_id,
+            "managedBy": self.managed_by,
+            "deviceId": self.device_id,
+            "generationId": self.generation_id,
+            "etag": self.etag(),
+            "connectionState": "Disconnected",
+            "connectionStateUpdatedTime": self.connection_state_updated_time.as_deref().unwrap_or(NEVER),
+            "lastActivityTime": self.last_activity_time.as_deref().unwrap_or(NEVER),
+            "cloudToDeviceMessageCount": self.cloud_to_device_message_count,
+            "authentication": self.auth.to_wire(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert!(validate_id("device", "a-b:c.d+e%f_g#h*i?j!k(l)m,n=o@p;q$r's").is_ok());
+        assert!(validate_id("device", "").is_err());
+        assert!(validate_id("device", "has space").is_err());
+        assert!(validate_id("device", "slash/").is_err());
+        assert!(validate_id("device", "é").is_err());
+        assert!(validate_id("device", &"a".repeat(128)).is_ok());
+        assert!(validate_id("device", &"a".repeat(129)).is_err());
+    }
+
+    #[test]
+    fn keys_and_thumbprints() {
+        assert!(validate_key("k", &generate_key()).is_ok());
+        assert!(validate_key("k", "AAAA").is_err());
+        assert!(validate_key("k", "not base64!").is_err());
+        assert!(validate_key("k", &B64.encode([0u8; 65])).is_err());
+        assert!(validate_key("k", &B64.encode([0u8; 16])).is_ok());
+        assert!(validate_thumbprint("t", &"A".repeat(40)).is_ok());
+        assert!(validate_thumbprint("t", &"a".repeat(64)).is_ok());
+        assert!(validate_thumbprint("t", &"a".repeat(41)).is_err());
+        assert!(validate_thumbprint("t", &"g".repeat(40)).is_err());
+    }
+
+    #[test]
+    fn etags() {
+        assert_eq!(identity_etag(1), "MQ==");
+        assert_eq!(normalize_etag("\"MQ==\""), "MQ==");
+        assert_eq!(normalize_etag("W/\"MQ==\""), "MQ==");
+        assert_eq!(normalize_etag("*"), "*");
+        assert!(etag_matches("*", "x"));
+    }
+
+    #[test]
+    fn time_format() {
+        let t = DateTime::parse_from_rfc3339("2024-01-02T03:04:05.678901234Z")
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_default();
+        assert_eq!(format_time(t), "2024-01-02T03:04:05.6789012Z");
+    }
+
+    #[test]
+    fn generation_ids_are_unique() {
+        let a = new_generation_id();
+        let b = new_generation_id();
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 18);
+    }
+
+    #[test]
+    fn sas_keys_generated_and_kept() {
+        let auth = Auth::from_input(None, None).unwrap_or_else(|_| Auth::generated_sas());
+        assert_eq!(auth.kind, AuthType::Sas);
+        let empty = AuthInput {
+            kind: Some("sas".into()),
+            symmetric_key: Some(SymmetricKeyInput {
+                primary_key: Some(String::new()),
+                secondary_key: None,
+            }),
+            x509_thumbprint: None,
+        };
+        let kept = Auth::from_input(Some(&empty), Some(&auth)).ok();
+        assert_eq!(
+            kept.as_ref().and_then(|a| a.primary_key.clone()),
+            auth.primary_key
+        );
+    }
+}

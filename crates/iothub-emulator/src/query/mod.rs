@@ -1,0 +1,480 @@
+//! The IoT Hub query language (`POST /devices/query`), executed in SQLite.
+//!
+//! [`execute`] parses a query, translates it into one SQL statement over the
+//! `twin` JSON column of the `devices` or `modules` table (using SQLite's
+//! `json_extract`/`json_type`/`->` functions), and returns one page of
+//! results. Filtering, grouping and aggregation run inside SQLite; Rust only
+//! turns the selected rows into JSON values.
+//!
+//! # Supported language
+//!
+//! ```text
+//! SELECT [TOP n] * | item [AS alias] {, item [AS alias]}
+//! FROM devices | devices.modules
+//! [WHERE condition]
+//! [GROUP BY path {, path}]
+//! ```
+//!
+//! * Keywords, function names and collection names are case-insensitive.
+//! * An item is a property path (`deviceId`, `tags.location.region`,
+//!   `properties.reported.temp`, `tags['a b']`, `configurations.[[name]].status`,
+//!   `tags.list[0]`) or an aggregate: `COUNT()`, `SUM(path)`, `AVG(path)`,
+//!   `MIN(path)`, `MAX(path)`.
+//! * Conditions: `= != <> < <= > >=`, `AND OR NOT`, parentheses,
+//!   `IN [..]`, `NIN [..]` (also `NOT IN`), `+ - * / %`, and the functions
+//!   `IS_DEFINED IS_NULL IS_BOOL IS_NUMBER IS_STRING IS_OBJECT IS_ARRAY
+//!   IS_PRIMITIVE STARTSWITH ENDSWITH CONTAINS` (`STARTS_WITH`/`ENDS_WITH`
+//!   are accepted too).
+//! * Literals: strings in single or double quotes with `\' \" \\ \uXXXX`
+//!   escapes (and `\/ \b \f \n \r \t`), integers, decimals with optional
+//!   exponent, `0x` hexadecimal integers, `true`, `false`, `null`,
+//!   `undefined`, and constant arrays in `IN`/`NIN`.
+//! * Queries are limited to 8192 characters, like IoT Hub's.
+//! * `FROM devices.jobs` is rejected with [`QueryError::Unsupported`].
+//!
+//! # Semantics
+//!
+//! As in IoT Hub (which follows Cosmos DB), an expression may be
+//! *undefined*: a missing property, a comparison between different types,
+//! arithmetic on a non-number, ... `AND`, `OR` and `NOT` use three-valued
+//! logic (`false AND undefined` is false, `true OR undefined` is true,
+//! `NOT undefined` is undefined), and a twin is returned only when the
+//! `WHERE` condition is exactly `true` (a bare `WHERE tags.flag` needs the
+//! boolean `true`).
+//!
+//! * Comparisons are defined between two strings, two numbers, two booleans
+//!   (`false < true`) or two nulls; anything else (different types, objects,
+//!   arrays, missing properties) is undefined, for `!=` too. String
+//!   comparison is ordinal and case-sensitive.
+//! * `x IN [..]` is undefined when `x` is missing or not a primitive;
+//!   otherwise it is true if `x` equals (same type and value) one of the
+//!   constants. `NIN` and `NOT IN` negate it, so they are undefined for a
+//!   missing property as well.
+//! * Arithmetic works on numbers only; `/` is floating-point division, `%`
+//!   the truncated remainder, and division by zero is undefined.
+//! * `STARTSWITH`, `ENDSWITH` and `CONTAINS` take two strings (else
+//!   undefined) and are case-sensitive. The `IS_*` functions are always true
+//!   or false.
+//!
+//! # Property paths
+//!
+//! The `devices.` prefix (in `FROM devices`) and the `devices.modules.`
+//! prefix (in `FROM devices.modules`) are accepted and ignored; other
+//! references to device twins from a module query are rejected as
+//! unsupported. The first path segment is matched case-insensitively against
+//! the twin's top-level fields (`deviceId`, `moduleId`, `status`,
+//! `connectionState`, `tags`, `properties`, ...) and used in its canonical
+//! spelling, so `DeviceId` filters and projects as `deviceId`; the same goes
+//! for `desired`/`reported` under `properties`. All other names (tags,
+//! desired and reported properties) are case-sensitive, like twin keys.
+//! Names that are not plain identifiers can be written `tags['a b']` or
+//! `tags.[[a b]]`, at any depth; `[n]` selects an array element.
+//!
+//! # Results
+//!
+//! * `SELECT *` returns the twin documents as stored, with item type
+//!   `"Twin"` (for device and module twins alike).
+//! * Projections return one object per twin whose keys are the alias, or
+//!   else the last property name of the path (`tags.location.region` →
+//!   `region`); properties missing from a twin are left out of its object.
+//!   Item type `"Raw"`.
+//! * Aggregates return one object (one per group with `GROUP BY`) holding the
+//!   group keys and aggregate values; an aggregate without alias is named
+//!   `$1`, `$2`, ... in order (as is a path ending in an array index).
+//!   Item type `"Raw"`. `COUNT()` counts twins; `SUM` and `AVG` use numeric
+//!   values only, `MIN`/`MAX` numbers and strings (numbers sort first).
+//!   `SUM` of nothing is `0`; `AVG`, `MIN`, `MAX` of nothing are left out.
+//!   A twin where a grouped property is missing falls in a group whose
+//!   object has no key for it.
+//!
+//! # Paging
+//!
+//! Twins are returned ordered by device id (then module id). Pages hold
+//! `max_item_count` items: 100 when absent or 0, at most 1000 (larger values
+//! are clamped; IoT Hub documents pages of up to 1000 items). `TOP n` caps
+//! the total across all pages. A page carries a continuation token only when
+//! more items follow.
+//!
+//! The token is opaque: base64 of a small JSON document holding a hash of
+//! the query text and the position reached. Twin and projection queries
+//! resume after the last returned key (keyset paging), so twins added or
+//! removed between pages never cause duplicates or skips of other twins.
+//! Aggregate queries resume by group offset. A token that is malformed or was
+//! issued for a different query text yields [`QueryError::BadContinuation`].
+
+mod lexer;
+mod parser;
+mod sql;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use rusqlite::types::Value as SqlValue;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use sql::{Column, ColumnKind, Plan, Shape, TABLE_ALIAS};
+
+/// Page size used when the caller does not ask for one (or asks for 0).
+pub const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// Largest page size; larger requests are clamped to it.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+
+/// Longest accepted query, in characters.
+pub const MAX_QUERY_CHARS: usize = 8192;
+
+/// Item type of pages holding whole twin documents (`SELECT *`).
+pub const ITEM_TYPE_TWIN: &str = "Twin";
+
+/// Item type of pages holding projections or aggregates.
+pub const ITEM_TYPE_RAW: &str = "Raw";
+
+/// One page of query results.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueryPage {
+    /// The results on this page, in order.
+    pub items: Vec<Value>,
+    /// Token for the next page (the `x-ms-continuation` header), or `None`
+    /// when this is the last page.
+    pub continuation: Option<String>,
+    /// The `x-ms-item-type` header value: [`ITEM_TYPE_TWIN`] or [`ITEM_TYPE_RAW`].
+    pub item_type: &'static str,
+}
+
+/// Why a query could not be run.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    /// The query is malformed or inconsistent (for example a projected
+    /// property missing from `GROUP BY`, or more than 8192 characters); the
+    /// message gives the position and the token at fault.
+    #[error("{message}")]
+    Syntax {
+        /// Human-readable description, e.g.
+        /// `Syntax error at position 10 near 'FORM': expected FROM`.
+        message: String,
+    },
+    /// The query uses something the emulator does not support: `FROM
+    /// devices.jobs`, a function other than the ones listed above, or an
+    /// expression too complex to evaluate.
+    #[error("{message}")]
+    Unsupported {
+        /// Human-readable description of the unsupported feature.
+        message: String,
+    },
+    /// The continuation token is malformed or belongs to another query.
+    #[error("invalid continuation token: it is malformed or was issued for a different query")]
+    BadContinuation,
+    /// The database failed while running the translated query.
+    #[error("database error while running the query")]
+    Sql(#[from] rusqlite::Error),
+}
+
+/// Runs `query` against the `devices` / `modules` tables and returns one page.
+///
+/// `max_item_count` is the requested page size (`x-ms-max-item-count`):
+/// `None` or `0` means [`DEFAULT_PAGE_SIZE`], values above
+/// [`MAX_PAGE_SIZE`] are clamped. `continuation` is the token from the
+/// previous page (`x-ms-continuation`); an empty or blank token is treated as
+/// absent.
+///
+/// The connection is only read from. The tables must have at least the
+/// columns `devices(device_id TEXT, twin TEXT)` and
+/// `modules(device_id TEXT, module_id TEXT, twin TEXT)`, with `twin` holding
+/// the JSON twin document.
+pub fn execute(
+    conn: &rusqlite::Connection,
+    query: &str,
+    max_item_count: Option<u32>,
+    continuation: Option<&str>,
+) -> Result<QueryPage, QueryError> {
+    let length = query.chars().count();
+    if length > MAX_QUERY_CHARS {
+        return Err(QueryError::Syntax {
+            message: format!(
+                "Query is too long: {length} characters (the limit is {MAX_QUERY_CHARS})"
+            ),
+        });
+    }
+    let ast = parser::parse(query)?;
+    let plan = sql::plan(query, &ast)?;
+    let page_size = effective_page_size(max_item_count);
+    let fingerprint = fingerprint(query);
+    let keyset = !matches!(plan.shape, Shape::Aggregate { .. });
+    let key_count = if keyset { plan.key_columns().len() } else { 0 };
+    let position = match continuation.map(str::trim).filter(|t| !t.is_empty()) {
+        None => Position::default(),
+        Some(token) => decode_token(token, &fingerprint, key_count)?,
+    };
+    let remaining = plan
+        .top
+        .map_or(u64::MAX, |top| top.saturating_sub(position.returned));
+    let item_type = match plan.shape {
+        Shape::Twins => ITEM_TYPE_TWIN,
+        _ => ITEM_TYPE_RAW,
+    };
+    let limit = u64::from(page_size).min(remaining);
+    if limit == 0 {
+        return Ok(QueryPage {
+            items: Vec::new(),
+            continuation: None,
+            item_type,
+        });
+    }
+    let (items, last_key, more) = if keyset {
+        run_keyset(conn, &plan, &position, limit)?
+    } else {
+        run_aggregate(conn, &plan, &position, limit)?
+    };
+    let returned = position.returned.saturating_add(items.len() as u64);
+    let continuation = if more && returned < plan.top.unwrap_or(u64::MAX) {
+        Some(encode_token(&fingerprint, returned, last_key.as_deref()))
+    } else {
+        None
+    };
+    Ok(QueryPage {
+        items,
+        continuation,
+        item_type,
+    })
+}
+
+/// The page size actually used for a requested `x-ms-max-item-count`.
+fn effective_page_size(requested: Option<u32>) -> u32 {
+    match requested {
+        None | Some(0) => DEFAULT_PAGE_SIZE,
+        Some(n) => n.min(MAX_PAGE_SIZE),
+    }
+}
+
+/// Where a continuation token says to resume.
+#[derive(Debug, Default, Clone, PartialEq)]
+struct Position {
+    /// Items returned by earlier pages (the group offset for aggregates).
+    returned: u64,
+    /// Key of the last returned twin (keyset paging), `None` at the start.
+    after: Option<Vec<String>>,
+}
+
+/// Version tag inside continuation tokens.
+const TOKEN_VERSION: u64 = 1;
+
+/// Identifies the query text a token was issued for.
+fn fingerprint(query: &str) -> String {
+    let digest = Sha256::digest(query.as_bytes());
+    digest[..16].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn encode_token(fingerprint: &str, returned: u64, key: Option<&[String]>) -> String {
+    let mut doc = serde_json::json!({
+        "v": TOKEN_VERSION,
+        "q": fingerprint,
+        "n": returned,
+    });
+    if let (Some(key), Some(obj)) = (key, doc.as_object_mut()) {
+        obj.insert("k".to_owned(), Value::from(key.to_vec()));
+    }
+    URL_SAFE_NO_PAD.encode(doc.to_string())
+}
+
+fn decode_token(token: &str, fingerprint: &str, key_count: usize) -> Result<Position, QueryError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .map_err(|_| QueryError::BadContinuation)?;
+    let doc: Value = serde_json::from_slice(&bytes).map_err(|_| QueryError::BadContinuation)?;
+    let obj = doc.as_object().ok_or(QueryError::BadContinuation)?;
+    if obj.get("v").and_then(Value::as_u64) != Some(TOKEN_VERSION)
+        || obj.get("q").and_then(Value::as_str) != Some(fingerprint)
+    {
+        return Err(QueryError::BadContinuation);
+    }
+    let returned = obj
+        .get("n")
+        .and_then(Value::as_u64)
+        .ok_or(QueryError::BadContinuation)?;
+    // Keyset tokens always carry the last returned key, offset tokens never do.
+    let after = match (obj.get("k"), key_count) {
+        (None, 0) => None,
+        (Some(Value::Array(parts)), n) if n > 0 && parts.len() == n => Some(
+            parts
+                .iter()
+                .map(|p| p.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+                .ok_or(QueryError::BadContinuation)?,
+        ),
+        _ => return Err(QueryError::BadContinuation),
+    };
+    Ok(Position { returned, after })
+}
+
+fn sql_limit(n: u64) -> SqlValue {
+    SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
+}
+
+type PageRows = (Vec<Value>, Option<Vec<String>>, bool);
+
+/// Twin and projection queries: ordered by key, resuming after the last key.
+fn run_keyset(
+    conn: &rusqlite::Connection,
+    plan: &Plan,
+    position: &Position,
+    limit: u64,
+) -> Result<PageRows, QueryError> {
+    let keys = plan.key_columns();
+    let mut params = plan.params.clone();
+    let mut conditions = Vec::new();
+    if let Some(f) = &plan.filter {
+        conditions.push(f.clone());
+    }
+    if let Some(after) = &position.after {
+        let cols: Vec<String> = keys.iter().map(|k| format!("{TABLE_ALIAS}.{k}")).collect();
+        let mut placeholders = Vec::new();
+        for k in after {
+            params.push(SqlValue::Text(k.clone()));
+            placeholders.push(format!("?{}", params.len()));
+        }
+        conditions.push(format!(
+            "({}) > ({})",
+            cols.join(", "),
+            placeholders.join(", ")
+        ));
+    }
+    let select_cols: Vec<String> = keys
+        .iter()
+        .map(|k| format!("{TABLE_ALIAS}.{k}"))
+        .chain(match &plan.shape {
+            Shape::Projection(cols) => cols.iter().map(|c| c.sql.clone()).collect(),
+            _ => vec![format!("{TABLE_ALIAS}.twin")],
+        })
+        .collect();
+    params.push(sql_limit(limit.saturating_add(1)));
+    let sql = format!(
+        "SELECT {} FROM {} AS {TABLE_ALIAS}{} ORDER BY {} LIMIT ?{}",
+        select_cols.join(", "),
+        plan.table(),
+        where_clause(&conditions),
+        keys.iter()
+            .map(|k| format!("{TABLE_ALIAS}.{k}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        params.len()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut items = Vec::new();
+    let mut last_key = None;
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if items.len() as u64 == limit {
+            more = true;
+            break;
+        }
+        let key = (0..keys.len())
+            .map(|i| row.get::<_, String>(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let item = match &plan.shape {
+            Shape::Projection(cols) => project(row, keys.len(), cols)?,
+            _ => {
+                let text: String = row.get(keys.len())?;
+                parse_json(&text, keys.len())?
+            }
+        };
+        items.push(item);
+        last_key = Some(key);
+    }
+    Ok((items, last_key, more))
+}
+
+/// Aggregate queries: ordered by group key, resuming at a group offset.
+fn run_aggregate(
+    conn: &rusqlite::Connection,
+    plan: &Plan,
+    position: &Position,
+    limit: u64,
+) -> Result<PageRows, QueryError> {
+    let Shape::Aggregate { columns, group_by } = &plan.shape else {
+        return Ok((Vec::new(), None, false));
+    };
+    let mut params = plan.params.clone();
+    let conditions: Vec<String> = plan.filter.iter().cloned().collect();
+    let grouping = if group_by.is_empty() {
+        String::new()
+    } else {
+        let g = group_by.join(", ");
+        format!(" GROUP BY {g} ORDER BY {g}")
+    };
+    params.push(sql_limit(limit.saturating_add(1)));
+    params.push(sql_limit(position.returned));
+    let sql = format!(
+        "SELECT {} FROM {} AS {TABLE_ALIAS}{}{grouping} LIMIT ?{} OFFSET ?{}",
+        columns
+            .iter()
+            .map(|c| c.sql.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        plan.table(),
+        where_clause(&conditions),
+        params.len() - 1,
+        params.len()
+    );
+    let mut stmt = conn.prepare(&sql)?;
+    let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
+    let mut items = Vec::new();
+    let mut more = false;
+    while let Some(row) = rows.next()? {
+        if items.len() as u64 == limit {
+            more = true;
+            break;
+        }
+        items.push(project(row, 0, columns)?);
+    }
+    Ok((items, None, more))
+}
+
+fn where_clause(conditions: &[String]) -> String {
+    if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    }
+}
+
+fn parse_json(text: &str, column: usize) -> Result<Value, QueryError> {
+    serde_json::from_str(text).map_err(|e| {
+        QueryError::Sql(rusqlite::Error::FromSqlConversionFailure(
+            column,
+            rusqlite::types::Type::Text,
+            Box::new(e),
+        ))
+    })
+}
+
+/// Builds the output object of one row; `offset` is the first output column.
+fn project(
+    row: &rusqlite::Row<'_>,
+    offset: usize,
+    columns: &[Column],
+) -> Result<Value, QueryError> {
+    let mut obj = Map::new();
+    for (i, col) in columns.iter().enumerate() {
+        let idx = offset + i;
+        let value = match col.kind {
+            ColumnKind::JsonText => match row.get::<_, Option<String>>(idx)? {
+                Some(text) => Some(parse_json(&text, idx)?),
+                None => None,
+            },
+            ColumnKind::Scalar => match row.get::<_, SqlValue>(idx)? {
+                SqlValue::Integer(n) => Some(Value::from(n)),
+                SqlValue::Real(f) => serde_json::Number::from_f64(f).map(Value::Number),
+                SqlValue::Text(s) => Some(Value::String(s)),
+                SqlValue::Null | SqlValue::Blob(_) => None,
+            },
+        };
+        if let Some(v) = value {
+            obj.insert(col.key.clone(), v);
+        }
+    }
+    Ok(Value::Object(obj))
+}
+
+#[cfg(test)]
+mod tests;

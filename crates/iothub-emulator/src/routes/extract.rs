@@ -1,0 +1,221 @@
+//! Extractors that reject with IoT Hub-shaped errors: authorisation (with throttling), JSON
+//! bodies, path and query parameters, and `If-Match`.
+
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::time::SystemTime;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode, header};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::auth::{self, Rights};
+use crate::error::{ApiError, ErrorCode};
+use crate::model::normalize_etag;
+use crate::throttle::OperationClass;
+
+/// What an operation needs: rights (any of them suffices) and its throttling class.
+pub trait Operation {
+    /// Rights of which the caller's policy needs at least one.
+    const RIGHTS: Rights;
+    /// Throttling class.
+    const CLASS: OperationClass;
+    /// Name of the needed right, for the error message.
+    const NEEDS: &'static str;
+}
+
+macro_rules! operation {
+    ($(#[$doc:meta])* $name:ident, $rights:expr, $class:expr, $needs:literal) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Operation for $name {
+            const RIGHTS: Rights = $rights;
+            const CLASS: OperationClass = $class;
+            const NEEDS: &'static str = $needs;
+        }
+    };
+}
+
+operation!(
+    /// Read the identity registry.
+    RegistryRead, Rights::REGISTRY_READ, OperationClass::Registry, "RegistryRead"
+);
+operation!(
+    /// Change the identity registry.
+    RegistryWrite, Rights::REGISTRY_WRITE, OperationClass::Registry, "RegistryReadWrite"
+);
+operation!(
+    /// Read a twin.
+    TwinRead,
+    Rights::REGISTRY_READ.union(Rights::SERVICE_CONNECT),
+    OperationClass::TwinRead,
+    "ServiceConnect or RegistryRead"
+);
+operation!(
+    /// Change a twin.
+    TwinWrite,
+    Rights::REGISTRY_WRITE.union(Rights::SERVICE_CONNECT),
+    OperationClass::TwinUpdate,
+    "ServiceConnect or RegistryReadWrite"
+);
+operation!(
+    /// Run a query.
+    QueryOp,
+    Rights::REGISTRY_READ.union(Rights::SERVICE_CONNECT),
+    OperationClass::Query,
+    "ServiceConnect or RegistryRead"
+);
+operation!(
+    /// Invoke a direct method.
+    MethodOp, Rights::SERVICE_CONNECT, OperationClass::DirectMethod, "ServiceConnect"
+);
+operation!(
+    /// Service-side messaging operations (purge) and service statistics.
+    ServiceOp, Rights::SERVICE_CONNECT, OperationClass::Registry, "ServiceConnect"
+);
+operation!(
+    /// Read configurations.
+    ConfigRead, Rights::REGISTRY_READ, OperationClass::Configuration, "RegistryRead"
+);
+operation!(
+    /// Change configurations.
+    ConfigWrite, Rights::REGISTRY_WRITE, OperationClass::Configuration, "RegistryReadWrite"
+);
+
+/// Proof that the request carries a valid token whose policy allows operation `O`, and that
+/// it was not throttled.
+pub struct Authorized<O>(PhantomData<O>);
+
+impl<O: Operation> FromRequestParts<AppState> for Authorized<O> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let header = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok());
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        let info = auth::RequestInfo {
+            host_header: host,
+            https_port: state.https_port,
+            path: parts.uri.path(),
+            now: SystemTime::now(),
+        };
+        let policy = auth::authenticate(&state.policies, header, info)?;
+        if !policy.rights().intersects(O::RIGHTS) {
+            return Err(ApiError::unauthorized(format!(
+                "The shared access policy '{}' does not grant {}, which this operation requires.",
+                policy.name(),
+                O::NEEDS
+            )));
+        }
+        state.throttle.check(O::CLASS)?;
+        Ok(Authorized(PhantomData))
+    }
+}
+
+/// A JSON request body; malformed JSON or wrong types give 400 `IotHubFormatError`, an empty
+/// body 400 `ArgumentNull`.
+pub struct JsonBody<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::new(ErrorCode::MessageTooLarge, "The request body is too large.")
+            } else {
+                ApiError::new(
+                    ErrorCode::GenericBadRequest,
+                    "The request body could not be read.",
+                )
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::new(
+                ErrorCode::ArgumentNull,
+                "The request body is required.",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::format(format!("The request body is not valid: {e}.")))
+    }
+}
+
+/// Path parameters; undecodable values give 400 `ArgumentInvalid`.
+pub struct PathParams<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Path(v)| PathParams(v))
+            .map_err(|e| {
+                ApiError::invalid(format!("The request path is not valid: {}", e.body_text()))
+            })
+    }
+}
+
+/// Query-string parameters as a map.
+pub struct QueryParams(pub HashMap<String, String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let pairs: Vec<(String, String)> =
+            serde_urlencoded::from_str(parts.uri.query().unwrap_or(""))
+                .map_err(|_| ApiError::invalid("The query string is not valid."))?;
+        Ok(QueryParams(pairs.into_iter().collect()))
+    }
+}
+
+/// The normalised `If-Match` value (quotes and `W/` removed), if present and non-empty.
+pub fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => {
+            let text = v
+                .to_str()
+                .map_err(|_| ApiError::invalid("The If-Match header is not valid ASCII."))?;
+            let etag = normalize_etag(text);
+            Ok(if etag.is_empty() {
+                None
+            } else {
+                Some(etag.to_owned())
+            })
+        }
+    }
+}
+
+/// Parses a `top` query parameter: 1..=`max`, default `default`.
+pub fn top_param(
+    params: &HashMap<String, String>,
+    default: u32,
+    max: u32,
+) -> Result<u32, ApiError> {
+    match params.get("top") {
+        None => Ok(default),
+        Some(text) => match text.trim().parse::<u32>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(ApiError::invalid(format!(
+                "The top parameter '{}' is not valid; use a number from 1 to {max}.",
+                text.escape_default()
+            ))),
+        },
+    }
+}

@@ -1,0 +1,228 @@
+//! The HTTP API: every route in one table, plus the middleware around them.
+
+mod bulk;
+mod configurations;
+mod devices;
+pub(crate) mod extract;
+mod query;
+mod twins;
+
+use std::ops::Deref;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde_json::Value;
+
+use crate::auth::Policies;
+use crate::error::{ApiError, ErrorCode, JSON_CONTENT_TYPE};
+use crate::journal::{self, Journal, MAX_BODY_BYTES};
+use crate::store::Store;
+use crate::throttle::Throttle;
+
+/// Shared state of the HTTP API.
+#[derive(Debug)]
+pub struct Shared {
+    /// The store.
+    pub store: Arc<Store>,
+    /// Shared access policies.
+    pub policies: Policies,
+    /// Throttling state.
+    pub throttle: Throttle,
+    /// Logical hub name (used in messages).
+    pub hub_name: String,
+    /// Port the HTTPS listener is bound to.
+    pub https_port: u16,
+}
+
+/// Cheaply cloneable handle on [`Shared`].
+#[derive(Debug, Clone)]
+pub struct AppState(pub Arc<Shared>);
+
+impl Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
+    }
+}
+
+impl AppState {
+    /// 404 DeviceNotFound for `id`.
+    pub fn device_not_found(&self, id: &str) -> ApiError {
+        ApiError::new(
+            ErrorCode::DeviceNotFound,
+            format!(
+                "Device '{}' is not registered on IoT hub '{}'.",
+                id.escape_default(),
+                self.hub_name
+            ),
+        )
+    }
+
+    /// 404 ModuleNotFound for `device_id/module_id`.
+    pub fn module_not_found(&self, device_id: &str, module_id: &str) -> ApiError {
+        ApiError::new(
+            ErrorCode::ModuleNotFound,
+            format!(
+                "Module '{}' is not registered on device '{}' of IoT hub '{}'.",
+                module_id.escape_default(),
+                device_id.escape_default(),
+                self.hub_name
+            ),
+        )
+    }
+}
+
+/// Builds the router with all routes and middleware.
+pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
+    let routes = Router::new()
+        .route(
+            "/devices",
+            get(devices::list_devices).post(bulk::bulk_registry),
+        )
+        .route(
+            "/devices/query",
+            post(query::query_devices)
+                .get(devices::get_device_named_query)
+                .put(devices::put_device_named_query)
+                .delete(devices::delete_device_named_query),
+        )
+        .route(
+            "/devices/{id}",
+            get(devices::get_device)
+                .put(devices::put_device)
+                .delete(devices::delete_device),
+        )
+        .route(
+            "/devices/{id}/commands",
+            axum::routing::delete(devices::purge_commands),
+        )
+        .route("/devices/{id}/modules", get(devices::list_modules))
+        .route(
+            "/devices/{id}/modules/{mid}",
+            get(devices::get_module)
+                .put(devices::put_module)
+                .delete(devices::delete_module),
+        )
+        .route(
+            "/twins/{id}",
+            get(twins::get_device_twin)
+                .patch(twins::patch_device_twin)
+                .put(twins::replace_device_twin),
+        )
+        .route(
+            "/twins/{id}/modules/{mid}",
+            get(twins::get_module_twin)
+                .patch(twins::patch_module_twin)
+                .put(twins::replace_module_twin),
+        )
+        .route("/twins/{id}/methods", post(twins::invoke_device_method))
+        .route(
+            "/twins/{id}/modules/{mid}/methods",
+            post(twins::invoke_module_method),
+        )
+        .route("/statistics/devices", get(devices::device_statistics))
+        .route("/statistics/service", get(devices::service_statistics))
+        .route("/configurations", get(configurations::list_configurations))
+        .route(
+            "/configurations/testQueries",
+            post(configurations::test_queries),
+        )
+        .route(
+            "/configurations/{id}",
+            get(configurations::get_configuration)
+                .put(configurations::put_configuration)
+                .delete(configurations::delete_configuration),
+        )
+        .route_layer(middleware::from_fn(require_api_version))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .with_state(state);
+    routes
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(log_requests))
+        .layer(middleware::from_fn_with_state(
+            journal,
+            journal::journal_layer,
+        ))
+}
+
+async fn not_found(request: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::GenericNotFound,
+        format!(
+            "The requested resource '{}' does not exist.",
+            request.uri().path()
+        ),
+    )
+}
+
+async fn method_not_allowed(request: Request) -> ApiError {
+    ApiError::new(
+        ErrorCode::GenericMethodNotAllowed,
+        format!(
+            "The method {} is not allowed on '{}'.",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+/// IoT Hub answers 400 when `api-version` is missing; any non-empty value is accepted.
+async fn require_api_version(request: Request, next: Next) -> Response {
+    let has_version = request
+        .uri()
+        .query()
+        .and_then(|q| serde_urlencoded::from_str::<Vec<(String, String)>>(q).ok())
+        .is_some_and(|pairs| {
+            pairs
+                .iter()
+                .any(|(k, v)| k == "api-version" && !v.trim().is_empty())
+        });
+    if has_version {
+        next.run(request).await
+    } else {
+        ApiError::new(
+            ErrorCode::InvalidProtocolVersion,
+            "The api-version query parameter is required, for example ?api-version=2021-04-12.",
+        )
+        .into_response()
+    }
+}
+
+/// Logs one line per request: method, path, status and duration. Never headers or bodies.
+async fn log_requests(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16();
+    let millis = started.elapsed().as_secs_f64() * 1000.0;
+    match response.extensions().get::<ErrorCode>() {
+        Some(code) => {
+            tracing::info!(%method, %path, status, error = code.name(), ms = format!("{millis:.1}"), "request")
+        }
+        None => tracing::info!(%method, %path, status, ms = format!("{millis:.1}"), "request"),
+    }
+    response
+}
+
+/// A JSON response with IoT Hub's content type and an optional quoted `ETag` header.
+pub fn json_response(status: StatusCode, body: &Value, etag: Option<&str>) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
+}

@@ -1,0 +1,83 @@
+//! `POST /devices/query`: runs the query engine and pages its results.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::Response;
+use serde_json::Value;
+
+use super::extract::{Authorized, JsonBody, QueryOp};
+use super::{AppState, json_response};
+use crate::error::{ApiError, ErrorCode};
+use crate::query::{self, QueryError};
+
+const MAX_ITEM_COUNT: HeaderName = HeaderName::from_static("x-ms-max-item-count");
+const CONTINUATION: HeaderName = HeaderName::from_static("x-ms-continuation");
+const ITEM_TYPE: HeaderName = HeaderName::from_static("x-ms-item-type");
+
+/// Maps a query engine error to an API error (400 for the client's mistakes, 500 for SQL).
+pub fn query_error(e: QueryError) -> ApiError {
+    match e {
+        QueryError::Syntax { .. } | QueryError::Unsupported { .. } => {
+            ApiError::invalid(e.to_string())
+        }
+        QueryError::BadContinuation => ApiError::new(ErrorCode::GenericBadRequest, e.to_string()),
+        QueryError::Sql(inner) => ApiError::internal(&inner),
+    }
+}
+
+fn header_text(headers: &HeaderMap, name: &HeaderName) -> Result<Option<String>, ApiError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map(|s| s.trim().to_owned())
+                .map_err(|_| ApiError::invalid(format!("The {name} header is not valid ASCII.")))
+        })
+        .transpose()
+        .map(|v| v.filter(|s| !s.is_empty()))
+}
+
+/// `POST /devices/query` with body `{"query": "..."}`.
+pub async fn query_devices(
+    _auth: Authorized<QueryOp>,
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    let text = match body.get("query") {
+        Some(Value::String(q)) if !q.trim().is_empty() => q.clone(),
+        Some(Value::String(_)) | None | Some(Value::Null) => {
+            return Err(ApiError::invalid(
+                "The query specification needs a non-empty 'query'.",
+            ));
+        }
+        Some(_) => return Err(ApiError::format("'query' must be a string.")),
+    };
+    let max_items = header_text(&headers, &MAX_ITEM_COUNT)?
+        .map(|t| {
+            t.parse::<u32>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| ApiError::invalid("x-ms-max-item-count must be a positive integer."))
+        })
+        .transpose()?;
+    let continuation = header_text(&headers, &CONTINUATION)?;
+    let page = state
+        .store
+        .call(move |c| {
+            query::execute(c, &text, max_items, continuation.as_deref()).map_err(query_error)
+        })
+        .await?;
+    let mut response = json_response(StatusCode::OK, &Value::Array(page.items), None);
+    let out = response.headers_mut();
+    if let Ok(item_type) = HeaderValue::from_str(page.item_type) {
+        out.insert(ITEM_TYPE, item_type);
+    }
+    if let Some(token) = page
+        .continuation
+        .and_then(|t| HeaderValue::from_str(&t).ok())
+    {
+        out.insert(CONTINUATION, token);
+    }
+    Ok(response)
+}

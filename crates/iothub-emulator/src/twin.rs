@@ -1,0 +1,750 @@
+//! Device and module twins: tags, desired and reported properties, versions, metadata and
+//! the limits IoT Hub documents.
+//!
+//! Limits enforced (all answered with 400 `ArgumentInvalid`):
+//! - keys: non-empty, at most 1024 UTF-8 bytes, no `.`, `$`, space or control character;
+//! - string values at most 4096 UTF-8 bytes; integers within ±2^52;
+//! - depth: at most 10 levels of nested objects *below* the section root (the documented
+//!   example nests `one` … `ten` under `desired` and is accepted; an eleventh level is not);
+//! - size: tags ≤ 8 KiB, desired ≤ 32 KiB, reported ≤ 32 KiB, where size is the sum of UTF-8
+//!   key lengths plus values (strings by UTF-8 length, numbers 8 bytes, booleans and nulls
+//!   4 bytes); `$metadata` and `$version` are not counted.
+//! - arrays are accepted (IoT Hub's older documents forbid them; the emulator is lenient).
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde_json::{Map, Value, json};
+
+use crate::error::ApiError;
+use crate::model::{DeviceRecord, ModuleRecord, NEVER, now_string};
+
+/// Maximum size of `tags`, in bytes.
+pub const MAX_TAGS_BYTES: usize = 8 * 1024;
+/// Maximum size of desired (and reported) properties, in bytes.
+pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
+/// Maximum levels of nested objects below a section root.
+pub const MAX_DEPTH: usize = 10;
+/// Maximum key length in UTF-8 bytes.
+pub const MAX_KEY_BYTES: usize = 1024;
+/// Maximum string value length in UTF-8 bytes.
+pub const MAX_STRING_BYTES: usize = 4 * 1024;
+/// Largest integer magnitude allowed in a twin (2^52).
+const MAX_INT: i128 = 4_503_599_627_370_496;
+
+/// Which twin section a value belongs to (for messages and limits).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SectionKind {
+    /// `tags`.
+    Tags,
+    /// `properties.desired`.
+    Desired,
+    /// `properties.reported`.
+    Reported,
+}
+
+impl SectionKind {
+    fn name(self) -> &'static str {
+        match self {
+            SectionKind::Tags => "tags",
+            SectionKind::Desired => "properties.desired",
+            SectionKind::Reported => "properties.reported",
+        }
+    }
+
+    fn max_bytes(self) -> usize {
+        match self {
+            SectionKind::Tags => MAX_TAGS_BYTES,
+            SectionKind::Desired | SectionKind::Reported => MAX_PROPERTIES_BYTES,
+        }
+    }
+}
+
+/// A property section with its `$metadata` tree and `$version`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Section {
+    /// The properties (no `$` keys).
+    pub values: Map<String, Value>,
+    /// The `$metadata` tree.
+    pub metadata: Map<String, Value>,
+    /// `$version`.
+    pub version: u64,
+    /// Whether metadata carries `$lastUpdatedVersion` (desired does, reported doesn't).
+    with_version_stamp: bool,
+}
+
+impl Section {
+    fn new(with_version_stamp: bool, now: &str) -> Self {
+        let mut metadata = Map::new();
+        metadata.insert("$lastUpdated".into(), Value::String(now.to_owned()));
+        Section {
+            values: Map::new(),
+            metadata,
+            version: 1,
+            with_version_stamp,
+        }
+    }
+
+    fn stamp(&self, now: &str) -> Map<String, Value> {
+        let mut m = Map::new();
+        m.insert("$lastUpdated".into(), Value::String(now.to_owned()));
+        if self.with_version_stamp {
+            m.insert("$lastUpdatedVersion".into(), Value::from(self.version));
+        }
+        m
+    }
+
+    fn from_doc(doc: Option<&Value>, with_version_stamp: bool) -> Self {
+        let mut values = doc.and_then(Value::as_object).cloned().unwrap_or_default();
+        let metadata = match values.remove("$metadata") {
+            Some(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        let version = values
+            .remove("$version")
+            .and_then(|v| v.as_u64())
+            .unwrap_or(1);
+        Section {
+            values,
+            metadata,
+            version,
+            with_version_stamp,
+        }
+    }
+
+    fn to_doc(&self) -> Value {
+        let mut doc = self.values.clone();
+        doc.insert("$metadata".into(), Value::Object(self.metadata.clone()));
+        doc.insert("$version".into(), Value::from(self.version));
+        Value::Object(doc)
+    }
+
+    /// Merges `patch` (null removes) and bumps `$version`.
+    pub fn merge(&mut self, patch: &Map<String, Value>, now: &str) {
+        self.version += 1;
+        let stamp = self.stamp(now);
+        merge_into(&mut self.values, Some(&mut self.metadata), patch, &stamp);
+        self.metadata.extend(stamp);
+    }
+
+    /// Replaces all properties and bumps `$version`.
+    pub fn replace(&mut self, new_values: &Map<String, Value>, now: &str) {
+        self.version += 1;
+        let stamp = self.stamp(now);
+        self.values = strip_nulls(new_values);
+        self.metadata = metadata_for(&self.values, &stamp);
+    }
+}
+
+/// The mutable state of a twin.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwinState {
+    /// `tags`.
+    pub tags: Map<String, Value>,
+    /// `properties.desired`.
+    pub desired: Section,
+    /// `properties.reported`.
+    pub reported: Section,
+    /// Twin `version`; the twin ETag is derived from it.
+    pub version: u64,
+}
+
+impl TwinState {
+    /// The twin of a newly created identity.
+    pub fn new() -> Self {
+        let now = now_string();
+        TwinState {
+            tags: Map::new(),
+            desired: Section::new(true, &now),
+            reported: Section::new(false, &now),
+            version: 1,
+        }
+    }
+
+    /// Reads the state back from a stored twin document.
+    pub fn from_doc(doc: &Value) -> Self {
+        let properties = doc.get("properties");
+        TwinState {
+            tags: doc
+                .get("tags")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default(),
+            desired: Section::from_doc(properties.and_then(|p| p.get("desired")), true),
+            reported: Section::from_doc(properties.and_then(|p| p.get("reported")), false),
+            version: doc.get("version").and_then(Value::as_u64).unwrap_or(1),
+        }
+    }
+
+    /// The twin ETag: base64 of the big-endian 8-byte version (`1` → `AAAAAAAAAAE=`).
+    pub fn etag(&self) -> String {
+        B64.encode(self.version.to_be_bytes())
+    }
+
+    fn insert_common(&self, doc: &mut Map<String, Value>) {
+        doc.insert("version".into(), Value::from(self.version));
+        if !self.tags.is_empty() {
+            doc.insert("tags".into(), Value::Object(self.tags.clone()));
+        }
+        doc.insert(
+            "properties".into(),
+            json!({ "desired": self.desired.to_doc(), "reported": self.reported.to_doc() }),
+        );
+    }
+
+    /// The device twin document, exactly as `GET /twins/{id}` returns it.
+    pub fn render_device(&self, device: &DeviceRecord) -> Value {
+        let mut doc = Map::new();
+        doc.insert("deviceId".into(), Value::String(device.device_id.clone()));
+        doc.insert("etag".into(), Value::String(self.etag()));
+        doc.insert("deviceEtag".into(), Value::String(device.etag()));
+        doc.insert(
+            "status".into(),
+            Value::String(device.status.as_str().into()),
+        );
+        if let Some(reason) = &device.status_reason {
+            doc.insert("statusReason".into(), Value::String(reason.clone()));
+        }
+        doc.insert(
+            "statusUpdateTime".into(),
+            Value::String(
+                device
+                    .status_updated_time
+                    .clone()
+                    .unwrap_or_else(|| NEVER.into()),
+            ),
+        );
+        doc.insert(
+            "connectionState".into(),
+            Value::String("Disconnected".into()),
+        );
+        doc.insert(
+            "lastActivityTime".into(),
+            Value::String(
+                device
+                    .last_activity_time
+                    .clone()
+                    .unwrap_or_else(|| NEVER.into()),
+            ),
+        );
+        doc.insert(
+            "cloudToDeviceMessageCount".into(),
+            Value::from(device.cloud_to_device_message_count),
+        );
+        doc.insert(
+            "authenticationType".into(),
+            Value::String(device.auth.kind.as_str().into()),
+        );
+        doc.insert("x509Thumbprint".into(), device.auth.thumbprints_wire());
+        doc.insert("modelId".into(), Value::String(device.model_id.clone()));
+        self.insert_common(&mut doc);
+        doc.insert("capabilities".into(), json!({ "iotEdge": device.iot_edge }));
+        if let Some(scope) = &device.device_scope {
+            doc.insert("deviceScope".into(), Value::String(scope.clone()));
+        }
+        if !device.parent_scopes.is_empty() {
+            doc.insert("parentScopes".into(), json!(device.parent_scopes));
+        }
+        Value::Object(doc)
+    }
+
+    /// The module twin document, exactly as `GET /twins/{id}/modules/{mid}` returns it.
+    pub fn render_module(&self, module: &ModuleRecord) -> Value {
+        let mut doc = Map::new();
+        doc.insert("deviceId".into(), Value::String(module.device_id.clone()));
+        doc.insert("moduleId".into(), Value::String(module.module_id.clone()));
+        doc.insert("etag".into(), Value::String(self.etag()));
+        doc.insert("deviceEtag".into(), Value::String(module.etag()));
+        doc.insert("status".into(), Value::String("enabled".into()));
+        doc.insert("statusUpdateTime".into(), Value::String(NEVER.into()));
+        doc.insert(
+            "connectionState".into(),
+            Value::String("Disconnected".into()),
+        );
+        doc.insert(
+            "lastActivityTime".into(),
+            Value::String(
+                module
+                    .last_activity_time
+                    .clone()
+                    .unwrap_or_else(|| NEVER.into()),
+            ),
+        );
+        doc.insert(
+            "cloudToDeviceMessageCount".into(),
+            Value::from(module.cloud_to_device_message_count),
+        );
+        doc.insert(
+            "authenticationType".into(),
+            Value::String(module.auth.kind.as_str().into()),
+        );
+        doc.insert("x509Thumbprint".into(), module.auth.thumbprints_wire());
+        doc.insert("modelId".into(), Value::String(module.model_id.clone()));
+        self.insert_common(&mut doc);
+        Value::Object(doc)
+    }
+
+    /// Applies a service-side change and bumps the twin version. Nothing changes when the
+    /// result would break a limit.
+    pub fn apply(&mut self, change: &TwinChange, how: TwinUpdate) -> Result<(), ApiError> {
+        let mut next = self.clone();
+        let now = now_string();
+        if how == TwinUpdate::Replace {
+            next.tags = strip_nulls(change.tags.as_ref().unwrap_or(&Map::new()));
+            next.desired
+                .replace(change.desired.as_ref().unwrap_or(&Map::new()), &now);
+            if let Some(reported) = &change.reported {
+                next.reported.replace(reported, &now);
+            }
+        } else if how == TwinUpdate::ReplaceGiven {
+            if let Some(tags) = &change.tags {
+                next.tags = strip_nulls(tags);
+            }
+            if let Some(desired) = &change.desired {
+                next.desired.replace(desired, &now);
+            }
+            if let Some(reported) = &change.reported {
+                next.reported.replace(reported, &now);
+            }
+        } else {
+            if let Some(tags) = &change.tags {
+                merge_into(&mut next.tags, None, tags, &Map::new());
+            }
+            if let Some(desired) = change.desired.as_ref().filter(|d| !d.is_empty()) {
+                next.desired.merge(desired, &now);
+            }
+            if let Some(reported) = change.reported.as_ref().filter(|d| !d.is_empty()) {
+                next.reported.merge(reported, &now);
+            }
+        }
+        check_section(SectionKind::Tags, &next.tags)?;
+        check_section(SectionKind::Desired, &next.desired.values)?;
+        check_section(SectionKind::Reported, &next.reported.values)?;
+        next.version += 1;
+        *self = next;
+        Ok(())
+    }
+}
+
+impl Default for TwinState {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// How a [`TwinChange`] is applied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TwinUpdate {
+    /// JSON merge-patch of each given section (`PATCH /twins`); `null` removes a key.
+    Merge,
+    /// Tags and desired properties are replaced; an absent section becomes empty (`PUT /twins`).
+    Replace,
+    /// Only the given sections are replaced (bulk create/update with twin data).
+    ReplaceGiven,
+}
+
+/// A validated change to a twin's tags and properties.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TwinChange {
+    /// New or patched tags.
+    pub tags: Option<Map<String, Value>>,
+    /// New or patched desired properties.
+    pub desired: Option<Map<String, Value>>,
+    /// New or patched reported properties (bulk import only).
+    pub reported: Option<Map<String, Value>>,
+}
+
+impl TwinChange {
+    /// Reads a twin from a request body (`PATCH`/`PUT /twins/...`). Only `tags` and
+    /// `properties.desired` may be changed from the service side; non-empty reported
+    /// properties are rejected.
+    pub fn from_twin_body(body: &Value) -> Result<Self, ApiError> {
+        let Some(obj) = body.as_object() else {
+            return Err(ApiError::format("The twin must be a JSON object."));
+        };
+        let tags = section_from(obj.get("tags"), SectionKind::Tags)?;
+        let (desired, reported) = match obj.get("properties") {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::Object(p)) => (
+                section_from(p.get("desired"), SectionKind::Desired)?,
+                section_from(p.get("reported"), SectionKind::Reported)?,
+            ),
+            Some(_) => {
+                return Err(ApiError::format(
+                    "The twin 'properties' must be a JSON object.",
+                ));
+            }
+        };
+        if reported.as_ref().is_some_and(|r| !r.is_empty()) {
+            return Err(ApiError::invalid(
+                "Reported properties are read-only from the service side; only tags and properties.desired can be updated.",
+            ));
+        }
+        Ok(TwinChange {
+            tags,
+            desired,
+            reported: None,
+        })
+    }
+
+    /// Reads the twin parts of an `ExportImportDevice` (`tags`, `properties.desired`,
+    /// `properties.reported`).
+    pub fn from_import(tags: Option<&Value>, properties: Option<&Value>) -> Result<Self, ApiError> {
+        let tags = section_from(tags, SectionKind::Tags)?;
+        let (desired, reported) = match properties {
+            None | Some(Value::Null) => (None, None),
+            Some(Value::Object(p)) => (
+                section_from(p.get("desired"), SectionKind::Desired)?,
+                section_from(p.get("reported"), SectionKind::Reported)?,
+            ),
+            Some(_) => return Err(ApiError::format("'properties' must be a JSON object.")),
+        };
+        Ok(TwinChange {
+            tags,
+            desired,
+            reported,
+        })
+    }
+
+    /// Whether the change touches nothing.
+    pub fn is_empty(&self) -> bool {
+        self.tags.is_none() && self.desired.is_none() && self.reported.is_none()
+    }
+}
+
+/// Extracts one section from a body, dropping the read-only `$metadata`/`$version` keys and
+/// checking every key and value.
+fn section_from(
+    value: Option<&Value>,
+    kind: SectionKind,
+) -> Result<Option<Map<String, Value>>, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Object(m)) => {
+            let mut m = m.clone();
+            if kind != SectionKind::Tags {
+                m.remove("$metadata");
+                m.remove("$version");
+            }
+            check_keys_and_values(kind, &m, kind.name())?;
+            Ok(Some(m))
+        }
+        Some(_) => Err(ApiError::format(format!(
+            "'{}' must be a JSON object.",
+            kind.name()
+        ))),
+    }
+}
+
+fn check_key(kind: SectionKind, key: &str, path: &str) -> Result<(), ApiError> {
+    let bad = |why: &str| {
+        Err(ApiError::invalid(format!(
+            "Invalid key '{}' in {} (at {path}): {why}",
+            key.escape_default(),
+            kind.name()
+        )))
+    };
+    if key.is_empty() {
+        return bad("keys must not be empty.");
+    }
+    if key.len() > MAX_KEY_BYTES {
+        return bad("keys are limited to 1024 UTF-8 bytes.");
+    }
+    if let Some(c) = key
+        .chars()
+        .find(|c| matches!(c, '.' | '$' | ' ') || c.is_control())
+    {
+        return bad(&format!(
+            "keys cannot contain {c:?} ('.', '$', space and control characters are not allowed)."
+        ));
+    }
+    Ok(())
+}
+
+fn check_keys_and_values(
+    kind: SectionKind,
+    map: &Map<String, Value>,
+    path: &str,
+) -> Result<(), ApiError> {
+    for (k, v) in map {
+        check_key(kind, k, path)?;
+        check_value(kind, v, &format!("{path}.{k}"))?;
+    }
+    Ok(())
+}
+
+fn check_value(kind: SectionKind, v: &Value, path: &str) -> Result<(), ApiError> {
+    match v {
+        Value::Object(m) => check_keys_and_values(kind, m, path),
+        Value::Array(items) => items.iter().try_for_each(|i| check_value(kind, i, path)),
+        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(ApiError::invalid(format!(
+            "The string value at {path} is {} bytes; twin string values are limited to {MAX_STRING_BYTES} bytes.",
+            s.len()
+        ))),
+        Value::Number(n) => {
+            let out_of_range = if let Some(i) = n.as_i64() {
+                i128::from(i).abs() > MAX_INT
+            } else if let Some(u) = n.as_u64() {
+                i128::from(u) > MAX_INT
+            } else {
+                false
+            };
+            if out_of_range {
+                Err(ApiError::invalid(format!(
+                    "The integer at {path} is outside the range IoT Hub accepts (-4503599627370496 to 4503599627370495)."
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Checks a section's resulting size and depth.
+fn check_section(kind: SectionKind, values: &Map<String, Value>) -> Result<(), ApiError> {
+    let depth = values.values().map(object_depth).max().unwrap_or(0);
+    if depth > MAX_DEPTH {
+        return Err(ApiError::invalid(format!(
+            "{} would nest objects {depth} levels deep; the maximum depth is {MAX_DEPTH}.",
+            kind.name()
+        )));
+    }
+    let size = map_size(values);
+    if size > kind.max_bytes() {
+        return Err(ApiError::invalid(format!(
+            "{} would be {size} bytes; the maximum size is {} bytes.",
+            kind.name(),
+            kind.max_bytes()
+        )));
+    }
+    Ok(())
+}
+
+/// Levels of nested objects in `v` (a leaf is 0, `{}` or `{"a":1}` is 1).
+fn object_depth(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => 1 + m.values().map(object_depth).max().unwrap_or(0),
+        Value::Array(items) => items.iter().map(object_depth).max().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+fn map_size(m: &Map<String, Value>) -> usize {
+    m.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+/// Size of a value as IoT Hub counts it.
+pub fn value_size(v: &Value) -> usize {
+    match v {
+        Value::Object(m) => map_size(m),
+        Value::Array(items) => items.iter().map(value_size).sum(),
+        Value::String(s) => s.len(),
+        Value::Number(_) => 8,
+        Value::Bool(_) | Value::Null => 4,
+    }
+}
+
+fn strip_nulls(m: &Map<String, Value>) -> Map<String, Value> {
+    m.iter()
+        .filter(|(_, v)| !v.is_null())
+        .map(|(k, v)| {
+            let v = match v {
+                Value::Object(inner) => Value::Object(strip_nulls(inner)),
+                other => other.clone(),
+            };
+            (k.clone(), v)
+        })
+        .collect()
+}
+
+fn metadata_for(values: &Map<String, Value>, stamp: &Map<String, Value>) -> Map<String, Value> {
+    let mut meta = stamp.clone();
+    for (k, v) in values {
+        let child = match v {
+            Value::Object(inner) => metadata_for(inner, stamp),
+            _ => stamp.clone(),
+        };
+        meta.insert(k.clone(), Value::Object(child));
+    }
+    meta
+}
+
+/// JSON merge-patch with metadata upkeep: `null` removes, objects merge, anything else replaces.
+fn merge_into(
+    target: &mut Map<String, Value>,
+    mut meta: Option<&mut Map<String, Value>>,
+    patch: &Map<String, Value>,
+    stamp: &Map<String, Value>,
+) {
+    for (key, pv) in patch {
+        if pv.is_null() {
+            target.remove(key);
+            if let Some(m) = meta.as_deref_mut() {
+                m.remove(key);
+            }
+            continue;
+        }
+        match (target.get_mut(key), pv) {
+            (Some(Value::Object(existing)), Value::Object(pobj)) => match meta.as_deref_mut() {
+                Some(m) => {
+                    let entry = m
+                        .entry(key.clone())
+                        .or_insert_with(|| Value::Object(Map::new()));
+                    if !entry.is_object() {
+                        *entry = Value::Object(Map::new());
+                    }
+                    if let Value::Object(child_meta) = entry {
+                        child_meta.extend(stamp.clone());
+                        merge_into(existing, Some(child_meta), pobj, stamp);
+                    }
+                }
+                None => merge_into(existing, None, pobj, stamp),
+            },
+            (_, Value::Object(pobj)) => {
+                let clean = strip_nulls(pobj);
+                if let Some(m) = meta.as_deref_mut() {
+                    m.insert(key.clone(), Value::Object(metadata_for(&clean, stamp)));
+                }
+                target.insert(key.clone(), Value::Object(clean));
+            }
+            (_, other) => {
+                if let Some(m) = meta.as_deref_mut() {
+                    m.insert(key.clone(), Value::Object(stamp.clone()));
+                }
+                target.insert(key.clone(), other.clone());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn new_twin_etag_and_versions() {
+        let t = TwinState::new();
+        assert_eq!(t.etag(), "AAAAAAAAAAE=");
+        assert_eq!(t.desired.version, 1);
+    }
+
+    #[test]
+    fn patch_merges_and_removes() {
+        let mut t = TwinState::new();
+        let change = TwinChange {
+            tags: Some(obj(json!({"a": {"b": 1, "c": 2}, "d": true}))),
+            desired: Some(obj(json!({"temp": 21, "nested": {"x": 1}}))),
+            reported: None,
+        };
+        assert!(t.apply(&change, TwinUpdate::Merge).is_ok());
+        assert_eq!(t.version, 2);
+        assert_eq!(t.desired.version, 2);
+        let change2 = TwinChange {
+            tags: Some(obj(json!({"a": {"b": null}, "d": null}))),
+            desired: Some(obj(json!({"nested": {"y": 2}}))),
+            reported: None,
+        };
+        assert!(t.apply(&change2, TwinUpdate::Merge).is_ok());
+        assert_eq!(Value::Object(t.tags.clone()), json!({"a": {"c": 2}}));
+        assert_eq!(
+            Value::Object(t.desired.values.clone()),
+            json!({"temp": 21, "nested": {"x": 1, "y": 2}})
+        );
+        assert_eq!(t.desired.version, 3);
+        assert_eq!(t.desired.metadata["nested"]["y"]["$lastUpdatedVersion"], 3);
+        assert_eq!(t.desired.metadata["nested"]["x"]["$lastUpdatedVersion"], 2);
+        assert_eq!(t.desired.metadata["nested"]["$lastUpdatedVersion"], 3);
+        assert_eq!(t.desired.metadata["$lastUpdatedVersion"], 3);
+    }
+
+    #[test]
+    fn replace_sets_sections() {
+        let mut t = TwinState::new();
+        let change = TwinChange {
+            tags: Some(obj(json!({"a": 1}))),
+            desired: None,
+            reported: None,
+        };
+        assert!(t.apply(&change, TwinUpdate::Replace).is_ok());
+        assert_eq!(Value::Object(t.tags.clone()), json!({"a": 1}));
+        assert!(t.desired.values.is_empty());
+        assert_eq!(t.desired.version, 2);
+    }
+
+    #[test]
+    fn render_round_trip() {
+        let mut t = TwinState::new();
+        let change = TwinChange {
+            tags: Some(obj(json!({"a": 1}))),
+            desired: Some(obj(json!({"b": {"c": "x"}}))),
+            reported: None,
+        };
+        assert!(t.apply(&change, TwinUpdate::Merge).is_ok());
+        let dev = crate::model::DeviceRecord::create("d", &crate::model::DeviceInput::default());
+        let Ok(dev) = dev else { panic!("device") };
+        let doc = t.render_device(&dev);
+        assert_eq!(TwinState::from_doc(&doc), t);
+        assert_eq!(doc["properties"]["desired"]["$version"], 2);
+    }
+
+    #[test]
+    fn depth_limit() {
+        let ten = json!({"one":{"two":{"three":{"four":{"five":{"six":{"seven":{"eight":{"nine":{"ten":{"property":"value"}}}}}}}}}}});
+        let mut t = TwinState::new();
+        let ok = TwinChange {
+            desired: Some(obj(ten)),
+            ..Default::default()
+        };
+        assert!(t.apply(&ok, TwinUpdate::Merge).is_ok());
+        let eleven = json!({"one":{"two":{"three":{"four":{"five":{"six":{"seven":{"eight":{"nine":{"ten":{"eleven":{"p":1}}}}}}}}}}}});
+        let bad = TwinChange {
+            desired: Some(obj(eleven)),
+            ..Default::default()
+        };
+        let err = t.apply(&bad, TwinUpdate::Merge).err();
+        assert_eq!(
+            err.map(|e| e.code()),
+            Some(crate::error::ErrorCode::ArgumentInvalid)
+        );
+    }
+
+    #[test]
+    fn size_limits() {
+        let mut t = TwinState::new();
+        let big = "x".repeat(4000);
+        let mut tags = Map::new();
+        for i in 0..3 {
+            tags.insert(format!("k{i}"), Value::String(big.clone()));
+        }
+        let bad = TwinChange {
+            tags: Some(tags),
+            ..Default::default()
+        };
+        assert!(t.apply(&bad, TwinUpdate::Merge).is_err());
+        assert_eq!(t.version, 1, "failed change leaves the twin untouched");
+    }
+
+    #[test]
+    fn key_rules() {
+        for bad in [
+            json!({"a.b": 1}),
+            json!({"$x": 1}),
+            json!({"a b": 1}),
+            json!({"a": {"\u{1}": 1}}),
+        ] {
+            assert!(TwinChange::from_twin_body(&json!({"tags": bad})).is_err());
+        }
+        assert!(
+            TwinChange::from_twin_body(&json!({"properties": {"reported": {"a": 1}}})).is_err()
+        );
+        let ok = TwinChange::from_twin_body(
+            &json!({"properties": {"desired": {"a": 1, "$metadata": {}, "$version": 4}}}),
+        );
+        assert_eq!(ok.ok().and_then(|c| c.desired), Some(obj(json!({"a": 1}))));
+        assert!(TwinChange::from_twin_body(&json!({"tags": {"n": 4503599627370497u64}})).is_err());
+    }
+}
