@@ -58,7 +58,10 @@ pub async fn serve(
                     return;
                 }
             };
-            let service = TowerToHyperService::new(router);
+            let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                router,
+                trim_trailing_slash,
+            ));
             let connection = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
@@ -74,4 +77,26 @@ pub async fn serve(
             tracing::warn!("some connections were still open after {DRAIN_TIMEOUT:?}; closing them");
         }
     }
+}
+
+/// IoT Hub routes `/devices/` like `/devices` (the Node SDK's `Registry.list` sends the
+/// former), so a trailing slash is dropped before routing.
+fn trim_trailing_slash<B>(mut request: hyper::Request<B>) -> hyper::Request<B> {
+    let path = request.uri().path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let path_and_query = match request.uri().query() {
+            Some(query) => format!("{trimmed}?{query}"),
+            None => trimmed.to_owned(),
+        };
+        let mut parts = request.uri().clone().into_parts();
+        if let Ok(pq) = path_and_query.parse() {
+            parts.path_and_query = Some(pq);
+            if let Ok(uri) = hyper::Uri::from_parts(parts) {
+                *request.uri_mut() = uri;
+            }
+        }
+    }
+    request
 }

@@ -323,6 +323,15 @@ async fn list_statistics_purge_and_methods() -> TestResult {
             .map(Vec::len),
         Some(5)
     );
+    // A trailing slash routes like the bare path (the Node SDK's `Registry.list` sends it).
+    assert_eq!(
+        hub.call(Method::GET, "/devices/", None)
+            .await
+            .body
+            .as_array()
+            .map(Vec::len),
+        Some(5)
+    );
 
     let stats = hub.call(Method::GET, "/statistics/devices", None).await;
     assert_eq!(
