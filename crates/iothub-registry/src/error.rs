@@ -1,0 +1,644 @@
+//! The crate's error type and the decoding of IoT Hub's error responses.
+
+use std::fmt;
+use std::time::Duration;
+
+use reqwest::header::HeaderMap;
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in a [`RegistryManager`](crate::RegistryManager) call.
+///
+/// Variants are split by where the failure happened. `Config` and `Auth` fail before anything
+/// is sent; `Transport` and `Timeout` may or may not have reached IoT Hub; `Service` is an answer
+/// from IoT Hub; `InvalidResponse` is an answer this crate could not read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The client could not be built (bad connection string, CA certificate, host or option).
+    /// Nothing was sent; retrying with the same input fails the same way.
+    #[error("invalid registry manager configuration")]
+    Config(#[source] ConfigError),
+    /// No `Authorization` header could be produced (for example the Azure AD credential
+    /// failed). Nothing was sent; retrying may help if the credential recovers.
+    #[error("cannot authorize the request: {message}")]
+    Auth {
+        /// What failed, without any key or token material.
+        message: String,
+    },
+    /// A request could not be built from the arguments (for example an ETag that is not a
+    /// valid header value). Nothing was sent.
+    #[error("invalid request: {message}")]
+    InvalidRequest {
+        /// What is wrong with the arguments.
+        message: String,
+    },
+    /// IoT Hub answered with an error. See [`ServiceError`] for the code, and its helpers such
+    /// as [`ServiceError::is_not_found`]. Whether retrying is safe depends on the code;
+    /// throttling is already retried by the client when the retry policy allows it.
+    #[error(transparent)]
+    Service(#[from] ServiceError),
+    /// The operation did not finish within its time budget (per attempt or in total). The
+    /// request may have been applied.
+    #[error("operation timed out after {attempts} attempt(s) in {elapsed:?}")]
+    Timeout {
+        /// Time spent on the operation, retries included.
+        elapsed: Duration,
+        /// Attempts made.
+        attempts: u32,
+    },
+    /// The request did not complete at the HTTP level (DNS, TCP, TLS, connection reset).
+    /// Unless the connection was never established, the request may have been applied.
+    #[error("request to iot hub failed")]
+    Transport(#[source] reqwest::Error),
+    /// IoT Hub answered with something this crate cannot decode. Not retried.
+    #[error("unexpected response from iot hub (status {status:?})")]
+    InvalidResponse {
+        /// HTTP status, when known.
+        status: Option<u16>,
+        /// The start (at most 1 KiB) of the body.
+        body: String,
+        /// The decoding error, when there was one.
+        #[source]
+        source: Option<serde_json::Error>,
+    },
+}
+
+impl Error {
+    /// The service error, when IoT Hub answered with one.
+    pub fn service_error(&self) -> Option<&ServiceError> {
+        match self {
+            Error::Service(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The service error, consuming `self`.
+    pub fn into_service_error(self) -> Option<ServiceError> {
+        match self {
+            Error::Service(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The IoT Hub error code, when IoT Hub answered with an error.
+    pub fn code(&self) -> Option<&ErrorCode> {
+        self.service_error().map(|e| &e.code)
+    }
+
+    /// 404: the device, module or other resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        self.service_error().is_some_and(ServiceError::is_not_found)
+    }
+
+    /// 409: the device or module already exists.
+    pub fn is_already_exists(&self) -> bool {
+        self.service_error()
+            .is_some_and(ServiceError::is_already_exists)
+    }
+
+    /// 412: the `If-Match` ETag did not match.
+    pub fn is_precondition_failed(&self) -> bool {
+        self.service_error()
+            .is_some_and(ServiceError::is_precondition_failed)
+    }
+
+    /// 429: IoT Hub throttled the request.
+    pub fn is_throttled(&self) -> bool {
+        self.service_error().is_some_and(ServiceError::is_throttled)
+    }
+
+    /// 404103: the device is not connected (direct methods).
+    pub fn is_device_not_online(&self) -> bool {
+        self.service_error()
+            .is_some_and(ServiceError::is_device_not_online)
+    }
+
+    /// 401: the credential was refused.
+    pub fn is_unauthorized(&self) -> bool {
+        self.service_error()
+            .is_some_and(ServiceError::is_unauthorized)
+    }
+
+    /// The operation ran out of time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Timeout { .. })
+    }
+}
+
+/// Why a [`RegistryManager`](crate::RegistryManager) could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The connection string is malformed.
+    #[error("malformed connection string")]
+    ConnectionString(#[source] iothub_auth::ConnectionStringError),
+    /// The connection string holds no service key.
+    #[error("connection string cannot sign requests")]
+    Credential(#[source] iothub_auth::AuthError),
+    /// No credential was given to the builder.
+    #[error("no credential: use connection_string, credential or token_credential")]
+    MissingCredential,
+    /// The host or endpoint is not a valid URL.
+    #[error("invalid host or endpoint: {0}")]
+    InvalidEndpoint(String),
+    /// A root CA certificate is not valid PEM.
+    #[error("invalid root certificate")]
+    InvalidCertificate(#[source] reqwest::Error),
+    /// A root CA file could not be read.
+    #[error("cannot read root certificate file")]
+    CertificateFile(#[source] std::io::Error),
+    /// The user agent is not a valid header value.
+    #[error("invalid user agent")]
+    InvalidUserAgent,
+    /// The HTTP client could not be created.
+    #[error("cannot build the http client")]
+    Http(#[source] reqwest::Error),
+}
+
+impl From<ConfigError> for Error {
+    fn from(e: ConfigError) -> Self {
+        Error::Config(e)
+    }
+}
+
+macro_rules! error_codes {
+    ($( $(#[$doc:meta])* $name:ident = $num:literal, )*) => {
+        /// An IoT Hub error code: its name (as in the `iothub-errorcode` header and the
+        /// `ErrorCode:<Name>;` prefix of the message) and its six-digit number, whose first
+        /// three digits are the HTTP status.
+        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+        #[non_exhaustive]
+        pub enum ErrorCode {
+            $( $(#[$doc])* $name, )*
+            /// A code this crate does not know, with whatever IoT Hub sent.
+            Unknown {
+                /// The name, if one was sent.
+                name: Option<String>,
+                /// The number, if one was sent.
+                number: Option<u32>,
+            },
+        }
+
+        impl ErrorCode {
+            /// The code's name, for example `DeviceNotFound` (`"Unknown"` when none was sent).
+            pub fn name(&self) -> &str {
+                match self {
+                    $( ErrorCode::$name => stringify!($name), )*
+                    ErrorCode::Unknown { name, .. } => name.as_deref().unwrap_or("Unknown"),
+                }
+            }
+
+            /// The six-digit number, for example `404001`.
+            pub fn number(&self) -> Option<u32> {
+                match self {
+                    $( ErrorCode::$name => Some($num), )*
+                    ErrorCode::Unknown { number, .. } => *number,
+                }
+            }
+
+            /// The code with this name (case-insensitive), or `Unknown`.
+            pub fn from_name(name: &str) -> Self {
+                $( if name.eq_ignore_ascii_case(stringify!($name)) { return ErrorCode::$name; } )*
+                ErrorCode::Unknown { name: Some(name.to_owned()), number: None }
+            }
+
+            /// The code with this number, or `Unknown`.
+            pub fn from_number(number: u32) -> Self {
+                match number {
+                    $( $num => ErrorCode::$name, )*
+                    _ => ErrorCode::Unknown { name: None, number: Some(number) },
+                }
+            }
+        }
+    };
+}
+
+error_codes! {
+    /// 400001: the api-version is missing or not supported.
+    InvalidProtocolVersion = 400001,
+    /// 400002: the service found an unexpected number of devices.
+    DeviceInvalidResultCount = 400002,
+    /// 400003: the operation is not valid in the current state.
+    InvalidOperation = 400003,
+    /// 400004: an argument is invalid.
+    ArgumentInvalid = 400004,
+    /// 400005: a required argument is missing.
+    ArgumentNull = 400005,
+    /// 400006: the request body is malformed.
+    IotHubFormatError = 400006,
+    /// 400011: a device appears more than once in a bulk request.
+    DeviceDefinedMultipleTimes = 400011,
+    /// 400012: the body could not be deserialized.
+    DeserializationError = 400012,
+    /// 400013: a bulk registry operation failed.
+    BulkRegistryOperationFailure = 400013,
+    /// 400301: a module cannot be registered under a module.
+    CannotRegisterModuleToModule = 400301,
+    /// 401001: the hub does not exist.
+    IotHubNotFound = 401001,
+    /// 401002: the credential is not valid or lacks the rights for the operation.
+    IotHubUnauthorizedAccess = 401002,
+    /// 401003: the request is not authorized.
+    IotHubUnauthorized = 401003,
+    /// 403001: the hub is suspended.
+    IotHubSuspended = 403001,
+    /// 403002: the hub's daily quota is used up.
+    IotHubQuotaExceeded = 403002,
+    /// 403003: too many jobs.
+    JobQuotaExceeded = 403003,
+    /// 403004: the device's cloud-to-device queue is full.
+    DeviceMaximumQueueDepthExceeded = 403004,
+    /// 403005: too many CBS tokens on the connection.
+    IotHubMaxCbsTokenExceeded = 403005,
+    /// 404001: the device is not registered.
+    DeviceNotFound = 404001,
+    /// 404002: the job does not exist.
+    JobNotFound = 404002,
+    /// 404010: the module is not registered on the device.
+    ModuleNotFound = 404010,
+    /// 404103: the device is not connected or has not registered the method.
+    DeviceNotOnline = 404103,
+    /// 409001: a device with this id already exists.
+    DeviceAlreadyExists = 409001,
+    /// 409301: a module with this id already exists on the device.
+    ModuleAlreadyExistsOnDevice = 409301,
+    /// 412001: the `If-Match` ETag does not match the stored one.
+    PreconditionFailed = 412001,
+    /// 412002: the message lock was lost.
+    DeviceMessageLockLost = 412002,
+    /// 413001: the message or body is too large.
+    MessageTooLarge = 413001,
+    /// 413002: more than 100 devices in one bulk request.
+    TooManyDevices = 413002,
+    /// 413003: too many modules on the device.
+    TooManyModulesOnDevice = 413003,
+    /// 429000: too many requests.
+    GenericTooManyRequests = 429000,
+    /// 429001: the request was throttled.
+    ThrottlingException = 429001,
+    /// 429002: the throttling backlog is full.
+    ThrottleBacklogLimitExceeded = 429002,
+    /// 429003: the request waited too long in the throttling backlog.
+    ThrottlingBacklogTimeout = 429003,
+    /// 429004: too many active jobs.
+    ThrottlingMaxActiveJobCountExceeded = 429004,
+    /// 429005: the per-device throttling limit was reached.
+    DeviceThrottlingLimitExceeded = 429005,
+    /// 500001: internal server error.
+    ServerError = 500001,
+    /// 500002: the job was cancelled.
+    JobCancelled = 500002,
+    /// 503001: the service is unavailable.
+    ServiceUnavailable = 503001,
+    /// 503003: a partition was not found.
+    PartitionNotFound = 503003,
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.number() {
+            Some(n) => write!(f, "{} ({n})", self.name()),
+            None => f.write_str(self.name()),
+        }
+    }
+}
+
+/// An error answer from IoT Hub, decoded from its status, `iothub-errorcode` header and body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("iot hub returned {status}: {code}")]
+#[non_exhaustive]
+pub struct ServiceError {
+    /// HTTP status.
+    pub status: u16,
+    /// IoT Hub's error code.
+    pub code: ErrorCode,
+    /// IoT Hub's explanation (the text after `ErrorCode:<Name>;`), if any.
+    pub message: String,
+    /// The tracking id to quote to support, if any.
+    pub tracking_id: Option<String>,
+    /// How long IoT Hub asked the client to wait (`Retry-After`), if it did.
+    pub retry_after: Option<Duration>,
+}
+
+impl ServiceError {
+    /// 404 (device, module, ... not found; includes [`is_device_not_online`](Self::is_device_not_online)).
+    pub fn is_not_found(&self) -> bool {
+        self.status == 404
+    }
+
+    /// 409: the identity already exists.
+    pub fn is_already_exists(&self) -> bool {
+        self.status == 409
+    }
+
+    /// 412: the ETag did not match.
+    pub fn is_precondition_failed(&self) -> bool {
+        self.status == 412
+    }
+
+    /// 429: the request was throttled.
+    pub fn is_throttled(&self) -> bool {
+        self.status == 429
+    }
+
+    /// 401: the credential was refused or lacks the rights for the operation.
+    pub fn is_unauthorized(&self) -> bool {
+        self.status == 401
+    }
+
+    /// 400: the request was rejected as malformed or invalid.
+    pub fn is_bad_request(&self) -> bool {
+        self.status == 400
+    }
+
+    /// 413002: too many devices in one bulk request.
+    pub fn is_too_many_devices(&self) -> bool {
+        self.code == ErrorCode::TooManyDevices
+    }
+
+    /// 404103: the device is not online, so the direct method could not be invoked.
+    pub fn is_device_not_online(&self) -> bool {
+        self.code == ErrorCode::DeviceNotOnline
+    }
+
+    /// 5xx: the service failed.
+    pub fn is_server_error(&self) -> bool {
+        self.status >= 500
+    }
+
+    /// Decodes an error response from its parts. `body` is the raw body (possibly empty or
+    /// not JSON). Pure function, no IO.
+    pub fn from_parts(status: u16, headers: &HeaderMap, body: &[u8]) -> Self {
+        let details: Option<ErrorBody> = serde_json::from_slice(body).ok();
+        Self::from_details(status, headers, details.unwrap_or_default())
+    }
+
+    pub(crate) fn from_generated(
+        status: u16,
+        headers: &HeaderMap,
+        d: iothub_rest::types::ErrorDetails,
+    ) -> Self {
+        Self::from_details(
+            status,
+            headers,
+            ErrorBody {
+                message_upper: d.message,
+                message_lower: None,
+                exception_message: d.exception_message,
+                error_code: d.error_code,
+                tracking_id: d.tracking_id,
+            },
+        )
+    }
+
+    fn from_details(status: u16, headers: &HeaderMap, body: ErrorBody) -> Self {
+        let header_name = headers
+            .get("iothub-errorcode")
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned);
+        let mut name = header_name;
+        let mut number = body.error_code.as_ref().and_then(json_number);
+        let mut tracking_id = body.tracking_id.clone();
+        let message;
+
+        let text = body
+            .message_upper
+            .or(body.message_lower)
+            .unwrap_or_default();
+        let text = text.trim();
+        if text.starts_with('{') {
+            // Shape B nested in Message (direct methods).
+            if let Ok(inner) = serde_json::from_str::<ErrorBody>(text) {
+                number = number.or_else(|| inner.error_code.as_ref().and_then(json_number));
+                tracking_id = tracking_id.or(inner.tracking_id);
+                let inner_text = inner
+                    .message_lower
+                    .or(inner.message_upper)
+                    .unwrap_or_default();
+                let (n, m) = split_error_code(&inner_text);
+                name = name.or(n);
+                message = m;
+            } else {
+                message = text.to_owned();
+            }
+        } else {
+            let (n, m) = split_error_code(text);
+            name = name.or(n);
+            message = m;
+        }
+        if tracking_id.is_none() {
+            tracking_id = body
+                .exception_message
+                .as_deref()
+                .and_then(parse_tracking_id);
+        }
+
+        let code = match (number, name) {
+            (Some(n), _) if !matches!(ErrorCode::from_number(n), ErrorCode::Unknown { .. }) => {
+                ErrorCode::from_number(n)
+            }
+            (n, Some(name)) => match ErrorCode::from_name(&name) {
+                ErrorCode::Unknown { name, .. } => ErrorCode::Unknown { name, number: n },
+                known => known,
+            },
+            (n, None) => ErrorCode::Unknown {
+                name: None,
+                number: n,
+            },
+        };
+        ServiceError {
+            status,
+            code,
+            message,
+            tracking_id,
+            retry_after: retry_after(headers),
+        }
+    }
+}
+
+#[derive(Default, serde::Deserialize)]
+struct ErrorBody {
+    #[serde(rename = "Message")]
+    message_upper: Option<String>,
+    #[serde(rename = "message")]
+    message_lower: Option<String>,
+    #[serde(rename = "ExceptionMessage")]
+    exception_message: Option<String>,
+    #[serde(rename = "errorCode")]
+    error_code: Option<serde_json::Value>,
+    #[serde(rename = "trackingId")]
+    tracking_id: Option<String>,
+}
+
+fn json_number(v: &serde_json::Value) -> Option<u32> {
+    match v {
+        serde_json::Value::Number(n) => n.as_u64().and_then(|n| u32::try_from(n).ok()),
+        serde_json::Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+/// Splits `ErrorCode:<Name>;<detail>` into the name and the detail.
+fn split_error_code(text: &str) -> (Option<String>, String) {
+    if let Some(rest) = text.strip_prefix("ErrorCode:") {
+        let (name, detail) = rest.split_once(';').unwrap_or((rest, ""));
+        let name = name.trim();
+        let name = (!name.is_empty()).then(|| name.to_owned());
+        (name, detail.trim().to_owned())
+    } else {
+        (None, text.to_owned())
+    }
+}
+
+/// Reads `Tracking ID:<id>-G:…` (or `Tracking ID:<id>` alone).
+fn parse_tracking_id(text: &str) -> Option<String> {
+    let start = text.find("Tracking ID:")? + "Tracking ID:".len();
+    let rest = text[start..].trim_start();
+    let end = rest
+        .find("-G:")
+        .or_else(|| rest.find(|c: char| c.is_whitespace() || c == ','))
+        .unwrap_or(rest.len());
+    let id = rest[..end].trim();
+    (!id.is_empty()).then(|| id.to_owned())
+}
+
+/// `Retry-After` (seconds) or `retry-after-ms` / `x-ms-retry-after-ms` (milliseconds).
+pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        if let Some(ms) = header(name).and_then(|v| v.parse::<f64>().ok())
+            && ms.is_finite()
+            && ms >= 0.0
+        {
+            return Some(Duration::from_secs_f64(ms / 1000.0));
+        }
+    }
+    header("retry-after")
+        .and_then(|v| v.parse::<f64>().ok())
+        .filter(|s| s.is_finite() && *s >= 0.0)
+        .map(Duration::from_secs_f64)
+}
+
+/// The first KiB of a body, as lossy UTF-8.
+pub(crate) fn body_excerpt(body: &[u8]) -> String {
+    let end = body.len().min(1024);
+    String::from_utf8_lossy(&body[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use reqwest::header::HeaderValue;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn decodes_shape_a_with_header() {
+        let body = br#"{"Message":"ErrorCode:DeviceNotFound;Device 'd1' is not registered.","ExceptionMessage":"Tracking ID:0123abcd-G:0-TimeStamp:01/02/2024 03:04:05"}"#;
+        let e = ServiceError::from_parts(
+            404,
+            &headers(&[("iothub-errorcode", "DeviceNotFound")]),
+            body,
+        );
+        assert_eq!(e.code, ErrorCode::DeviceNotFound);
+        assert_eq!(e.code.number(), Some(404001));
+        assert_eq!(e.message, "Device 'd1' is not registered.");
+        assert_eq!(e.tracking_id.as_deref(), Some("0123abcd"));
+        assert!(e.is_not_found());
+        assert_eq!(
+            e.to_string(),
+            "iot hub returned 404: DeviceNotFound (404001)"
+        );
+    }
+
+    #[test]
+    fn decodes_shape_a_without_header() {
+        let body = br#"{"Message":"ErrorCode:ThrottlingBacklogTimeout;The request has been throttled. Wait 10 seconds and try again. Operation type: CRUD","ExceptionMessage":"Tracking ID:abc-G:0"}"#;
+        let e = ServiceError::from_parts(429, &headers(&[("retry-after", "10")]), body);
+        assert_eq!(e.code, ErrorCode::ThrottlingBacklogTimeout);
+        assert_eq!(e.code.number(), Some(429003));
+        assert_eq!(e.retry_after, Some(Duration::from_secs(10)));
+        assert!(e.is_throttled());
+    }
+
+    #[test]
+    fn decodes_shape_b_nested_in_message() {
+        let inner = r#"{"errorCode":404103,"trackingId":"track-1","message":"Timed out waiting for device to connect.","info":{},"timestampUtc":"2024-01-01T00:00:00Z"}"#;
+        let body = serde_json::json!({"Message": inner, "ExceptionMessage": ""}).to_string();
+        let e = ServiceError::from_parts(404, &HeaderMap::new(), body.as_bytes());
+        assert_eq!(e.code, ErrorCode::DeviceNotOnline);
+        assert!(e.is_device_not_online());
+        assert_eq!(e.tracking_id.as_deref(), Some("track-1"));
+        assert_eq!(e.message, "Timed out waiting for device to connect.");
+    }
+
+    #[test]
+    fn decodes_shape_b_top_level() {
+        let body = br#"{"errorCode":409001,"trackingId":"t","message":"exists"}"#;
+        let e = ServiceError::from_parts(409, &HeaderMap::new(), body);
+        assert_eq!(e.code, ErrorCode::DeviceAlreadyExists);
+        assert_eq!(e.message, "exists");
+    }
+
+    #[test]
+    fn unknown_and_empty_bodies() {
+        let e = ServiceError::from_parts(418, &headers(&[("iothub-errorcode", "Teapot")]), b"");
+        assert_eq!(
+            e.code,
+            ErrorCode::Unknown {
+                name: Some("Teapot".into()),
+                number: None
+            }
+        );
+        assert_eq!(e.code.name(), "Teapot");
+        let e = ServiceError::from_parts(503, &HeaderMap::new(), b"<html>oops</html>");
+        assert_eq!(e.code.name(), "Unknown");
+        assert_eq!(e.message, "");
+        assert!(e.is_server_error());
+    }
+
+    #[test]
+    fn code_tables_round_trip() {
+        for n in [
+            400013, 404001, 409301, 412001, 413002, 429001, 429005, 503001,
+        ] {
+            let code = ErrorCode::from_number(n);
+            assert_eq!(code.number(), Some(n));
+            assert_eq!(ErrorCode::from_name(code.name()), code);
+        }
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "2")])),
+            Some(Duration::from_secs(2))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after-ms", "250"), ("retry-after", "9")])),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(
+            retry_after(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
+            None
+        );
+    }
+}

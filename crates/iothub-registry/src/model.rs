@@ -1,0 +1,1128 @@
+//! Public data types: identities, twins, bulk entries, statistics and direct methods.
+//!
+//! These are this crate's own types, converted to and from the generated `iothub-rest` types,
+//! so that regenerating the low-level client does not change this API. They serialize with
+//! IoT Hub's JSON names, so `serde_json` can print them or build them from JSON.
+//!
+//! Types that callers build for requests ([`Twin`], [`TwinProperties`],
+//! [`ExportImportDevice`], [`CloudToDeviceMethod`], [`AuthenticationMechanism`], ...) have
+//! public fields and `Default`: write them with `..Default::default()`. Types that only come
+//! back from IoT Hub are `#[non_exhaustive]`.
+
+use std::fmt;
+use std::str::FromStr;
+
+use iothub_rest::types as wire;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// A JSON object (twin tags, desired or reported properties).
+pub type JsonObject = Map<String, Value>;
+
+macro_rules! string_enum {
+    (
+        $(#[$meta:meta])* $name:ident => $gen:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $wire:literal, )*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+        pub enum $name {
+            $( $(#[$vmeta])* #[serde(rename = $wire)] $variant, )*
+        }
+
+        impl $name {
+            /// The value IoT Hub uses on the wire.
+            pub fn as_str(self) -> &'static str {
+                match self { $( $name::$variant => $wire, )* }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = UnknownValue;
+            /// Parses the wire value, ignoring ASCII case.
+            fn from_str(s: &str) -> Result<Self, UnknownValue> {
+                $( if s.eq_ignore_ascii_case($wire) { return Ok($name::$variant); } )*
+                Err(UnknownValue(s.to_owned()))
+            }
+        }
+
+        impl From<$name> for wire::$gen {
+            fn from(v: $name) -> Self {
+                match v { $( $name::$variant => wire::$gen::$variant, )* }
+            }
+        }
+
+        impl From<wire::$gen> for $name {
+            fn from(v: wire::$gen) -> Self {
+                match v { $( wire::$gen::$variant => $name::$variant, )* }
+            }
+        }
+    };
+}
+
+/// A string that is not one of an enum's values.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown value `{0}`")]
+pub struct UnknownValue(pub String);
+
+string_enum! {
+    /// Whether an identity may connect.
+    DeviceStatus => DeviceStatus {
+        /// The identity may connect.
+        Enabled = "enabled",
+        /// The identity is refused.
+        Disabled = "disabled",
+    }
+}
+
+string_enum! {
+    /// How an identity authenticates.
+    AuthenticationType => AuthenticationType {
+        /// Shared access keys.
+        Sas = "sas",
+        /// X.509 certificate with registered thumbprints.
+        SelfSigned = "selfSigned",
+        /// X.509 certificate signed by a registered certificate authority.
+        CertificateAuthority = "certificateAuthority",
+        /// No authentication (modules managed by IoT Edge).
+        None = "none",
+    }
+}
+
+string_enum! {
+    /// What one entry of a bulk registry request does.
+    ImportMode => ImportMode {
+        /// Create; fails for an existing identity.
+        Create = "create",
+        /// Update; fails for a missing identity.
+        Update = "update",
+        /// Update if `e_tag` matches.
+        UpdateIfMatchETag = "updateIfMatchETag",
+        /// Delete.
+        Delete = "delete",
+        /// Delete if `e_tag` matches.
+        DeleteIfMatchETag = "deleteIfMatchETag",
+        /// Create, or update an existing identity.
+        CreateOrUpdate = "createOrUpdate",
+        /// Create, or update if `e_tag` matches.
+        CreateOrUpdateIfMatchETag = "createOrUpdateIfMatchETag",
+        /// Update the twin only.
+        UpdateTwin = "updateTwin",
+        /// Update the twin only, if `twin_e_tag` matches.
+        UpdateTwinIfMatchETag = "updateTwinIfMatchETag",
+    }
+}
+
+/// An ETag for `If-Match`. Converts from `&str`, `String`, `Option<String>` and friends;
+/// `None`, [`ETag::any()`] and `"*"` all mean "whatever the current version is".
+///
+/// The header is sent quoted (`"AAAAAAAAAAE="`), as the official SDKs do; an ETag that already
+/// starts and ends with `"` is sent unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ETag(Option<String>);
+
+impl ETag {
+    /// Matches any version (`If-Match: "*"`).
+    pub fn any() -> Self {
+        ETag(None)
+    }
+
+    /// A specific ETag value.
+    pub fn new(etag: impl Into<String>) -> Self {
+        ETag(Some(etag.into()))
+    }
+
+    /// The `If-Match` header value.
+    pub fn header_value(&self) -> String {
+        ensure_quoted(self.0.as_deref().unwrap_or("*"))
+    }
+
+    /// The ETag as given, `None` for "any".
+    pub fn as_str(&self) -> Option<&str> {
+        self.0.as_deref()
+    }
+}
+
+fn ensure_quoted(etag: &str) -> String {
+    if etag.len() > 1 && etag.starts_with('"') && etag.ends_with('"') {
+        etag.to_owned()
+    } else {
+        format!("\"{etag}\"")
+    }
+}
+
+impl From<&str> for ETag {
+    fn from(s: &str) -> Self {
+        ETag::new(s)
+    }
+}
+impl From<String> for ETag {
+    fn from(s: String) -> Self {
+        ETag(Some(s))
+    }
+}
+impl From<&String> for ETag {
+    fn from(s: &String) -> Self {
+        ETag(Some(s.clone()))
+    }
+}
+impl From<Option<String>> for ETag {
+    fn from(s: Option<String>) -> Self {
+        ETag(s)
+    }
+}
+impl From<&Option<String>> for ETag {
+    fn from(s: &Option<String>) -> Self {
+        ETag(s.clone())
+    }
+}
+impl From<Option<&str>> for ETag {
+    fn from(s: Option<&str>) -> Self {
+        ETag(s.map(str::to_owned))
+    }
+}
+
+/// A pair of base64 shared access keys.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SymmetricKey {
+    /// Primary key (base64).
+    #[serde(rename = "primaryKey", skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
+    /// Secondary key (base64).
+    #[serde(rename = "secondaryKey", skip_serializing_if = "Option::is_none")]
+    pub secondary_key: Option<String>,
+}
+
+/// A pair of X.509 certificate thumbprints.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct X509Thumbprint {
+    /// Thumbprint of the primary certificate.
+    #[serde(rename = "primaryThumbprint", skip_serializing_if = "Option::is_none")]
+    pub primary_thumbprint: Option<String>,
+    /// Thumbprint of the secondary certificate.
+    #[serde(
+        rename = "secondaryThumbprint",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub secondary_thumbprint: Option<String>,
+}
+
+/// The credentials of an identity.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct AuthenticationMechanism {
+    /// The kind of credential.
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    pub auth_type: Option<AuthenticationType>,
+    /// Shared access keys, for [`AuthenticationType::Sas`].
+    #[serde(rename = "symmetricKey", skip_serializing_if = "Option::is_none")]
+    pub symmetric_key: Option<SymmetricKey>,
+    /// Thumbprints, for [`AuthenticationType::SelfSigned`].
+    #[serde(rename = "x509Thumbprint", skip_serializing_if = "Option::is_none")]
+    pub x509_thumbprint: Option<X509Thumbprint>,
+}
+
+impl AuthenticationMechanism {
+    /// Shared access keys.
+    pub fn sas(primary_key: impl Into<String>, secondary_key: impl Into<String>) -> Self {
+        Self {
+            auth_type: Some(AuthenticationType::Sas),
+            symmetric_key: Some(SymmetricKey {
+                primary_key: Some(primary_key.into()),
+                secondary_key: Some(secondary_key.into()),
+            }),
+            x509_thumbprint: None,
+        }
+    }
+
+    /// Self-signed X.509 certificates identified by thumbprint.
+    pub fn x509(
+        primary_thumbprint: impl Into<String>,
+        secondary_thumbprint: impl Into<String>,
+    ) -> Self {
+        Self {
+            auth_type: Some(AuthenticationType::SelfSigned),
+            symmetric_key: None,
+            x509_thumbprint: Some(X509Thumbprint {
+                primary_thumbprint: Some(primary_thumbprint.into()),
+                secondary_thumbprint: Some(secondary_thumbprint.into()),
+            }),
+        }
+    }
+
+    /// X.509 certificates signed by a registered certificate authority.
+    pub fn certificate_authority() -> Self {
+        Self {
+            auth_type: Some(AuthenticationType::CertificateAuthority),
+            ..Self::default()
+        }
+    }
+}
+
+/// Optional features of a device.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct DeviceCapabilities {
+    /// True for an IoT Edge device.
+    #[serde(rename = "iotEdge", skip_serializing_if = "Option::is_none")]
+    pub iot_edge: Option<bool>,
+}
+
+/// A device identity, as returned by IoT Hub.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Device {
+    /// Case-sensitive device id.
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    /// Service-assigned id that tells apart identities re-created with the same id.
+    #[serde(rename = "generationId", skip_serializing_if = "Option::is_none")]
+    pub generation_id: Option<String>,
+    /// ETag of the identity (pass it to `update_device_with_*` or `delete_device`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Whether the device may connect.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeviceStatus>,
+    /// Why the status was set.
+    #[serde(rename = "statusReason", skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// When the status last changed (ISO 8601, as sent).
+    #[serde(rename = "statusUpdatedTime", skip_serializing_if = "Option::is_none")]
+    pub status_updated_time: Option<String>,
+    /// `Connected` or `Disconnected`.
+    #[serde(rename = "connectionState", skip_serializing_if = "Option::is_none")]
+    pub connection_state: Option<String>,
+    /// When the connection state last changed (ISO 8601, as sent).
+    #[serde(
+        rename = "connectionStateUpdatedTime",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_state_updated_time: Option<String>,
+    /// Last activity (ISO 8601, as sent).
+    #[serde(rename = "lastActivityTime", skip_serializing_if = "Option::is_none")]
+    pub last_activity_time: Option<String>,
+    /// Cloud-to-device messages waiting.
+    #[serde(
+        rename = "cloudToDeviceMessageCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_to_device_message_count: Option<i32>,
+    /// Credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationMechanism>,
+    /// Capabilities (IoT Edge).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<DeviceCapabilities>,
+    /// Scope of the device (edge hierarchies).
+    #[serde(rename = "deviceScope", skip_serializing_if = "Option::is_none")]
+    pub device_scope: Option<String>,
+    /// Scopes of the parent edge devices.
+    #[serde(
+        rename = "parentScopes",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub parent_scopes: Vec<String>,
+}
+
+/// A module identity, as returned by IoT Hub.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Module {
+    /// Case-sensitive module id.
+    #[serde(rename = "moduleId")]
+    pub module_id: String,
+    /// The device that owns the module.
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    /// Service-assigned id that tells apart modules re-created with the same id.
+    #[serde(rename = "generationId", skip_serializing_if = "Option::is_none")]
+    pub generation_id: Option<String>,
+    /// ETag of the identity.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// Who manages the module (for example `IotEdge`).
+    #[serde(rename = "managedBy", skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
+    /// `Connected` or `Disconnected`.
+    #[serde(rename = "connectionState", skip_serializing_if = "Option::is_none")]
+    pub connection_state: Option<String>,
+    /// When the connection state last changed (ISO 8601, as sent).
+    #[serde(
+        rename = "connectionStateUpdatedTime",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connection_state_updated_time: Option<String>,
+    /// Last activity (ISO 8601, as sent).
+    #[serde(rename = "lastActivityTime", skip_serializing_if = "Option::is_none")]
+    pub last_activity_time: Option<String>,
+    /// Cloud-to-module messages waiting.
+    #[serde(
+        rename = "cloudToDeviceMessageCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_to_device_message_count: Option<i32>,
+    /// Credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationMechanism>,
+}
+
+/// Desired and reported properties of a twin.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct TwinProperties {
+    /// Properties set by the back end.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub desired: JsonObject,
+    /// Properties reported by the device or module.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub reported: JsonObject,
+}
+
+/// A device or module twin, or a twin patch/replacement to send.
+///
+/// For `update_twin` (PATCH) and `replace_twin` (PUT) only `tags` and `properties.desired`
+/// matter to IoT Hub; every field that is set is sent, as the Python SDK does.
+///
+/// ```
+/// use iothub_registry::Twin;
+/// let patch = Twin::from_json(serde_json::json!({"properties": {"desired": {"temp": 21}}}))?;
+/// assert_eq!(patch.properties.unwrap().desired["temp"], 21);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct Twin {
+    /// Device id.
+    #[serde(rename = "deviceId", skip_serializing_if = "Option::is_none")]
+    pub device_id: Option<String>,
+    /// Module id (module twins).
+    #[serde(rename = "moduleId", skip_serializing_if = "Option::is_none")]
+    pub module_id: Option<String>,
+    /// ETag of the twin (pass it to `update_twin`/`replace_twin`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub etag: Option<String>,
+    /// ETag of the identity behind the twin.
+    #[serde(rename = "deviceEtag", skip_serializing_if = "Option::is_none")]
+    pub device_etag: Option<String>,
+    /// Version of the twin.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<i64>,
+    /// Back-end-only tags, arbitrary nested JSON.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub tags: JsonObject,
+    /// Desired and reported properties.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub properties: Option<TwinProperties>,
+    /// Copy of the identity status (`enabled`/`disabled`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Reason for the status.
+    #[serde(rename = "statusReason", skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// When the status last changed (ISO 8601, as sent).
+    #[serde(rename = "statusUpdateTime", skip_serializing_if = "Option::is_none")]
+    pub status_update_time: Option<String>,
+    /// `Connected` or `Disconnected`.
+    #[serde(rename = "connectionState", skip_serializing_if = "Option::is_none")]
+    pub connection_state: Option<String>,
+    /// Last activity (ISO 8601, as sent).
+    #[serde(rename = "lastActivityTime", skip_serializing_if = "Option::is_none")]
+    pub last_activity_time: Option<String>,
+    /// Cloud-to-device messages waiting.
+    #[serde(
+        rename = "cloudToDeviceMessageCount",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cloud_to_device_message_count: Option<i32>,
+    /// Copy of the identity's authentication type.
+    #[serde(rename = "authenticationType", skip_serializing_if = "Option::is_none")]
+    pub authentication_type: Option<String>,
+    /// Copy of the identity's thumbprints.
+    #[serde(rename = "x509Thumbprint", skip_serializing_if = "Option::is_none")]
+    pub x509_thumbprint: Option<X509Thumbprint>,
+    /// Copy of the identity's capabilities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<DeviceCapabilities>,
+    /// Scope of the device.
+    #[serde(rename = "deviceScope", skip_serializing_if = "Option::is_none")]
+    pub device_scope: Option<String>,
+    /// Scopes of the parent edge devices.
+    #[serde(
+        rename = "parentScopes",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub parent_scopes: Vec<String>,
+    /// Digital twin model id, for Plug and Play devices.
+    #[serde(rename = "modelId", skip_serializing_if = "Option::is_none")]
+    pub model_id: Option<String>,
+}
+
+impl Twin {
+    /// Builds a twin from its JSON form (IoT Hub's field names).
+    pub fn from_json(value: Value) -> Result<Self, serde_json::Error> {
+        serde_json::from_value(value)
+    }
+
+    /// A patch or replacement that sets only desired properties.
+    ///
+    /// Returns `None` unless `desired` is a JSON object.
+    pub fn with_desired(desired: Value) -> Option<Self> {
+        match desired {
+            Value::Object(desired) => Some(Twin {
+                properties: Some(TwinProperties {
+                    desired,
+                    ..TwinProperties::default()
+                }),
+                ..Twin::default()
+            }),
+            _ => None,
+        }
+    }
+
+    /// A patch or replacement that sets only tags.
+    ///
+    /// Returns `None` unless `tags` is a JSON object.
+    pub fn with_tags(tags: Value) -> Option<Self> {
+        match tags {
+            Value::Object(tags) => Some(Twin {
+                tags,
+                ..Twin::default()
+            }),
+            _ => None,
+        }
+    }
+
+    /// The desired properties (empty when absent).
+    pub fn desired(&self) -> Option<&JsonObject> {
+        self.properties.as_ref().map(|p| &p.desired)
+    }
+
+    /// The reported properties (empty when absent).
+    pub fn reported(&self) -> Option<&JsonObject> {
+        self.properties.as_ref().map(|p| &p.reported)
+    }
+}
+
+/// One entry of a bulk registry request (`bulk_create_or_update_devices`).
+///
+/// ```
+/// use iothub_registry::{AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode};
+/// let entry = ExportImportDevice {
+///     id: "bulk1".into(),
+///     import_mode: Some(ImportMode::Create),
+///     status: Some(DeviceStatus::Enabled),
+///     authentication: Some(AuthenticationMechanism::sas("", "")),
+///     ..Default::default()
+/// };
+/// # let _ = entry;
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct ExportImportDevice {
+    /// Device id.
+    pub id: String,
+    /// Module id, when the entry targets a module.
+    #[serde(rename = "moduleId", skip_serializing_if = "Option::is_none")]
+    pub module_id: Option<String>,
+    /// Identity ETag, for the `*IfMatchETag` identity modes.
+    #[serde(rename = "eTag", skip_serializing_if = "Option::is_none")]
+    pub e_tag: Option<String>,
+    /// What to do with the entry.
+    #[serde(rename = "importMode", skip_serializing_if = "Option::is_none")]
+    pub import_mode: Option<ImportMode>,
+    /// Status to set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<DeviceStatus>,
+    /// Reason for the status.
+    #[serde(rename = "statusReason", skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    /// Credentials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub authentication: Option<AuthenticationMechanism>,
+    /// Twin ETag, for [`ImportMode::UpdateTwinIfMatchETag`].
+    #[serde(rename = "twinETag", skip_serializing_if = "Option::is_none")]
+    pub twin_etag: Option<String>,
+    /// Twin tags to set.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub tags: JsonObject,
+    /// Twin properties to set.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub properties: Option<TwinProperties>,
+    /// Capabilities.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<DeviceCapabilities>,
+    /// Scope of the device.
+    #[serde(rename = "deviceScope", skip_serializing_if = "Option::is_none")]
+    pub device_scope: Option<String>,
+    /// Scopes of the parent edge devices.
+    #[serde(
+        rename = "parentScopes",
+        default,
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub parent_scopes: Vec<String>,
+}
+
+/// Why one entry of a bulk request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeviceRegistryOperationError {
+    /// Device id of the entry.
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    /// Module id of the entry, if any.
+    #[serde(rename = "moduleId", skip_serializing_if = "Option::is_none")]
+    pub module_id: Option<String>,
+    /// Error name, for example `DeviceAlreadyExists`.
+    #[serde(rename = "errorCode")]
+    pub error_code: String,
+    /// Error text.
+    #[serde(rename = "errorStatus", skip_serializing_if = "Option::is_none")]
+    pub error_status: Option<String>,
+    /// The operation that failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+}
+
+impl DeviceRegistryOperationError {
+    /// The error code as an [`ErrorCode`](crate::ErrorCode).
+    pub fn code(&self) -> crate::ErrorCode {
+        crate::ErrorCode::from_name(&self.error_code)
+    }
+}
+
+/// A warning about one entry of a bulk request.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeviceRegistryOperationWarning {
+    /// Device id of the entry.
+    #[serde(rename = "deviceId")]
+    pub device_id: String,
+    /// Warning name, for example `DeviceRegisteredWithoutTwin`.
+    #[serde(rename = "warningCode")]
+    pub warning_code: String,
+    /// Warning text.
+    #[serde(rename = "warningStatus", skip_serializing_if = "Option::is_none")]
+    pub warning_status: Option<String>,
+}
+
+/// Outcome of a bulk registry request.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct BulkRegistryOperationResult {
+    /// True when every entry succeeded.
+    #[serde(rename = "isSuccessful")]
+    pub is_successful: bool,
+    /// One element per failed entry.
+    #[serde(default)]
+    pub errors: Vec<DeviceRegistryOperationError>,
+    /// One element per entry with a warning.
+    #[serde(default)]
+    pub warnings: Vec<DeviceRegistryOperationWarning>,
+}
+
+/// Device counts of the identity registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct RegistryStatistics {
+    /// All devices.
+    #[serde(rename = "totalDeviceCount")]
+    pub total_device_count: i64,
+    /// Enabled devices.
+    #[serde(rename = "enabledDeviceCount")]
+    pub enabled_device_count: i64,
+    /// Disabled devices.
+    #[serde(rename = "disabledDeviceCount")]
+    pub disabled_device_count: i64,
+}
+
+/// Service-level counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ServiceStatistics {
+    /// Devices connected now.
+    #[serde(rename = "connectedDeviceCount")]
+    pub connected_device_count: i64,
+}
+
+/// A direct method call.
+///
+/// `payload: None` is sent as `"payload": ""`, as the Python SDK does.
+///
+/// ```
+/// use iothub_registry::CloudToDeviceMethod;
+/// let call = CloudToDeviceMethod::new("reboot")
+///     .payload(serde_json::json!({"delay": 5}))
+///     .response_timeout_in_seconds(30);
+/// # let _ = call;
+/// ```
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct CloudToDeviceMethod {
+    /// Name of the method.
+    #[serde(rename = "methodName")]
+    pub method_name: String,
+    /// Argument: any JSON value.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+    /// Seconds to wait for the method's answer.
+    #[serde(
+        rename = "responseTimeoutInSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub response_timeout_in_seconds: Option<i32>,
+    /// Seconds to wait for a disconnected device to connect.
+    #[serde(
+        rename = "connectTimeoutInSeconds",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub connect_timeout_in_seconds: Option<i32>,
+}
+
+impl CloudToDeviceMethod {
+    /// A call of `method_name` with no payload and the service's default timeouts.
+    pub fn new(method_name: impl Into<String>) -> Self {
+        Self {
+            method_name: method_name.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the payload.
+    #[must_use]
+    pub fn payload(mut self, payload: Value) -> Self {
+        self.payload = Some(payload);
+        self
+    }
+
+    /// Sets the response timeout in seconds.
+    #[must_use]
+    pub fn response_timeout_in_seconds(mut self, seconds: i32) -> Self {
+        self.response_timeout_in_seconds = Some(seconds);
+        self
+    }
+
+    /// Sets the connect timeout in seconds.
+    #[must_use]
+    pub fn connect_timeout_in_seconds(mut self, seconds: i32) -> Self {
+        self.connect_timeout_in_seconds = Some(seconds);
+        self
+    }
+}
+
+/// The answer of a direct method.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct CloudToDeviceMethodResult {
+    /// Status chosen by the device code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<i32>,
+    /// Value returned by the method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Value>,
+}
+
+/// A query in the IoT Hub query language (`{"query": "..."}`). Converts from `&str` and
+/// `String`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuerySpecification {
+    /// Query text, for example `SELECT * FROM devices`.
+    pub query: String,
+}
+
+impl From<&str> for QuerySpecification {
+    fn from(query: &str) -> Self {
+        Self {
+            query: query.to_owned(),
+        }
+    }
+}
+
+impl From<String> for QuerySpecification {
+    fn from(query: String) -> Self {
+        Self { query }
+    }
+}
+
+/// One page of query results (`query_iot_hub`).
+#[derive(Debug, Clone, PartialEq, Default)]
+#[non_exhaustive]
+pub struct QueryResult {
+    /// `x-ms-item-type`: the kind of items (for example `Twin`).
+    pub item_type: Option<String>,
+    /// The items of this page.
+    pub items: Vec<Twin>,
+    /// `x-ms-continuation`: pass it back to get the next page; `None` on the last page.
+    pub continuation_token: Option<String>,
+}
+
+// ----- conversions to and from the generated types -----
+
+impl From<&SymmetricKey> for wire::SymmetricKey {
+    fn from(k: &SymmetricKey) -> Self {
+        wire::SymmetricKey {
+            primary_key: k.primary_key.clone(),
+            secondary_key: k.secondary_key.clone(),
+        }
+    }
+}
+
+impl From<wire::SymmetricKey> for SymmetricKey {
+    fn from(k: wire::SymmetricKey) -> Self {
+        SymmetricKey {
+            primary_key: k.primary_key,
+            secondary_key: k.secondary_key,
+        }
+    }
+}
+
+impl From<&X509Thumbprint> for wire::X509Thumbprint {
+    fn from(t: &X509Thumbprint) -> Self {
+        wire::X509Thumbprint {
+            primary_thumbprint: t.primary_thumbprint.clone(),
+            secondary_thumbprint: t.secondary_thumbprint.clone(),
+        }
+    }
+}
+
+impl From<wire::X509Thumbprint> for X509Thumbprint {
+    fn from(t: wire::X509Thumbprint) -> Self {
+        X509Thumbprint {
+            primary_thumbprint: t.primary_thumbprint,
+            secondary_thumbprint: t.secondary_thumbprint,
+        }
+    }
+}
+
+impl From<&AuthenticationMechanism> for wire::AuthenticationMechanism {
+    fn from(a: &AuthenticationMechanism) -> Self {
+        wire::AuthenticationMechanism {
+            symmetric_key: a.symmetric_key.as_ref().map(Into::into),
+            type_: a.auth_type.map(Into::into),
+            x509_thumbprint: a.x509_thumbprint.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<wire::AuthenticationMechanism> for AuthenticationMechanism {
+    fn from(a: wire::AuthenticationMechanism) -> Self {
+        AuthenticationMechanism {
+            auth_type: a.type_.map(Into::into),
+            symmetric_key: a.symmetric_key.map(Into::into),
+            x509_thumbprint: a.x509_thumbprint.map(Into::into),
+        }
+    }
+}
+
+impl From<&DeviceCapabilities> for wire::DeviceCapabilities {
+    fn from(c: &DeviceCapabilities) -> Self {
+        wire::DeviceCapabilities {
+            iot_edge: c.iot_edge,
+        }
+    }
+}
+
+impl From<wire::DeviceCapabilities> for DeviceCapabilities {
+    fn from(c: wire::DeviceCapabilities) -> Self {
+        DeviceCapabilities {
+            iot_edge: c.iot_edge,
+        }
+    }
+}
+
+impl From<wire::Device> for Device {
+    fn from(d: wire::Device) -> Self {
+        Device {
+            device_id: d.device_id.unwrap_or_default(),
+            generation_id: d.generation_id,
+            etag: d.etag,
+            status: d.status.map(Into::into),
+            status_reason: d.status_reason,
+            status_updated_time: d.status_updated_time,
+            connection_state: d.connection_state,
+            connection_state_updated_time: d.connection_state_updated_time,
+            last_activity_time: d.last_activity_time,
+            cloud_to_device_message_count: d.cloud_to_device_message_count,
+            authentication: d.authentication.map(Into::into),
+            capabilities: d.capabilities.map(Into::into),
+            device_scope: d.device_scope,
+            parent_scopes: d.parent_scopes,
+        }
+    }
+}
+
+impl From<wire::Module> for Module {
+    fn from(m: wire::Module) -> Self {
+        Module {
+            module_id: m.module_id.unwrap_or_default(),
+            device_id: m.device_id.unwrap_or_default(),
+            generation_id: m.generation_id,
+            etag: m.etag,
+            managed_by: m.managed_by,
+            connection_state: m.connection_state,
+            connection_state_updated_time: m.connection_state_updated_time,
+            last_activity_time: m.last_activity_time,
+            cloud_to_device_message_count: m.cloud_to_device_message_count,
+            authentication: m.authentication.map(Into::into),
+        }
+    }
+}
+
+impl From<&TwinProperties> for wire::TwinProperties {
+    fn from(p: &TwinProperties) -> Self {
+        wire::TwinProperties {
+            desired: p.desired.clone(),
+            reported: p.reported.clone(),
+        }
+    }
+}
+
+impl From<wire::TwinProperties> for TwinProperties {
+    fn from(p: wire::TwinProperties) -> Self {
+        TwinProperties {
+            desired: p.desired,
+            reported: p.reported,
+        }
+    }
+}
+
+impl From<&Twin> for wire::Twin {
+    fn from(t: &Twin) -> Self {
+        wire::Twin {
+            authentication_type: t.authentication_type.clone(),
+            capabilities: t.capabilities.as_ref().map(Into::into),
+            cloud_to_device_message_count: t.cloud_to_device_message_count,
+            connection_state: t.connection_state.clone(),
+            device_etag: t.device_etag.clone(),
+            device_id: t.device_id.clone(),
+            device_scope: t.device_scope.clone(),
+            etag: t.etag.clone(),
+            last_activity_time: t.last_activity_time.clone(),
+            model_id: t.model_id.clone(),
+            module_id: t.module_id.clone(),
+            parent_scopes: t.parent_scopes.clone(),
+            properties: t.properties.as_ref().map(Into::into),
+            status: t.status.clone(),
+            status_reason: t.status_reason.clone(),
+            status_update_time: t.status_update_time.clone(),
+            tags: t.tags.clone(),
+            version: t.version,
+            x509_thumbprint: t.x509_thumbprint.as_ref().map(Into::into),
+        }
+    }
+}
+
+impl From<wire::Twin> for Twin {
+    fn from(t: wire::Twin) -> Self {
+        Twin {
+            device_id: t.device_id,
+            module_id: t.module_id,
+            etag: t.etag,
+            device_etag: t.device_etag,
+            version: t.version,
+            tags: t.tags,
+            properties: t.properties.map(Into::into),
+            status: t.status,
+            status_reason: t.status_reason,
+            status_update_time: t.status_update_time,
+            connection_state: t.connection_state,
+            last_activity_time: t.last_activity_time,
+            cloud_to_device_message_count: t.cloud_to_device_message_count,
+            authentication_type: t.authentication_type,
+            x509_thumbprint: t.x509_thumbprint.map(Into::into),
+            capabilities: t.capabilities.map(Into::into),
+            device_scope: t.device_scope,
+            parent_scopes: t.parent_scopes,
+            model_id: t.model_id,
+        }
+    }
+}
+
+impl From<&ExportImportDevice> for wire::ExportImportDevice {
+    fn from(d: &ExportImportDevice) -> Self {
+        wire::ExportImportDevice {
+            authentication: d.authentication.as_ref().map(Into::into),
+            capabilities: d.capabilities.as_ref().map(Into::into),
+            device_scope: d.device_scope.clone(),
+            e_tag: d.e_tag.clone(),
+            id: Some(d.id.clone()),
+            import_mode: d.import_mode.map(Into::into),
+            module_id: d.module_id.clone(),
+            parent_scopes: d.parent_scopes.clone(),
+            properties: d.properties.as_ref().map(Into::into),
+            status: d.status.map(Into::into),
+            status_reason: d.status_reason.clone(),
+            tags: d.tags.clone(),
+            twin_e_tag: d.twin_etag.clone(),
+        }
+    }
+}
+
+impl From<wire::BulkRegistryOperationResult> for BulkRegistryOperationResult {
+    fn from(r: wire::BulkRegistryOperationResult) -> Self {
+        BulkRegistryOperationResult {
+            is_successful: r.is_successful.unwrap_or(false),
+            errors: r
+                .errors
+                .into_iter()
+                .map(|e| DeviceRegistryOperationError {
+                    device_id: e.device_id.unwrap_or_default(),
+                    module_id: e.module_id,
+                    error_code: e.error_code.unwrap_or_default(),
+                    error_status: e.error_status,
+                    operation: e.operation,
+                })
+                .collect(),
+            warnings: r
+                .warnings
+                .into_iter()
+                .map(|w| DeviceRegistryOperationWarning {
+                    device_id: w.device_id.unwrap_or_default(),
+                    warning_code: w.warning_code.unwrap_or_default(),
+                    warning_status: w.warning_status,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl From<wire::RegistryStatistics> for RegistryStatistics {
+    fn from(s: wire::RegistryStatistics) -> Self {
+        RegistryStatistics {
+            total_device_count: s.total_device_count.unwrap_or(0),
+            enabled_device_count: s.enabled_device_count.unwrap_or(0),
+            disabled_device_count: s.disabled_device_count.unwrap_or(0),
+        }
+    }
+}
+
+impl From<wire::ServiceStatistics> for ServiceStatistics {
+    fn from(s: wire::ServiceStatistics) -> Self {
+        ServiceStatistics {
+            connected_device_count: s.connected_device_count.unwrap_or(0),
+        }
+    }
+}
+
+impl From<&CloudToDeviceMethod> for wire::CloudToDeviceMethod {
+    /// A `None` payload becomes `""`, as in the Python SDK.
+    fn from(m: &CloudToDeviceMethod) -> Self {
+        wire::CloudToDeviceMethod {
+            connect_timeout_in_seconds: m.connect_timeout_in_seconds,
+            method_name: m.method_name.clone(),
+            payload: Some(
+                m.payload
+                    .clone()
+                    .unwrap_or_else(|| Value::String(String::new())),
+            ),
+            response_timeout_in_seconds: m.response_timeout_in_seconds,
+        }
+    }
+}
+
+impl From<wire::CloudToDeviceMethodResult> for CloudToDeviceMethodResult {
+    fn from(r: wire::CloudToDeviceMethodResult) -> Self {
+        CloudToDeviceMethodResult {
+            status: r.status,
+            payload: r.payload,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn etag_quoting_matches_python() {
+        assert_eq!(ETag::any().header_value(), "\"*\"");
+        assert_eq!(ETag::from(None::<String>).header_value(), "\"*\"");
+        assert_eq!(ETag::from("*").header_value(), "\"*\"");
+        assert_eq!(ETag::from("MQ==").header_value(), "\"MQ==\"");
+        assert_eq!(ETag::from("\"MQ==\"").header_value(), "\"MQ==\"");
+        assert_eq!(ETag::from("\"").header_value(), "\"\"\"");
+        assert_eq!(ETag::from("").header_value(), "\"\"");
+    }
+
+    #[test]
+    fn method_without_payload_sends_empty_string() {
+        let body = serde_json::to_value(wire::CloudToDeviceMethod::from(
+            &CloudToDeviceMethod::new("m"),
+        ))
+        .unwrap();
+        assert_eq!(body, json!({"methodName": "m", "payload": ""}));
+        let call = CloudToDeviceMethod::new("reboot")
+            .payload(json!({"x": 1}))
+            .response_timeout_in_seconds(30)
+            .connect_timeout_in_seconds(5);
+        assert_eq!(
+            serde_json::to_value(wire::CloudToDeviceMethod::from(&call)).unwrap(),
+            json!({"methodName": "reboot", "payload": {"x": 1}, "responseTimeoutInSeconds": 30, "connectTimeoutInSeconds": 5})
+        );
+    }
+
+    #[test]
+    fn twin_patch_body() {
+        let patch = Twin::with_desired(json!({"temp": 21})).unwrap();
+        assert_eq!(
+            serde_json::to_value(wire::Twin::from(&patch)).unwrap(),
+            json!({"properties": {"desired": {"temp": 21}}})
+        );
+        let replace = Twin::with_tags(json!({"a": {"b": [1, 2]}})).unwrap();
+        assert_eq!(
+            serde_json::to_value(wire::Twin::from(&replace)).unwrap(),
+            json!({"tags": {"a": {"b": [1, 2]}}})
+        );
+        assert!(Twin::with_tags(json!(1)).is_none());
+    }
+
+    #[test]
+    fn our_serde_matches_generated_serde() {
+        let twin = json!({
+            "deviceId": "d", "etag": "AAAA", "version": 3,
+            "tags": {"x": {"y": 1}},
+            "properties": {"desired": {"a": 1, "$version": 2}, "reported": {"b": true}},
+            "status": "enabled", "parentScopes": ["p"], "x509Thumbprint": {"primaryThumbprint": "t"}
+        });
+        let ours: Twin = serde_json::from_value(twin.clone()).unwrap();
+        let theirs: wire::Twin = serde_json::from_value(twin.clone()).unwrap();
+        assert_eq!(Twin::from(theirs.clone()), ours);
+        assert_eq!(serde_json::to_value(wire::Twin::from(&ours)).unwrap(), twin);
+        assert_eq!(serde_json::to_value(&ours).unwrap(), twin);
+    }
+
+    #[test]
+    fn bulk_entry_body_matches_python() {
+        let entry = ExportImportDevice {
+            id: "bulk1".into(),
+            import_mode: Some(ImportMode::Create),
+            status: Some(DeviceStatus::Enabled),
+            authentication: Some(AuthenticationMechanism::sas("AAAA", "BBBB")),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(wire::ExportImportDevice::from(&entry)).unwrap(),
+            json!({"id": "bulk1", "importMode": "create", "status": "enabled",
+                   "authentication": {"symmetricKey": {"primaryKey": "AAAA", "secondaryKey": "BBBB"}, "type": "sas"}})
+        );
+    }
+
+    #[test]
+    fn enums_parse_and_print() {
+        assert_eq!(
+            "Enabled".parse::<DeviceStatus>().unwrap(),
+            DeviceStatus::Enabled
+        );
+        assert_eq!(AuthenticationType::SelfSigned.to_string(), "selfSigned");
+        assert_eq!(
+            ImportMode::UpdateTwinIfMatchETag.as_str(),
+            "updateTwinIfMatchETag"
+        );
+        assert!("nope".parse::<ImportMode>().is_err());
+    }
+}

@@ -1,0 +1,530 @@
+//! Every `RegistryManager` method against an in-process emulator (HTTPS on port 0, its own
+//! temporary directory), with and without throttling.
+
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+use iothub_emulator::{Emulator, OperationClass, Quota, ThrottleConfig};
+use iothub_registry::{
+    AuthenticationMechanism, AuthenticationType, CloudToDeviceMethod, DeviceStatus, ETag,
+    ErrorCode, ExportImportDevice, ImportMode, RegistryManager, RetryPolicy, Twin,
+};
+use serde_json::json;
+
+struct Hub {
+    rm: RegistryManager,
+    emu: Emulator,
+    dir: tempfile::TempDir,
+}
+
+impl Hub {
+    /// Status codes of every request the emulator answered, from its journal.
+    fn statuses(&self) -> Vec<u64> {
+        std::fs::read_to_string(self.dir.path().join("journal.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["status"].as_u64())
+            .collect()
+    }
+
+    fn throttled(&self) -> usize {
+        self.statuses().iter().filter(|s| **s == 429).count()
+    }
+}
+
+async fn hub(throttle: ThrottleConfig) -> Hub {
+    let dir = tempfile::tempdir().unwrap();
+    let emu = Emulator::builder()
+        .data_dir(dir.path())
+        .https_port(0)
+        .amqps_port(0)
+        .mqtts_port(0)
+        .throttle(throttle)
+        .journal(dir.path().join("journal.jsonl"))
+        .start()
+        .await
+        .unwrap();
+    let rm = RegistryManager::builder()
+        .connection_string(&emu.connection_string())
+        .add_root_certificate_pem(emu.ca_pem())
+        .retry_policy(RetryPolicy::default().total_timeout(Some(Duration::from_secs(90))))
+        .build()
+        .unwrap();
+    Hub { rm, emu, dir }
+}
+
+const KEY1: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+const KEY2: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
+
+async fn device_lifecycle(rm: &RegistryManager, prefix: &str) {
+    let id = format!("{prefix}-sas");
+    let created = rm
+        .create_device_with_sas(&id, KEY1, KEY2, DeviceStatus::Enabled)
+        .status_reason("made by a test")
+        .await
+        .unwrap();
+    assert_eq!(created.device_id, id);
+    let etag = created.etag.clone().expect("etag");
+
+    let read = rm.get_device(&id).await.unwrap();
+    assert_eq!(read.etag.as_deref(), Some(etag.as_str()));
+    assert_eq!(read.status, Some(DeviceStatus::Enabled));
+    let auth = read.authentication.clone().unwrap();
+    assert_eq!(auth.auth_type, Some(AuthenticationType::Sas));
+    assert_eq!(
+        auth.symmetric_key.unwrap().primary_key.as_deref(),
+        Some(KEY1)
+    );
+
+    let again = rm
+        .create_device_with_sas(&id, KEY1, KEY2, DeviceStatus::Enabled)
+        .await
+        .unwrap_err();
+    assert!(again.is_already_exists(), "{again:?}");
+    assert_eq!(again.code(), Some(&ErrorCode::DeviceAlreadyExists));
+
+    let updated = rm
+        .update_device_with_sas(&id, &read.etag, KEY2, KEY1, DeviceStatus::Disabled)
+        .status_reason("maintenance")
+        .await
+        .unwrap();
+    assert_eq!(updated.status, Some(DeviceStatus::Disabled));
+    assert_ne!(updated.etag, read.etag);
+
+    let stale = rm
+        .update_device_with_sas(&id, &read.etag, KEY1, KEY2, DeviceStatus::Enabled)
+        .await
+        .unwrap_err();
+    assert!(stale.is_precondition_failed(), "{stale:?}");
+    assert_eq!(stale.code().unwrap().number(), Some(412001));
+
+    let x509 = format!("{prefix}-x509");
+    let thumb1 = "A".repeat(40);
+    let thumb2 = "B".repeat(40);
+    let d = rm
+        .create_device_with_x509(&x509, &thumb1, &thumb2, DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.authentication.as_ref().unwrap().auth_type,
+        Some(AuthenticationType::SelfSigned)
+    );
+    let d = rm
+        .update_device_with_x509(&x509, &d.etag, &thumb2, &thumb1, DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    assert_eq!(
+        d.authentication
+            .unwrap()
+            .x509_thumbprint
+            .unwrap()
+            .primary_thumbprint,
+        Some(thumb2)
+    );
+
+    let ca = format!("{prefix}-ca");
+    let d = rm
+        .create_device_with_certificate_authority(&ca, DeviceStatus::Enabled)
+        .iot_edge(true)
+        .await
+        .unwrap();
+    assert_eq!(d.capabilities.unwrap().iot_edge, Some(true));
+    rm.update_device_with_certificate_authority(&ca, ETag::any(), DeviceStatus::Disabled)
+        .await
+        .unwrap();
+
+    let all = rm.get_devices(None).await.unwrap();
+    for wanted in [&id, &x509, &ca] {
+        assert!(
+            all.iter().any(|d| &d.device_id == wanted),
+            "{wanted} listed"
+        );
+    }
+
+    let stale = rm.delete_device(&id).etag(&read.etag).await.unwrap_err();
+    assert!(stale.is_precondition_failed(), "{stale:?}");
+    rm.delete_device(&id).etag(updated.etag).await.unwrap();
+    rm.delete_device(&x509).await.unwrap();
+    rm.delete_device(&ca).await.unwrap();
+    let gone = rm.get_device(&id).await.unwrap_err();
+    assert!(gone.is_not_found());
+    assert_eq!(gone.code(), Some(&ErrorCode::DeviceNotFound));
+    assert_eq!(gone.code().unwrap().number(), Some(404001));
+}
+
+#[tokio::test]
+async fn devices_create_read_update_delete() {
+    let hub = hub(ThrottleConfig::off()).await;
+    device_lifecycle(&hub.rm, "plain").await;
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn modules_and_module_twins() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    rm.create_device_with_sas("mdev", "", "", DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    let m1 = rm
+        .create_module_with_sas("mdev", "m-sas", Some("me"), KEY1, KEY2)
+        .await
+        .unwrap();
+    assert_eq!(
+        (m1.device_id.as_str(), m1.module_id.as_str()),
+        ("mdev", "m-sas")
+    );
+    assert_eq!(m1.managed_by.as_deref(), Some("me"));
+    let thumb = "C".repeat(40);
+    let m2 = rm
+        .create_module_with_x509("mdev", "m-x509", None, &thumb, &thumb)
+        .await
+        .unwrap();
+    let m3 = rm
+        .create_module_with_certificate_authority("mdev", "m-ca", None)
+        .await
+        .unwrap();
+    let dup = rm
+        .create_module_with_certificate_authority("mdev", "m-ca", None)
+        .await
+        .unwrap_err();
+    assert!(dup.is_already_exists());
+    assert_eq!(dup.code(), Some(&ErrorCode::ModuleAlreadyExistsOnDevice));
+
+    let got = rm.get_module("mdev", "m-sas").await.unwrap();
+    assert_eq!(got.etag, m1.etag);
+    let mut ids: Vec<_> = rm
+        .get_modules("mdev")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.module_id)
+        .collect();
+    ids.sort();
+    assert_eq!(ids, ["m-ca", "m-sas", "m-x509"]);
+
+    let u1 = rm
+        .update_module_with_sas("mdev", "m-sas", Some("me"), &m1.etag, KEY2, KEY1)
+        .await
+        .unwrap();
+    let stale = rm
+        .update_module_with_sas("mdev", "m-sas", Some("me"), &m1.etag, KEY1, KEY2)
+        .await
+        .unwrap_err();
+    assert!(stale.is_precondition_failed(), "{stale:?}");
+    rm.update_module_with_x509("mdev", "m-x509", None, &m2.etag, &thumb, &thumb)
+        .await
+        .unwrap();
+    rm.update_module_with_certificate_authority("mdev", "m-ca", None, &m3.etag)
+        .await
+        .unwrap();
+
+    // Module twins.
+    let twin = rm.get_module_twin("mdev", "m-sas").await.unwrap();
+    assert_eq!(twin.module_id.as_deref(), Some("m-sas"));
+    let patch = Twin::with_desired(json!({"level": {"deep": [1, 2, 3]}})).unwrap();
+    let patched = rm
+        .update_module_twin("mdev", "m-sas", &patch)
+        .etag(&twin.etag)
+        .await
+        .unwrap();
+    assert_eq!(
+        patched.desired().unwrap()["level"]["deep"],
+        json!([1, 2, 3])
+    );
+    let stale = rm
+        .update_module_twin("mdev", "m-sas", &patch)
+        .etag(&twin.etag)
+        .await
+        .unwrap_err();
+    assert!(stale.is_precondition_failed());
+    let replaced = rm
+        .replace_module_twin("mdev", "m-sas", &Twin::with_tags(json!({"t": 1})).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(replaced.tags["t"], 1);
+
+    let stale = rm
+        .delete_module("mdev", "m-sas")
+        .etag(&m1.etag)
+        .await
+        .unwrap_err();
+    assert!(stale.is_precondition_failed());
+    rm.delete_module("mdev", "m-sas")
+        .etag(u1.etag)
+        .await
+        .unwrap();
+    let gone = rm.get_module("mdev", "m-sas").await.unwrap_err();
+    assert_eq!(gone.code(), Some(&ErrorCode::ModuleNotFound));
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn device_twins_update_replace_and_stale_etag() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    rm.create_device_with_sas("tdev", "", "", DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    let twin = rm.get_twin("tdev").await.unwrap();
+    assert_eq!(twin.device_id.as_deref(), Some("tdev"));
+    let patch = Twin::from_json(json!({
+        "tags": {"site": {"building": 4, "rooms": ["a", "b"]}},
+        "properties": {"desired": {"interval": 30, "nested": {"x": {"y": true}}}}
+    }))
+    .unwrap();
+    let patched = rm
+        .update_twin("tdev", &patch)
+        .etag(twin.etag.clone())
+        .await
+        .unwrap();
+    assert_eq!(patched.tags["site"]["rooms"], json!(["a", "b"]));
+    assert_eq!(patched.desired().unwrap()["nested"]["x"]["y"], true);
+    assert_ne!(patched.etag, twin.etag);
+
+    let stale = rm
+        .update_twin("tdev", &patch)
+        .etag(twin.etag.clone())
+        .await
+        .unwrap_err();
+    assert!(stale.is_precondition_failed(), "{stale:?}");
+
+    let replaced = rm
+        .replace_twin("tdev", &Twin::with_tags(json!({"only": "this"})).unwrap())
+        .etag(patched.etag)
+        .await
+        .unwrap();
+    assert_eq!(replaced.tags.len(), 1);
+    assert_eq!(replaced.tags["only"], "this");
+    let read = rm.get_twin("tdev").await.unwrap();
+    assert_eq!(read.etag, replaced.etag);
+
+    let missing = rm.get_twin("nope").await.unwrap_err();
+    assert!(missing.is_not_found());
+    hub.emu.shutdown().await.unwrap();
+}
+
+fn bulk_entry(id: String) -> ExportImportDevice {
+    ExportImportDevice {
+        id,
+        import_mode: Some(ImportMode::Create),
+        status: Some(DeviceStatus::Enabled),
+        authentication: Some(AuthenticationMechanism::sas("", "")),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn query_pages_and_stream() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    let mut entries: Vec<_> = (0..7).map(|i| bulk_entry(format!("q{i}"))).collect();
+    for e in &mut entries[..4] {
+        e.tags = json!({"site": "lab"}).as_object().unwrap().clone();
+    }
+    let result = rm.bulk_create_or_update_devices(&entries).await.unwrap();
+    assert!(result.is_successful, "{result:?}");
+
+    let twins: Vec<Twin> = rm
+        .query("SELECT * FROM devices")
+        .page_size(3)
+        .try_collect()
+        .await
+        .unwrap();
+    let mut ids: Vec<_> = twins.into_iter().filter_map(|t| t.device_id).collect();
+    ids.sort();
+    assert_eq!(ids, ["q0", "q1", "q2", "q3", "q4", "q5", "q6"]);
+
+    let lab: Vec<Twin> = rm
+        .query("SELECT * FROM devices WHERE tags.site = 'lab'")
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(lab.len(), 4);
+
+    let mut token: Option<String> = None;
+    let mut pages = 0;
+    let mut seen = 0;
+    loop {
+        let page = rm
+            .query_iot_hub("SELECT * FROM devices")
+            .continuation_token(token.take())
+            .max_item_count(2)
+            .await
+            .unwrap();
+        pages += 1;
+        seen += page.items.len();
+        assert!(page.items.len() <= 2);
+        match page.continuation_token {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+    }
+    assert_eq!(seen, 7);
+    assert!(pages >= 4);
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn bulk_over_100_devices_aggregates_one_result() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    let (tx, rx) = tokio::sync::watch::channel(Default::default());
+    let outcome = rm
+        .bulk_create_or_update_devices_chunked((0..250).map(|i| bulk_entry(format!("b{i:03}"))))
+        .progress_channel(tx)
+        .await;
+    assert!(outcome.is_successful(), "{outcome:?}");
+    assert_eq!(outcome.requests, 3);
+    assert!(outcome.result.errors.is_empty());
+    let last = *rx.borrow();
+    assert_eq!((last.done, last.total, last.failed), (250, 250, 0));
+    let stats = rm.get_device_registry_statistics().await.unwrap();
+    assert_eq!(stats.total_device_count, 250);
+    assert_eq!(stats.enabled_device_count, 250);
+
+    // A chunked run where some entries already exist reports exactly those entries.
+    let outcome = rm
+        .bulk_create_or_update_devices_chunked((240..400).map(|i| bulk_entry(format!("b{i:03}"))))
+        .chunk_size(50)
+        .await;
+    assert!(!outcome.is_successful());
+    assert!(outcome.failed_chunks.is_empty());
+    let mut failed = outcome.failed_device_ids();
+    failed.sort();
+    let expected: Vec<String> = (240..250).map(|i| format!("b{i:03}")).collect();
+    assert_eq!(failed, expected);
+    assert!(
+        outcome
+            .result
+            .errors
+            .iter()
+            .all(|e| e.code() == ErrorCode::DeviceAlreadyExists)
+    );
+    let stats = rm.get_device_registry_statistics().await.unwrap();
+    assert_eq!(stats.total_device_count, 400);
+
+    // The single-call API sends what it is given: IoT Hub refuses more than 100 entries.
+    let too_many: Vec<_> = (0..101).map(|i| bulk_entry(format!("x{i}"))).collect();
+    let err = rm
+        .bulk_create_or_update_devices(&too_many)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Some(&ErrorCode::TooManyDevices), "{err:?}");
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn statistics_and_direct_methods() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    rm.create_device_with_sas("s1", "", "", DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    rm.create_device_with_sas("s2", "", "", DeviceStatus::Disabled)
+        .await
+        .unwrap();
+    rm.create_module_with_sas("s1", "mod", None, "", "")
+        .await
+        .unwrap();
+    let stats = rm.get_device_registry_statistics().await.unwrap();
+    assert_eq!(
+        (
+            stats.total_device_count,
+            stats.enabled_device_count,
+            stats.disabled_device_count
+        ),
+        (2, 1, 1)
+    );
+    let service = rm.get_service_statistics().await.unwrap();
+    assert_eq!(service.connected_device_count, 0);
+
+    let call = CloudToDeviceMethod::new("reboot").payload(json!({"delay": 1}));
+    let err = rm.invoke_device_method("s1", &call).await.unwrap_err();
+    assert!(err.is_device_not_online(), "{err:?}");
+    assert_eq!(err.code().unwrap().number(), Some(404103));
+    let err = rm
+        .invoke_device_module_method("s1", "mod", &CloudToDeviceMethod::new("m"))
+        .await
+        .unwrap_err();
+    assert!(err.is_device_not_online(), "{err:?}");
+    let err = rm
+        .invoke_device_method("missing", &CloudToDeviceMethod::new("m"))
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found());
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn wrong_key_is_unauthorized() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let cs = hub.emu.connection_string();
+    let bad = cs
+        .split(';')
+        .map(|p| {
+            if p.starts_with("SharedAccessKey=") {
+                format!("SharedAccessKey={KEY2}")
+            } else {
+                p.to_owned()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(";");
+    let rm = RegistryManager::builder()
+        .connection_string(&bad)
+        .add_root_certificate_pem(hub.emu.ca_pem())
+        .build()
+        .unwrap();
+    let err = rm.get_devices(Some(1)).await.unwrap_err();
+    assert!(err.is_unauthorized(), "{err:?}");
+    assert!(!format!("{err} {err:?}").contains(KEY2));
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_operation_succeeds_under_random_throttling() {
+    let hub = hub(ThrottleConfig::off().with_failure_rate(0.25)).await;
+    let rm = &hub.rm;
+    device_lifecycle(rm, "flaky").await;
+    let outcome = rm
+        .bulk_create_or_update_devices_chunked((0..150).map(|i| bulk_entry(format!("f{i}"))))
+        .await;
+    assert!(outcome.is_successful(), "{outcome:?}");
+    let twins: Vec<Twin> = rm
+        .query("SELECT * FROM devices")
+        .page_size(50)
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(twins.len(), 150);
+    let patch = Twin::with_desired(json!({"v": 1})).unwrap();
+    for i in 0..10 {
+        rm.update_twin(format!("f{i}"), &patch).await.unwrap();
+        rm.get_twin(&format!("f{i}")).await.unwrap();
+    }
+    assert!(hub.throttled() > 5, "throttled {} times", hub.throttled());
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn every_operation_succeeds_under_quota_throttling() {
+    let throttle = ThrottleConfig::off()
+        .with_quota(OperationClass::Registry, Quota::per_second(10))
+        .with_quota(OperationClass::TwinRead, Quota::per_second(5));
+    let hub = hub(throttle).await;
+    let rm = &hub.rm;
+    // 40 creates and 20 twin reads at once: far above the quotas, so most are throttled
+    // (429 with Retry-After) and retried until they fit.
+    let creates = (0..40).map(|i| async move {
+        rm.create_device_with_sas(format!("t{i}"), "", "", DeviceStatus::Enabled)
+            .await
+    });
+    let devices = futures::future::try_join_all(creates).await.unwrap();
+    assert_eq!(devices.len(), 40);
+    let reads = (0..20).map(|i| async move { rm.get_twin(&format!("t{i}")).await });
+    futures::future::try_join_all(reads).await.unwrap();
+    assert!(hub.throttled() >= 20, "throttled {} times", hub.throttled());
+    hub.emu.shutdown().await.unwrap();
+}

@@ -1,0 +1,442 @@
+//! Request shapes and error paths against a scripted HTTP server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use futures::TryStreamExt as _;
+use iothub_registry::{
+    AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ErrorCode, ExportImportDevice,
+    ImportMode, RegistryManager, RetryPolicy, Twin,
+};
+use serde_json::json;
+use wiremock::matchers::{body_json, header, header_exists, method, path, query_param};
+use wiremock::{Mock, MockServer, Request, Respond, ResponseTemplate};
+
+const CS: &str = "HostName=myhub.example;SharedAccessKeyName=iothubowner;SharedAccessKey=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+
+fn fast_retries() -> RetryPolicy {
+    RetryPolicy::default()
+        .initial_backoff(Duration::from_millis(5))
+        .max_backoff(Duration::from_millis(20))
+        .max_attempts(4)
+}
+
+async fn setup() -> (MockServer, RegistryManager) {
+    let server = MockServer::start().await;
+    let rm = RegistryManager::builder()
+        .connection_string(CS)
+        .endpoint(server.uri())
+        .retry_policy(fast_retries())
+        .build()
+        .unwrap();
+    (server, rm)
+}
+
+fn device_json(id: &str, etag: &str) -> serde_json::Value {
+    json!({"deviceId": id, "etag": etag, "status": "enabled", "generationId": "g1",
+           "connectionState": "Disconnected", "lastActivityTime": "0001-01-01T00:00:00",
+           "authentication": {"type": "sas", "symmetricKey": {"primaryKey": "AAAA", "secondaryKey": "BBBB"}},
+           "capabilities": {"iotEdge": false}})
+}
+
+fn error(status: u16, name: &str) -> ResponseTemplate {
+    ResponseTemplate::new(status)
+        .insert_header("iothub-errorcode", name)
+        .set_body_json(json!({
+            "Message": format!("ErrorCode:{name};something about it"),
+            "ExceptionMessage": "Tracking ID:abc123-G:0-TimeStamp:01/01/2024 00:00:00"
+        }))
+}
+
+/// Answers from a list in order, repeating the last one.
+struct Sequence(Vec<ResponseTemplate>, AtomicUsize);
+
+impl Respond for Sequence {
+    fn respond(&self, _: &Request) -> ResponseTemplate {
+        let i = self.1.fetch_add(1, Ordering::SeqCst);
+        self.0[i.min(self.0.len() - 1)].clone()
+    }
+}
+
+fn sequence(responses: Vec<ResponseTemplate>) -> Sequence {
+    Sequence(responses, AtomicUsize::new(0))
+}
+
+#[tokio::test]
+async fn create_device_sends_python_body_and_auth() {
+    let (server, rm) = setup().await;
+    Mock::given(method("PUT"))
+        .and(path("/devices/dev1"))
+        .and(query_param("api-version", "2021-04-12"))
+        .and(header_exists("authorization"))
+        .and(body_json(json!({
+            "deviceId": "dev1", "status": "enabled",
+            "authentication": {"symmetricKey": {"primaryKey": "AAAA", "secondaryKey": "BBBB"}, "type": "sas"},
+            "capabilities": {"iotEdge": false}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(device_json("dev1", "MQ==")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let device = rm
+        .create_device_with_sas("dev1", "AAAA", "BBBB", DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    assert_eq!(device.device_id, "dev1");
+    assert_eq!(device.etag.as_deref(), Some("MQ=="));
+    assert_eq!(device.status, Some(DeviceStatus::Enabled));
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests[0].headers.get("if-match").is_none());
+    let auth = requests[0]
+        .headers
+        .get("authorization")
+        .unwrap()
+        .to_str()
+        .unwrap();
+    assert!(auth.starts_with("SharedAccessSignature sr=myhub.example&sig="));
+}
+
+#[tokio::test]
+async fn update_and_delete_quote_if_match() {
+    let (server, rm) = setup().await;
+    Mock::given(method("PUT"))
+        .and(path("/devices/dev1"))
+        .and(header("if-match", "\"MQ==\""))
+        .respond_with(ResponseTemplate::new(200).set_body_json(device_json("dev1", "Mg==")))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/devices/dev1"))
+        .and(header("if-match", "\"*\""))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("DELETE"))
+        .and(path("/devices/dev1/modules/m1"))
+        .and(header("if-match", "\"Mg==\""))
+        .respond_with(ResponseTemplate::new(204))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let d = rm
+        .update_device_with_sas("dev1", "MQ==", "AAAA", "BBBB", DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    rm.delete_device("dev1").await.unwrap();
+    rm.delete_module("dev1", "m1").etag(d.etag).await.unwrap();
+}
+
+#[tokio::test]
+async fn stale_etag_is_precondition_failed_and_not_retried() {
+    let (server, rm) = setup().await;
+    Mock::given(method("PATCH"))
+        .and(path("/twins/dev1"))
+        .respond_with(error(412, "PreconditionFailed"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let patch = Twin::with_desired(json!({"a": 1})).unwrap();
+    let err = rm
+        .update_twin("dev1", &patch)
+        .etag("old")
+        .await
+        .unwrap_err();
+    assert!(err.is_precondition_failed());
+    let service = err.service_error().unwrap();
+    assert_eq!(service.code, ErrorCode::PreconditionFailed);
+    assert_eq!(service.code.number(), Some(412001));
+    assert_eq!(service.tracking_id.as_deref(), Some("abc123"));
+    assert_eq!(service.message, "something about it");
+}
+
+#[tokio::test]
+async fn throttling_is_retried_honouring_retry_after() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/devices/dev1"))
+        .respond_with(sequence(vec![
+            error(429, "ThrottlingException").insert_header("retry-after-ms", "30"),
+            error(429, "ThrottlingBacklogTimeout"),
+            ResponseTemplate::new(200).set_body_json(device_json("dev1", "MQ==")),
+        ]))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let device = rm.get_device("dev1").await.unwrap();
+    assert_eq!(device.device_id, "dev1");
+}
+
+#[tokio::test]
+async fn throttling_gives_up_after_max_attempts_with_typed_error() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/statistics/devices"))
+        .respond_with(error(429, "ThrottlingException").insert_header("retry-after", "0"))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let err = rm.get_device_registry_statistics().await.unwrap_err();
+    assert!(err.is_throttled());
+    assert_eq!(err.code(), Some(&ErrorCode::ThrottlingException));
+    assert_eq!(err.code().unwrap().number(), Some(429001));
+}
+
+#[tokio::test]
+async fn create_is_not_retried_on_503_but_get_is() {
+    let (server, rm) = setup().await;
+    Mock::given(method("PUT"))
+        .and(path("/devices/dev1"))
+        .respond_with(error(503, "ServiceUnavailable"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/devices/dev1"))
+        .respond_with(sequence(vec![
+            error(503, "ServiceUnavailable"),
+            ResponseTemplate::new(200).set_body_json(device_json("dev1", "MQ==")),
+        ]))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = rm
+        .create_device_with_certificate_authority("dev1", DeviceStatus::Enabled)
+        .await
+        .unwrap_err();
+    assert_eq!(err.service_error().unwrap().status, 503);
+    rm.get_device("dev1").await.unwrap();
+}
+
+#[tokio::test]
+async fn disabled_retries_make_one_attempt() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/twins/dev1"))
+        .respond_with(error(429, "ThrottlingException"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let err = rm
+        .with_retry_policy(RetryPolicy::disabled())
+        .get_twin("dev1")
+        .await
+        .unwrap_err();
+    assert!(err.is_throttled());
+}
+
+#[tokio::test]
+async fn malformed_success_body_is_invalid_response() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/devices/dev1"))
+        .respond_with(ResponseTemplate::new(200).set_body_string("not json"))
+        .mount(&server)
+        .await;
+    let err = rm.get_device("dev1").await.unwrap_err();
+    match err {
+        iothub_registry::Error::InvalidResponse { body, .. } => assert_eq!(body, "not json"),
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn attempt_timeout_is_a_timeout_error() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/devices/slow"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(device_json("slow", "MQ=="))
+                .set_delay(Duration::from_secs(5)),
+        )
+        .mount(&server)
+        .await;
+    let rm = rm
+        .with_attempt_timeout(Duration::from_millis(100))
+        .with_retry_policy(fast_retries().max_attempts(2));
+    let err = rm.get_device("slow").await.unwrap_err();
+    assert!(err.is_timeout(), "{err:?}");
+    assert!(matches!(
+        err,
+        iothub_registry::Error::Timeout { attempts: 2, .. }
+    ));
+}
+
+#[tokio::test]
+async fn direct_method_bodies_and_device_not_online() {
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/twins/dev1/modules/mod1/methods"))
+        .and(body_json(json!({"methodName": "m", "payload": ""})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": 200, "payload": {"ok": true}})),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let inner = json!({"errorCode": 404103, "trackingId": "t-1", "message": "Timed out waiting for device to connect.", "info": {}, "timestampUtc": "2024-01-01T00:00:00Z"});
+    Mock::given(method("POST"))
+        .and(path("/twins/dev1/methods"))
+        .and(body_json(json!({"methodName": "reboot", "payload": {"x": 1}, "responseTimeoutInSeconds": 30, "connectTimeoutInSeconds": 5})))
+        .respond_with(ResponseTemplate::new(404).set_body_json(json!({"Message": inner.to_string(), "ExceptionMessage": ""})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let answer = rm
+        .invoke_device_module_method("dev1", "mod1", &CloudToDeviceMethod::new("m"))
+        .await
+        .unwrap();
+    assert_eq!(answer.status, Some(200));
+    let call = CloudToDeviceMethod::new("reboot")
+        .payload(json!({"x": 1}))
+        .response_timeout_in_seconds(30)
+        .connect_timeout_in_seconds(5);
+    let err = rm.invoke_device_method("dev1", &call).await.unwrap_err();
+    assert!(err.is_device_not_online());
+    assert_eq!(err.code().unwrap().number(), Some(404103));
+    assert_eq!(
+        err.service_error().unwrap().tracking_id.as_deref(),
+        Some("t-1")
+    );
+}
+
+#[tokio::test]
+async fn query_pages_follow_continuation_and_stop_on_repeat() {
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/devices/query"))
+        .and(header("x-ms-continuation", "tok1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ms-item-type", "Twin")
+                .insert_header("x-ms-continuation", "tok1")
+                .set_body_json(json!([{"deviceId": "d2"}])),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/devices/query"))
+        .and(header("x-ms-max-item-count", "1"))
+        .and(body_json(json!({"query": "SELECT * FROM devices"})))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ms-item-type", "Twin")
+                .insert_header("x-ms-continuation", "tok1")
+                .set_body_json(json!([{"deviceId": "d1", "tags": {"a": {"b": 1}}}])),
+        )
+        .mount(&server)
+        .await;
+
+    // Nothing is sent before the stream is polled.
+    let stream = rm.query("SELECT * FROM devices").page_size(1);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert!(server.received_requests().await.unwrap().is_empty());
+
+    let twins: Vec<Twin> = stream.try_collect().await.unwrap();
+    let ids: Vec<_> = twins.iter().map(|t| t.device_id.clone().unwrap()).collect();
+    assert_eq!(ids, ["d1", "d2"]);
+    assert_eq!(twins[0].tags["a"]["b"], 1);
+    assert_eq!(server.received_requests().await.unwrap().len(), 2);
+
+    let page = rm
+        .query_iot_hub("SELECT * FROM devices")
+        .max_item_count(1)
+        .await
+        .unwrap();
+    assert_eq!(page.item_type.as_deref(), Some("Twin"));
+    assert_eq!(page.continuation_token.as_deref(), Some("tok1"));
+}
+
+#[tokio::test]
+async fn bulk_single_call_returns_partial_failure_as_ok() {
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/devices"))
+        .and(body_json(json!([{"id": "bulk1", "importMode": "create", "status": "enabled",
+            "authentication": {"symmetricKey": {"primaryKey": "", "secondaryKey": ""}, "type": "sas"}}])))
+        .respond_with(ResponseTemplate::new(400).set_body_json(json!({
+            "isSuccessful": false,
+            "errors": [{"deviceId": "bulk1", "errorCode": "DeviceAlreadyExists", "errorStatus": "exists"}],
+            "warnings": []
+        })))
+        .mount(&server)
+        .await;
+    let result = rm
+        .bulk_create_or_update_devices(&[ExportImportDevice {
+            id: "bulk1".into(),
+            import_mode: Some(ImportMode::Create),
+            status: Some(DeviceStatus::Enabled),
+            authentication: Some(AuthenticationMechanism::sas("", "")),
+            ..Default::default()
+        }])
+        .await
+        .unwrap();
+    assert!(!result.is_successful);
+    assert_eq!(result.errors[0].code(), ErrorCode::DeviceAlreadyExists);
+}
+
+/// Fails entries whose id ends in "bad", throttles every third request once.
+struct BulkResponder(AtomicUsize);
+
+impl Respond for BulkResponder {
+    fn respond(&self, request: &Request) -> ResponseTemplate {
+        let n = self.0.fetch_add(1, Ordering::SeqCst);
+        if n % 3 == 1 {
+            return error(429, "ThrottlingException").insert_header("retry-after-ms", "5");
+        }
+        let entries: Vec<serde_json::Value> = serde_json::from_slice(&request.body).unwrap();
+        assert!(entries.len() <= 100);
+        let errors: Vec<_> = entries
+            .iter()
+            .filter_map(|e| e["id"].as_str())
+            .filter(|id| id.ends_with("bad"))
+            .map(|id| json!({"deviceId": id, "errorCode": "ArgumentInvalid", "errorStatus": "bad"}))
+            .collect();
+        let status = if errors.is_empty() { 200 } else { 400 };
+        ResponseTemplate::new(status).set_body_json(json!({
+            "isSuccessful": errors.is_empty(), "errors": errors, "warnings": []
+        }))
+    }
+}
+
+#[tokio::test]
+async fn chunked_bulk_aggregates_and_reports_progress() {
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/devices"))
+        .respond_with(BulkResponder(AtomicUsize::new(0)))
+        .mount(&server)
+        .await;
+    let devices = (0..250).map(|i| ExportImportDevice {
+        id: if i == 7 || i == 180 {
+            format!("d{i}-bad")
+        } else {
+            format!("d{i}")
+        },
+        import_mode: Some(ImportMode::Create),
+        ..Default::default()
+    });
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen2 = seen.clone();
+    let outcome = rm
+        .bulk_create_or_update_devices_chunked(devices)
+        .concurrency(2)
+        .on_progress(move |p| seen2.lock().unwrap().push(p))
+        .await;
+    assert!(!outcome.is_successful());
+    assert!(outcome.failed_chunks.is_empty());
+    assert_eq!(outcome.requests, 3);
+    let mut failed = outcome.failed_device_ids();
+    failed.sort();
+    assert_eq!(failed, ["d180-bad", "d7-bad"]);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 3);
+    let last = seen.iter().max_by_key(|p| p.done).unwrap();
+    assert_eq!((last.done, last.total), (250, 250));
+    assert_eq!(seen.iter().map(|p| p.failed).max(), Some(2));
+}

@@ -1,0 +1,296 @@
+//! Harness for the conformance suites.
+//!
+//! Each suite starts its own in-process emulator (HTTPS on port 0, certificates and store in
+//! a temporary directory) so suites run in parallel, then runs one scenario script of an
+//! official Azure IoT Hub service SDK against it:
+//!
+//! * Python: `tests/python/<name>.py` with the `azure-iot-hub` package from `<repo>/.venv`
+//!   (or the interpreter named by `IOTHUB_TEST_PYTHON`);
+//! * Node: `tests/node/<name>.js` with `azure-iothub` from `tests/node/node_modules`, run as
+//!   `node -r ./preload-port.js <name>.js`.
+//!
+//! Both get `IOTHUB_CONNECTION_STRING` (policy `iothubowner`),
+//! `IOTHUB_REGISTRY_READ_CONNECTION_STRING`, `IOTHUB_SERVICE_CONNECTION_STRING`,
+//! `EMULATOR_HTTPS_PORT` and the CA file
+//! (`REQUESTS_CA_BUNDLE` for Python, `NODE_EXTRA_CA_CERTS` for Node). A script passes when it
+//! exits 0; otherwise the test fails and prints everything the script wrote. A missing
+//! toolchain is a failure that says to run `bash tests/setup.sh`, never a silent skip.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use iothub_emulator::Emulator;
+use tempfile::TempDir;
+use tokio::process::Command;
+
+/// How long one scenario script may run before it is killed and the test fails.
+pub const SCRIPT_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// The repository root (the parent of this package's directory).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// `tests/` in the repository.
+pub fn tests_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+const SETUP_HINT: &str = "run `bash tests/setup.sh` from the repository root first";
+
+/// A running emulator with its own temporary data directory.
+pub struct Hub {
+    emulator: Emulator,
+    dir: TempDir,
+}
+
+impl Hub {
+    /// Starts an emulator on a free port with a fresh temporary data directory.
+    pub async fn start() -> Hub {
+        Self::start_with(|b| b).await
+    }
+
+    /// Starts an emulator that appends one JSON line per request to `journal`.
+    pub async fn start_with_journal(journal: &Path) -> Hub {
+        let journal = journal.to_path_buf();
+        Self::start_with(move |b| b.journal(journal)).await
+    }
+
+    async fn start_with(
+        configure: impl FnOnce(iothub_emulator::EmulatorBuilder) -> iothub_emulator::EmulatorBuilder,
+    ) -> Hub {
+        let dir = tempfile::Builder::new()
+            .prefix("iothub-conformance-")
+            .tempdir()
+            .expect("create a temporary directory");
+        let builder = Emulator::builder()
+            .data_dir(dir.path().join("data"))
+            .https_port(0);
+        let emulator = configure(builder)
+            .start()
+            .await
+            .expect("start the emulator");
+        Hub { emulator, dir }
+    }
+
+    /// The service connection string (`HostName=localhost:<port>;SharedAccessKeyName=iothubowner;…`).
+    pub fn connection_string(&self) -> String {
+        self.emulator.connection_string()
+    }
+
+    /// The CA certificate file clients must trust.
+    pub fn ca_path(&self) -> PathBuf {
+        self.emulator.ca_path()
+    }
+
+    /// The HTTPS port.
+    pub fn https_port(&self) -> u16 {
+        self.emulator.https_port()
+    }
+
+    /// A scratch directory that lives as long as the hub.
+    pub fn scratch_dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The environment every scenario script gets.
+    pub fn script_env(&self) -> Vec<(String, OsString)> {
+        let mut env: Vec<(String, OsString)> = vec![
+            (
+                "IOTHUB_CONNECTION_STRING".into(),
+                self.connection_string().into(),
+            ),
+            (
+                "EMULATOR_HTTPS_PORT".into(),
+                self.https_port().to_string().into(),
+            ),
+            ("REQUESTS_CA_BUNDLE".into(), self.ca_path().into_os_string()),
+            (
+                "NODE_EXTRA_CA_CERTS".into(),
+                self.ca_path().into_os_string(),
+            ),
+        ];
+        // Connection strings of the narrower built-in policies, for the access-rights checks.
+        for (policy, var) in [
+            ("registryRead", "IOTHUB_REGISTRY_READ_CONNECTION_STRING"),
+            ("service", "IOTHUB_SERVICE_CONNECTION_STRING"),
+        ] {
+            let cs = self
+                .emulator
+                .policy_connection_string(policy)
+                .unwrap_or_else(|| panic!("the emulator has no '{policy}' policy"));
+            env.push((var.into(), cs.into()));
+        }
+        env
+    }
+
+    /// Stops the emulator.
+    pub async fn shutdown(self) {
+        self.emulator
+            .shutdown()
+            .await
+            .expect("shut the emulator down");
+    }
+}
+
+/// The Python interpreter that has `azure-iot-hub` installed: `IOTHUB_TEST_PYTHON`, else
+/// `<repo>/.venv/bin/python`. Panics with a setup hint when it is missing.
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("IOTHUB_TEST_PYTHON") {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "IOTHUB_TEST_PYTHON={} does not exist; {SETUP_HINT}",
+            p.display()
+        );
+        return p;
+    }
+    let venv = repo_root().join(".venv").join("bin").join("python");
+    assert!(
+        venv.exists(),
+        "no Python virtual environment at .venv/bin/python; {SETUP_HINT}"
+    );
+    venv
+}
+
+/// `tests/node`, after checking that its `node_modules` holds `azure-iothub`.
+pub fn node_dir() -> PathBuf {
+    let dir = tests_dir().join("node");
+    assert!(
+        dir.join("node_modules")
+            .join("azure-iothub")
+            .join("package.json")
+            .exists(),
+        "tests/node/node_modules/azure-iothub is missing; {SETUP_HINT}"
+    );
+    dir
+}
+
+/// What a finished script did.
+#[derive(Debug)]
+pub struct ScriptOutput {
+    /// Exit code, or `None` when killed by a signal.
+    pub code: Option<i32>,
+    /// Everything written to stdout.
+    pub stdout: String,
+    /// Everything written to stderr.
+    pub stderr: String,
+    /// Wall-clock time.
+    pub elapsed: Duration,
+}
+
+impl ScriptOutput {
+    fn report(&self, what: &str) -> String {
+        format!(
+            "{what} exited with {:?} after {:.1?}\n----- stdout -----\n{}\n----- stderr -----\n{}",
+            self.code, self.elapsed, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs `program args…` in `cwd` with `env` added, killing it after [`SCRIPT_TIMEOUT`].
+pub async fn run_script(
+    program: &Path,
+    args: &[OsString],
+    cwd: &Path,
+    env: &[(String, OsString)],
+) -> ScriptOutput {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .env("PYTHONUNBUFFERED", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let started = Instant::now();
+    let child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {}: {e}; {SETUP_HINT}", program.display()));
+    let output = match tokio::time::timeout(SCRIPT_TIMEOUT, child.wait_with_output()).await {
+        Ok(Ok(output)) => output,
+        Ok(Err(e)) => panic!("waiting for {} failed: {e}", program.display()),
+        Err(_) => panic!(
+            "{} {:?} did not finish within {SCRIPT_TIMEOUT:?} and was killed",
+            program.display(),
+            args
+        ),
+    };
+    ScriptOutput {
+        code: output.status.code(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        elapsed: started.elapsed(),
+    }
+}
+
+/// Panics with the script's whole output unless it exited 0.
+pub fn assert_success(what: &str, out: &ScriptOutput) {
+    assert!(out.code == Some(0), "{}", out.report(what));
+}
+
+/// Runs `tests/python/<name>.py` against a fresh emulator and requires exit 0.
+pub async fn python_scenario(name: &str) -> ScriptOutput {
+    let python = python();
+    let hub = Hub::start().await;
+    let script = tests_dir().join("python").join(format!("{name}.py"));
+    assert!(script.exists(), "missing scenario {}", script.display());
+    let out = run_script(
+        &python,
+        &[script.into_os_string()],
+        &tests_dir().join("python"),
+        &hub.script_env(),
+    )
+    .await;
+    hub.shutdown().await;
+    assert_success(&format!("python {name}.py"), &out);
+    println!(
+        "python {name}.py: {}",
+        out.stdout.lines().last().unwrap_or_default()
+    );
+    out
+}
+
+/// Runs `tests/node/<name>.js` (with the port preload) against a fresh emulator and requires exit 0.
+pub async fn node_scenario(name: &str) -> ScriptOutput {
+    let dir = node_dir();
+    let hub = Hub::start().await;
+    let script = dir.join(format!("{name}.js"));
+    assert!(script.exists(), "missing scenario {}", script.display());
+    let args: Vec<OsString> = vec![
+        "-r".into(),
+        "./preload-port.js".into(),
+        script.into_os_string(),
+    ];
+    let out = run_script(Path::new("node"), &args, &dir, &hub.script_env()).await;
+    hub.shutdown().await;
+    assert_success(&format!("node {name}.js"), &out);
+    println!(
+        "node {name}.js: {}",
+        out.stdout.lines().last().unwrap_or_default()
+    );
+    out
+}
+
+/// Reads a journal file written by the emulator: one JSON value per non-empty line.
+pub fn read_journal(path: &Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read journal {}: {e}", path.display()));
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .enumerate()
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .unwrap_or_else(|e| panic!("journal line {} is not JSON ({e}): {l}", i + 1))
+        })
+        .collect()
+}

@@ -1,0 +1,19 @@
+//! The official Node service SDK (`azure-iothub` Registry, unmodified) against the emulator.
+//! Each test runs one scenario file of `tests/node` against its own emulator.
+
+use iothub_conformance::node_scenario;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_devices() {
+    node_scenario("devices").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_twins_and_query() {
+    node_scenario("twins").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_bulk() {
+    node_scenario("bulk").await;
+}

@@ -1,0 +1,39 @@
+//! The official Python service SDK (`azure-iot-hub`, unmodified) against the emulator.
+//! Each test runs one scenario file of `tests/python` against its own emulator.
+
+use iothub_conformance::python_scenario;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_devices() {
+    python_scenario("devices").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_modules() {
+    python_scenario("modules").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_twins() {
+    python_scenario("twins").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_query() {
+    python_scenario("query").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_bulk() {
+    python_scenario("bulk").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_methods() {
+    python_scenario("methods").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_access() {
+    python_scenario("access").await;
+}
