@@ -203,6 +203,6 @@ pub use model::{
     Module, QueryResult, QuerySpecification, RegistryStatistics, ServiceStatistics, SymmetricKey,
     Twin, TwinProperties, UnknownValue, X509Thumbprint,
 };
-pub use query::{Query, QueryRequest};
+pub use query::{Query, QueryItem, QueryRequest};
 pub use retry::RetryPolicy;
 pub use twins::TwinRequest;

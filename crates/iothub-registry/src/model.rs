@@ -748,14 +748,15 @@ impl From<String> for QuerySpecification {
     }
 }
 
-/// One page of query results (`query_iot_hub`).
+/// One page of query results (`query_iot_hub`): twins by default, or raw JSON values
+/// (`QueryResult<serde_json::Value>`) for projections and aggregates.
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
-pub struct QueryResult {
-    /// `x-ms-item-type`: the kind of items (for example `Twin`).
+pub struct QueryResult<T = Twin> {
+    /// `x-ms-item-type`: the kind of items (for example `Twin` or `Raw`).
     pub item_type: Option<String>,
     /// The items of this page.
-    pub items: Vec<Twin>,
+    pub items: Vec<T>,
     /// `x-ms-continuation`: pass it back to get the next page; `None` on the last page.
     pub continuation_token: Option<String>,
 }

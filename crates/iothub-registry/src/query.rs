@@ -1,5 +1,6 @@
 //! Queries: one page at a time (`query_iot_hub`, as in Python) or as a lazy stream that
-//! follows continuation tokens (`query`).
+//! follows continuation tokens (`query`); `query_raw` streams projections and aggregates
+//! as plain JSON values.
 
 use std::collections::HashSet;
 use std::future::IntoFuture;
@@ -12,7 +13,7 @@ use iothub_rest::types as wire;
 
 use crate::RegistryManager;
 use crate::client::{Op, decode};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::model::{QueryResult, QuerySpecification, Twin};
 use crate::retry::Idempotency;
 
@@ -61,20 +62,32 @@ impl RegistryManager {
     /// # let _ = twins; Ok(()) }
     /// ```
     pub fn query(&self, query: impl Into<QuerySpecification>) -> Query {
-        Query {
-            rm: self.clone(),
-            query: query.into(),
-            page_size: None,
-            items: None,
-        }
+        Query::new(self.clone(), query.into())
     }
 
-    pub(crate) async fn query_page(
+    /// Streams the items of any query as JSON values, following continuation tokens: use it
+    /// for projections and aggregates (`SELECT deviceId, tags.site FROM devices`,
+    /// `SELECT COUNT() AS n FROM devices GROUP BY status`), whose items are not twins.
+    ///
+    /// ```no_run
+    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
+    /// use futures::TryStreamExt as _;
+    /// let counts: Vec<serde_json::Value> = rm
+    ///     .query_raw("SELECT status, COUNT() AS n FROM devices GROUP BY status")
+    ///     .try_collect()
+    ///     .await?;
+    /// # let _ = counts; Ok(()) }
+    /// ```
+    pub fn query_raw(&self, query: impl Into<QuerySpecification>) -> Query<serde_json::Value> {
+        Query::new(self.clone(), query.into())
+    }
+
+    pub(crate) async fn query_page<T: QueryItem>(
         &self,
         query: &wire::QuerySpecification,
         continuation_token: Option<&str>,
         max_item_count: Option<u32>,
-    ) -> Result<QueryResult> {
+    ) -> Result<QueryResult<T>> {
         let rest = self.rest();
         let count = max_item_count.map(|n| n.to_string());
         let count = count.as_deref();
@@ -89,10 +102,15 @@ impl RegistryManager {
                     };
                     let item_type = header("x-ms-item-type");
                     let continuation_token = header("x-ms-continuation").filter(|t| !t.is_empty());
+                    let items = rv
+                        .into_inner()
+                        .into_iter()
+                        .map(T::from_json)
+                        .collect::<Result<Vec<T>>>()?;
                     Ok(QueryResult {
                         item_type,
                         continuation_token,
-                        items: rv.into_inner().into_iter().map(Twin::from).collect(),
+                        items,
                     })
                 }
                 Err(e) => Err(decode(e).await),
@@ -100,6 +118,41 @@ impl RegistryManager {
         })
         .await
     }
+}
+
+/// What a query can yield: a [`Twin`] (for `SELECT *`) or any JSON value.
+pub trait QueryItem: Sized + Send + 'static {
+    /// Converts one item of a query page.
+    fn from_json(value: serde_json::Value) -> Result<Self>;
+}
+
+impl QueryItem for serde_json::Value {
+    fn from_json(value: serde_json::Value) -> Result<Self> {
+        Ok(value)
+    }
+}
+
+impl QueryItem for Twin {
+    fn from_json(value: serde_json::Value) -> Result<Self> {
+        serde_json::from_value::<wire::Twin>(value.clone())
+            .map(Twin::from)
+            .map_err(|e| Error::InvalidResponse {
+                status: Some(200),
+                body: format!(
+                    "query item is not a twin (use query_raw for projections and aggregates): {}",
+                    truncate(&value.to_string())
+                ),
+                source: Some(e),
+            })
+    }
+}
+
+fn truncate(text: &str) -> &str {
+    let mut end = text.len().min(1024);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
 }
 
 /// One page of a query, ready to send: set `continuation_token` / `max_item_count`, then
@@ -150,16 +203,17 @@ impl<'a> IntoFuture for QueryRequest<'a> {
     }
 }
 
-/// A lazy stream of the twins a query returns (see [`RegistryManager::query`]).
+/// A lazy stream of the items a query returns: twins (see [`RegistryManager::query`]) or
+/// JSON values (see [`RegistryManager::query_raw`]).
 #[must_use = "streams do nothing unless polled"]
-pub struct Query {
+pub struct Query<T: QueryItem = Twin> {
     rm: RegistryManager,
     query: QuerySpecification,
     page_size: Option<u32>,
-    items: Option<BoxStream<'static, Result<Twin>>>,
+    items: Option<BoxStream<'static, Result<T>>>,
 }
 
-impl std::fmt::Debug for Query {
+impl<T: QueryItem> std::fmt::Debug for Query<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Query")
             .field("query", &self.query)
@@ -174,15 +228,24 @@ enum PageState {
     Done,
 }
 
-impl Query {
+impl<T: QueryItem> Query<T> {
+    fn new(rm: RegistryManager, query: QuerySpecification) -> Self {
+        Query {
+            rm,
+            query,
+            page_size: None,
+            items: None,
+        }
+    }
+
     /// Requested page size (`x-ms-max-item-count`); defaults to the service's choice.
     pub fn page_size(mut self, page_size: u32) -> Self {
         self.page_size = Some(page_size);
         self
     }
 
-    /// The pages instead of the twins: each item is one [`QueryResult`].
-    pub fn pages(self) -> impl Stream<Item = Result<QueryResult>> + Send + 'static {
+    /// The pages instead of the items: each item is one [`QueryResult`].
+    pub fn pages(self) -> impl Stream<Item = Result<QueryResult<T>>> + Send + 'static {
         let Query {
             rm,
             query,
@@ -218,8 +281,8 @@ impl Query {
         )
     }
 
-    fn start(&mut self) -> BoxStream<'static, Result<Twin>> {
-        let query = Query {
+    fn start(&mut self) -> BoxStream<'static, Result<T>> {
+        let query = Query::<T> {
             rm: self.rm.clone(),
             query: self.query.clone(),
             page_size: self.page_size,
@@ -235,8 +298,8 @@ impl Query {
     }
 }
 
-impl Stream for Query {
-    type Item = Result<Twin>;
+impl<T: QueryItem> Stream for Query<T> {
+    type Item = Result<T>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
         let this = self.get_mut();

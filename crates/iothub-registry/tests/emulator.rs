@@ -363,6 +363,23 @@ async fn query_pages_and_stream() {
     }
     assert_eq!(seen, 7);
     assert!(pages >= 4);
+
+    // Projections and aggregates come back as raw JSON.
+    let mut sites: Vec<serde_json::Value> = rm
+        .query_raw("SELECT deviceId, tags.site FROM devices WHERE tags.site = 'lab'")
+        .page_size(2)
+        .try_collect()
+        .await
+        .unwrap();
+    sites.sort_by_key(|v| v["deviceId"].as_str().map(str::to_owned));
+    assert_eq!(sites[0], json!({"deviceId": "q0", "site": "lab"}));
+    assert_eq!(sites.len(), 4);
+    let counts: Vec<serde_json::Value> = rm
+        .query_raw("SELECT COUNT() AS n FROM devices")
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(counts, vec![json!({"n": 7})]);
     hub.emu.shutdown().await.unwrap();
 }
 

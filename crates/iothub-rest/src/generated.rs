@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 dbf06da61d6a9b6bdce7d56ecad933d2451bb4f3db16fa425b7b821637cc979c), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 bcdffa3b43444454a5e998975b838e70eb34c777359431997eb4427721aa0457), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]
@@ -1117,7 +1117,7 @@ impl Client {
         x_ms_max_item_count: Option<&'a str>,
         body: &'a types::QuerySpecification,
     ) -> Result<
-        ResponseValue<::std::vec::Vec<types::Twin>>,
+        ResponseValue<::std::vec::Vec<::serde_json::Value>>,
         Error<types::ErrorDetails>,
     > {
         let url = format!("{}/devices/query", self.baseurl,);
