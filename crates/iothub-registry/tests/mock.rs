@@ -170,6 +170,35 @@ async fn throttling_is_retried_honouring_retry_after() {
 }
 
 #[tokio::test]
+async fn gateway_errors_without_json_bodies_are_classified_and_retried() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/devices/dev1"))
+        .respond_with(sequence(vec![
+            ResponseTemplate::new(503).set_body_string("<html>upstream busy</html>"),
+            ResponseTemplate::new(429).insert_header("retry-after", "0"),
+            ResponseTemplate::new(200).set_body_json(device_json("dev1", "MQ==")),
+        ]))
+        .expect(3)
+        .mount(&server)
+        .await;
+    assert_eq!(rm.get_device("dev1").await.unwrap().device_id, "dev1");
+
+    Mock::given(method("GET"))
+        .and(path("/devices/dev2"))
+        .respond_with(ResponseTemplate::new(502).set_body_string("bad gateway"))
+        .mount(&server)
+        .await;
+    let err = rm
+        .with_retry_policy(RetryPolicy::disabled())
+        .get_device("dev2")
+        .await
+        .unwrap_err();
+    let service = err.service_error().expect("a service error with its status");
+    assert_eq!(service.status, 502);
+}
+
+#[tokio::test]
 async fn throttling_gives_up_after_max_attempts_with_typed_error() {
     let (server, rm) = setup().await;
     Mock::given(method("GET"))

@@ -1,4 +1,5 @@
-//! Request hooks: api-version, `Authorization` and a tracing span for every operation.
+//! Request hooks: api-version, `Authorization` and a tracing span for every operation, and
+//! error bodies made decodable.
 
 use progenitor_client::{ClientHooks, ClientInfo, Error, OperationInfo};
 use reqwest::header::{AUTHORIZATION, HeaderValue};
@@ -44,7 +45,10 @@ impl ClientHooks<ClientState> for Client {
         );
         async {
             let started = std::time::Instant::now();
-            let result = self.client().execute(request).await;
+            let result = match self.client().execute(request).await {
+                Ok(response) => normalize_error_body(response).await,
+                Err(error) => Err(error),
+            };
             match &result {
                 Ok(response) => tracing::debug!(
                     status = response.status().as_u16(),
@@ -58,4 +62,58 @@ impl ClientHooks<ClientState> for Client {
         .instrument(span)
         .await
     }
+}
+
+/// Makes every error response carry a JSON object body.
+///
+/// IoT Hub answers errors with a JSON object, which the generated code decodes as
+/// `ErrorDetails`. A proxy or gateway in between may answer with HTML, plain text or
+/// nothing (a bare 503, 504 or 429); decoding that would fail and lose the status and
+/// headers (`Retry-After`) that decide whether to retry. Such a body is replaced with
+/// `{"Message": "ErrorCode:<iothub-errorcode header or reason>;<start of the body>"}`;
+/// status and headers are kept.
+async fn normalize_error_body(response: reqwest::Response) -> reqwest::Result<reqwest::Response> {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return Ok(response);
+    }
+    let version = response.version();
+    let mut headers = response.headers().clone();
+    let body = response.bytes().await?;
+    let body = if serde_json::from_slice::<serde_json::Value>(&body).is_ok_and(|v| v.is_object()) {
+        body
+    } else {
+        let code = headers
+            .get("iothub-errorcode")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+            .unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .unwrap_or("Unknown")
+                    .replace(' ', "")
+            });
+        let text = String::from_utf8_lossy(&body);
+        let mut excerpt = text.trim();
+        if excerpt.len() > 512 {
+            let mut end = 512;
+            while !excerpt.is_char_boundary(end) {
+                end -= 1;
+            }
+            excerpt = &excerpt[..end];
+        }
+        headers.remove(reqwest::header::CONTENT_LENGTH);
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        serde_json::json!({ "Message": format!("ErrorCode:{code};{excerpt}") })
+            .to_string()
+            .into()
+    };
+    let mut rebuilt = http::Response::new(body);
+    *rebuilt.status_mut() = status;
+    *rebuilt.version_mut() = version;
+    *rebuilt.headers_mut() = headers;
+    Ok(reqwest::Response::from(rebuilt))
 }

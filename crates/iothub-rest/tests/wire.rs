@@ -159,3 +159,22 @@ async fn documented_errors_are_typed() {
             .starts_with("GET /devices/d9?api-version=2021-04-12")
     );
 }
+
+#[tokio::test]
+async fn non_json_error_bodies_keep_status_and_headers() {
+    let (base, server) = one_shot("503 Service Unavailable", "<html>gateway busy</html>").await;
+    let client = Client::from_credential(&base, credential());
+    match client.devices_get_twin("d1").await {
+        Err(Error::ErrorResponse(rv)) => {
+            assert_eq!(rv.status().as_u16(), 503);
+            assert_eq!(rv.headers()["etag"], "\"MQ==\"");
+            let message = rv.into_inner().message.unwrap_or_default();
+            assert_eq!(
+                message,
+                "ErrorCode:ServiceUnavailable;<html>gateway busy</html>"
+            );
+        }
+        other => panic!("expected a typed 503, got {other:?}"),
+    }
+    server.await.unwrap();
+}
