@@ -194,7 +194,9 @@ async fn gateway_errors_without_json_bodies_are_classified_and_retried() {
         .get_device("dev2")
         .await
         .unwrap_err();
-    let service = err.service_error().expect("a service error with its status");
+    let service = err
+        .service_error()
+        .expect("a service error with its status");
     assert_eq!(service.status, 502);
 }
 
