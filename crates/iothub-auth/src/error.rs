@@ -23,7 +23,7 @@ pub enum ConnectionStringError {
     #[error("connection string part {0} appears more than once")]
     Duplicate(String),
     /// The shared access key is not valid base64.
-    #[error("connection string part SharedAccessKey is malformed: {0}")]
+    #[error("connection string part SharedAccessKey is malformed")]
     InvalidKey(#[source] KeyError),
     /// `SharedAccessKeyName` and `DeviceId` both present, or a key with neither.
     #[error("connection string has a SharedAccessKey but neither SharedAccessKeyName nor DeviceId")]

@@ -147,6 +147,33 @@ async fn credential_caches_and_renews_before_expiry() {
 }
 
 #[tokio::test]
+async fn credential_and_header_debug_hide_secrets() {
+    let v = &vectors()[0];
+    let cs: ConnectionString = format!(
+        "HostName=myhub.azure-devices.net;SharedAccessKeyName=iothubowner;SharedAccessKey={}",
+        v.key
+    )
+    .parse()
+    .unwrap();
+    let signing = HubCredential::from_connection_string(&cs).unwrap();
+    let header = signing.authorization_header().await.unwrap();
+    let fixed = HubCredential::sas_token(header.expose());
+    let fixed_header = fixed.authorization_header().await.unwrap();
+    assert_eq!(format!("{header:?}"), "AuthorizationHeader(<redacted>)");
+    for shown in [
+        format!("{signing:?}"),
+        format!("{header:?}"),
+        format!("{fixed:?}"),
+        format!("{fixed_header:?}"),
+    ] {
+        assert!(
+            !shown.contains("sig=") && !shown.contains(&v.key),
+            "{shown}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn credential_ttl_is_configurable_and_device_strings_sign_device_scope() {
     let v = &vectors()[2];
     let cs: ConnectionString = format!(

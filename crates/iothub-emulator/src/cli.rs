@@ -18,7 +18,7 @@ pub const DEFAULT_DATA_DIR: &str = "iothub-emulator-data";
 /// When the listeners are ready it prints one line,
 /// `IOTHUB_CONNECTION_STRING=HostName=localhost:PORT;SharedAccessKeyName=iothubowner;SharedAccessKey=…`,
 /// on stdout, then logs requests on stderr (filter with RUST_LOG).
-#[derive(Debug, Clone, Parser)]
+#[derive(Clone, Parser)]
 #[command(name = "iothub-emulator", version)]
 pub struct Cli {
     /// Directory for the database and TLS certificates, created if missing
@@ -72,6 +72,24 @@ pub struct Cli {
         hide_env_values = true
     )]
     pub key: Option<String>,
+}
+
+impl std::fmt::Debug for Cli {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cli")
+            .field("data_dir", &self.data_dir)
+            .field("https_port", &self.https_port)
+            .field("amqps_port", &self.amqps_port)
+            .field("mqtts_port", &self.mqtts_port)
+            .field("hub_name", &self.hub_name)
+            .field("in_memory", &self.in_memory)
+            .field("bind", &self.bind)
+            .field("journal", &self.journal)
+            .field("throttle", &self.throttle)
+            .field("throttle_rate", &self.throttle_rate)
+            .field("key", &self.key.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
 }
 
 fn parse_rate(text: &str) -> Result<f64, String> {
@@ -154,6 +172,17 @@ mod tests {
         assert_eq!(cli.throttle, ThrottleProfile::S1);
         assert_eq!(cli.throttle_rate, Some(0.3));
         let _ = cli.builder();
+        Ok(())
+    }
+
+    #[test]
+    fn debug_hides_the_key() -> Result<(), clap::Error> {
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let cli = Cli::try_parse_from(["iothub-emulator", "--key", key])?;
+        for shown in [format!("{cli:?}"), format!("{:?}", cli.builder())] {
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(!shown.contains(key), "{shown}");
+        }
         Ok(())
     }
 

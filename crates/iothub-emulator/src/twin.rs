@@ -16,7 +16,7 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
 use crate::error::ApiError;
-use crate::model::{DeviceRecord, ModuleRecord, NEVER, now_string};
+use crate::model::{Auth, DeviceRecord, ModuleRecord, NEVER, now_string};
 
 /// Maximum size of `tags`, in bytes.
 pub const MAX_TAGS_BYTES: usize = 8 * 1024;
@@ -213,29 +213,13 @@ impl TwinState {
                     .unwrap_or_else(|| NEVER.into()),
             ),
         );
-        doc.insert(
-            "connectionState".into(),
-            Value::String("Disconnected".into()),
+        insert_identity_fields(
+            &mut doc,
+            device.last_activity_time.as_deref(),
+            device.cloud_to_device_message_count,
+            &device.auth,
+            &device.model_id,
         );
-        doc.insert(
-            "lastActivityTime".into(),
-            Value::String(
-                device
-                    .last_activity_time
-                    .clone()
-                    .unwrap_or_else(|| NEVER.into()),
-            ),
-        );
-        doc.insert(
-            "cloudToDeviceMessageCount".into(),
-            Value::from(device.cloud_to_device_message_count),
-        );
-        doc.insert(
-            "authenticationType".into(),
-            Value::String(device.auth.kind.as_str().into()),
-        );
-        doc.insert("x509Thumbprint".into(), device.auth.thumbprints_wire());
-        doc.insert("modelId".into(), Value::String(device.model_id.clone()));
         self.insert_common(&mut doc);
         doc.insert("capabilities".into(), json!({ "iotEdge": device.iot_edge }));
         if let Some(scope) = &device.device_scope {
@@ -256,29 +240,13 @@ impl TwinState {
         doc.insert("deviceEtag".into(), Value::String(module.etag()));
         doc.insert("status".into(), Value::String("enabled".into()));
         doc.insert("statusUpdateTime".into(), Value::String(NEVER.into()));
-        doc.insert(
-            "connectionState".into(),
-            Value::String("Disconnected".into()),
+        insert_identity_fields(
+            &mut doc,
+            module.last_activity_time.as_deref(),
+            module.cloud_to_device_message_count,
+            &module.auth,
+            &module.model_id,
         );
-        doc.insert(
-            "lastActivityTime".into(),
-            Value::String(
-                module
-                    .last_activity_time
-                    .clone()
-                    .unwrap_or_else(|| NEVER.into()),
-            ),
-        );
-        doc.insert(
-            "cloudToDeviceMessageCount".into(),
-            Value::from(module.cloud_to_device_message_count),
-        );
-        doc.insert(
-            "authenticationType".into(),
-            Value::String(module.auth.kind.as_str().into()),
-        );
-        doc.insert("x509Thumbprint".into(), module.auth.thumbprints_wire());
-        doc.insert("modelId".into(), Value::String(module.model_id.clone()));
         self.insert_common(&mut doc);
         Value::Object(doc)
     }
@@ -615,6 +583,35 @@ fn merge_into(
             }
         }
     }
+}
+
+/// The twin fields copied from a device or module identity: connection state (always
+/// disconnected for now), last activity, cloud-to-device count, authentication and model id.
+fn insert_identity_fields(
+    doc: &mut Map<String, Value>,
+    last_activity_time: Option<&str>,
+    cloud_to_device_message_count: u64,
+    auth: &Auth,
+    model_id: &str,
+) {
+    doc.insert(
+        "connectionState".into(),
+        Value::String("Disconnected".into()),
+    );
+    doc.insert(
+        "lastActivityTime".into(),
+        Value::String(last_activity_time.unwrap_or(NEVER).into()),
+    );
+    doc.insert(
+        "cloudToDeviceMessageCount".into(),
+        Value::from(cloud_to_device_message_count),
+    );
+    doc.insert(
+        "authenticationType".into(),
+        Value::String(auth.kind.as_str().into()),
+    );
+    doc.insert("x509Thumbprint".into(), auth.thumbprints_wire());
+    doc.insert("modelId".into(), Value::String(model_id.to_owned()));
 }
 
 #[cfg(test)]

@@ -163,7 +163,8 @@ impl RegistryManager {
                     return Err(error);
                 };
                 let delay = policy.delay(attempt, hint, rand::random::<f64>());
-                if deadline.is_some_and(|d| Instant::now() + delay >= d) {
+                let retry_at = Instant::now().checked_add(delay);
+                if deadline.is_some_and(|d| retry_at.is_none_or(|t| t >= d)) {
                     tracing::debug!(attempt, elapsed_ms, error = %error, "failed; no time left to retry");
                     return Err(error);
                 }

@@ -22,9 +22,10 @@ pub enum Error {
     Config(#[source] ConfigError),
     /// No `Authorization` header could be produced (for example the Azure AD credential
     /// failed). Nothing was sent; retrying may help if the credential recovers.
-    #[error("cannot authorize the request: {message}")]
+    #[error("{message}")]
     Auth {
-        /// What failed, without any key or token material.
+        /// What failed (for example `cannot authorize the request: token credential failed
+        /// to return a token`), without any key or token material.
         message: String,
     },
     /// A request could not be built from the arguments (for example an ETag that is not a
@@ -57,7 +58,8 @@ pub enum Error {
     InvalidResponse {
         /// HTTP status, when known.
         status: Option<u16>,
-        /// The start (at most 1 KiB) of the body.
+        /// The start (at most 1 KiB) of the body, with any `primaryKey` / `secondaryKey`
+        /// values replaced by `<redacted>`.
         body: String,
         /// The decoding error, when there was one.
         #[source]
@@ -515,23 +517,58 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .map(str::trim)
     };
     for name in ["retry-after-ms", "x-ms-retry-after-ms"] {
+        // `try_from_secs_f64` rejects negative, non-finite and too large values.
         if let Some(ms) = header(name).and_then(|v| v.parse::<f64>().ok())
-            && ms.is_finite()
-            && ms >= 0.0
+            && let Ok(delay) = Duration::try_from_secs_f64(ms / 1000.0)
         {
-            return Some(Duration::from_secs_f64(ms / 1000.0));
+            return Some(delay);
         }
     }
     header("retry-after")
         .and_then(|v| v.parse::<f64>().ok())
-        .filter(|s| s.is_finite() && *s >= 0.0)
-        .map(Duration::from_secs_f64)
+        .and_then(|s| Duration::try_from_secs_f64(s).ok())
 }
 
-/// The first KiB of a body, as lossy UTF-8.
+/// The first KiB of a body, as lossy UTF-8. A JSON body holding device or module keys
+/// (`primaryKey`, `secondaryKey`) is re-serialized with those values replaced first, so
+/// that the excerpt can be printed.
 pub(crate) fn body_excerpt(body: &[u8]) -> String {
-    let end = body.len().min(1024);
-    String::from_utf8_lossy(&body[..end]).into_owned()
+    let redacted = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|mut value| redact_keys(&mut value).then(|| value.to_string()));
+    let body = redacted.as_ref().map_or(body, String::as_bytes);
+    excerpt(&String::from_utf8_lossy(body)).to_owned()
+}
+
+/// The first KiB of `text`, cut at a character boundary.
+pub(crate) fn excerpt(text: &str) -> &str {
+    let mut end = text.len().min(1024);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+/// Replaces non-null `primaryKey` / `secondaryKey` values, at any depth, by `"<redacted>"`;
+/// true if any was replaced.
+fn redact_keys(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            let mut redacted = false;
+            for (k, v) in map.iter_mut() {
+                if (k == "primaryKey" || k == "secondaryKey") && !v.is_null() {
+                    *v = Value::String("<redacted>".into());
+                    redacted = true;
+                } else {
+                    redacted |= redact_keys(v);
+                }
+            }
+            redacted
+        }
+        Value::Array(items) => items.iter_mut().fold(false, |acc, v| redact_keys(v) | acc),
+        _ => false,
+    }
 }
 
 #[cfg(test)]
@@ -624,6 +661,21 @@ mod tests {
     }
 
     #[test]
+    fn body_excerpt_hides_keys() {
+        let body = br#"{"deviceId":"d1","authentication":{"symmetricKey":{"primaryKey":"cHJpbWFyeQ==","secondaryKey":"c2Vjb25k"}},"status":"sleeping"}"#;
+        let excerpt = body_excerpt(body);
+        assert!(excerpt.contains("<redacted>"), "{excerpt}");
+        assert!(
+            !excerpt.contains("cHJpbWFyeQ") && !excerpt.contains("c2Vjb25k"),
+            "{excerpt}"
+        );
+        assert!(excerpt.contains("sleeping"), "{excerpt}");
+        // Bodies without keys are kept as sent.
+        assert_eq!(body_excerpt(b"{ \"a\": 1 }"), "{ \"a\": 1 }");
+        assert_eq!(body_excerpt(b"<html>"), "<html>");
+    }
+
+    #[test]
     fn retry_after_forms() {
         assert_eq!(
             retry_after(&headers(&[("retry-after", "2")])),
@@ -639,6 +691,16 @@ mod tests {
                 "Wed, 21 Oct 2015 07:28:00 GMT"
             )])),
             None
+        );
+        // Out-of-range values from a misbehaving server or proxy are ignored, not a panic.
+        assert_eq!(retry_after(&headers(&[("retry-after", "1e300")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "-1")])), None);
+        assert_eq!(
+            retry_after(&headers(&[
+                ("retry-after-ms", "1e300"),
+                ("retry-after", "1")
+            ])),
+            Some(Duration::from_secs(1))
         );
     }
 }

@@ -189,8 +189,8 @@ impl From<Option<&str>> for ETag {
     }
 }
 
-/// A pair of base64 shared access keys.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+/// A pair of base64 shared access keys. `Debug` shows only whether each key is set.
+#[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct SymmetricKey {
     /// Primary key (base64).
     #[serde(rename = "primaryKey", skip_serializing_if = "Option::is_none")]
@@ -198,6 +198,16 @@ pub struct SymmetricKey {
     /// Secondary key (base64).
     #[serde(rename = "secondaryKey", skip_serializing_if = "Option::is_none")]
     pub secondary_key: Option<String>,
+}
+
+impl fmt::Debug for SymmetricKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let shown = |key: &Option<String>| key.as_ref().map(|_| "<redacted>");
+        f.debug_struct("SymmetricKey")
+            .field("primary_key", &shown(&self.primary_key))
+            .field("secondary_key", &shown(&self.secondary_key))
+            .finish()
+    }
 }
 
 /// A pair of X.509 certificate thumbprints.
@@ -1111,6 +1121,29 @@ mod tests {
             json!({"id": "bulk1", "importMode": "create", "status": "enabled",
                    "authentication": {"symmetricKey": {"primaryKey": "AAAA", "secondaryKey": "BBBB"}, "type": "sas"}})
         );
+    }
+
+    #[test]
+    fn debug_output_hides_device_keys() {
+        let device = Device::from(wire::Device {
+            device_id: Some("d1".into()),
+            authentication: Some(
+                (&AuthenticationMechanism::sas("cHJpbWFyeQ==", "c2Vjb25k")).into(),
+            ),
+            ..wire::Device::default()
+        });
+        let entry = ExportImportDevice {
+            id: "d1".into(),
+            authentication: Some(AuthenticationMechanism::sas("cHJpbWFyeQ==", "c2Vjb25k")),
+            ..Default::default()
+        };
+        for shown in [format!("{device:?}"), format!("{entry:?}")] {
+            assert!(shown.contains("<redacted>"), "{shown}");
+            assert!(
+                !shown.contains("cHJpbWFyeQ") && !shown.contains("c2Vjb25k"),
+                "{shown}"
+            );
+        }
     }
 
     #[test]

@@ -13,7 +13,7 @@ use iothub_rest::types as wire;
 
 use crate::RegistryManager;
 use crate::client::{Op, decode};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, excerpt};
 use crate::model::{QueryResult, QuerySpecification, Twin};
 use crate::retry::Idempotency;
 
@@ -140,19 +140,11 @@ impl QueryItem for Twin {
                 status: Some(200),
                 body: format!(
                     "query item is not a twin (use query_raw for projections and aggregates): {}",
-                    truncate(&value.to_string())
+                    excerpt(&value.to_string())
                 ),
                 source: Some(e),
             })
     }
-}
-
-fn truncate(text: &str) -> &str {
-    let mut end = text.len().min(1024);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 /// One page of a query, ready to send: set `continuation_token` / `max_item_count`, then

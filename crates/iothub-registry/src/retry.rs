@@ -114,7 +114,7 @@ impl RetryPolicy {
             } else {
                 Duration::ZERO
             };
-            return hint + extra;
+            return hint.saturating_add(extra);
         }
         let exponent = retry.saturating_sub(1).min(30);
         let base = self
@@ -257,6 +257,7 @@ mod tests {
         let p = RetryPolicy::default().max_backoff(Duration::from_secs(1));
         let d = p.delay(1, Some(Duration::from_secs(5)), 0.5);
         assert!(d >= Duration::from_secs(5) && d <= Duration::from_millis(5500));
+        assert_eq!(p.delay(1, Some(Duration::MAX), 1.0), Duration::MAX);
         let p = p.jitter(false);
         assert_eq!(
             p.delay(3, Some(Duration::from_secs(2)), 0.9),

@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 bcdffa3b43444454a5e998975b838e70eb34c777359431997eb4427721aa0457), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 73108d83b5bb829455a72bc0022185621f0e2fe19570b82650a0283f9fad1f49), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]
@@ -469,7 +469,7 @@ pub mod types {
             value.parse()
         }
     }
-    ///IoT Hub's error body. Registry and twin calls send Message (shaped "ErrorCode:<Name>;<detail>") and ExceptionMessage (holding the tracking id and time). Some calls instead send the fields errorCode, trackingId, timestampUtc and info; their lower-case "message" field is not declared because it would clash with "Message" in generated Rust code (see SOURCE.md). Every field is optional.
+    ///IoT Hub's error body. Registry and twin calls send Message (shaped `ErrorCode:<Name>;<detail>`) and ExceptionMessage (holding the tracking id and time). Some calls instead send the fields errorCode, trackingId, timestampUtc and info; their lower-case "message" field is not declared because it would clash with "Message" in generated Rust code (see SOURCE.md). Every field is optional.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct ErrorDetails {
         ///Numeric error code whose first three digits are the HTTP status, for example 404103. Sent as a number; declared as any JSON value so a string form still decodes.
@@ -478,7 +478,7 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub error_code: ::std::option::Option<::serde_json::Value>,
-        ///Diagnostic text, usually "Tracking ID:<id>-G:<n>-TimeStamp:<time>".
+        ///Diagnostic text, usually `Tracking ID:<id>-G:<n>-TimeStamp:<time>`.
         #[serde(
             rename = "ExceptionMessage",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -489,7 +489,7 @@ pub mod types {
         pub info: ::std::option::Option<
             ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         >,
-        ///Error text, usually "ErrorCode:<Name>;<detail>"; may itself hold a JSON error document.
+        ///Error text, usually `ErrorCode:<Name>;<detail>`; may itself hold a JSON error document.
         #[serde(
             rename = "Message",
             skip_serializing_if = "::std::option::Option::is_none"
