@@ -115,10 +115,12 @@ impl HubCredential {
         }))
     }
 
-    /// Sets the lifetime of generated SAS tokens (default one hour). No effect on other kinds.
+    /// Sets the lifetime of generated SAS tokens (default one hour, kept between one second
+    /// and ten years). No effect on other kinds.
     #[must_use]
     pub fn with_sas_ttl(self, ttl: Duration) -> Self {
-        self.map_signer(|s| s.ttl = ttl.max(Duration::from_secs(1)))
+        const TEN_YEARS: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+        self.map_signer(|s| s.ttl = ttl.clamp(Duration::from_secs(1), TEN_YEARS))
     }
 
     /// Replaces the clock used to stamp and renew SAS tokens (for tests).
@@ -151,16 +153,22 @@ impl HubCredential {
         }
     }
 
+    /// Applies `f` to a signer of its own (a clone's cache is left alone), dropping any
+    /// cached token; other kinds of credential are returned unchanged.
     fn map_signer(self, f: impl FnOnce(&mut KeySigner)) -> Self {
-        match Arc::try_unwrap(self.inner) {
-            Ok(Inner::Key(mut signer)) => {
-                f(&mut signer);
-                *signer.cached.get_mut().unwrap_or_else(|p| p.into_inner()) = None;
-                Self::from_inner(Inner::Key(signer))
-            }
-            Ok(other) => Self::from_inner(other),
-            Err(shared) => Self { inner: shared },
-        }
+        let Inner::Key(signer) = &*self.inner else {
+            return self;
+        };
+        let mut signer = KeySigner {
+            resource_uri: signer.resource_uri.clone(),
+            key_name: signer.key_name.clone(),
+            key: signer.key.clone(),
+            ttl: signer.ttl,
+            clock: signer.clock.clone(),
+            cached: Mutex::new(None),
+        };
+        f(&mut signer);
+        Self::from_inner(Inner::Key(signer))
     }
 }
 

@@ -36,7 +36,9 @@ impl SasToken {
 
     /// Expiry as a point in time.
     pub fn expires_at(&self) -> SystemTime {
-        UNIX_EPOCH + Duration::from_secs(self.expiry)
+        UNIX_EPOCH
+            .checked_add(Duration::from_secs(self.expiry))
+            .unwrap_or(SystemTime::UNIX_EPOCH + Duration::from_secs(u32::MAX.into()))
     }
 }
 

@@ -228,3 +228,14 @@ async fn token_credential_is_cached_with_iothub_scope() {
     assert_eq!(source.0.load(Ordering::SeqCst), 1);
     assert!(!format!("{credential:?}").contains("jwt0"));
 }
+
+#[tokio::test]
+async fn ttl_applies_to_a_credential_that_was_cloned_before() {
+    let key = SharedAccessKey::from_base64(&vectors()[0].key).unwrap();
+    let (_now, clock) = fixed_clock(1_000_000);
+    let original = HubCredential::shared_access_key("h", Some("p"), key).with_clock(clock);
+    let _clone = original.clone();
+    let short = original.with_sas_ttl(Duration::from_secs(60));
+    let header = short.authorization_header().await.unwrap();
+    assert!(header.expose().contains("se=1000060"), "{header:?}");
+}
