@@ -128,7 +128,12 @@ impl RegistryManager {
         let attempt_timeout = op.attempt_timeout.unwrap_or(self.attempt_timeout);
         async move {
             let start = Instant::now();
-            let deadline = policy.get_total_timeout().map(|t| start + t);
+            // An operation with its own attempt timeout (direct methods wait for the device)
+            // gets at least that long in total, so one attempt is never cut short.
+            let deadline = policy
+                .get_total_timeout()
+                .map(|t| t.max(op.attempt_timeout.unwrap_or_default()))
+                .and_then(|t| start.checked_add(t));
             let mut attempt = 0u32;
             loop {
                 attempt += 1;

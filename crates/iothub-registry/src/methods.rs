@@ -17,7 +17,8 @@ use crate::retry::Idempotency;
 const DEFAULT_METHOD_RESPONSE_TIMEOUT: u64 = 30;
 
 /// Attempt timeout for a direct method: the method's own timeouts plus a margin, so the
-/// client does not give up before IoT Hub does.
+/// client does not give up before IoT Hub does. The retry policy's total deadline is
+/// stretched to at least this long for the call.
 fn method_attempt_timeout(rm: &RegistryManager, method: &CloudToDeviceMethod) -> Duration {
     let seconds =
         |v: Option<i32>, default: u64| v.map_or(default, |s| u64::try_from(s).unwrap_or(0));

@@ -471,3 +471,22 @@ async fn chunked_bulk_aggregates_and_reports_progress() {
     assert_eq!((last.done, last.total), (250, 250));
     assert_eq!(seen.iter().map(|p| p.failed).max(), Some(2));
 }
+
+#[tokio::test]
+async fn a_slow_direct_method_is_not_cut_short_by_the_total_deadline() {
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/twins/dev1/methods"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .set_body_json(json!({"status": 200, "payload": {"done": true}}))
+                .set_delay(Duration::from_millis(1500)),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    let rm = rm.with_retry_policy(fast_retries().total_timeout(Some(Duration::from_millis(300))));
+    let method_call = CloudToDeviceMethod::new("slow").response_timeout_in_seconds(5);
+    let answer = rm.invoke_device_method("dev1", &method_call).await.unwrap();
+    assert_eq!(answer.status, Some(200));
+}
