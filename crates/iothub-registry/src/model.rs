@@ -773,17 +773,17 @@ pub struct QueryResult<T = Twin> {
 
 // ----- conversions to and from the generated types -----
 
-impl From<&SymmetricKey> for wire::SymmetricKey {
+impl From<&SymmetricKey> for iothub_rest::SymmetricKey {
     fn from(k: &SymmetricKey) -> Self {
-        wire::SymmetricKey {
+        iothub_rest::SymmetricKey {
             primary_key: k.primary_key.clone(),
             secondary_key: k.secondary_key.clone(),
         }
     }
 }
 
-impl From<wire::SymmetricKey> for SymmetricKey {
-    fn from(k: wire::SymmetricKey) -> Self {
+impl From<iothub_rest::SymmetricKey> for SymmetricKey {
+    fn from(k: iothub_rest::SymmetricKey) -> Self {
         SymmetricKey {
             primary_key: k.primary_key,
             secondary_key: k.secondary_key,

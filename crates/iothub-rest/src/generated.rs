@@ -16,7 +16,7 @@ pub mod types {
             rename = "symmetricKey",
             skip_serializing_if = "::std::option::Option::is_none"
         )]
-        pub symmetric_key: ::std::option::Option<SymmetricKey>,
+        pub symmetric_key: ::std::option::Option<crate::SymmetricKey>,
         #[serde(rename = "type", skip_serializing_if = "::std::option::Option::is_none")]
         pub type_: ::std::option::Option<AuthenticationType>,
         #[serde(
@@ -766,22 +766,6 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub connected_device_count: ::std::option::Option<i64>,
-    }
-    ///Pair of base64 shared access keys.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
-    pub struct SymmetricKey {
-        ///Primary key, base64.
-        #[serde(
-            rename = "primaryKey",
-            skip_serializing_if = "::std::option::Option::is_none"
-        )]
-        pub primary_key: ::std::option::Option<::std::string::String>,
-        ///Secondary key, base64.
-        #[serde(
-            rename = "secondaryKey",
-            skip_serializing_if = "::std::option::Option::is_none"
-        )]
-        pub secondary_key: ::std::option::Option<::std::string::String>,
     }
     ///Twin of a device or module: tags, desired and reported properties, plus read-only copies of identity fields. Also used as the body of twin PATCH and PUT, where only tags and properties.desired count.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]

@@ -41,6 +41,30 @@ pub use progenitor_client::{Error, ResponseValue};
 
 use iothub_auth::HubCredential;
 
+/// The shared access keys of a device or module identity (`authentication.symmetricKey`).
+///
+/// Used by the generated types in place of a generated struct, so that `Debug` (and with it
+/// every generated type holding an identity) never prints the keys.
+#[derive(Clone, Default, PartialEq, serde::Deserialize, serde::Serialize)]
+pub struct SymmetricKey {
+    /// Primary key, base64.
+    #[serde(rename = "primaryKey", skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<String>,
+    /// Secondary key, base64.
+    #[serde(rename = "secondaryKey", skip_serializing_if = "Option::is_none")]
+    pub secondary_key: Option<String>,
+}
+
+impl std::fmt::Debug for SymmetricKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown = |k: &Option<String>| k.as_ref().map(|_| "<redacted>");
+        f.debug_struct("SymmetricKey")
+            .field("primary_key", &shown(&self.primary_key))
+            .field("secondary_key", &shown(&self.secondary_key))
+            .finish()
+    }
+}
+
 /// The IoT Hub REST api-version this client speaks.
 pub const API_VERSION: &str = "2021-04-12";
 

@@ -178,3 +178,24 @@ async fn non_json_error_bodies_keep_status_and_headers() {
     }
     server.await.unwrap();
 }
+
+#[test]
+fn identity_debug_output_hides_device_keys() {
+    let device: types::Device = serde_json::from_value(json!({
+        "deviceId": "d1",
+        "authentication": {"type": "sas", "symmetricKey": {
+            "primaryKey": "cHJpbWFyeS1zZWNyZXQta2V5LTAx", "secondaryKey": "c2Vjb25kYXJ5LXNlY3JldA=="}}
+    }))
+    .unwrap();
+    let shown = format!("{device:?}");
+    assert!(
+        !shown.contains("cHJpbWFy") && !shown.contains("c2Vjb25k"),
+        "{shown}"
+    );
+    assert!(shown.contains("<redacted>"));
+    let back = serde_json::to_value(&device).unwrap();
+    assert_eq!(
+        back["authentication"]["symmetricKey"]["primaryKey"],
+        "cHJpbWFyeS1zZWNyZXQta2V5LTAx"
+    );
+}
