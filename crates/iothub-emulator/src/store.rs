@@ -2,7 +2,9 @@
 //!
 //! One connection behind a mutex; every call runs on tokio's blocking pool. The database is in
 //! WAL mode with `synchronous=FULL`, so a change that was answered 2xx survives a crash or
-//! `kill -9`. Multi-row changes run in one transaction.
+//! `kill -9`. Multi-row changes run in one transaction. The per-row statements of the hot paths
+//! (device and module reads, writes and deletes) are prepared once and kept in the connection's
+//! statement cache.
 //!
 //! Tables (the query engine reads `devices` and `modules`, never writes):
 //! - `devices(device_id TEXT PRIMARY KEY, status TEXT, record TEXT, twin TEXT)`: `record` is the
@@ -157,11 +159,8 @@ pub struct ModuleRow {
 /// Reads a device.
 pub fn get_device(conn: &Connection, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
     let row: Option<(String, String)> = conn
-        .query_row(
-            "SELECT record, twin FROM devices WHERE device_id = ?1",
-            params![device_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT record, twin FROM devices WHERE device_id = ?1")?
+        .query_row(params![device_id], |r| Ok((r.get(0)?, r.get(1)?)))
         .optional()?;
     row.map(|(record, twin)| {
         let twin: Value = decode("device twin", &twin)?;
@@ -177,24 +176,22 @@ pub fn get_device(conn: &Connection, device_id: &str) -> Result<Option<DeviceRow
 pub fn put_device(conn: &Connection, row: &DeviceRow) -> Result<(), StoreError> {
     let record = encode("device", &row.record)?;
     let twin = encode("device twin", &row.twin.render_device(&row.record))?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO devices (device_id, status, record, twin) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(device_id) DO UPDATE SET status = excluded.status, record = excluded.record, twin = excluded.twin",
-        params![row.record.device_id, row.record.status.as_str(), record, twin],
-    )?;
+    )?
+    .execute(params![row.record.device_id, row.record.status.as_str(), record, twin])?;
     Ok(())
 }
 
 /// Deletes a device and its modules. Returns whether the device existed.
 pub fn delete_device(conn: &Connection, device_id: &str) -> Result<bool, StoreError> {
-    conn.execute(
-        "DELETE FROM modules WHERE device_id = ?1",
-        params![device_id],
-    )?;
-    Ok(conn.execute(
-        "DELETE FROM devices WHERE device_id = ?1",
-        params![device_id],
-    )? > 0)
+    conn.prepare_cached("DELETE FROM modules WHERE device_id = ?1")?
+        .execute(params![device_id])?;
+    Ok(conn
+        .prepare_cached("DELETE FROM devices WHERE device_id = ?1")?
+        .execute(params![device_id])?
+        > 0)
 }
 
 /// Lists up to `top` devices in creation order.
@@ -223,11 +220,10 @@ pub fn get_module(
     module_id: &str,
 ) -> Result<Option<ModuleRow>, StoreError> {
     let row: Option<(String, String)> = conn
-        .query_row(
-            "SELECT record, twin FROM modules WHERE device_id = ?1 AND module_id = ?2",
-            params![device_id, module_id],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT record, twin FROM modules WHERE device_id = ?1 AND module_id = ?2")?
+        .query_row(params![device_id, module_id], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .optional()?;
     row.map(|(record, twin)| {
         let twin: Value = decode("module twin", &twin)?;
@@ -243,11 +239,11 @@ pub fn get_module(
 pub fn put_module(conn: &Connection, row: &ModuleRow) -> Result<(), StoreError> {
     let record = encode("module", &row.record)?;
     let twin = encode("module twin", &row.twin.render_module(&row.record))?;
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO modules (device_id, module_id, record, twin) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(device_id, module_id) DO UPDATE SET record = excluded.record, twin = excluded.twin",
-        params![row.record.device_id, row.record.module_id, record, twin],
-    )?;
+    )?
+    .execute(params![row.record.device_id, row.record.module_id, record, twin])?;
     Ok(())
 }
 

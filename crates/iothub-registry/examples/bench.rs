@@ -19,7 +19,11 @@
 //!   --python-ops N          Python's --ops (same as --ops)
 //!   --python-bulk N         devices bulk-imported by the Python side (10000)
 //!   --python-concurrency N  Python threads making calls (1: one call after the other)
+//!   --python-keep-alive     let the Python SDK reuse connections (by default it opens a new
+//!                           TCP + TLS connection for every call)
 //!   --no-python             Rust side only
+//!   --runtime R             tokio runtime of the Rust side: multi-thread (default) or
+//!                           current-thread
 //! ```
 //!
 //! Order, all against one emulator: Rust op mix, Python op mix (`examples/bench_python.py`),
@@ -30,7 +34,8 @@
 //!
 //! Client CPU is user + system time of the client process only (here: the sum over this
 //! process's threads from `/proc/self/task/*/schedstat`; Python: `time.process_time()`), from
-//! the first call of a measurement to the last answer; process start-up is not counted.
+//! the first call of a measurement to the last answer; process start-up and one warm-up call
+//! per connection (each side) are not counted.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -67,7 +72,9 @@ struct Args {
     python_ops: Option<usize>,
     python_bulk: usize,
     python_concurrency: usize,
+    python_keep_alive: bool,
     no_python: bool,
+    current_thread: bool,
 }
 
 fn parse_args() -> Args {
@@ -82,7 +89,9 @@ fn parse_args() -> Args {
         python_ops: None,
         python_bulk: 10_000,
         python_concurrency: 1,
+        python_keep_alive: false,
         no_python: false,
+        current_thread: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -105,7 +114,15 @@ fn parse_args() -> Args {
             "--python-concurrency" => {
                 args.python_concurrency = value().parse().expect("--python-concurrency N")
             }
+            "--python-keep-alive" => args.python_keep_alive = true,
             "--no-python" => args.no_python = true,
+            "--runtime" => {
+                args.current_thread = match value().as_str() {
+                    "current-thread" => true,
+                    "multi-thread" => false,
+                    other => panic!("--runtime current-thread|multi-thread, not {other}"),
+                }
+            }
             other => panic!("unknown argument {other}"),
         }
     }
@@ -124,6 +141,8 @@ const TICK: Duration = Duration::from_millis(1000 / TICKS_PER_SECOND);
 struct CpuMark {
     threads: HashMap<String, u64>,
     total: Duration,
+    /// The system (kernel) part of `total`.
+    system: Duration,
 }
 
 fn cpu_mark(pid: &str) -> CpuMark {
@@ -143,13 +162,17 @@ fn cpu_mark(pid: &str) -> CpuMark {
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after ")".
-    let ticks: u64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<u64>().ok()).sum())
-        .unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    let ticks = |n: u64| Duration::from_micros(n * 1_000_000 / TICKS_PER_SECOND);
     CpuMark {
         threads,
-        total: Duration::from_micros(ticks * 1_000_000 / TICKS_PER_SECOND),
+        total: ticks(field(11) + field(12)),
+        system: ticks(field(12)),
     }
 }
 
@@ -177,6 +200,8 @@ struct Measured {
     count: usize,
     wall: Duration,
     cpu: Duration,
+    /// The part of `cpu` spent in the kernel (10 ms resolution).
+    system: Duration,
 }
 
 impl Measured {
@@ -187,18 +212,24 @@ impl Measured {
     fn cpu_us_per_op(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.count.max(1) as f64
     }
+
+    /// Share of the CPU time spent in the kernel, in percent.
+    fn system_percent(&self) -> f64 {
+        (100.0 * self.system.as_secs_f64() / self.cpu.as_secs_f64().max(1e-9)).min(100.0)
+    }
 }
 
 /// Prints a measurement line; `emulator_cpu` is the emulator's CPU time in the same window.
 fn report(m: &Measured, emulator_cpu: Duration) {
     println!(
-        "rust {} ops/s={:.1} cpu_us_per_op={:.1} count={} wall_s={:.3} cpu_s={:.3} emulator_cpu_us_per_op={:.1}",
+        "rust {} ops/s={:.1} cpu_us_per_op={:.1} count={} wall_s={:.6} cpu_s={:.6} sys_s={:.2} emulator_cpu_us_per_op={:.1}",
         m.op,
         m.ops_per_sec(),
         m.cpu_us_per_op(),
         m.count,
         m.wall.as_secs_f64(),
         m.cpu.as_secs_f64(),
+        m.system.as_secs_f64(),
         emulator_cpu.as_secs_f64() * 1e6 / m.count.max(1) as f64,
     );
 }
@@ -226,6 +257,7 @@ where
         count,
         wall: t0.elapsed(),
         cpu: cpu_since("self", &cpu0),
+        system: cpu_mark("self").system.saturating_sub(cpu0.system),
     };
     report(&m, cpu_since(emulator_pid, &emu0));
     m
@@ -258,7 +290,8 @@ fn emulator_process(pid: u32) -> String {
 // --- Python side --------------------------------------------------------------------------
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    root.canonicalize().unwrap_or(root)
 }
 
 /// The interpreter to use, or why the Python side is skipped.
@@ -342,6 +375,7 @@ async fn run_python(
                 count: count as usize,
                 wall: Duration::from_secs_f64(wall),
                 cpu: Duration::from_secs_f64(cpu),
+                system: Duration::from_secs_f64(num("sys_s").unwrap_or(0.0)),
             });
         }
     }
@@ -393,6 +427,24 @@ fn print_table(rust: &[Measured], python: &[Measured], python_note: Option<&str>
             ratio,
         );
     }
+    let shares = |list: &[Measured]| {
+        OPS.iter()
+            .filter_map(|op| find(list, op))
+            .map(|m| {
+                // The system part is counted in 10 ms ticks: too coarse below ~20 of them.
+                if m.cpu >= Duration::from_millis(200) {
+                    format!("{} {:.0}%", m.op, m.system_percent())
+                } else {
+                    format!("{} n/a", m.op)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    println!("kernel share of client cpu, rust:   {}", shares(rust));
+    if !python.is_empty() {
+        println!("kernel share of client cpu, python: {}", shares(python));
+    }
     let (rb, pb) = (find(rust, "bulk_import"), find(python, "bulk_import"));
     if let (Some(rb), Some(pb)) = (&rb, &pb)
         && rb.count != pb.count
@@ -403,7 +455,10 @@ fn print_table(rust: &[Measured], python: &[Measured], python_note: Option<&str>
         );
     }
     match (min_ratio, python_note) {
-        (_, Some(note)) => println!("python side skipped: {note}"),
+        (_, Some(note)) => println!(
+            "python side skipped: {}",
+            note.lines().next().unwrap_or_default()
+        ),
         (Some((ratio, op)), None) => println!(
             "client cpu per op, target rust <= 1/20 of python: {} (smallest ratio {ratio:.1}x, {op})",
             if ratio >= 20.0 { "PASS" } else { "FAIL" }
@@ -412,9 +467,21 @@ fn print_table(rust: &[Measured], python: &[Measured], python_note: Option<&str>
     }
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args = parse_args();
+    let mut runtime = if args.current_thread {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        tokio::runtime::Builder::new_multi_thread()
+    };
+    runtime
+        .enable_all()
+        .build()
+        .expect("tokio runtime")
+        .block_on(run(args));
+}
+
+async fn run(args: Args) {
     let dir = tempfile::tempdir().expect("temporary directory");
     let data_dir = dir.path().to_string_lossy().into_owned();
     let emulator_args = [
@@ -471,9 +538,14 @@ async fn main() {
     );
     match &python {
         Ok(p) => println!(
-            "# python ({}): {python_ops} ops per kind, {} in flight; bulk {} devices in sequential calls of 100",
+            "# python ({}): {python_ops} ops per kind, {} in flight, {}; bulk {} devices in sequential calls of 100",
             p.display(),
             args.python_concurrency,
+            if args.python_keep_alive {
+                "connections reused (--python-keep-alive)"
+            } else {
+                "SDK default: a new connection per call"
+            },
             args.python_bulk
         ),
         Err(why) => println!("# python side skipped: {why}"),
@@ -487,6 +559,16 @@ async fn main() {
     let (n, c, emu) = (args.ops, args.concurrency, emulator_pid.as_str());
     let id = |i: usize| format!("bench-{i:06}");
     let mut rust = Vec::new();
+
+    // Warm-up before any clock starts: one call per connection the measurements will use, so
+    // that one-time costs (TLS handshakes, the TLS library's random generator seeding) are not
+    // spread over the first operation kind.
+    futures::future::try_join_all((0..c.max(args.bulk_concurrency)).map(|_| {
+        let rm = &rm;
+        async move { rm.get_device_registry_statistics().await.map(drop) }
+    }))
+    .await
+    .expect("warm-up call");
 
     rust.push(
         measure("create", n, c, emu, |i| {
@@ -541,7 +623,7 @@ async fn main() {
     let mut python_measured = Vec::new();
     let mut python_skipped = python.as_ref().err().cloned();
     let common = |part: &str| {
-        vec![
+        let mut script_args = vec![
             "--part".to_owned(),
             part.to_owned(),
             "--ops".to_owned(),
@@ -552,7 +634,11 @@ async fn main() {
             args.python_concurrency.to_string(),
             "--prefix".to_owned(),
             "py".to_owned(),
-        ]
+        ];
+        if args.python_keep_alive {
+            script_args.push("--keep-alive".to_owned());
+        }
+        script_args
     };
     if let Ok(py) = &python {
         match run_python(py, &common("ops"), &connection_string, &ca).await {
@@ -580,6 +666,7 @@ async fn main() {
         .concurrency(args.bulk_concurrency)
         .await;
     let (wall, cpu) = (t0.elapsed(), cpu_since("self", &cpu0));
+    let system = cpu_mark("self").system.saturating_sub(cpu0.system);
     let rust_bulk_emulator_cpu = cpu_since(emu, &emu0);
     assert!(
         outcome.is_successful(),
@@ -591,6 +678,7 @@ async fn main() {
         count: args.bulk,
         wall,
         cpu,
+        system,
     };
     report(&rust_bulk, rust_bulk_emulator_cpu);
     rust.push(rust_bulk.clone());
@@ -638,14 +726,20 @@ async fn main() {
         python_measured.iter().find(|m| m.op == "bulk_import"),
         python_bulk_emulator_cpu,
     ) {
+        let extrapolated = if rust_bulk.count > pb.count {
+            format!(
+                "; {} devices would take ~{:.0} s at this rate",
+                rust_bulk.count,
+                rust_bulk.count as f64 / pb.ops_per_sec().max(1e-9)
+            )
+        } else {
+            String::new()
+        };
         println!(
-            "bulk import, python: {} devices in {:.2} s = {:.0} devices/s (sequential calls of 100; \
-             {} devices would take ~{:.0} s at this rate)",
+            "bulk import, python: {} devices in {:.2} s = {:.0} devices/s (sequential calls of 100{extrapolated})",
             pb.count,
             pb.wall.as_secs_f64(),
             pb.ops_per_sec(),
-            rust_bulk.count,
-            rust_bulk.count as f64 / pb.ops_per_sec().max(1e-9),
         );
         println!(
             "  client cpu {:.2} s ({:.0}% of one core), emulator cpu {:.2} s ({:.1} µs/device)",

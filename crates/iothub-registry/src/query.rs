@@ -134,13 +134,20 @@ impl QueryItem for serde_json::Value {
 
 impl QueryItem for Twin {
     fn from_json(value: serde_json::Value) -> Result<Self> {
-        serde_json::from_value::<wire::Twin>(value.clone())
+        // Only the rare failure pays for keeping an excerpt of the item.
+        let excerpt_of = |value: &serde_json::Value| excerpt(&value.to_string()).to_owned();
+        let shown = if value.is_object() {
+            None
+        } else {
+            Some(excerpt_of(&value))
+        };
+        serde_json::from_value::<wire::Twin>(value)
             .map(Twin::from)
             .map_err(|e| Error::InvalidResponse {
                 status: Some(200),
                 body: format!(
-                    "query item is not a twin (use query_raw for projections and aggregates): {}",
-                    excerpt(&value.to_string())
+                    "query item is not a twin (use query_raw for projections and aggregates){}",
+                    shown.map(|s| format!(": {s}")).unwrap_or_default()
                 ),
                 source: Some(e),
             })
