@@ -107,6 +107,12 @@ fn generate_from(spec_text: &str) -> Result<String> {
             "SymmetricKey",
             "crate::SymmetricKey",
             [progenitor::TypeImpl::Default].into_iter(),
+        )
+        // Query items: kept as raw JSON text, decoded once by the caller (twin or any value).
+        .with_replacement(
+            "QueryResultItem",
+            "crate::QueryResultItem",
+            std::iter::empty(),
         );
     let mut generator = Generator::new(&settings);
     let tokens = generator

@@ -13,7 +13,7 @@ use iothub_rest::types as wire;
 
 use crate::RegistryManager;
 use crate::client::{Op, decode};
-use crate::error::{Error, Result, excerpt};
+use crate::error::Result;
 use crate::model::{QueryResult, QuerySpecification, Twin};
 use crate::retry::Idempotency;
 
@@ -105,7 +105,7 @@ impl RegistryManager {
                     let items = rv
                         .into_inner()
                         .into_iter()
-                        .map(T::from_json)
+                        .map(|item| T::from_query_item(&item))
                         .collect::<Result<Vec<T>>>()?;
                     Ok(QueryResult {
                         item_type,
@@ -120,37 +120,50 @@ impl RegistryManager {
     }
 }
 
-/// What a query can yield: a [`Twin`] (for `SELECT *`) or any JSON value.
-pub trait QueryItem: Sized + Send + 'static {
-    /// Converts one item of a query page.
-    fn from_json(value: serde_json::Value) -> Result<Self>;
-}
+/// What a query can yield: a [`Twin`] (for `SELECT *`) or any JSON value
+/// ([`serde_json::Value`], for projections and aggregates).
+pub trait QueryItem: sealed::FromQueryItem + Sized + Send + 'static {}
 
-impl QueryItem for serde_json::Value {
-    fn from_json(value: serde_json::Value) -> Result<Self> {
-        Ok(value)
+impl QueryItem for serde_json::Value {}
+impl QueryItem for Twin {}
+
+mod sealed {
+    use iothub_rest::QueryResultItem;
+    use iothub_rest::types as wire;
+
+    use crate::error::{Error, Result, excerpt};
+    use crate::model::Twin;
+
+    /// Decodes one query item from its JSON text, in one pass.
+    pub trait FromQueryItem: Sized {
+        fn from_query_item(item: &QueryResultItem) -> Result<Self>;
     }
-}
 
-impl QueryItem for Twin {
-    fn from_json(value: serde_json::Value) -> Result<Self> {
-        // Only the rare failure pays for keeping an excerpt of the item.
-        let excerpt_of = |value: &serde_json::Value| excerpt(&value.to_string()).to_owned();
-        let shown = if value.is_object() {
-            None
-        } else {
-            Some(excerpt_of(&value))
-        };
-        serde_json::from_value::<wire::Twin>(value)
-            .map(Twin::from)
-            .map_err(|e| Error::InvalidResponse {
-                status: Some(200),
-                body: format!(
-                    "query item is not a twin (use query_raw for projections and aggregates){}",
-                    shown.map(|s| format!(": {s}")).unwrap_or_default()
-                ),
-                source: Some(e),
+    fn invalid(item: &QueryResultItem, what: &str, e: serde_json::Error) -> Error {
+        Error::InvalidResponse {
+            status: Some(200),
+            body: format!("{what}: {}", excerpt(item.json())),
+            source: Some(e),
+        }
+    }
+
+    impl FromQueryItem for serde_json::Value {
+        fn from_query_item(item: &QueryResultItem) -> Result<Self> {
+            item.decode()
+                .map_err(|e| invalid(item, "query item is not JSON", e))
+        }
+    }
+
+    impl FromQueryItem for Twin {
+        fn from_query_item(item: &QueryResultItem) -> Result<Self> {
+            item.decode::<wire::Twin>().map(Twin::from).map_err(|e| {
+                invalid(
+                    item,
+                    "query item is not a twin (use query_raw for projections and aggregates)",
+                    e,
+                )
             })
+        }
     }
 }
 

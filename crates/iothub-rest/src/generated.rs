@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 73108d83b5bb829455a72bc0022185621f0e2fe19570b82650a0283f9fad1f49), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 cb537c357ab803edceb08969207a2a72b268b3ecabd544597c77de79a08ca3a8), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]
@@ -1101,7 +1101,7 @@ impl Client {
         x_ms_max_item_count: Option<&'a str>,
         body: &'a types::QuerySpecification,
     ) -> Result<
-        ResponseValue<::std::vec::Vec<::serde_json::Value>>,
+        ResponseValue<::std::vec::Vec<crate::QueryResultItem>>,
         Error<types::ErrorDetails>,
     > {
         let url = format!("{}/devices/query", self.baseurl,);

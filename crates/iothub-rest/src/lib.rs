@@ -65,6 +65,41 @@ impl std::fmt::Debug for SymmetricKey {
     }
 }
 
+/// One item of a query page (`POST /devices/query`), kept as its JSON text.
+///
+/// A page holds twins for `SELECT *` and arbitrary JSON for projections and aggregates; the
+/// response's `x-ms-item-type` header says which. Keeping the text lets the caller decode
+/// each item once, straight into the type it wants ([`QueryResultItem::decode`]).
+#[derive(Clone, serde::Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct QueryResultItem(Box<serde_json::value::RawValue>);
+
+impl QueryResultItem {
+    /// The item's JSON text.
+    pub fn json(&self) -> &str {
+        self.0.get()
+    }
+
+    /// Decodes the item, for example into [`types::Twin`] or [`serde_json::Value`].
+    pub fn decode<T: serde::de::DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(self.0.get())
+    }
+}
+
+impl std::fmt::Debug for QueryResultItem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("QueryResultItem")
+            .field(&self.json())
+            .finish()
+    }
+}
+
+impl PartialEq for QueryResultItem {
+    fn eq(&self, other: &Self) -> bool {
+        self.json() == other.json()
+    }
+}
+
 /// The IoT Hub REST api-version this client speaks.
 pub const API_VERSION: &str = "2021-04-12";
 

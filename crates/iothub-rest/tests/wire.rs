@@ -122,7 +122,10 @@ async fn hooks_add_api_version_and_authorization() {
         .await
         .unwrap();
     assert_eq!(page.headers()["x-ms-continuation"], "tok");
-    assert_eq!(page.into_inner()[0]["deviceId"], "d1");
+    let item = &page.into_inner()[0];
+    assert_eq!(item.json(), r#"{"deviceId":"d1"}"#);
+    let twin: types::Twin = item.decode().unwrap();
+    assert_eq!(twin.device_id.as_deref(), Some("d1"));
     let request = server.await.unwrap();
     let lower = request.to_ascii_lowercase();
     assert!(
