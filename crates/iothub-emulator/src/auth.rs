@@ -280,6 +280,77 @@ fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiErr
     Ok(())
 }
 
+/// A token presented through CBS `put-token` (AMQP), checked like a REST `Authorization`
+/// header: a shared access policy token whose signature matches, not expired, for one of
+/// this hub's host names (`localhost`, `127.0.0.1`, `::1`, optionally with one of `ports`),
+/// and whose policy grants `needed`. Returns the policy and the token's expiry.
+///
+/// # Errors
+/// A message that says why the token was refused (never the token itself).
+pub fn authenticate_token<'p>(
+    policies: &'p Policies,
+    token: &str,
+    ports: &[u16],
+    needed: Rights,
+    now: SystemTime,
+) -> Result<(&'p Policy, SystemTime), String> {
+    if token
+        .get(..7)
+        .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
+        || !token.trim_start().starts_with("SharedAccessSignature")
+    {
+        return Err("Only SharedAccessSignature tokens of a shared access policy are supported by the emulator (Azure AD tokens are not).".into());
+    }
+    let token = ParsedSasToken::parse(token)
+        .map_err(|e| format!("The token is not a valid SharedAccessSignature: {e}."))?;
+    let key_name = token.key_name.as_deref().ok_or_else(|| {
+        "Device-scoped tokens (without skn) cannot use the service endpoints; use a shared access policy.".to_owned()
+    })?;
+    let policy = policies.get(key_name).ok_or_else(|| {
+        format!(
+            "The shared access policy '{}' does not exist on this hub.",
+            key_name.escape_default()
+        )
+    })?;
+    if !(token.verify(&policy.primary) || token.verify(&policy.secondary)) {
+        return Err(format!(
+            "The signature of the SharedAccessSignature does not match policy '{}'.",
+            policy.name
+        ));
+    }
+    if token.is_expired(now) {
+        return Err("The SharedAccessSignature has expired.".into());
+    }
+    let lower = token.resource_uri.trim().to_ascii_lowercase();
+    let without_scheme = ["https://", "http://", "amqps://"]
+        .iter()
+        .find_map(|s| lower.strip_prefix(s))
+        .unwrap_or(&lower);
+    let (authority, scope) = match without_scheme.find('/') {
+        Some(i) => (&without_scheme[..i], &without_scheme[i..]),
+        None => (without_scheme, ""),
+    };
+    let (host, port) = split_host_port(authority);
+    let host_ok = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1");
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| ports.contains(&p)));
+    let scope = scope.trim_end_matches('/');
+    let scope_ok = scope.is_empty() || scope.starts_with("/messages/");
+    if !(host_ok && port_ok && scope_ok) {
+        return Err(format!(
+            "The SharedAccessSignature is for '{}', not for this hub's service endpoints.",
+            token.resource_uri.escape_default()
+        ));
+    }
+    if !policy.rights.contains(needed) {
+        return Err(format!(
+            "The shared access policy '{}' does not grant the rights this operation needs (service connect).",
+            policy.name
+        ));
+    }
+    let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_secs(token.expiry);
+    Ok((policy, expiry))
+}
+
 /// Decodes and checks a hub key given on the command line or to the builder.
 pub fn parse_hub_key(text: &str) -> Result<SharedAccessKey, String> {
     let bytes = B64

@@ -30,7 +30,7 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_HTTPS_PORT)]
     pub https_port: u16,
 
-    /// AMQPS port. Validated only: AMQP is not served yet.
+    /// AMQPS port for cloud-to-device messaging (0 picks a free port).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_AMQPS_PORT)]
     pub amqps_port: u16,
 

@@ -4,11 +4,13 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use crate::amqp::{AmqpContext, DEFAULT_FEEDBACK_INTERVAL};
 use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
+use crate::c2d::C2dQueues;
 use crate::journal::Journal;
 use crate::routes::{AppState, Shared, router};
 use crate::store::{Store, StoreError};
@@ -17,7 +19,7 @@ use crate::tls::{self, TlsError};
 
 /// IoT Hub's HTTPS port, the default for `--https-port`.
 pub const DEFAULT_HTTPS_PORT: u16 = 443;
-/// IoT Hub's AMQPS port, the default for `--amqps-port` (not served yet).
+/// IoT Hub's AMQPS port, the default for `--amqps-port`.
 pub const DEFAULT_AMQPS_PORT: u16 = 5671;
 /// IoT Hub's MQTT-over-TLS port, the default for `--mqtts-port` (not served yet).
 pub const DEFAULT_MQTTS_PORT: u16 = 8883;
@@ -89,6 +91,7 @@ pub struct EmulatorBuilder {
     key: Option<String>,
     journal: Option<PathBuf>,
     throttle: ThrottleConfig,
+    feedback_interval: Duration,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -104,6 +107,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .field("journal", &self.journal)
             .field("throttle", &self.throttle)
+            .field("feedback_interval", &self.feedback_interval)
             .finish()
     }
 }
@@ -114,13 +118,14 @@ impl Default for EmulatorBuilder {
             data_dir: None,
             in_memory: false,
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
-            https_port: DEFAULT_HTTPS_PORT,
-            amqps_port: DEFAULT_AMQPS_PORT,
-            mqtts_port: DEFAULT_MQTTS_PORT,
+            https_port: 0,
+            amqps_port: 0,
+            mqtts_port: 0,
             hub_name: DEFAULT_HUB_NAME.to_owned(),
             key: None,
             journal: None,
             throttle: ThrottleConfig::off(),
+            feedback_interval: DEFAULT_FEEDBACK_INTERVAL,
         }
     }
 }
@@ -145,19 +150,22 @@ impl EmulatorBuilder {
         self
     }
 
-    /// HTTPS port (default 443); `0` picks a free port, see [`Emulator::https_port`].
+    /// HTTPS port (default `0`, a free port: see [`Emulator::https_port`]; the binary's default
+    /// is IoT Hub's 443). The WebSocket transports are served on it too.
     pub fn https_port(mut self, port: u16) -> Self {
         self.https_port = port;
         self
     }
 
-    /// AMQPS port (default 5671). Validated and recorded only: AMQP is not served yet.
+    /// AMQPS port for cloud-to-device messaging (default `0`, a free port: see
+    /// [`Emulator::amqps_port`]; the binary's default is IoT Hub's 5671).
     pub fn amqps_port(mut self, port: u16) -> Self {
         self.amqps_port = port;
         self
     }
 
-    /// MQTT-over-TLS port (default 8883). Validated and recorded only: MQTT is not served yet.
+    /// MQTT-over-TLS port (default `0`; the binary's default is 8883). Validated and recorded
+    /// only: MQTT is not served yet.
     pub fn mqtts_port(mut self, port: u16) -> Self {
         self.mqtts_port = port;
         self
@@ -185,6 +193,14 @@ impl EmulatorBuilder {
     /// Throttling (default off).
     pub fn throttle(mut self, config: ThrottleConfig) -> Self {
         self.throttle = config;
+        self
+    }
+
+    /// Time between cloud-to-device feedback batches on a feedback link (default 15 s, IoT
+    /// Hub's documented interval; a batch also goes out as soon as 64 records wait). Tests
+    /// shorten it to see feedback at once.
+    pub fn feedback_batch_interval(mut self, interval: Duration) -> Self {
+        self.feedback_interval = interval;
         self
     }
 
@@ -293,33 +309,77 @@ impl EmulatorBuilder {
             source,
         })?;
 
-        let policies = Policies::new(&hub_key);
+        let amqps_requested = SocketAddr::new(self.bind, self.amqps_port);
+        let amqps_listener = tokio::net::TcpListener::bind(amqps_requested)
+            .await
+            .map_err(|source| Error::Bind {
+                protocol: "AMQPS",
+                addr: amqps_requested,
+                flag: "--amqps-port",
+                source,
+            })?;
+        let amqps_addr = amqps_listener
+            .local_addr()
+            .map_err(|source| Error::Bind {
+                protocol: "AMQPS",
+                addr: amqps_requested,
+                flag: "--amqps-port",
+                source,
+            })?;
+
+        let policies = Arc::new(Policies::new(&hub_key));
         let policy_keys = policies
             .iter()
             .map(|p| (p.name().to_owned(), p.primary_key()))
             .collect();
+        let store = Arc::new(store);
+        let queues = C2dQueues::start(Arc::clone(&store), Arc::new(chrono::Utc::now));
+        let amqp = Arc::new(AmqpContext {
+            queues: Arc::clone(&queues),
+            policies: Arc::clone(&policies),
+            hub_name: self.hub_name.clone(),
+            ports: std::sync::Mutex::new(vec![local_addr.port(), amqps_addr.port()]),
+            journal: journal.clone(),
+            feedback_interval: self.feedback_interval,
+        });
         let state = AppState(Arc::new(Shared {
-            store: Arc::new(store),
+            store,
             policies,
             throttle: Throttle::new(self.throttle.clone()),
             hub_name: self.hub_name.clone(),
             https_port: local_addr.port(),
+            c2d: queues,
+            amqp: Arc::clone(&amqp),
         }));
         let app = router(state, journal);
-        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(crate::server::serve(
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let mut https_shutdown = shutdown_rx.clone();
+        let mut amqps_shutdown = shutdown_rx;
+        let amqps_task = tokio::spawn(crate::amqp::serve(
+            amqps_listener,
+            Arc::clone(&server_config),
+            amqp,
+            async move {
+                let _ = amqps_shutdown.wait_for(|stop| *stop).await;
+            },
+        ));
+        let https_task = tokio::spawn(crate::server::serve(
             listener,
             server_config,
             app,
             async move {
-                let _ = shutdown_rx.await;
+                let _ = https_shutdown.wait_for(|stop| *stop).await;
             },
         ));
-        tracing::info!(addr = %local_addr, hub = %self.hub_name, "HTTPS listener ready");
+        let task = tokio::spawn(async move {
+            let _ = https_task.await;
+            amqps_task.abort();
+        });
+        tracing::info!(addr = %local_addr, amqps = %amqps_addr, hub = %self.hub_name, "HTTPS and AMQPS listeners ready");
         Ok(Emulator {
             local_addr,
             hub_name: self.hub_name,
-            amqps_port: self.amqps_port,
+            amqps_port: amqps_addr.port(),
             mqtts_port: self.mqtts_port,
             policy_keys,
             ca_pem: material.ca_pem,
@@ -345,7 +405,7 @@ pub struct Emulator {
     ca_path: PathBuf,
     data_dir: Option<PathBuf>,
     in_memory: bool,
-    shutdown: Option<oneshot::Sender<()>>,
+    shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
     _temp_dir: Option<tempfile::TempDir>,
 }
@@ -378,7 +438,7 @@ impl Emulator {
         self.local_addr
     }
 
-    /// The AMQPS port that was configured (not served yet).
+    /// The AMQPS port actually bound (cloud-to-device messaging over AMQP 1.0 and TLS).
     pub fn amqps_port(&self) -> u16 {
         self.amqps_port
     }
@@ -438,7 +498,7 @@ impl Emulator {
     /// closes the store.
     pub async fn shutdown(mut self) -> Result<(), Error> {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
         if let Some(task) = self.task.take() {
             task.await.map_err(Error::Server)?;
@@ -450,7 +510,7 @@ impl Emulator {
 impl Drop for Emulator {
     fn drop(&mut self) {
         if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
+            let _ = tx.send(true);
         }
     }
 }

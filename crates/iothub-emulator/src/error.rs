@@ -46,6 +46,8 @@ pub enum ErrorCode {
     CannotRegisterModuleToModule,
     /// 401002: the request has no valid credentials or lacks the rights for the operation.
     IotHubUnauthorizedAccess,
+    /// 403004: the device's cloud-to-device queue already holds 50 messages.
+    DeviceMaximumQueueDepthExceeded,
     /// 404000: the route does not exist.
     GenericNotFound,
     /// 404001: the device is not registered.
@@ -94,6 +96,7 @@ impl ErrorCode {
             ErrorCode::BulkRegistryOperationFailure => "BulkRegistryOperationFailure",
             ErrorCode::CannotRegisterModuleToModule => "CannotRegisterModuleToModule",
             ErrorCode::IotHubUnauthorizedAccess => "IotHubUnauthorizedAccess",
+            ErrorCode::DeviceMaximumQueueDepthExceeded => "DeviceMaximumQueueDepthExceeded",
             ErrorCode::GenericNotFound => "GenericNotFound",
             ErrorCode::DeviceNotFound => "DeviceNotFound",
             ErrorCode::ModuleNotFound => "ModuleNotFound",
@@ -126,6 +129,7 @@ impl ErrorCode {
             ErrorCode::BulkRegistryOperationFailure => 400013,
             ErrorCode::CannotRegisterModuleToModule => 400301,
             ErrorCode::IotHubUnauthorizedAccess => 401002,
+            ErrorCode::DeviceMaximumQueueDepthExceeded => 403004,
             ErrorCode::GenericNotFound => 404000,
             ErrorCode::DeviceNotFound => 404001,
             ErrorCode::ModuleNotFound => 404010,
@@ -155,6 +159,15 @@ impl ErrorCode {
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+impl From<crate::c2d::C2dError> for ApiError {
+    fn from(error: crate::c2d::C2dError) -> Self {
+        match error {
+            crate::c2d::C2dError::Store(e) => ApiError::from(e),
+            other => ApiError::new(other.code(), other.to_string()),
+        }
     }
 }
 

@@ -28,7 +28,9 @@
 //! [`twin`] (twin documents and limits), [`store`] (SQLite), [`auth`] (policies and SAS
 //! checks), [`throttle`], [`journal`], [`tls`], [`query`] (the query engine), [`cli`].
 
+mod amqp;
 pub mod auth;
+pub mod c2d;
 pub mod cli;
 mod emulator;
 pub mod error;

@@ -33,10 +33,13 @@ async fn main() -> ExitCode {
         }
     };
     eprintln!("CA certificate: {}", emulator.ca_path().display());
+    eprintln!(
+        "AMQPS (cloud-to-device) on port {}; AMQP over WebSockets on the HTTPS port at /$iothub/websocket",
+        emulator.amqps_port()
+    );
     tracing::info!(
-        amqps_port = emulator.amqps_port(),
         mqtts_port = emulator.mqtts_port(),
-        "AMQPS and MQTT listeners are not served yet"
+        "the MQTT listener is not served yet"
     );
     {
         let mut stdout = std::io::stdout().lock();

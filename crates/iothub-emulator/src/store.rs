@@ -10,7 +10,12 @@
 //! - `devices(device_id TEXT PRIMARY KEY, status TEXT, record TEXT, twin TEXT)`: `record` is the
 //!   identity (with keys), `twin` the full twin document exactly as `GET /twins/{id}` returns it;
 //! - `modules(device_id, module_id, record, twin, PRIMARY KEY(device_id, module_id))`;
-//! - `configurations(id TEXT PRIMARY KEY, record TEXT)`.
+//! - `configurations(id TEXT PRIMARY KEY, record TEXT)`;
+//! - `c2d_messages(seq, device_id, module_id, message_id, ack, enqueued_ms, expiry_ms,
+//!   generation_id, properties, body)`: the cloud-to-device queues (module_id `''` for a
+//!   device's own queue); `properties` is the JSON of the AMQP properties, `body` the payload;
+//! - `c2d_feedback(seq, device_id, created_ms, record)`: feedback records waiting for a
+//!   feedback receiver, `record` as IoT Hub sends it.
 //!
 //! Rows are listed in insertion order (`rowid`).
 
@@ -25,7 +30,7 @@ use crate::model::{DeviceRecord, ModuleRecord};
 use crate::twin::TwinState;
 
 /// Schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS devices (
@@ -44,6 +49,26 @@ CREATE TABLE IF NOT EXISTS modules (
 CREATE TABLE IF NOT EXISTS configurations (
     id     TEXT PRIMARY KEY,
     record TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS c2d_messages (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id   TEXT NOT NULL,
+    module_id   TEXT NOT NULL DEFAULT '',
+    message_id  TEXT,
+    ack         TEXT NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    expiry_ms   INTEGER NOT NULL,
+    generation_id TEXT NOT NULL,
+    properties  TEXT NOT NULL,
+    body        BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS c2d_messages_by_target ON c2d_messages (device_id, module_id);
+CREATE INDEX IF NOT EXISTS c2d_messages_by_expiry ON c2d_messages (expiry_ms);
+CREATE TABLE IF NOT EXISTS c2d_feedback (
+    seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id  TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    record     TEXT NOT NULL
 );
 ";
 
@@ -115,6 +140,28 @@ impl Store {
         F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
         T: Send + 'static,
     {
+        self.with_connection(f)
+            .await
+            .map_err(|e| ApiError::from(StoreError::Join(e)))?
+    }
+
+    /// Like [`call`](Self::call), for domain code whose errors are not HTTP errors.
+    pub async fn call_domain<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
+    where
+        F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        self.with_connection(f)
+            .await
+            .map_err(|e| E::from(StoreError::Join(e)))?
+    }
+
+    async fn with_connection<R, F>(self: &Arc<Self>, f: F) -> Result<R, tokio::task::JoinError>
+    where
+        F: FnOnce(&mut Connection) -> R + Send + 'static,
+        R: Send + 'static,
+    {
         let store = Arc::clone(self);
         tokio::task::spawn_blocking(move || {
             // A panic inside an earlier call rolled its transaction back when it unwound, so the
@@ -126,7 +173,6 @@ impl Store {
             f(&mut conn)
         })
         .await
-        .map_err(|e| ApiError::from(StoreError::Join(e)))?
     }
 }
 
@@ -185,8 +231,15 @@ pub fn put_device(conn: &Connection, row: &DeviceRow) -> Result<(), StoreError> 
 }
 
 /// Deletes a device and its modules. Returns whether the device existed.
+///
+/// Its cloud-to-device queues and its pending feedback go with it (IoT Hub drops pending
+/// feedback of a deleted device).
 pub fn delete_device(conn: &Connection, device_id: &str) -> Result<bool, StoreError> {
     conn.prepare_cached("DELETE FROM modules WHERE device_id = ?1")?
+        .execute(params![device_id])?;
+    conn.prepare_cached("DELETE FROM c2d_messages WHERE device_id = ?1")?
+        .execute(params![device_id])?;
+    conn.prepare_cached("DELETE FROM c2d_feedback WHERE device_id = ?1")?
         .execute(params![device_id])?;
     Ok(conn
         .prepare_cached("DELETE FROM devices WHERE device_id = ?1")?
@@ -253,6 +306,10 @@ pub fn delete_module(
     device_id: &str,
     module_id: &str,
 ) -> Result<bool, StoreError> {
+    conn.execute(
+        "DELETE FROM c2d_messages WHERE device_id = ?1 AND module_id = ?2",
+        params![device_id, module_id],
+    )?;
     Ok(conn.execute(
         "DELETE FROM modules WHERE device_id = ?1 AND module_id = ?2",
         params![device_id, module_id],

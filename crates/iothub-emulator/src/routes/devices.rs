@@ -220,22 +220,19 @@ pub async fn list_devices(
     Ok(json_response(StatusCode::OK, &body, None))
 }
 
-/// `DELETE /devices/{id}/commands`: purges the cloud-to-device queue (always empty for now).
+/// `DELETE /devices/{id}/commands`: purges the device's cloud-to-device queue and answers
+/// with the number of messages removed.
 pub async fn purge_commands(
     _auth: Authorized<ServiceOp>,
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
     validate_id("device", &id)?;
-    let lookup = id.clone();
-    let exists = state
-        .store
-        .call(move |c| Ok(store::get_device(c, &lookup)?.is_some()))
-        .await?;
-    if !exists {
+    let purged = state.c2d.purge(&id).await.map_err(ApiError::from)?;
+    let Some(total) = purged else {
         return Err(state.device_not_found(&id));
-    }
-    let body = json!({ "totalMessagesPurged": 0, "deviceId": id, "moduleId": null });
+    };
+    let body = json!({ "totalMessagesPurged": total, "deviceId": id, "moduleId": null });
     Ok(json_response(StatusCode::OK, &body, None))
 }
 

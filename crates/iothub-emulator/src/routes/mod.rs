@@ -6,6 +6,7 @@ mod devices;
 pub(crate) mod extract;
 mod query;
 mod twins;
+mod websocket;
 
 use std::ops::Deref;
 use std::sync::Arc;
@@ -19,7 +20,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::Value;
 
+use crate::amqp::AmqpContext;
 use crate::auth::Policies;
+use crate::c2d::C2dQueues;
 use crate::error::{ApiError, ErrorCode, JSON_CONTENT_TYPE};
 use crate::journal::{self, Journal, MAX_BODY_BYTES};
 use crate::store::Store;
@@ -31,13 +34,17 @@ pub struct Shared {
     /// The store.
     pub store: Arc<Store>,
     /// Shared access policies.
-    pub policies: Policies,
+    pub policies: Arc<Policies>,
     /// Throttling state.
     pub throttle: Throttle,
     /// Logical hub name (used in messages).
     pub hub_name: String,
     /// Port the HTTPS listener is bound to.
     pub https_port: u16,
+    /// Cloud-to-device queues.
+    pub c2d: Arc<C2dQueues>,
+    /// The AMQP endpoint (for AMQP over WebSockets on the HTTPS port).
+    pub amqp: Arc<AmqpContext>,
 }
 
 /// Cheaply cloneable handle on [`Shared`].
@@ -99,6 +106,7 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
                 .put(devices::put_device)
                 .delete(devices::delete_device),
         )
+        .route(iothub_c2d::websocket::PATH, get(websocket::amqp_over_websocket))
         .route(
             "/devices/{id}/commands",
             axum::routing::delete(devices::purge_commands),

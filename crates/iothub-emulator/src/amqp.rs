@@ -1,0 +1,805 @@
+//! The AMQP 1.0 endpoint: cloud-to-device messaging for service clients, over TLS
+//! (`--amqps-port`, IoT Hub's 5671) and over WebSockets on the HTTPS port
+//! (`/$iothub/websocket`, sub-protocol `AMQPWSB10`).
+//!
+//! What a service client sees, as on IoT Hub:
+//! - **Opening.** Both ways the official clients open a connection are accepted: the SASL
+//!   header, with the mechanisms `MSSBCBS` (Python's uamqp) and `ANONYMOUS` offered, and the
+//!   bare AMQP header without SASL (Node's rhea). Either way the client then authenticates
+//!   through claims-based security.
+//! - **CBS (`$cbs`).** A `put-token` request (application properties `operation`,
+//!   `type = servicebus.windows.net:sastoken`, `name`; body: the token) is answered on the
+//!   client's `$cbs` receiver with `status-code` 200 and `correlation-id` = the request's
+//!   `message-id`, or 401 with a `status-description` that says why. Tokens are checked like
+//!   the REST side: a shared access policy with *service connect*, a matching signature, not
+//!   expired, for this hub. A later put-token renews the authorization.
+//! - **Links.** Before a valid token (or after it expired) a link to `/messages/devicebound`
+//!   or `/messages/servicebound/feedback` is refused with `amqp:unauthorized-access`.
+//! - **`/messages/devicebound`.** Each transfer needs `to = /devices/{id}/messages/devicebound`
+//!   (or `/devices/{id}/modules/{mid}/messages/devicebound`). It is accepted once stored
+//!   durably, or rejected with IoT Hub's condition: `amqp:not-found` (DeviceNotFound),
+//!   `amqp:resource-limit-exceeded` (DeviceMaximumQueueDepthExceeded),
+//!   `amqp:link:message-size-exceeded` (MessageTooLarge), `com.microsoft:argument-error`
+//!   (a malformed message). The description reads `ErrorCode:<Name>;<text>` and the error
+//!   info carries `com.microsoft:tracking-id`.
+//! - **`/messages/servicebound/feedback`.** Feedback records are sent as JSON arrays of at
+//!   most 64 records, when 64 are waiting or when the feedback batch interval has passed
+//!   since the last batch (15 s by default, as IoT Hub documents). A batch is deleted when
+//!   the receiver accepts it and offered again otherwise.
+//!
+//! Connections that send nothing for the first 10 s, or fail the TLS handshake, are closed.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime};
+
+use chrono::{DateTime, Utc};
+use fe2o3_amqp::acceptor::sasl_acceptor::SaslServerFrame;
+use fe2o3_amqp::acceptor::{
+    ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerConnectionHandle,
+    ListenerSessionHandle, SaslAcceptor, SessionAcceptor,
+};
+use fe2o3_amqp::link::delivery::DeliveryInfo;
+use fe2o3_amqp::types::definitions::{
+    self, AmqpError, ErrorCondition, Fields, LinkError, Role,
+};
+use fe2o3_amqp::types::messaging::{
+    ApplicationProperties, AmqpValue, Body, Message, MessageId, Outcome, Properties,
+};
+use fe2o3_amqp::types::primitives::{
+    Array, Binary, OrderedMap, SimpleValue, Symbol, Timestamp, Value,
+};
+use fe2o3_amqp::types::sasl::{SaslCode, SaslInit, SaslOutcome, SaslResponse};
+use fe2o3_amqp::{Receiver, Sender};
+use futures::stream::{FuturesUnordered, StreamExt};
+use serde_json::{Map, Value as Json, json};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio_rustls::TlsAcceptor;
+
+use crate::auth::{Policies, Rights, authenticate_token};
+use crate::c2d::{Ack, C2dError, C2dQueues, FEEDBACK_CONTENT_TYPE, OutgoingMessage};
+use crate::journal::Journal;
+
+/// Address of the service's send link.
+pub const DEVICEBOUND: &str = "/messages/devicebound";
+/// Address of the feedback receive link (matched case-insensitively, as clients differ).
+pub const FEEDBACK: &str = "/messages/servicebound/feedback";
+/// Address of the claims-based-security node.
+pub const CBS: &str = "$cbs";
+/// Default time between feedback batches (IoT Hub's C2D guide).
+pub const DEFAULT_FEEDBACK_INTERVAL: Duration = Duration::from_secs(15);
+
+const SASL_HEADER: [u8; 8] = *b"AMQP\x03\x01\x00\x00";
+const AMQP_HEADER: [u8; 8] = *b"AMQP\x00\x01\x00\x00";
+/// How long a new connection may take to send its protocol header (and its TLS handshake).
+const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What the AMQP endpoint needs from the rest of the emulator.
+pub struct AmqpContext {
+    /// The C2D queues.
+    pub queues: Arc<C2dQueues>,
+    /// Shared access policies.
+    pub policies: Arc<Policies>,
+    /// Logical hub name (container id, feedback user id).
+    pub hub_name: String,
+    /// Ports a token's host may name (HTTPS and AMQPS).
+    pub ports: Mutex<Vec<u16>>,
+    /// The request journal, if on.
+    pub journal: Option<Arc<Journal>>,
+    /// Time between feedback batches.
+    pub feedback_interval: Duration,
+}
+
+impl fmt::Debug for AmqpContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AmqpContext")
+            .field("hub_name", &self.hub_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Serves AMQPS on `listener` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    ctx: Arc<AmqpContext>,
+    shutdown: impl std::future::Future<Output = ()> + Send,
+) {
+    let acceptor = TlsAcceptor::from(tls);
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::warn!(error = %e, "AMQPS accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let ctx = Arc::clone(&ctx);
+        tokio::spawn(async move {
+            let _ = tcp.set_nodelay(true);
+            match tokio::time::timeout(OPEN_TIMEOUT, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => serve_stream(stream, ctx).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "AMQPS TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "AMQPS TLS handshake timed out"),
+            }
+        });
+    }
+}
+
+/// Serves one AMQP connection over an established byte stream (TLS or WebSocket).
+pub async fn serve_stream<S>(mut stream: S, ctx: Arc<AmqpContext>)
+where
+    S: AsyncRead + AsyncWrite + fmt::Debug + Send + Unpin + 'static,
+{
+    let mut header = [0u8; 8];
+    match tokio::time::timeout(OPEN_TIMEOUT, stream.read_exact(&mut header)).await {
+        Ok(Ok(_)) => {}
+        _ => return,
+    }
+    let stream = Replay {
+        prefix: header,
+        pos: 0,
+        inner: stream,
+    };
+    let container = format!("{}-amqp", ctx.hub_name);
+    let opened = if header == SASL_HEADER {
+        ConnectionAcceptor::builder()
+            .container_id(container)
+            .sasl_acceptor(CbsSasl)
+            .build()
+            .accept(stream)
+            .await
+    } else if header == AMQP_HEADER {
+        ConnectionAcceptor::builder()
+            .container_id(container)
+            .build()
+            .accept(stream)
+            .await
+    } else {
+        let mut stream = stream.inner;
+        let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &SASL_HEADER).await;
+        tracing::debug!("AMQP connection with an unsupported protocol header refused");
+        return;
+    };
+    match opened {
+        Ok(connection) => run_connection(connection, ctx).await,
+        Err(e) => tracing::debug!(error = ?e, "AMQP open failed"),
+    }
+}
+
+/// Replays bytes already read (the protocol header) before the rest of the stream.
+#[derive(Debug)]
+struct Replay<S> {
+    prefix: [u8; 8],
+    pos: usize,
+    inner: S,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replay<S> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.pos < self.prefix.len() {
+            let n = (self.prefix.len() - self.pos).min(buf.remaining());
+            let start = self.pos;
+            buf.put_slice(&self.prefix[start..start + n]);
+            self.pos += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+/// SASL for IoT Hub service clients: `MSSBCBS` ("authenticate later through CBS") and
+/// `ANONYMOUS` both succeed; the CBS token is what is checked.
+#[derive(Debug, Clone)]
+struct CbsSasl;
+
+impl SaslAcceptor for CbsSasl {
+    fn mechanisms(&self) -> Array<Symbol> {
+        Array::from(vec![Symbol::from("MSSBCBS"), Symbol::from("ANONYMOUS")])
+    }
+
+    fn on_init(&mut self, init: SaslInit) -> SaslServerFrame {
+        let code = match init.mechanism.as_str() {
+            "MSSBCBS" | "ANONYMOUS" => SaslCode::Ok,
+            _ => SaslCode::Auth,
+        };
+        SaslServerFrame::Outcome(SaslOutcome {
+            code,
+            additional_data: None,
+        })
+    }
+
+    fn on_response(&mut self, _response: SaslResponse) -> SaslServerFrame {
+        SaslServerFrame::Outcome(SaslOutcome {
+            code: SaslCode::Auth,
+            additional_data: None,
+        })
+    }
+}
+
+/// Per-connection state: the authorization from CBS and the CBS reply link.
+#[derive(Default)]
+struct ConnState {
+    authorized_until: Mutex<Option<SystemTime>>,
+    cbs_replies: Mutex<Option<mpsc::Sender<Message<AmqpValue<Value>>>>>,
+}
+
+impl ConnState {
+    fn is_authorized(&self) -> bool {
+        self.authorized_until
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some_and(|until| SystemTime::now() < until)
+    }
+}
+
+async fn run_connection(mut connection: ListenerConnectionHandle, ctx: Arc<AmqpContext>) {
+    let state = Arc::new(ConnState::default());
+    let mut sessions = Vec::new();
+    while let Ok(session) = SessionAcceptor::new().accept(&mut connection).await {
+        sessions.push(tokio::spawn(run_session(
+            session,
+            Arc::clone(&ctx),
+            Arc::clone(&state),
+        )));
+    }
+    for session in sessions {
+        session.abort();
+    }
+    let _ = connection.close().await;
+}
+
+/// Which node a link attaches to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Node {
+    Cbs,
+    Devicebound,
+    Feedback,
+    Unknown,
+}
+
+fn node_of(address: Option<&str>) -> Node {
+    match address {
+        Some(a) if a == CBS => Node::Cbs,
+        Some(a) if a.eq_ignore_ascii_case(DEVICEBOUND) => Node::Devicebound,
+        Some(a) if a.eq_ignore_ascii_case(FEEDBACK) => Node::Feedback,
+        _ => Node::Unknown,
+    }
+}
+
+async fn run_session(
+    mut session: ListenerSessionHandle,
+    ctx: Arc<AmqpContext>,
+    state: Arc<ConnState>,
+) {
+    let acceptor = LinkAcceptor::new();
+    let mut links = Vec::new();
+    while let Some(attach) = session.next_incoming_attach().await {
+        let node = match attach.role {
+            // The peer sends: the node is the target.
+            Role::Sender => node_of(attach.target.as_deref().and_then(|t| match t {
+                fe2o3_amqp::types::messaging::TargetArchetype::Target(t) => t.address.as_deref(),
+                #[allow(unreachable_patterns)]
+                _ => None,
+            })),
+            // The peer receives: the node is the source.
+            Role::Receiver => node_of(attach.source.as_deref().and_then(|s| s.address.as_deref())),
+        };
+        let endpoint = match acceptor.accept_incoming_attach(attach, &mut session).await {
+            Ok(endpoint) => endpoint,
+            Err(e) => {
+                tracing::debug!(error = ?e, "AMQP attach failed");
+                continue;
+            }
+        };
+        let needs_auth = matches!(node, Node::Devicebound | Node::Feedback);
+        if needs_auth && !state.is_authorized() {
+            refuse(
+                endpoint,
+                amqp_error(
+                    ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess),
+                    "IotHubUnauthorizedAccess",
+                    "Put a valid token on $cbs before attaching this link.",
+                ),
+            )
+            .await;
+            continue;
+        }
+        let task = match (node, endpoint) {
+            (Node::Cbs, LinkEndpoint::Receiver(receiver)) => tokio::spawn(cbs_requests(
+                receiver,
+                Arc::clone(&ctx),
+                Arc::clone(&state),
+            )),
+            (Node::Cbs, LinkEndpoint::Sender(sender)) => {
+                let (tx, rx) = mpsc::channel(16);
+                *state.cbs_replies.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
+                tokio::spawn(cbs_replies(sender, rx))
+            }
+            (Node::Devicebound, LinkEndpoint::Receiver(receiver)) => tokio::spawn(devicebound(
+                receiver,
+                Arc::clone(&ctx),
+                Arc::clone(&state),
+            )),
+            (Node::Feedback, LinkEndpoint::Sender(sender)) => {
+                tokio::spawn(feedback(sender, Arc::clone(&ctx)))
+            }
+            (_, endpoint) => {
+                refuse(
+                    endpoint,
+                    amqp_error(
+                        ErrorCondition::AmqpError(AmqpError::NotFound),
+                        "GenericNotFound",
+                        "This IoT hub has no such node for a service client.",
+                    ),
+                )
+                .await;
+                continue;
+            }
+        };
+        links.push(task);
+    }
+    for link in links {
+        link.abort();
+    }
+    let _ = session.end().await;
+}
+
+async fn refuse(endpoint: LinkEndpoint, error: definitions::Error) {
+    let _ = match endpoint {
+        LinkEndpoint::Sender(sender) => sender.close_with_error(error).await.map(|_| ()),
+        LinkEndpoint::Receiver(receiver) => receiver.close_with_error(error).await.map(|_| ()),
+    };
+}
+
+/// An AMQP error in IoT Hub's style: `ErrorCode:<Name>;<text>` and a tracking id.
+fn amqp_error(condition: ErrorCondition, code_name: &str, text: &str) -> definitions::Error {
+    let mut info = Fields::new();
+    info.insert(
+        Symbol::from("com.microsoft:tracking-id"),
+        Value::String(uuid::Uuid::new_v4().simple().to_string()),
+    );
+    definitions::Error {
+        condition,
+        description: Some(format!("ErrorCode:{code_name};{text}")),
+        info: Some(Box::new(info)),
+    }
+}
+
+fn c2d_amqp_error(error: &C2dError) -> definitions::Error {
+    let condition = match error {
+        C2dError::DeviceNotFound(_) | C2dError::ModuleNotFound { .. } => {
+            ErrorCondition::AmqpError(AmqpError::NotFound)
+        }
+        C2dError::QueueFull(_) => ErrorCondition::AmqpError(AmqpError::ResourceLimitExceeded),
+        C2dError::TooLarge(_) => ErrorCondition::LinkError(LinkError::MessageSizeExceeded),
+        C2dError::Invalid(_) => ErrorCondition::Custom(Symbol::from("com.microsoft:argument-error")),
+        _ => ErrorCondition::AmqpError(AmqpError::InternalError),
+    };
+    amqp_error(condition, error.code().name(), &error.to_string())
+}
+
+async fn cbs_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<ConnState>) {
+    while let Ok(delivery) = receiver.recv::<Body<Value>>().await {
+        let _ = receiver.accept(&delivery).await;
+        let message = delivery.message();
+        let props = message.properties.as_ref();
+        let app = message.application_properties.as_ref();
+        let get = |name: &str| -> Option<String> {
+            match app?.0.get(name)? {
+                SimpleValue::String(s) => Some(s.clone()),
+                SimpleValue::Symbol(s) => Some(s.as_str().to_owned()),
+                _ => None,
+            }
+        };
+        let token = body_bytes(&message.body).and_then(|b| String::from_utf8(b).ok());
+        let (status, description) = match (get("operation").as_deref(), get("type"), token) {
+            (Some("put-token"), Some(kind), Some(token)) => {
+                if kind.eq_ignore_ascii_case("servicebus.windows.net:sastoken") {
+                    let ports = ctx.ports.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    match authenticate_token(
+                        &ctx.policies,
+                        &token,
+                        &ports,
+                        Rights::SERVICE_CONNECT,
+                        SystemTime::now(),
+                    ) {
+                        Ok((_, until)) => {
+                            *state.authorized_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(until);
+                            (200, "OK".to_owned())
+                        }
+                        Err(why) => (401, why),
+                    }
+                } else {
+                    (
+                        401,
+                        format!(
+                            "Token type '{}' is not supported by the emulator; use servicebus.windows.net:sastoken.",
+                            kind.escape_default()
+                        ),
+                    )
+                }
+            }
+            (Some("put-token"), _, _) => (
+                400,
+                "A put-token request needs the application properties 'type' and 'name' and the token as its body.".to_owned(),
+            ),
+            _ => (
+                400,
+                "Only the 'put-token' operation is supported on $cbs.".to_owned(),
+            ),
+        };
+        let mut app = OrderedMap::new();
+        app.insert("status-code".to_owned(), SimpleValue::Int(status));
+        app.insert(
+            "status-description".to_owned(),
+            SimpleValue::String(description),
+        );
+        let reply = Message::builder()
+            .properties(Properties {
+                correlation_id: props.and_then(|p| p.message_id.clone()),
+                to: props.and_then(|p| p.reply_to.clone()),
+                ..Default::default()
+            })
+            .application_properties(ApplicationProperties(app))
+            .value(Value::Null)
+            .build();
+        // The reply link is normally attached before the first request; wait briefly if not.
+        let mut sent = false;
+        for _ in 0..50 {
+            let tx = state
+                .cbs_replies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(tx) = tx {
+                sent = tx.send(reply.clone()).await.is_ok();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !sent {
+            tracing::debug!("CBS reply dropped: no $cbs receiver link");
+        }
+    }
+}
+
+async fn cbs_replies(mut sender: Sender, mut rx: mpsc::Receiver<Message<AmqpValue<Value>>>) {
+    while let Some(reply) = rx.recv().await {
+        if sender.send(reply).await.is_err() {
+            break;
+        }
+    }
+    let _ = sender.close().await;
+}
+
+/// The bytes of a body: the data sections concatenated, or a string or binary value.
+fn body_bytes(body: &Body<Value>) -> Option<Vec<u8>> {
+    match body {
+        Body::Data(sections) => Some(sections.iter().flat_map(|d| d.0.iter().copied()).collect()),
+        Body::Value(v) => match &v.0 {
+            Value::String(s) => Some(s.clone().into_bytes()),
+            Value::Binary(b) => Some(b.to_vec()),
+            Value::Null => Some(Vec::new()),
+            _ => None,
+        },
+        Body::Empty => Some(Vec::new()),
+        _ => None,
+    }
+}
+
+fn message_id_text(id: &MessageId) -> String {
+    match id {
+        MessageId::String(s) => s.clone(),
+        MessageId::Ulong(n) => n.to_string(),
+        MessageId::Uuid(u) => {
+            let bytes: [u8; 16] = u.clone().into_inner();
+            uuid::Uuid::from_bytes(bytes).to_string()
+        }
+        MessageId::Binary(b) => String::from_utf8_lossy(b).into_owned(),
+    }
+}
+
+fn simple_to_json(value: &SimpleValue) -> Json {
+    match value {
+        SimpleValue::Null => Json::Null,
+        SimpleValue::Bool(b) => Json::Bool(*b),
+        SimpleValue::Ubyte(n) => json!(n),
+        SimpleValue::Ushort(n) => json!(n),
+        SimpleValue::Uint(n) => json!(n),
+        SimpleValue::Ulong(n) => json!(n),
+        SimpleValue::Byte(n) => json!(n),
+        SimpleValue::Short(n) => json!(n),
+        SimpleValue::Int(n) => json!(n),
+        SimpleValue::Long(n) => json!(n),
+        SimpleValue::Float(f) => json!(f.into_inner()),
+        SimpleValue::Double(f) => json!(f.into_inner()),
+        SimpleValue::String(s) => Json::String(s.clone()),
+        SimpleValue::Symbol(s) => Json::String(s.as_str().to_owned()),
+        SimpleValue::Timestamp(t) => Json::String(
+            crate::model::format_time(crate::c2d::from_millis(t.milliseconds())),
+        ),
+        SimpleValue::Binary(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
+        other => Json::String(format!("{other:?}")),
+    }
+}
+
+/// Reads `/devices/{id}[/modules/{mid}]/messages/devicebound` (ids percent-decoded).
+fn parse_to(to: &str) -> Option<(String, Option<String>)> {
+    let rest = to.strip_prefix("/devices/")?;
+    let rest = rest.strip_suffix("/messages/devicebound")?;
+    let (device, module) = match rest.split_once("/modules/") {
+        Some((d, m)) => (d, Some(m)),
+        None => (rest, None),
+    };
+    let decode = |s: &str| iothub_auth::sas::decode(s).filter(|s| !s.is_empty() && !s.contains('/'));
+    let device = decode(device)?;
+    let module = match module {
+        Some(m) => Some(decode(m)?),
+        None => None,
+    };
+    Some((device, module))
+}
+
+/// Reads a transfer on `/messages/devicebound` into a message to enqueue, and the JSON that
+/// the journal and the stored message keep.
+fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, Json), C2dError> {
+    let props = message.properties.clone().unwrap_or_default();
+    let to = props.to.as_deref().ok_or_else(|| {
+        C2dError::Invalid("The message has no 'to' property; set it to /devices/{deviceId}/messages/devicebound.".into())
+    })?;
+    let (device_id, module_id) = parse_to(to).ok_or_else(|| {
+        C2dError::Invalid(format!(
+            "The 'to' property '{}' is not /devices/{{deviceId}}/messages/devicebound.",
+            to.escape_default()
+        ))
+    })?;
+    let body = body_bytes(&message.body).ok_or_else(|| {
+        C2dError::Invalid("The message body must be data sections, a string or binary.".into())
+    })?;
+    let mut application = Map::new();
+    let mut ack = Ack::None;
+    if let Some(app) = &message.application_properties {
+        for (key, value) in app.0.iter() {
+            if key == "iothub-ack" {
+                let text = match value {
+                    SimpleValue::String(s) => s.clone(),
+                    SimpleValue::Symbol(s) => s.as_str().to_owned(),
+                    _ => String::new(),
+                };
+                ack = Ack::parse(&text).ok_or_else(|| {
+                    C2dError::Invalid(format!(
+                        "iothub-ack '{}' is not one of none, positive, negative, full.",
+                        text.escape_default()
+                    ))
+                })?;
+            }
+            application.insert(key.clone(), simple_to_json(value));
+        }
+    }
+    let expiry: Option<DateTime<Utc>> = props
+        .absolute_expiry_time
+        .as_ref()
+        .map(|t| crate::c2d::from_millis(t.milliseconds()));
+    let message_id = props.message_id.as_ref().map(message_id_text);
+    let mut wire = BTreeMap::new();
+    wire.insert("to", json!(to));
+    wire.insert("messageId", json!(message_id));
+    wire.insert(
+        "correlationId",
+        json!(props.correlation_id.as_ref().map(message_id_text)),
+    );
+    wire.insert(
+        "userId",
+        json!(props.user_id.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())),
+    );
+    wire.insert(
+        "contentType",
+        json!(props.content_type.as_ref().map(|s| s.as_str().to_owned())),
+    );
+    wire.insert(
+        "contentEncoding",
+        json!(props.content_encoding.as_ref().map(|s| s.as_str().to_owned())),
+    );
+    wire.insert(
+        "absoluteExpiryTime",
+        json!(expiry.map(crate::model::format_time)),
+    );
+    wire.insert("applicationProperties", Json::Object(application));
+    let properties = serde_json::to_value(&wire).unwrap_or(Json::Null);
+    Ok((
+        OutgoingMessage {
+            device_id,
+            module_id,
+            message_id,
+            ack,
+            expiry,
+            properties: properties.clone(),
+            body,
+        },
+        properties,
+    ))
+}
+
+type Settlement = Pin<Box<dyn std::future::Future<Output = (DeliveryInfo, Result<(), C2dError>)> + Send>>;
+
+async fn devicebound(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<ConnState>) {
+    let mut pending: FuturesUnordered<Settlement> = FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            delivery = receiver.recv::<Body<Value>>() => {
+                let Ok(delivery) = delivery else { break };
+                let (info, message) = delivery.into_parts();
+                if !state.is_authorized() {
+                    let error = amqp_error(
+                        ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess),
+                        "IotHubUnauthorizedAccess",
+                        "The token put on $cbs has expired; put a new one.",
+                    );
+                    let _ = receiver.reject(info, error).await;
+                    continue;
+                }
+                let ctx = Arc::clone(&ctx);
+                pending.push(Box::pin(async move {
+                    let result = match read_devicebound(&message) {
+                        Ok((outgoing, wire)) => {
+                            let size = outgoing.body.len();
+                            let result = ctx.queues.enqueue(outgoing).await;
+                            journal(&ctx, &wire, size, &result);
+                            result
+                        }
+                        Err(e) => Err(e),
+                    };
+                    (info, result)
+                }));
+            }
+            Some((info, result)) = pending.next(), if !pending.is_empty() => {
+                let outcome = match result {
+                    Ok(()) => receiver.accept(info).await,
+                    Err(e) => receiver.reject(info, c2d_amqp_error(&e)).await,
+                };
+                if outcome.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    // Messages still being stored are committed or not; their dispositions cannot be sent.
+    let _ = receiver.close().await;
+}
+
+fn journal(ctx: &AmqpContext, wire: &Json, size: usize, result: &Result<(), C2dError>) {
+    let Some(journal) = &ctx.journal else {
+        return;
+    };
+    journal.append(&json!({
+        "protocol": "amqp",
+        "link": DEVICEBOUND,
+        "properties": wire,
+        "bodyBytes": size,
+        "outcome": match result {
+            Ok(()) => "accepted".to_owned(),
+            Err(e) => format!("rejected:{}", e.code().name()),
+        },
+    }));
+}
+
+async fn feedback(mut sender: Sender, ctx: Arc<AmqpContext>) {
+    let interval = ctx.feedback_interval;
+    let mut last_batch: Option<Instant> = None;
+    loop {
+        let due = last_batch.is_none_or(|at| at.elapsed() >= interval);
+        let batch = if due {
+            match ctx.queues.take_feedback().await {
+                Ok(batch) => batch,
+                Err(e) => {
+                    tracing::warn!(error = %e, "reading feedback failed");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let Some(batch) = batch else {
+            let wait = match last_batch {
+                Some(at) if !due => interval.saturating_sub(at.elapsed()),
+                _ => interval.min(Duration::from_secs(1)),
+            };
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                () = ctx.queues.feedback_changed() => {}
+                _ = sender.on_detach() => return,
+            }
+            continue;
+        };
+        let message = Message::builder()
+            .properties(Properties {
+                message_id: Some(MessageId::String(uuid::Uuid::new_v4().to_string())),
+                user_id: Some(Binary::from(ctx.hub_name.as_bytes().to_vec())),
+                content_type: Some(Symbol::from(FEEDBACK_CONTENT_TYPE)),
+                creation_time: Some(Timestamp::from_milliseconds(
+                    Utc::now().timestamp_millis(),
+                )),
+                ..Default::default()
+            })
+            .data(Binary::from(batch.body))
+            .build();
+        last_batch = Some(Instant::now());
+        match sender.send(message).await {
+            Ok(Outcome::Accepted(_)) => {
+                if let Err(e) = ctx.queues.complete_feedback(batch.seqs).await {
+                    tracing::warn!(error = %e, "completing feedback failed");
+                }
+            }
+            Ok(_) => ctx.queues.release_feedback(&batch.seqs),
+            Err(_) => {
+                ctx.queues.release_feedback(&batch.seqs);
+                return;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn to_addresses() {
+        assert_eq!(
+            parse_to("/devices/d1/messages/devicebound"),
+            Some(("d1".into(), None))
+        );
+        assert_eq!(
+            parse_to("/devices/a%23b/modules/m1/messages/devicebound"),
+            Some(("a#b".into(), Some("m1".into())))
+        );
+        assert_eq!(parse_to("/devices//messages/devicebound"), None);
+        assert_eq!(parse_to("/devices/d1/messages/events"), None);
+        assert_eq!(parse_to("devices/d1/messages/devicebound"), None);
+    }
+
+    #[test]
+    fn nodes() {
+        assert_eq!(node_of(Some("$cbs")), Node::Cbs);
+        assert_eq!(node_of(Some("/messages/serviceBound/feedback")), Node::Feedback);
+        assert_eq!(node_of(Some("/messages/devicebound")), Node::Devicebound);
+        assert_eq!(node_of(Some("/messages/events")), Node::Unknown);
+        assert_eq!(node_of(None), Node::Unknown);
+    }
+}

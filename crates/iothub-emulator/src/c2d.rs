@@ -1,0 +1,653 @@
+//! Cloud-to-device (C2D) queues and feedback: IoT Hub's rules for messages sent to
+//! `/messages/devicebound`, independent of the protocol that carries them.
+//!
+//! Rules (IoT Hub's C2D developer guide and quotas page):
+//! - each device (or module) queue holds at most [`MAX_QUEUE_DEPTH`] messages; one more is
+//!   refused with `DeviceMaximumQueueDepthExceeded` (403004);
+//! - a message body is at most [`MAX_MESSAGE_BYTES`]; a larger one is refused with
+//!   `MessageTooLarge` (413001);
+//! - a message without an absolute expiry time lives [`DEFAULT_TTL`] (the hub default);
+//! - expired and purged messages produce feedback records (`Expired`, `Purged`) when the
+//!   message asked for negative or full acknowledgement (`iothub-ack`);
+//! - feedback records wait in the store until a feedback receiver accepts the batch that
+//!   carries them; they are dropped with their device.
+//!
+//! Durability: an accepted message is committed to SQLite (`synchronous=FULL`) before
+//! [`C2dQueues::enqueue`] returns. Concurrent enqueues are group-committed: one writer task
+//! takes every waiting message into one transaction, so a burst of messages costs one
+//! fsync, not one per message.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use rusqlite::{Connection, OptionalExtension, params};
+use serde_json::{Value, json};
+use tokio::sync::{Notify, mpsc, oneshot};
+
+use crate::error::ErrorCode;
+use crate::model::format_time;
+use crate::store::{Store, StoreError};
+
+/// Most messages a device (or module) queue holds.
+pub const MAX_QUEUE_DEPTH: u64 = 50;
+/// Largest message body accepted, in bytes (64 KB).
+pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+/// Lifetime of a message that has no absolute expiry time (one hour).
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Most feedback records in one feedback message.
+pub const FEEDBACK_BATCH_SIZE: usize = 64;
+/// Content type of feedback messages.
+pub const FEEDBACK_CONTENT_TYPE: &str = "application/vnd.microsoft.iothub.feedback.json";
+
+/// Most messages committed in one transaction.
+const MAX_GROUP: usize = 1024;
+/// How often expired messages are swept.
+const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Source of the current time (injectable for tests).
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The acknowledgement a message asks for (`iothub-ack` application property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Ack {
+    /// No feedback (the default).
+    #[default]
+    None,
+    /// Feedback when the device completes the message.
+    Positive,
+    /// Feedback when the message expires, is rejected, dead-lettered or purged.
+    Negative,
+    /// Both.
+    Full,
+}
+
+impl Ack {
+    /// Parses the `iothub-ack` value (case-insensitive).
+    pub fn parse(text: &str) -> Option<Ack> {
+        match text.to_ascii_lowercase().as_str() {
+            "none" => Some(Ack::None),
+            "positive" => Some(Ack::Positive),
+            "negative" => Some(Ack::Negative),
+            "full" => Some(Ack::Full),
+            _ => None,
+        }
+    }
+
+    /// The wire spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Ack::None => "none",
+            Ack::Positive => "positive",
+            Ack::Negative => "negative",
+            Ack::Full => "full",
+        }
+    }
+
+    fn wants_negative(self) -> bool {
+        matches!(self, Ack::Negative | Ack::Full)
+    }
+}
+
+/// A message to enqueue.
+#[derive(Debug, Clone)]
+pub struct OutgoingMessage {
+    /// Target device.
+    pub device_id: String,
+    /// Target module, if the message is for a module's queue.
+    pub module_id: Option<String>,
+    /// The sender's message id.
+    pub message_id: Option<String>,
+    /// Requested acknowledgement.
+    pub ack: Ack,
+    /// Absolute expiry time, if the sender set one.
+    pub expiry: Option<DateTime<Utc>>,
+    /// The message's properties and application properties, as JSON (kept for delivery).
+    pub properties: Value,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// Why a C2D operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum C2dError {
+    /// The target device is not registered.
+    #[error("Device '{0}' is not registered on this IoT hub.")]
+    DeviceNotFound(String),
+    /// The target module is not registered.
+    #[error("Module '{module_id}' is not registered on device '{device_id}'.")]
+    ModuleNotFound {
+        /// Device id.
+        device_id: String,
+        /// Module id.
+        module_id: String,
+    },
+    /// The queue already holds [`MAX_QUEUE_DEPTH`] messages.
+    #[error(
+        "The queue of '{0}' already holds {MAX_QUEUE_DEPTH} messages, the maximum; receive, purge or let messages expire first."
+    )]
+    QueueFull(String),
+    /// The body is larger than [`MAX_MESSAGE_BYTES`].
+    #[error("The message body is {0} bytes; the maximum is {MAX_MESSAGE_BYTES} bytes.")]
+    TooLarge(usize),
+    /// The message is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    /// The store failed.
+    #[error("the message store failed")]
+    Store(#[from] StoreError),
+    /// The transaction holding this message failed (the store error is logged once).
+    #[error("the message store failed")]
+    GroupFailed,
+    /// The emulator is shutting down.
+    #[error("the emulator is shutting down")]
+    Stopped,
+}
+
+impl C2dError {
+    /// IoT Hub's error code for this failure.
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            C2dError::DeviceNotFound(_) => ErrorCode::DeviceNotFound,
+            C2dError::ModuleNotFound { .. } => ErrorCode::ModuleNotFound,
+            C2dError::QueueFull(_) => ErrorCode::DeviceMaximumQueueDepthExceeded,
+            C2dError::TooLarge(_) => ErrorCode::MessageTooLarge,
+            C2dError::Invalid(_) => ErrorCode::ArgumentInvalid,
+            C2dError::Store(_) | C2dError::GroupFailed => ErrorCode::ServerError,
+            C2dError::Stopped => ErrorCode::ServiceUnavailable,
+        }
+    }
+}
+
+/// A batch of feedback records taken for delivery.
+#[derive(Debug)]
+pub struct FeedbackBatch {
+    /// Store sequence numbers of the records (to complete or release them).
+    pub seqs: Vec<i64>,
+    /// The JSON array IoT Hub sends as the body.
+    pub body: Vec<u8>,
+}
+
+struct Job {
+    message: OutgoingMessage,
+    reply: oneshot::Sender<Result<(), C2dError>>,
+}
+
+/// The hub's C2D queues. Cheap to share (`Arc`).
+pub struct C2dQueues {
+    store: Arc<Store>,
+    jobs: mpsc::UnboundedSender<Job>,
+    clock: Clock,
+    feedback_in_flight: Mutex<HashSet<i64>>,
+    feedback_ready: Notify,
+}
+
+impl std::fmt::Debug for C2dQueues {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("C2dQueues").finish_non_exhaustive()
+    }
+}
+
+impl C2dQueues {
+    /// Starts the group-commit writer and the expiry sweeper. Both stop when the returned
+    /// value is dropped.
+    pub fn start(store: Arc<Store>, clock: Clock) -> Arc<Self> {
+        let (jobs, rx) = mpsc::unbounded_channel();
+        let queues = Arc::new(C2dQueues {
+            store,
+            jobs,
+            clock,
+            feedback_in_flight: Mutex::new(HashSet::new()),
+            feedback_ready: Notify::new(),
+        });
+        tokio::spawn(writer(Arc::downgrade(&queues), rx));
+        tokio::spawn(sweeper(Arc::downgrade(&queues)));
+        queues
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Enqueues a message once it is durably stored.
+    ///
+    /// # Errors
+    /// [`C2dError::DeviceNotFound`], [`C2dError::ModuleNotFound`], [`C2dError::QueueFull`],
+    /// [`C2dError::TooLarge`], [`C2dError::Store`] or [`C2dError::Stopped`].
+    pub async fn enqueue(&self, message: OutgoingMessage) -> Result<(), C2dError> {
+        if message.body.len() > MAX_MESSAGE_BYTES {
+            return Err(C2dError::TooLarge(message.body.len()));
+        }
+        let (reply, rx) = oneshot::channel();
+        self.jobs
+            .send(Job { message, reply })
+            .map_err(|_| C2dError::Stopped)?;
+        rx.await.unwrap_or(Err(C2dError::Stopped))
+    }
+
+    /// Empties a device's own queue. Returns the number of messages removed, or `None` when
+    /// the device does not exist. Messages that asked for negative or full acknowledgement
+    /// produce `Purged` feedback.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn purge(&self, device_id: &str) -> Result<Option<u64>, C2dError> {
+        let device_id = device_id.to_owned();
+        let now = self.now();
+        let purged = self
+            .store
+            .call_domain(move |conn| -> Result<Option<u64>, C2dError> {
+                let tx = conn.transaction().map_err(StoreError::from)?;
+                if generation_of(&tx, &device_id, "")?.is_none() {
+                    return Ok(None);
+                }
+                let removed = remove_messages(
+                    &tx,
+                    "DELETE FROM c2d_messages WHERE device_id = ?1 AND module_id = '' \
+                     RETURNING device_id, module_id, message_id, ack, generation_id",
+                    params![device_id],
+                )?;
+                add_feedback(&tx, &removed, "Purged", "Message purged", now)?;
+                set_message_count(&tx, &device_id, "", 0)?;
+                tx.commit().map_err(StoreError::from)?;
+                Ok(Some(removed.len() as u64))
+            })
+            .await?;
+        self.feedback_ready.notify_waiters();
+        Ok(purged)
+    }
+
+    /// Removes every expired message, producing `Expired` feedback where asked. Returns how
+    /// many were removed.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn sweep_expired(&self) -> Result<usize, C2dError> {
+        let now = self.now();
+        let removed = self
+            .store
+            .call_domain(move |conn| -> Result<usize, C2dError> {
+                let tx = conn.transaction().map_err(StoreError::from)?;
+                let removed = remove_messages(
+                    &tx,
+                    "DELETE FROM c2d_messages WHERE expiry_ms <= ?1 \
+                     RETURNING device_id, module_id, message_id, ack, generation_id",
+                    params![now.timestamp_millis()],
+                )?;
+                if removed.is_empty() {
+                    return Ok(0);
+                }
+                add_feedback(&tx, &removed, "Expired", "Message expired", now)?;
+                let targets: HashSet<(String, String)> = removed
+                    .iter()
+                    .map(|r| (r.device_id.clone(), r.module_id.clone()))
+                    .collect();
+                for (device, module) in targets {
+                    let depth = queue_depth(&tx, &device, &module)?;
+                    set_message_count(&tx, &device, &module, depth)?;
+                }
+                tx.commit().map_err(StoreError::from)?;
+                Ok(removed.len())
+            })
+            .await?;
+        if removed > 0 {
+            self.feedback_ready.notify_waiters();
+        }
+        Ok(removed)
+    }
+
+    /// Number of messages waiting in a device's (or module's) queue.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn queue_depth(&self, device_id: &str, module_id: Option<&str>) -> Result<u64, C2dError> {
+        let device_id = device_id.to_owned();
+        let module_id = module_id.unwrap_or("").to_owned();
+        self.store
+            .call_domain(move |conn| Ok(queue_depth(conn, &device_id, &module_id)?))
+            .await
+    }
+
+    /// Takes up to [`FEEDBACK_BATCH_SIZE`] feedback records that no other receiver holds, or
+    /// `None` when there are none.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn take_feedback(&self) -> Result<Option<FeedbackBatch>, C2dError> {
+        let rows: Vec<(i64, String)> = self
+            .store
+            .call_domain(|conn| -> Result<_, C2dError> {
+                let mut stmt = conn
+                    .prepare_cached("SELECT seq, record FROM c2d_feedback ORDER BY seq LIMIT 4096")
+                    .map_err(StoreError::from)?;
+                let rows = stmt
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .map_err(StoreError::from)?
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(StoreError::from)?;
+                Ok(rows)
+            })
+            .await?;
+        let mut in_flight = self
+            .feedback_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut seqs = Vec::new();
+        let mut records = Vec::new();
+        for (seq, text) in rows {
+            if records.len() == FEEDBACK_BATCH_SIZE {
+                break;
+            }
+            if in_flight.contains(&seq) {
+                continue;
+            }
+            let record: Value = serde_json::from_str(&text).map_err(|source| {
+                StoreError::Corrupt {
+                    what: "feedback record",
+                    source,
+                }
+            })?;
+            seqs.push(seq);
+            records.push(record);
+        }
+        if seqs.is_empty() {
+            return Ok(None);
+        }
+        in_flight.extend(seqs.iter().copied());
+        let body = serde_json::to_vec(&Value::Array(records)).map_err(|source| {
+            StoreError::Corrupt {
+                what: "feedback record",
+                source,
+            }
+        })?;
+        Ok(Some(FeedbackBatch { seqs, body }))
+    }
+
+    /// Deletes the records of a batch the receiver accepted.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn complete_feedback(&self, seqs: Vec<i64>) -> Result<(), C2dError> {
+        let done = seqs.clone();
+        let result = self
+            .store
+            .call_domain(move |conn| -> Result<(), C2dError> {
+                let tx = conn.transaction().map_err(StoreError::from)?;
+                {
+                    let mut stmt = tx
+                        .prepare_cached("DELETE FROM c2d_feedback WHERE seq = ?1")
+                        .map_err(StoreError::from)?;
+                    for seq in &seqs {
+                        stmt.execute(params![seq]).map_err(StoreError::from)?;
+                    }
+                }
+                tx.commit().map_err(StoreError::from)?;
+                Ok(())
+            })
+            .await;
+        self.release_feedback(&done);
+        result
+    }
+
+    /// Makes the records of a batch that was not accepted available again.
+    pub fn release_feedback(&self, seqs: &[i64]) {
+        let mut in_flight = self
+            .feedback_in_flight
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        for seq in seqs {
+            in_flight.remove(seq);
+        }
+    }
+
+    /// Completes when new feedback may be waiting.
+    pub async fn feedback_changed(&self) {
+        self.feedback_ready.notified().await;
+    }
+}
+
+/// The group-commit writer: every message waiting when a transaction starts goes into it.
+async fn writer(queues: std::sync::Weak<C2dQueues>, mut rx: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let Some(queues) = queues.upgrade() else {
+            return;
+        };
+        let now = queues.now();
+        let (messages, replies): (Vec<_>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.message, j.reply)).unzip();
+        let outcome = queues
+            .store
+            .call_domain(move |conn| commit_group(conn, messages, now))
+            .await;
+        match outcome {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "storing cloud-to-device messages failed");
+                for reply in replies {
+                    let _ = reply.send(Err(C2dError::GroupFailed));
+                }
+            }
+        }
+    }
+}
+
+struct Target {
+    generation_id: String,
+    depth: u64,
+    added: u64,
+}
+
+fn commit_group(
+    conn: &mut Connection,
+    messages: Vec<OutgoingMessage>,
+    now: DateTime<Utc>,
+) -> Result<Vec<Result<(), C2dError>>, C2dError> {
+    let tx = conn.transaction().map_err(StoreError::from)?;
+    let mut targets: HashMap<(String, String), Option<Target>> = HashMap::new();
+    let mut results = Vec::with_capacity(messages.len());
+    let default_expiry = now + chrono::Duration::from_std(DEFAULT_TTL).unwrap_or_default();
+    for message in messages {
+        let module = message.module_id.clone().unwrap_or_default();
+        let key = (message.device_id.clone(), module.clone());
+        if !targets.contains_key(&key) {
+            let found = match generation_of(&tx, &message.device_id, &module)? {
+                Some(generation_id) => Some(Target {
+                    depth: queue_depth(&tx, &message.device_id, &module)?,
+                    generation_id,
+                    added: 0,
+                }),
+                None => None,
+            };
+            targets.insert(key.clone(), found);
+        }
+        let Some(Some(target)) = targets.get_mut(&key) else {
+            results.push(Err(match message.module_id {
+                Some(module_id) => C2dError::ModuleNotFound {
+                    device_id: message.device_id,
+                    module_id,
+                },
+                None => C2dError::DeviceNotFound(message.device_id),
+            }));
+            continue;
+        };
+        if target.depth + target.added >= MAX_QUEUE_DEPTH {
+            results.push(Err(C2dError::QueueFull(message.device_id)));
+            continue;
+        }
+        let properties = message.properties.to_string();
+        tx.prepare_cached(
+            "INSERT INTO c2d_messages (device_id, module_id, message_id, ack, enqueued_ms, \
+             expiry_ms, generation_id, properties, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .and_then(|mut stmt| {
+            stmt.execute(params![
+                message.device_id,
+                module,
+                message.message_id,
+                message.ack.as_str(),
+                now.timestamp_millis(),
+                message.expiry.unwrap_or(default_expiry).timestamp_millis(),
+                target.generation_id,
+                properties,
+                message.body,
+            ])
+        })
+        .map_err(StoreError::from)?;
+        target.added += 1;
+        results.push(Ok(()));
+    }
+    for ((device, module), target) in &targets {
+        if let Some(target) = target
+            && target.added > 0
+        {
+            set_message_count(&tx, device, module, target.depth + target.added)?;
+        }
+    }
+    tx.commit().map_err(StoreError::from)?;
+    Ok(results)
+}
+
+async fn sweeper(queues: std::sync::Weak<C2dQueues>) {
+    let mut tick = tokio::time::interval(SWEEP_INTERVAL);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let Some(queues) = queues.upgrade() else {
+            return;
+        };
+        if let Err(e) = queues.sweep_expired().await {
+            tracing::warn!(error = %e, "sweeping expired cloud-to-device messages failed");
+        }
+    }
+}
+
+/// The generation id of a device (`module == ""`) or module, or `None` when it does not exist.
+fn generation_of(conn: &Connection, device: &str, module: &str) -> Result<Option<String>, StoreError> {
+    let found = if module.is_empty() {
+        conn.prepare_cached(
+            "SELECT json_extract(record, '$.generationId') FROM devices WHERE device_id = ?1",
+        )?
+        .query_row(params![device], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+    } else {
+        conn.prepare_cached(
+            "SELECT json_extract(record, '$.generationId') FROM modules WHERE device_id = ?1 AND module_id = ?2",
+        )?
+        .query_row(params![device, module], |r| r.get::<_, Option<String>>(0))
+        .optional()?
+    };
+    Ok(found.map(Option::unwrap_or_default))
+}
+
+fn queue_depth(conn: &Connection, device: &str, module: &str) -> Result<u64, StoreError> {
+    let n: i64 = conn
+        .prepare_cached("SELECT COUNT(*) FROM c2d_messages WHERE device_id = ?1 AND module_id = ?2")?
+        .query_row(params![device, module], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
+}
+
+/// Keeps `cloudToDeviceMessageCount` of the identity and its twin equal to the queue depth.
+fn set_message_count(conn: &Connection, device: &str, module: &str, count: u64) -> Result<(), StoreError> {
+    let count = i64::try_from(count).unwrap_or(i64::MAX);
+    if module.is_empty() {
+        conn.prepare_cached(
+            "UPDATE devices SET record = json_set(record, '$.cloudToDeviceMessageCount', ?2), \
+             twin = json_set(twin, '$.cloudToDeviceMessageCount', ?2) WHERE device_id = ?1",
+        )?
+        .execute(params![device, count])?;
+    } else {
+        conn.prepare_cached(
+            "UPDATE modules SET record = json_set(record, '$.cloudToDeviceMessageCount', ?3), \
+             twin = json_set(twin, '$.cloudToDeviceMessageCount', ?3) WHERE device_id = ?1 AND module_id = ?2",
+        )?
+        .execute(params![device, module, count])?;
+    }
+    Ok(())
+}
+
+struct Removed {
+    device_id: String,
+    module_id: String,
+    message_id: Option<String>,
+    ack: Ack,
+    generation_id: String,
+}
+
+fn remove_messages(
+    conn: &Connection,
+    sql: &str,
+    args: impl rusqlite::Params,
+) -> Result<Vec<Removed>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(args, |r| {
+        Ok(Removed {
+            device_id: r.get(0)?,
+            module_id: r.get(1)?,
+            message_id: r.get(2)?,
+            ack: Ack::parse(&r.get::<_, String>(3)?).unwrap_or_default(),
+            generation_id: r.get(4)?,
+        })
+    })?;
+    Ok(rows.collect::<Result<Vec<_>, _>>()?)
+}
+
+fn add_feedback(
+    conn: &Connection,
+    removed: &[Removed],
+    status: &str,
+    description: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "INSERT INTO c2d_feedback (device_id, created_ms, record) VALUES (?1, ?2, ?3)",
+    )?;
+    for message in removed.iter().filter(|m| m.ack.wants_negative()) {
+        let record = feedback_record(
+            message.message_id.as_deref(),
+            &message.device_id,
+            &message.generation_id,
+            status,
+            description,
+            now,
+        );
+        stmt.execute(params![message.device_id, now.timestamp_millis(), record.to_string()])?;
+    }
+    Ok(())
+}
+
+/// One feedback record as IoT Hub sends it.
+fn feedback_record(
+    original_message_id: Option<&str>,
+    device_id: &str,
+    generation_id: &str,
+    status: &str,
+    description: &str,
+    now: DateTime<Utc>,
+) -> Value {
+    json!({
+        "originalMessageId": original_message_id,
+        "enqueuedTimeUtc": format_time(now),
+        "statusCode": status,
+        "description": description,
+        "deviceId": device_id,
+        "deviceGenerationId": generation_id,
+    })
+}
+
+/// Milliseconds since the epoch to a UTC time (clamped to the representable range).
+pub fn from_millis(ms: i64) -> DateTime<Utc> {
+    Utc.timestamp_millis_opt(ms).single().unwrap_or_default()
+}
