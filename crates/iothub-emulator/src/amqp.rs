@@ -94,6 +94,8 @@ pub struct AmqpContext {
     pub journal: Option<Arc<Journal>>,
     /// Time between feedback batches.
     pub feedback_interval: Duration,
+    /// Becomes `true` when the emulator stops: every AMQP connection is then closed.
+    pub stop: tokio::sync::watch::Receiver<bool>,
 }
 
 impl fmt::Debug for AmqpContext {
@@ -174,7 +176,13 @@ where
         return;
     };
     match opened {
-        Ok(connection) => run_connection(connection, ctx).await,
+        Ok(connection) => {
+            let mut stop = ctx.stop.clone();
+            tokio::select! {
+                () = run_connection(connection, ctx) => {}
+                _ = stop.wait_for(|stopped| *stopped) => {}
+            }
+        }
         Err(e) => tracing::debug!(error = ?e, "AMQP open failed"),
     }
 }

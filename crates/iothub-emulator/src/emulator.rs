@@ -334,6 +334,7 @@ impl EmulatorBuilder {
             .collect();
         let store = Arc::new(store);
         let queues = C2dQueues::start(Arc::clone(&store), Arc::new(chrono::Utc::now));
+        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let amqp = Arc::new(AmqpContext {
             queues: Arc::clone(&queues),
             policies: Arc::clone(&policies),
@@ -341,6 +342,7 @@ impl EmulatorBuilder {
             ports: std::sync::Mutex::new(vec![local_addr.port(), amqps_addr.port()]),
             journal: journal.clone(),
             feedback_interval: self.feedback_interval,
+            stop: shutdown_rx.clone(),
         });
         let state = AppState(Arc::new(Shared {
             store,
@@ -352,7 +354,6 @@ impl EmulatorBuilder {
             amqp: Arc::clone(&amqp),
         }));
         let app = router(state, journal);
-        let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let mut https_shutdown = shutdown_rx.clone();
         let mut amqps_shutdown = shutdown_rx;
         let amqps_task = tokio::spawn(crate::amqp::serve(

@@ -106,7 +106,6 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
                 .put(devices::put_device)
                 .delete(devices::delete_device),
         )
-        .route(iothub_c2d::websocket::PATH, get(websocket::amqp_over_websocket))
         .route(
             "/devices/{id}/commands",
             axum::routing::delete(devices::purge_commands),
@@ -149,6 +148,8 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
                 .delete(configurations::delete_configuration),
         )
         .route_layer(middleware::from_fn(require_api_version))
+        // AMQP over WebSockets carries no api-version (clients do not send one).
+        .route(iothub_c2d::websocket::PATH, get(websocket::amqp_over_websocket))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state);
