@@ -6,6 +6,11 @@
 // `HostName=localhost` would go to port 443. This wrapper splits a `host:port` host and,
 // for a loopback host with no port at all, uses EMULATOR_HTTPS_PORT. Nothing else in the
 // request changes; the SDK itself is not modified.
+//
+// The AmqpWs transport (AMQP over WebSockets) always connects to
+// `wss://<HostName>:443/$iothub/websocket` (azure-iothub dist/amqp_ws.js); its `ws` library
+// passes `port: 443` explicitly. For a loopback host, that port 443 is redirected to
+// EMULATOR_HTTPS_PORT as well, where the emulator serves `/$iothub/websocket`.
 const https = require('https');
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1']);
@@ -14,7 +19,11 @@ const originalRequest = https.request;
 
 function withPort(options) {
   if (!options || typeof options !== 'object' || options instanceof URL) return options;
-  if (typeof options.host !== 'string' || options.port !== undefined) return options;
+  if (typeof options.host !== 'string') return options;
+  if (options.port !== undefined) {
+    const explicit443 = Number(options.port) === 443 && LOOPBACK.has(options.host.toLowerCase());
+    return explicit443 && fallbackPort ? Object.assign({}, options, { port: fallbackPort }) : options;
+  }
   const match = /^([^:[\]]+):(\d+)$/.exec(options.host);
   if (match && LOOPBACK.has(match[1].toLowerCase())) {
     return Object.assign({}, options, { host: match[1], port: Number(match[2]) });

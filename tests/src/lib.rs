@@ -11,8 +11,9 @@
 //!
 //! Both get `IOTHUB_CONNECTION_STRING` (policy `iothubowner`),
 //! `IOTHUB_REGISTRY_READ_CONNECTION_STRING`, `IOTHUB_SERVICE_CONNECTION_STRING`,
-//! `EMULATOR_HTTPS_PORT` and the CA file
-//! (`REQUESTS_CA_BUNDLE` for Python, `NODE_EXTRA_CA_CERTS` for Node). A script passes when it
+//! `EMULATOR_HTTPS_PORT`, `EMULATOR_AMQPS_PORT` (cloud-to-device messaging over AMQP), the CA
+//! file (`REQUESTS_CA_BUNDLE` for Python, `NODE_EXTRA_CA_CERTS` for Node) and its path again as
+//! `EMULATOR_CA_PATH` (for clients that ignore both, such as Python's uamqp). A script passes when it
 //! exits 0; otherwise the test fails and prints everything the script wrote. A missing
 //! toolchain is a failure that says to run `bash tests/setup.sh`, never a silent skip.
 
@@ -40,6 +41,9 @@ pub fn repo_root() -> PathBuf {
 pub fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
 }
+
+/// The emulator's cloud-to-device feedback batch interval in the suites (IoT Hub's is 15 s).
+pub const FEEDBACK_BATCH_INTERVAL: Duration = Duration::from_millis(500);
 
 const SETUP_HINT: &str = "run `bash tests/setup.sh` from the repository root first";
 
@@ -70,7 +74,10 @@ impl Hub {
             .expect("create a temporary directory");
         let builder = Emulator::builder()
             .data_dir(dir.path().join("data"))
-            .https_port(0);
+            .https_port(0)
+            .amqps_port(0)
+            // Feedback batches at once rather than every 15 s, so feedback checks stay short.
+            .feedback_batch_interval(FEEDBACK_BATCH_INTERVAL);
         let emulator = configure(builder)
             .start()
             .await
@@ -93,6 +100,11 @@ impl Hub {
         self.emulator.https_port()
     }
 
+    /// The AMQPS port (cloud-to-device messaging over AMQP 1.0 and TLS).
+    pub fn amqps_port(&self) -> u16 {
+        self.emulator.amqps_port()
+    }
+
     /// A scratch directory that lives as long as the hub.
     pub fn scratch_dir(&self) -> &Path {
         self.dir.path()
@@ -109,6 +121,11 @@ impl Hub {
                 "EMULATOR_HTTPS_PORT".into(),
                 self.https_port().to_string().into(),
             ),
+            (
+                "EMULATOR_AMQPS_PORT".into(),
+                self.amqps_port().to_string().into(),
+            ),
+            ("EMULATOR_CA_PATH".into(), self.ca_path().into_os_string()),
             ("REQUESTS_CA_BUNDLE".into(), self.ca_path().into_os_string()),
             (
                 "NODE_EXTRA_CA_CERTS".into(),

@@ -1,4 +1,4 @@
-//! The official Node service SDK (`azure-iothub` Registry, unmodified) against the emulator.
+//! The official Node service SDK (`azure-iothub` Registry and Client, unmodified) against the emulator.
 //! Each test runs one scenario file of `tests/node` against its own emulator.
 
 use iothub_conformance::node_scenario;
@@ -16,4 +16,9 @@ async fn node_twins_and_query() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_bulk() {
     node_scenario("bulk").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_c2d_amqp_and_amqp_ws() {
+    node_scenario("c2d").await;
 }
