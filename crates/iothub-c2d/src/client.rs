@@ -218,10 +218,8 @@ impl C2dClient {
                 Ok(PurgeResult {
                     device_id: body.device_id.unwrap_or(device_id),
                     module_id: body.module_id,
-                    total_messages_purged: u64::try_from(
-                        body.total_messages_purged.unwrap_or(0),
-                    )
-                    .unwrap_or(0),
+                    total_messages_purged: u64::try_from(body.total_messages_purged.unwrap_or(0))
+                        .unwrap_or(0),
                 })
             }
             Err(iothub_rest::Error::ErrorResponse(response)) => {
@@ -247,9 +245,7 @@ impl C2dClient {
     /// Closes the connection (the next send opens a new one).
     pub async fn close(&self) {
         if let Some(live) = self.inner.link.lock().await.take() {
-            let Live {
-                sender, auth, ..
-            } = live;
+            let Live { sender, auth, .. } = live;
             let _ = tokio::time::timeout(Duration::from_secs(5), sender.close()).await;
             auth.close();
         }
@@ -524,9 +520,9 @@ impl C2dClientBuilder {
     /// [`Error::Config`]: no credential, a malformed connection string, an unreadable or
     /// invalid root certificate.
     pub fn build(self) -> Result<C2dClient, Error> {
-        let (host_name, mut credential) = self
-            .credential
-            .ok_or_else(|| Error::Config("no credential: call connection_string(..) or credential(..)".into()))??;
+        let (host_name, mut credential) = self.credential.ok_or_else(|| {
+            Error::Config("no credential: call connection_string(..) or credential(..)".into())
+        })??;
         if let Some(ttl) = self.sas_ttl {
             credential = credential.with_sas_ttl(ttl);
         }
@@ -537,7 +533,10 @@ impl C2dClientBuilder {
         let mut pems = self.root_pems.clone();
         for path in &self.root_files {
             pems.push(std::fs::read(path).map_err(|e| {
-                Error::Config(format!("cannot read root certificate {}: {e}", path.display()))
+                Error::Config(format!(
+                    "cannot read root certificate {}: {e}",
+                    path.display()
+                ))
             })?);
         }
         let mut http = reqwest::Client::builder()
@@ -545,16 +544,17 @@ impl C2dClientBuilder {
         for pem in &pems {
             let mut found = 0;
             for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(pem) {
-                let cert: rustls_pki_types::CertificateDer<'static> = cert.map_err(|e| {
-                    Error::Config(format!("invalid root certificate PEM: {e}"))
-                })?;
+                let cert: rustls_pki_types::CertificateDer<'static> =
+                    cert.map_err(|e| Error::Config(format!("invalid root certificate PEM: {e}")))?;
                 roots
                     .add(cert)
                     .map_err(|e| Error::Config(format!("invalid root certificate: {e}")))?;
                 found += 1;
             }
             if found == 0 {
-                return Err(Error::Config("a root certificate PEM holds no certificate".into()));
+                return Err(Error::Config(
+                    "a root certificate PEM holds no certificate".into(),
+                ));
             }
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::Config(format!("invalid root certificate: {e}")))?;

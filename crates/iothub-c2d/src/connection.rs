@@ -269,12 +269,19 @@ impl Cbs {
                 let expires = iothub_auth::sas::ParsedSasToken::parse(header)
                     .ok()
                     .map(|t| UNIX_EPOCH + Duration::from_secs(t.expiry));
-                ("servicebus.windows.net:sastoken", header.to_owned(), expires)
+                (
+                    "servicebus.windows.net:sastoken",
+                    header.to_owned(),
+                    expires,
+                )
             }
         };
         let id = uuid::Uuid::new_v4().to_string();
         let mut app = OrderedMap::new();
-        app.insert("operation".to_owned(), SimpleValue::String("put-token".into()));
+        app.insert(
+            "operation".to_owned(),
+            SimpleValue::String("put-token".into()),
+        );
         app.insert("type".to_owned(), SimpleValue::String(kind.into()));
         app.insert(
             "name".to_owned(),

@@ -122,7 +122,9 @@ pub enum Error {
     NotAccepted(String),
     /// The connection failed after the message was handed to it and before the hub settled
     /// it: the message may or may not have been enqueued. It is not resent automatically.
-    #[error("the connection failed before the hub settled the message; it may or may not have been enqueued")]
+    #[error(
+        "the connection failed before the hub settled the message; it may or may not have been enqueued"
+    )]
     OutcomeUnknown(#[source] Box<dyn std::error::Error + Send + Sync>),
     /// The operation did not finish within its timeout.
     #[error("timed out after {0:?}")]
@@ -170,8 +172,9 @@ impl Error {
 
     /// The hub throttled the request (429xxx); retry later.
     pub fn is_throttled(&self) -> bool {
-        self.code()
-            .is_some_and(|c| c.number().is_some_and(|n| n / 1000 == 429) || c.name().contains("Throttl"))
+        self.code().is_some_and(|c| {
+            c.number().is_some_and(|n| n / 1000 == 429) || c.name().contains("Throttl")
+        })
     }
 
     /// The token was refused, or the hub refused the operation for lack of rights.
@@ -194,9 +197,15 @@ impl Error {
         self.is_throttled()
             || matches!(
                 self,
-                Error::Timeout(_) | Error::Connect { .. } | Error::Amqp(_) | Error::OutcomeUnknown(_)
+                Error::Timeout(_)
+                    | Error::Connect { .. }
+                    | Error::Amqp(_)
+                    | Error::OutcomeUnknown(_)
             )
-            || self.code().and_then(ErrorCode::number).is_some_and(|n| n >= 500_000)
+            || self
+                .code()
+                .and_then(ErrorCode::number)
+                .is_some_and(|n| n >= 500_000)
     }
 
     pub(crate) fn amqp(e: impl std::error::Error + Send + Sync + 'static) -> Self {

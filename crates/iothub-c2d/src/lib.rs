@@ -36,9 +36,11 @@ mod message;
 pub mod websocket;
 
 pub use client::{
-    C2dClient, C2dClientBuilder, DEFAULT_AMQPS_PORT, DEFAULT_CONNECT_TIMEOUT,
-    DEFAULT_SEND_TIMEOUT, PurgeResult, RetryPolicy, SendRequest, Transport,
+    C2dClient, C2dClientBuilder, DEFAULT_AMQPS_PORT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_SEND_TIMEOUT,
+    PurgeResult, RetryPolicy, SendRequest, Transport,
 };
 pub use error::{Error, ErrorCode, HubError};
-pub use feedback::{FEEDBACK_ADDRESS, FeedbackBatch, FeedbackReceiver, FeedbackRecord, FeedbackStatus};
+pub use feedback::{
+    FEEDBACK_ADDRESS, FeedbackBatch, FeedbackReceiver, FeedbackRecord, FeedbackStatus,
+};
 pub use message::{Ack, Message};

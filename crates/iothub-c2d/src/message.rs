@@ -223,7 +223,8 @@ impl Message {
     pub(crate) fn to_amqp(&self, to: String) -> Result<AmqpMessage<Data>, crate::Error> {
         if self.properties.contains_key("iothub-ack") {
             return Err(crate::Error::InvalidMessage(
-                "set the acknowledgement with Message::with_ack, not as the 'iothub-ack' property".into(),
+                "set the acknowledgement with Message::with_ack, not as the 'iothub-ack' property"
+                    .into(),
             ));
         }
         let expiry = match self.expiry {
@@ -234,9 +235,9 @@ impl Message {
                         crate::Error::InvalidMessage("the expiry time is before 1970".into())
                     })?
                     .as_millis();
-                Some(Timestamp::from_milliseconds(i64::try_from(ms).map_err(|_| {
-                    crate::Error::InvalidMessage("the expiry time is too far away".into())
-                })?))
+                Some(Timestamp::from_milliseconds(i64::try_from(ms).map_err(
+                    |_| crate::Error::InvalidMessage("the expiry time is too far away".into()),
+                )?))
             }
             None => None,
         };

@@ -46,9 +46,10 @@ impl<S> WsStream<S> {
 fn to_io(error: WsError) -> io::Error {
     match error {
         WsError::Io(e) => e,
-        WsError::ConnectionClosed | WsError::AlreadyClosed => {
-            io::Error::new(io::ErrorKind::BrokenPipe, "the WebSocket connection is closed")
-        }
+        WsError::ConnectionClosed | WsError::AlreadyClosed => io::Error::new(
+            io::ErrorKind::BrokenPipe,
+            "the WebSocket connection is closed",
+        ),
         other => io::Error::other(other),
     }
 }

@@ -165,7 +165,10 @@ async fn queue_limit_size_limit_and_purge() {
         .await
         .expect("send after purge");
 
-    let err = client.purge_queue("nobody").await.expect_err("purge missing");
+    let err = client
+        .purge_queue("nobody")
+        .await
+        .expect_err("purge missing");
     assert!(err.is_device_not_found(), "{err:?}");
 }
 
@@ -182,7 +185,10 @@ async fn many_tasks_share_one_pipelined_link() {
         tasks.push(tokio::spawn(async move {
             for i in 0..25 {
                 client
-                    .send(format!("p{t}"), Message::new(format!("{t}-{i}").into_bytes()))
+                    .send(
+                        format!("p{t}"),
+                        Message::new(format!("{t}-{i}").into_bytes()),
+                    )
                     .await?;
             }
             Ok::<_, iothub_c2d::Error>(())
@@ -239,7 +245,10 @@ async fn wrong_key_is_unauthorized() {
     // The refused key does not leak into the error text.
     assert!(!format!("{err} {err:?}").contains("AAAAAAAAAAAA"));
     // A policy without service connect is refused too.
-    let read_only = hub.emu.policy_connection_string("registryRead").expect("policy");
+    let read_only = hub
+        .emu
+        .policy_connection_string("registryRead")
+        .expect("policy");
     let client = C2dClient::builder()
         .connection_string(&read_only)
         .amqps_port(hub.emu.amqps_port())
@@ -258,7 +267,11 @@ async fn token_is_renewed_on_a_connection_that_outlives_it() {
     let hub = Hub::start().await;
     hub.create_device("renew").await;
     // Tokens live 3 s; the emulator refuses sends on a connection whose token expired.
-    let client = hub.client().sas_ttl(Duration::from_secs(3)).build().expect("client");
+    let client = hub
+        .client()
+        .sas_ttl(Duration::from_secs(3))
+        .build()
+        .expect("client");
     client
         .send("renew", Message::new(b"1".to_vec()))
         .await
@@ -302,14 +315,24 @@ async fn feedback_for_expired_and_purged_messages() {
         .expect("open link");
     assert_eq!(batch.records.len(), 1, "{batch:?}");
     let record = &batch.records[0];
-    assert_eq!(record.original_message_id.as_deref(), Some(expiring_id.as_str()));
+    assert_eq!(
+        record.original_message_id.as_deref(),
+        Some(expiring_id.as_str())
+    );
     assert_eq!(record.status, FeedbackStatus::Expired);
     assert_eq!(record.device_id, "fb");
     assert!(record.enqueued_time_utc.is_some());
     assert_eq!(hub.message_count("fb").await, 0);
 
     client.send("fb", purged).await.expect("send to purge");
-    assert_eq!(client.purge_queue("fb").await.expect("purge").total_messages_purged, 1);
+    assert_eq!(
+        client
+            .purge_queue("fb")
+            .await
+            .expect("purge")
+            .total_messages_purged,
+        1
+    );
     let mut stream = Box::pin(feedback.into_stream());
     let batch = tokio::time::timeout(Duration::from_secs(10), stream.next())
         .await
@@ -317,7 +340,10 @@ async fn feedback_for_expired_and_purged_messages() {
         .expect("stream item")
         .expect("batch");
     assert_eq!(batch.records.len(), 1, "{batch:?}");
-    assert_eq!(batch.records[0].original_message_id.as_deref(), Some(purged_id.as_str()));
+    assert_eq!(
+        batch.records[0].original_message_id.as_deref(),
+        Some(purged_id.as_str())
+    );
     assert_eq!(batch.records[0].status, FeedbackStatus::Purged);
 }
 
@@ -325,7 +351,11 @@ async fn feedback_for_expired_and_purged_messages() {
 async fn reconnects_after_the_hub_restarts_and_keeps_acknowledged_messages() {
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("data");
-    let emu = Emulator::builder().data_dir(&data).start().await.expect("start");
+    let emu = Emulator::builder()
+        .data_dir(&data)
+        .start()
+        .await
+        .expect("start");
     let (https, amqps) = (emu.https_port(), emu.amqps_port());
     let hub = Hub::around(emu, tempfile::tempdir().expect("temp"));
     for i in 0..5 {
@@ -333,7 +363,10 @@ async fn reconnects_after_the_hub_restarts_and_keeps_acknowledged_messages() {
     }
     let client = hub
         .client()
-        .retry_policy(RetryPolicy::new(20).with_delays(Duration::from_millis(100), Duration::from_millis(500)))
+        .retry_policy(
+            RetryPolicy::new(20)
+                .with_delays(Duration::from_millis(100), Duration::from_millis(500)),
+        )
         .send_timeout(Duration::from_secs(20))
         .build()
         .expect("client");
@@ -346,7 +379,10 @@ async fn reconnects_after_the_hub_restarts_and_keeps_acknowledged_messages() {
             let mut acknowledged = 0u64;
             for i in 0..40 {
                 match client
-                    .send(format!("r{t}"), Message::new(format!("{t}-{i}").into_bytes()))
+                    .send(
+                        format!("r{t}"),
+                        Message::new(format!("{t}-{i}").into_bytes()),
+                    )
                     .await
                 {
                     Ok(()) => acknowledged += 1,
@@ -386,7 +422,10 @@ async fn reconnects_after_the_hub_restarts_and_keeps_acknowledged_messages() {
         let queued = hub.message_count(&format!("r{i}")).await;
         // Every acknowledged message is there; a message whose outcome was lost with the
         // connection may be there too, but nothing is duplicated by the client.
-        assert!(queued >= *acked, "device r{i}: {queued} queued, {acked} acknowledged");
+        assert!(
+            queued >= *acked,
+            "device r{i}: {queued} queued, {acked} acknowledged"
+        );
         assert!(queued <= 41, "device r{i}: {queued} queued");
     }
     assert!(acknowledged.iter().sum::<u64>() > 5, "{acknowledged:?}");

@@ -44,11 +44,9 @@ use fe2o3_amqp::acceptor::{
     ListenerSessionHandle, SaslAcceptor, SessionAcceptor,
 };
 use fe2o3_amqp::link::delivery::DeliveryInfo;
-use fe2o3_amqp::types::definitions::{
-    self, AmqpError, ErrorCondition, Fields, LinkError, Role,
-};
+use fe2o3_amqp::types::definitions::{self, AmqpError, ErrorCondition, Fields, LinkError, Role};
 use fe2o3_amqp::types::messaging::{
-    ApplicationProperties, AmqpValue, Body, Message, MessageId, Outcome, Properties,
+    AmqpValue, ApplicationProperties, Body, Message, MessageId, Outcome, Properties,
 };
 use fe2o3_amqp::types::primitives::{
     Array, Binary, OrderedMap, SimpleValue, Symbol, Timestamp, Value,
@@ -348,21 +346,17 @@ async fn run_session(
             continue;
         }
         let task = match (node, endpoint) {
-            (Node::Cbs, LinkEndpoint::Receiver(receiver)) => tokio::spawn(cbs_requests(
-                receiver,
-                Arc::clone(&ctx),
-                Arc::clone(&state),
-            )),
+            (Node::Cbs, LinkEndpoint::Receiver(receiver)) => {
+                tokio::spawn(cbs_requests(receiver, Arc::clone(&ctx), Arc::clone(&state)))
+            }
             (Node::Cbs, LinkEndpoint::Sender(sender)) => {
                 let (tx, rx) = mpsc::channel(16);
                 *state.cbs_replies.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
                 tokio::spawn(cbs_replies(sender, rx))
             }
-            (Node::Devicebound, LinkEndpoint::Receiver(receiver)) => tokio::spawn(devicebound(
-                receiver,
-                Arc::clone(&ctx),
-                Arc::clone(&state),
-            )),
+            (Node::Devicebound, LinkEndpoint::Receiver(receiver)) => {
+                tokio::spawn(devicebound(receiver, Arc::clone(&ctx), Arc::clone(&state)))
+            }
             (Node::Feedback, LinkEndpoint::Sender(sender)) => {
                 tokio::spawn(feedback(sender, Arc::clone(&ctx)))
             }
@@ -415,7 +409,9 @@ fn c2d_amqp_error(error: &C2dError) -> definitions::Error {
         }
         C2dError::QueueFull(_) => ErrorCondition::AmqpError(AmqpError::ResourceLimitExceeded),
         C2dError::TooLarge(_) => ErrorCondition::LinkError(LinkError::MessageSizeExceeded),
-        C2dError::Invalid(_) => ErrorCondition::Custom(Symbol::from("com.microsoft:argument-error")),
+        C2dError::Invalid(_) => {
+            ErrorCondition::Custom(Symbol::from("com.microsoft:argument-error"))
+        }
         _ => ErrorCondition::AmqpError(AmqpError::InternalError),
     };
     amqp_error(condition, error.code().name(), &error.to_string())
@@ -559,9 +555,9 @@ fn simple_to_json(value: &SimpleValue) -> Json {
         SimpleValue::Double(f) => json!(f.into_inner()),
         SimpleValue::String(s) => Json::String(s.clone()),
         SimpleValue::Symbol(s) => Json::String(s.as_str().to_owned()),
-        SimpleValue::Timestamp(t) => Json::String(
-            crate::model::format_time(crate::c2d::from_millis(t.milliseconds())),
-        ),
+        SimpleValue::Timestamp(t) => Json::String(crate::model::format_time(
+            crate::c2d::from_millis(t.milliseconds()),
+        )),
         SimpleValue::Binary(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
         other => Json::String(format!("{other:?}")),
     }
@@ -575,7 +571,8 @@ fn parse_to(to: &str) -> Option<(String, Option<String>)> {
         Some((d, m)) => (d, Some(m)),
         None => (rest, None),
     };
-    let decode = |s: &str| iothub_auth::sas::decode(s).filter(|s| !s.is_empty() && !s.contains('/'));
+    let decode =
+        |s: &str| iothub_auth::sas::decode(s).filter(|s| !s.is_empty() && !s.contains('/'));
     let device = decode(device)?;
     let module = match module {
         Some(m) => Some(decode(m)?),
@@ -589,7 +586,10 @@ fn parse_to(to: &str) -> Option<(String, Option<String>)> {
 fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, Json), C2dError> {
     let props = message.properties.clone().unwrap_or_default();
     let to = props.to.as_deref().ok_or_else(|| {
-        C2dError::Invalid("The message has no 'to' property; set it to /devices/{deviceId}/messages/devicebound.".into())
+        C2dError::Invalid(
+            "The message has no 'to' property; set it to /devices/{deviceId}/messages/devicebound."
+                .into(),
+        )
     })?;
     let (device_id, module_id) = parse_to(to).ok_or_else(|| {
         C2dError::Invalid(format!(
@@ -634,7 +634,12 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
     );
     wire.insert(
         "userId",
-        json!(props.user_id.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())),
+        json!(
+            props
+                .user_id
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+        ),
     );
     wire.insert(
         "contentType",
@@ -642,7 +647,12 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
     );
     wire.insert(
         "contentEncoding",
-        json!(props.content_encoding.as_ref().map(|s| s.as_str().to_owned())),
+        json!(
+            props
+                .content_encoding
+                .as_ref()
+                .map(|s| s.as_str().to_owned())
+        ),
     );
     wire.insert(
         "absoluteExpiryTime",
@@ -664,7 +674,8 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
     ))
 }
 
-type Settlement = Pin<Box<dyn std::future::Future<Output = (DeliveryInfo, Result<(), C2dError>)> + Send>>;
+type Settlement =
+    Pin<Box<dyn std::future::Future<Output = (DeliveryInfo, Result<(), C2dError>)> + Send>>;
 
 async fn devicebound(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<ConnState>) {
     let mut pending: FuturesUnordered<Settlement> = FuturesUnordered::new();
@@ -760,9 +771,7 @@ async fn feedback(mut sender: Sender, ctx: Arc<AmqpContext>) {
                 message_id: Some(MessageId::String(uuid::Uuid::new_v4().to_string())),
                 user_id: Some(Binary::from(ctx.hub_name.as_bytes().to_vec())),
                 content_type: Some(Symbol::from(FEEDBACK_CONTENT_TYPE)),
-                creation_time: Some(Timestamp::from_milliseconds(
-                    Utc::now().timestamp_millis(),
-                )),
+                creation_time: Some(Timestamp::from_milliseconds(Utc::now().timestamp_millis())),
                 ..Default::default()
             })
             .data(Binary::from(batch.body))
@@ -805,7 +814,10 @@ mod tests {
     #[test]
     fn nodes() {
         assert_eq!(node_of(Some("$cbs")), Node::Cbs);
-        assert_eq!(node_of(Some("/messages/serviceBound/feedback")), Node::Feedback);
+        assert_eq!(
+            node_of(Some("/messages/serviceBound/feedback")),
+            Node::Feedback
+        );
         assert_eq!(node_of(Some("/messages/devicebound")), Node::Devicebound);
         assert_eq!(node_of(Some("/messages/events")), Node::Unknown);
         assert_eq!(node_of(None), Node::Unknown);

@@ -302,7 +302,11 @@ impl C2dQueues {
     ///
     /// # Errors
     /// [`C2dError::Store`].
-    pub async fn queue_depth(&self, device_id: &str, module_id: Option<&str>) -> Result<u64, C2dError> {
+    pub async fn queue_depth(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+    ) -> Result<u64, C2dError> {
         let device_id = device_id.to_owned();
         let module_id = module_id.unwrap_or("").to_owned();
         self.store
@@ -343,12 +347,11 @@ impl C2dQueues {
             if in_flight.contains(&seq) {
                 continue;
             }
-            let record: Value = serde_json::from_str(&text).map_err(|source| {
-                StoreError::Corrupt {
+            let record: Value =
+                serde_json::from_str(&text).map_err(|source| StoreError::Corrupt {
                     what: "feedback record",
                     source,
-                }
-            })?;
+                })?;
             seqs.push(seq);
             records.push(record);
         }
@@ -356,12 +359,11 @@ impl C2dQueues {
             return Ok(None);
         }
         in_flight.extend(seqs.iter().copied());
-        let body = serde_json::to_vec(&Value::Array(records)).map_err(|source| {
-            StoreError::Corrupt {
+        let body =
+            serde_json::to_vec(&Value::Array(records)).map_err(|source| StoreError::Corrupt {
                 what: "feedback record",
                 source,
-            }
-        })?;
+            })?;
         Ok(Some(FeedbackBatch { seqs, body }))
     }
 
@@ -535,7 +537,11 @@ async fn sweeper(queues: std::sync::Weak<C2dQueues>) {
 }
 
 /// The generation id of a device (`module == ""`) or module, or `None` when it does not exist.
-fn generation_of(conn: &Connection, device: &str, module: &str) -> Result<Option<String>, StoreError> {
+fn generation_of(
+    conn: &Connection,
+    device: &str,
+    module: &str,
+) -> Result<Option<String>, StoreError> {
     let found = if module.is_empty() {
         conn.prepare_cached(
             "SELECT json_extract(record, '$.generationId') FROM devices WHERE device_id = ?1",
@@ -554,13 +560,20 @@ fn generation_of(conn: &Connection, device: &str, module: &str) -> Result<Option
 
 fn queue_depth(conn: &Connection, device: &str, module: &str) -> Result<u64, StoreError> {
     let n: i64 = conn
-        .prepare_cached("SELECT COUNT(*) FROM c2d_messages WHERE device_id = ?1 AND module_id = ?2")?
+        .prepare_cached(
+            "SELECT COUNT(*) FROM c2d_messages WHERE device_id = ?1 AND module_id = ?2",
+        )?
         .query_row(params![device, module], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
 /// Keeps `cloudToDeviceMessageCount` of the identity and its twin equal to the queue depth.
-fn set_message_count(conn: &Connection, device: &str, module: &str, count: u64) -> Result<(), StoreError> {
+fn set_message_count(
+    conn: &Connection,
+    device: &str,
+    module: &str,
+    count: u64,
+) -> Result<(), StoreError> {
     let count = i64::try_from(count).unwrap_or(i64::MAX);
     if module.is_empty() {
         conn.prepare_cached(
@@ -623,7 +636,11 @@ fn add_feedback(
             description,
             now,
         );
-        stmt.execute(params![message.device_id, now.timestamp_millis(), record.to_string()])?;
+        stmt.execute(params![
+            message.device_id,
+            now.timestamp_millis(),
+            record.to_string()
+        ])?;
     }
     Ok(())
 }

@@ -318,14 +318,12 @@ impl EmulatorBuilder {
                 flag: "--amqps-port",
                 source,
             })?;
-        let amqps_addr = amqps_listener
-            .local_addr()
-            .map_err(|source| Error::Bind {
-                protocol: "AMQPS",
-                addr: amqps_requested,
-                flag: "--amqps-port",
-                source,
-            })?;
+        let amqps_addr = amqps_listener.local_addr().map_err(|source| Error::Bind {
+            protocol: "AMQPS",
+            addr: amqps_requested,
+            flag: "--amqps-port",
+            source,
+        })?;
 
         let policies = Arc::new(Policies::new(&hub_key));
         let policy_keys = policies

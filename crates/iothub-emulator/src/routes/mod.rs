@@ -149,7 +149,10 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
         )
         .route_layer(middleware::from_fn(require_api_version))
         // AMQP over WebSockets carries no api-version (clients do not send one).
-        .route(iothub_c2d::websocket::PATH, get(websocket::amqp_over_websocket))
+        .route(
+            iothub_c2d::websocket::PATH,
+            get(websocket::amqp_over_websocket),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state);

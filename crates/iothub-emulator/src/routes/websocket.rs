@@ -47,8 +47,9 @@ pub async fn amqp_over_websocket(State(state): State<AppState>, mut request: Req
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let ws = WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                    .await;
+                let ws =
+                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
+                        .await;
                 crate::amqp::serve_stream(WsStream::new(ws), amqp).await;
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
