@@ -48,7 +48,7 @@ async fn hub(throttle: ThrottleConfig) -> Hub {
     let rm = RegistryManager::builder()
         .connection_string(&emu.connection_string())
         .add_root_certificate_pem(emu.ca_pem())
-        .retry_policy(RetryPolicy::default().total_timeout(Some(Duration::from_secs(90))))
+        .retry_policy(RetryPolicy::default().with_total_timeout(Some(Duration::from_secs(90))))
         .build()
         .unwrap();
     Hub { rm, emu, dir }

@@ -17,9 +17,9 @@ const CS: &str = "HostName=myhub.example;SharedAccessKeyName=iothubowner;SharedA
 
 fn fast_retries() -> RetryPolicy {
     RetryPolicy::default()
-        .initial_backoff(Duration::from_millis(5))
-        .max_backoff(Duration::from_millis(20))
-        .max_attempts(4)
+        .with_initial_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(20))
+        .with_max_attempts(4)
 }
 
 async fn setup() -> (MockServer, RegistryManager) {
@@ -287,7 +287,7 @@ async fn attempt_timeout_is_a_timeout_error() {
         .await;
     let rm = rm
         .with_attempt_timeout(Duration::from_millis(100))
-        .with_retry_policy(fast_retries().max_attempts(2));
+        .with_retry_policy(fast_retries().with_max_attempts(2));
     let err = rm.get_device("slow").await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert!(matches!(
@@ -485,7 +485,7 @@ async fn a_slow_direct_method_is_not_cut_short_by_the_total_deadline() {
         .expect(1)
         .mount(&server)
         .await;
-    let rm = rm.with_retry_policy(fast_retries().total_timeout(Some(Duration::from_millis(300))));
+    let rm = rm.with_retry_policy(fast_retries().with_total_timeout(Some(Duration::from_millis(300))));
     let method_call = CloudToDeviceMethod::new("slow").response_timeout_in_seconds(5);
     let answer = rm.invoke_device_method("dev1", &method_call).await.unwrap();
     assert_eq!(answer.status, Some(200));
