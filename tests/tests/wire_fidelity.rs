@@ -182,7 +182,7 @@ async fn rust_calls(rm: &RegistryManager) -> iothub_registry::Result<()> {
     refused(404, rm.invoke_device_method("wf-sas", &reboot).await);
     refused(
         404,
-        rm.invoke_device_module_method("wf-sas", "m1", &CloudToDeviceMethod::new("m"))
+        rm.invoke_device_module_method("wf-sas", "m1", CloudToDeviceMethod::new("m"))
             .await,
     );
     // deletes

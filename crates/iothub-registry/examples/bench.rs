@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use iothub_registry::{
-    AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode, RegistryManager, TwinPatch,
+    AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode, RegistryManager,
+    TwinPatch,
 };
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -584,7 +585,7 @@ async fn run(args: Args) {
     rust.push(
         measure("get", n, c, emu, |i| {
             let rm = &rm;
-            async move { rm.get_device(&id(i)).await.map(drop) }
+            async move { rm.get_device(id(i)).await.map(drop) }
         })
         .await,
     );

@@ -10,9 +10,9 @@ use futures::stream::{self, StreamExt as _};
 use iothub_rest::types as wire;
 
 use crate::RegistryManager;
-use crate::operation::{Op, decode_with, into_future};
 use crate::error::{Error, Result, ServiceError};
 use crate::model::{BulkRegistryOperationResult, ExportImportDevice};
+use crate::operation::{Op, decode_with, into_future};
 use crate::retry::Idempotency;
 
 /// The most entries IoT Hub accepts in one bulk request.
@@ -251,7 +251,6 @@ impl fmt::Debug for ChunkedBulkRequest<'_> {
 impl ChunkedBulkRequest<'_> {
     /// Entries per request, 1 to [`MAX_BULK_DEVICES`] (defaults to 100). Another value makes
     /// the request fail with [`Error::InvalidRequest`] before anything is sent.
-    #[must_use]
     pub fn chunk_size(mut self, size: usize) -> Self {
         self.chunk_size = size;
         self
@@ -259,21 +258,18 @@ impl ChunkedBulkRequest<'_> {
 
     /// Requests in flight at once (defaults to 4). `0` makes the request fail with
     /// [`Error::InvalidRequest`] before anything is sent.
-    #[must_use]
     pub fn concurrency(mut self, requests: usize) -> Self {
         self.concurrency = requests;
         self
     }
 
     /// Calls `f` after each chunk with the running totals.
-    #[must_use]
     pub fn on_progress(mut self, f: impl Fn(BulkProgress) + Send + Sync + 'static) -> Self {
         self.progress = Some(Arc::new(f));
         self
     }
 
     /// Publishes the running totals on a `watch` channel after each chunk.
-    #[must_use]
     pub fn progress_channel(self, sender: tokio::sync::watch::Sender<BulkProgress>) -> Self {
         self.on_progress(move |p| {
             sender.send_replace(p);

@@ -58,7 +58,6 @@ impl<'a> DeviceRequest<'a> {
     }
 
     /// Marks the device as an IoT Edge device (default `false`).
-    #[must_use]
     pub fn iot_edge(mut self, iot_edge: bool) -> Self {
         self.body.capabilities = Some(wire::DeviceCapabilities {
             iot_edge: Some(iot_edge),
@@ -67,7 +66,6 @@ impl<'a> DeviceRequest<'a> {
     }
 
     /// Why the status is set (up to 128 characters).
-    #[must_use]
     pub fn status_reason(mut self, reason: impl Into<String>) -> Self {
         self.body.status_reason = Some(reason.into());
         self
@@ -75,14 +73,12 @@ impl<'a> DeviceRequest<'a> {
 
     /// Scope of the device: generated for edge devices; set on a leaf device to the parent
     /// edge device's `device_scope` to make it a child.
-    #[must_use]
     pub fn device_scope(mut self, scope: impl Into<String>) -> Self {
         self.body.device_scope = Some(scope.into());
         self
     }
 
     /// Scopes of the parent edge device(s).
-    #[must_use]
     pub fn parent_scopes<I, S>(mut self, scopes: I) -> Self
     where
         I: IntoIterator<Item = S>,
@@ -162,7 +158,6 @@ pub struct GetDevicesRequest<'a> {
 impl GetDevicesRequest<'_> {
     /// At most this many devices (`?top=n`). Defaults to the service's choice; IoT Hub
     /// returns at most 1000 either way.
-    #[must_use]
     pub fn max_number_of_devices(mut self, max_number_of_devices: u32) -> Self {
         self.max_number_of_devices = Some(max_number_of_devices);
         self
@@ -200,7 +195,6 @@ pub struct DeleteDeviceRequest<'a> {
 impl DeleteDeviceRequest<'_> {
     /// Deletes only if the identity's ETag still matches (`If-Match: "<etag>"`). Without this
     /// call the delete is unconditional (`If-Match: "*"`, as Python's `etag=None`).
-    #[must_use]
     pub fn etag(mut self, etag: impl Into<ETag>) -> Self {
         self.etag = etag.into();
         self
@@ -504,7 +498,13 @@ mod tests {
     fn options_map_to_body_fields() {
         let rm = rm();
         let req = rm
-            .update_device_with_x509("dev1", ETag::new("MQ=="), "t1", "t2", DeviceStatus::Disabled)
+            .update_device_with_x509(
+                "dev1",
+                ETag::new("MQ=="),
+                "t1",
+                "t2",
+                DeviceStatus::Disabled,
+            )
             .iot_edge(true)
             .status_reason("why")
             .device_scope("scope")
@@ -533,7 +533,10 @@ mod tests {
         let rm = rm();
         assert_eq!(rm.delete_device("d").etag.header_value(), "\"*\"");
         assert_eq!(
-            rm.delete_device("d").etag(ETag::new("MQ==")).etag.header_value(),
+            rm.delete_device("d")
+                .etag(ETag::new("MQ=="))
+                .etag
+                .header_value(),
             "\"MQ==\""
         );
     }

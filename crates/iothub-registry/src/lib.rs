@@ -251,8 +251,7 @@ mod statistics;
 mod twins;
 
 pub use bulk::{
-    BulkProgress, BulkRequest, ChunkedBulkRequest, ChunkedBulkResult, FailedChunk,
-    MAX_BULK_DEVICES,
+    BulkProgress, BulkRequest, ChunkedBulkRequest, ChunkedBulkResult, FailedChunk, MAX_BULK_DEVICES,
 };
 pub use client::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RegistryManager, RegistryManagerBuilder,

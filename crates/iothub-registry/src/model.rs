@@ -522,13 +522,17 @@ impl Twin {
     /// The desired properties, including IoT Hub's `$metadata` and `$version` entries; an
     /// empty object when the twin has none (or `properties` was not sent).
     pub fn desired(&self) -> &JsonObject {
-        self.properties.as_ref().map_or(empty_object(), |p| &p.desired)
+        self.properties
+            .as_ref()
+            .map_or(empty_object(), |p| &p.desired)
     }
 
     /// The reported properties, including IoT Hub's `$metadata` and `$version` entries; an
     /// empty object when the twin has none (or `properties` was not sent).
     pub fn reported(&self) -> &JsonObject {
-        self.properties.as_ref().map_or(empty_object(), |p| &p.reported)
+        self.properties
+            .as_ref()
+            .map_or(empty_object(), |p| &p.reported)
     }
 }
 
@@ -887,14 +891,18 @@ fn required_etag(etag: Option<String>, what: &str) -> crate::Result<ETag> {
 }
 
 /// A wire string that must be one of an enum's values.
-fn known<T: FromStr<Err = UnknownValue>>(value: Option<String>, what: &str) -> crate::Result<Option<T>> {
+fn known<T: FromStr<Err = UnknownValue>>(
+    value: Option<String>,
+    what: &str,
+) -> crate::Result<Option<T>> {
     value
         .map(|v| {
-            v.parse().map_err(|UnknownValue(v)| crate::Error::InvalidResponse {
-                status: None,
-                body: format!("unknown {what} `{v}`"),
-                source: None,
-            })
+            v.parse()
+                .map_err(|UnknownValue(v)| crate::Error::InvalidResponse {
+                    status: None,
+                    body: format!("unknown {what} `{v}`"),
+                    source: None,
+                })
         })
         .transpose()
 }
@@ -1086,7 +1094,10 @@ mod tests {
         assert_eq!(ETag::new("\"MQ==\"").header_value(), "\"MQ==\"");
         assert_eq!(ETag::new("\"").header_value(), "\"\"\"");
         assert_eq!(ETag::new("").header_value(), "\"\"");
-        assert_eq!(serde_json::to_value(ETag::new("MQ==")).unwrap(), json!("MQ=="));
+        assert_eq!(
+            serde_json::to_value(ETag::new("MQ==")).unwrap(),
+            json!("MQ==")
+        );
     }
 
     #[test]

@@ -88,9 +88,11 @@ impl<'a> ModuleRequest<'a> {
                     .device(device_id)
                     .module(module_id),
                 || async move {
-                    output(rest.modules_create_or_update_identity(
-                        device_id, module_id, if_match, body,
-                    ))
+                    output(
+                        rest.modules_create_or_update_identity(
+                            device_id, module_id, if_match, body,
+                        ),
+                    )
                     .await
                 },
             )
@@ -172,7 +174,6 @@ pub struct DeleteModuleRequest<'a> {
 impl DeleteModuleRequest<'_> {
     /// Deletes only if the module's ETag still matches (`If-Match: "<etag>"`). Without this
     /// call the delete is unconditional (`If-Match: "*"`, as Python's `etag=None`).
-    #[must_use]
     pub fn etag(mut self, etag: impl Into<ETag>) -> Self {
         self.etag = etag.into();
         self

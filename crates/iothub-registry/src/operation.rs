@@ -11,8 +11,8 @@
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use iothub_rest::{ClientInfo as _, ResponseValue};
 use iothub_rest::types::ErrorDetails;
+use iothub_rest::{ClientInfo as _, ResponseValue};
 use tracing::Instrument as _;
 
 use crate::RegistryManager;

@@ -190,7 +190,6 @@ where
 {
     /// Starts after the page that returned this token (`x-ms-continuation`). Without it, or
     /// with an empty token, the query starts at its first page.
-    #[must_use]
     pub fn continuation_token(mut self, token: impl Into<String>) -> Self {
         let token = token.into();
         self.continuation_token = (!token.is_empty()).then_some(token);
@@ -200,7 +199,6 @@ where
     /// Items per page (`x-ms-max-item-count`; Python's `max_item_count`). Defaults to the
     /// service's choice (100 on IoT Hub; at most 1000).
     #[doc(alias = "max_item_count")]
-    #[must_use]
     pub fn page_size(mut self, page_size: u32) -> Self {
         self.page_size = Some(page_size);
         self

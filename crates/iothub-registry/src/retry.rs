@@ -283,6 +283,9 @@ mod tests {
     #[test]
     fn disabled_means_one_attempt() {
         assert_eq!(RetryPolicy::disabled().max_attempts(), 1);
-        assert_eq!(RetryPolicy::default().with_max_attempts(0).max_attempts(), 1);
+        assert_eq!(
+            RetryPolicy::default().with_max_attempts(0).max_attempts(),
+            1
+        );
     }
 }

@@ -283,7 +283,6 @@ impl TwinRequest<'_> {
     /// Applies only if the twin's ETag still matches (`If-Match: "<etag>"`; pass
     /// `&twin.etag`). Without this call the write is unconditional (`If-Match: "*"`, as
     /// Python's `etag=None`).
-    #[must_use]
     pub fn etag(mut self, etag: impl Into<ETag>) -> Self {
         self.etag = etag.into();
         self
@@ -559,10 +558,14 @@ mod tests {
     #[test]
     fn patch_bodies_hold_only_tags_and_desired() {
         let patch = TwinPatch::new().desired(json!({"temp": 21})).unwrap();
-        assert_eq!(body(&patch), json!({"properties": {"desired": {"temp": 21}}}));
+        assert_eq!(
+            body(&patch),
+            json!({"properties": {"desired": {"temp": 21}}})
+        );
         let patch = TwinPatch::new().tags(json!({"a": {"b": [1, 2]}})).unwrap();
         assert_eq!(body(&patch), json!({"tags": {"a": {"b": [1, 2]}}}));
-        let doc = json!({"tags": {"only": true}, "properties": {"desired": {"mode": "eco", "x": null}}});
+        let doc =
+            json!({"tags": {"only": true}, "properties": {"desired": {"mode": "eco", "x": null}}});
         assert_eq!(body(&TwinPatch::from_json(doc.clone()).unwrap()), doc);
         assert_eq!(body(&TwinPatch::new()), json!({}));
     }
@@ -590,11 +593,17 @@ mod tests {
     fn refuses_what_a_service_cannot_write() {
         assert!(matches!(
             TwinPatch::new().tags(json!([1])),
-            Err(TwinPatchError::NotAnObject { part: "tags", found: "array" })
+            Err(TwinPatchError::NotAnObject {
+                part: "tags",
+                found: "array"
+            })
         ));
         assert!(matches!(
             TwinPatch::new().desired("x"),
-            Err(TwinPatchError::NotAnObject { found: "string", .. })
+            Err(TwinPatchError::NotAnObject {
+                found: "string",
+                ..
+            })
         ));
         let reported = TwinPatch::from_json(json!({"properties": {"reported": {"a": 1}}}));
         assert!(

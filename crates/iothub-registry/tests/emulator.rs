@@ -231,10 +231,7 @@ async fn modules_and_module_twins() {
         .etag(&twin.etag)
         .await
         .unwrap();
-    assert_eq!(
-        patched.desired()["level"]["deep"],
-        json!([1, 2, 3])
-    );
+    assert_eq!(patched.desired()["level"]["deep"], json!([1, 2, 3]));
     let stale = rm
         .update_module_twin("mdev", "m-sas", &patch)
         .etag(&twin.etag)
@@ -242,7 +239,11 @@ async fn modules_and_module_twins() {
         .unwrap_err();
     assert!(stale.is_precondition_failed());
     let replaced = rm
-        .replace_module_twin("mdev", "m-sas", TwinPatch::new().tags(json!({"t": 1})).unwrap())
+        .replace_module_twin(
+            "mdev",
+            "m-sas",
+            TwinPatch::new().tags(json!({"t": 1})).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(replaced.tags["t"], 1);
@@ -293,7 +294,10 @@ async fn device_twins_update_replace_and_stale_etag() {
     assert!(stale.is_precondition_failed(), "{stale:?}");
 
     let replaced = rm
-        .replace_twin("tdev", TwinPatch::new().tags(json!({"only": "this"})).unwrap())
+        .replace_twin(
+            "tdev",
+            TwinPatch::new().tags(json!({"only": "this"})).unwrap(),
+        )
         .etag(&patched.etag)
         .await
         .unwrap();
@@ -468,15 +472,18 @@ async fn statistics_and_direct_methods() {
     let call = CloudToDeviceMethod::new("reboot").payload(json!({"delay": 1}));
     let err = rm.invoke_device_method("s1", &call).await.unwrap_err();
     assert!(err.is_device_not_online(), "{err:?}");
-    assert!(!err.is_not_found(), "an offline device is not a missing one: {err:?}");
+    assert!(
+        !err.is_not_found(),
+        "an offline device is not a missing one: {err:?}"
+    );
     assert_eq!(err.code().unwrap().number(), Some(404103));
     let err = rm
-        .invoke_device_module_method("s1", "mod", &CloudToDeviceMethod::new("m"))
+        .invoke_device_module_method("s1", "mod", CloudToDeviceMethod::new("m"))
         .await
         .unwrap_err();
     assert!(err.is_device_not_online(), "{err:?}");
     let err = rm
-        .invoke_device_method("missing", &CloudToDeviceMethod::new("m"))
+        .invoke_device_method("missing", CloudToDeviceMethod::new("m"))
         .await
         .unwrap_err();
     assert!(err.is_not_found());
@@ -531,7 +538,7 @@ async fn every_operation_succeeds_under_random_throttling() {
     let patch = TwinPatch::new().desired(json!({"v": 1})).unwrap();
     for i in 0..10 {
         rm.update_twin(format!("f{i}"), &patch).await.unwrap();
-        rm.get_twin(&format!("f{i}")).await.unwrap();
+        rm.get_twin(format!("f{i}")).await.unwrap();
     }
     assert!(hub.throttled() > 5, "throttled {} times", hub.throttled());
     hub.emu.shutdown().await.unwrap();
@@ -552,7 +559,7 @@ async fn every_operation_succeeds_under_quota_throttling() {
     });
     let devices = futures::future::try_join_all(creates).await.unwrap();
     assert_eq!(devices.len(), 40);
-    let reads = (0..20).map(|i| async move { rm.get_twin(&format!("t{i}")).await });
+    let reads = (0..20).map(|i| async move { rm.get_twin(format!("t{i}")).await });
     futures::future::try_join_all(reads).await.unwrap();
     assert!(hub.throttled() >= 20, "throttled {} times", hub.throttled());
     hub.emu.shutdown().await.unwrap();

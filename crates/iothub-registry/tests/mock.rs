@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use iothub_registry::{
-    AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ErrorCode, ExportImportDevice,
-    ETag, ImportMode, RegistryManager, RetryPolicy, Twin, TwinPatch,
+    AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ETag, ErrorCode,
+    ExportImportDevice, ImportMode, RegistryManager, RetryPolicy, Twin, TwinPatch,
 };
 use serde_json::json;
 use wiremock::matchers::{body_json, header, header_exists, method, path, query_param};
@@ -122,7 +122,13 @@ async fn update_and_delete_quote_if_match() {
         .mount(&server)
         .await;
     let d = rm
-        .update_device_with_sas("dev1", ETag::new("MQ=="), "AAAA", "BBBB", DeviceStatus::Enabled)
+        .update_device_with_sas(
+            "dev1",
+            ETag::new("MQ=="),
+            "AAAA",
+            "BBBB",
+            DeviceStatus::Enabled,
+        )
         .await
         .unwrap();
     rm.delete_device("dev1").await.unwrap();
@@ -318,7 +324,7 @@ async fn direct_method_bodies_and_device_not_online() {
         .mount(&server)
         .await;
     let answer = rm
-        .invoke_device_module_method("dev1", "mod1", &CloudToDeviceMethod::new("m"))
+        .invoke_device_module_method("dev1", "mod1", CloudToDeviceMethod::new("m"))
         .await
         .unwrap();
     assert_eq!(answer.status, Some(200));
@@ -358,7 +364,9 @@ async fn query_pages_follow_continuation_and_stop_on_repeat() {
             ResponseTemplate::new(200)
                 .insert_header("x-ms-item-type", "Twin")
                 .insert_header("x-ms-continuation", "tok1")
-                .set_body_json(json!([{"deviceId": "d1", "etag": "MQ==", "tags": {"a": {"b": 1}}}])),
+                .set_body_json(
+                    json!([{"deviceId": "d1", "etag": "MQ==", "tags": {"a": {"b": 1}}}]),
+                ),
         )
         .mount(&server)
         .await;
@@ -489,7 +497,8 @@ async fn a_slow_direct_method_is_not_cut_short_by_the_total_deadline() {
         .expect(1)
         .mount(&server)
         .await;
-    let rm = rm.with_retry_policy(fast_retries().with_total_timeout(Some(Duration::from_millis(300))));
+    let rm =
+        rm.with_retry_policy(fast_retries().with_total_timeout(Some(Duration::from_millis(300))));
     let method_call = CloudToDeviceMethod::new("slow").response_timeout_in_seconds(5);
     let answer = rm.invoke_device_method("dev1", &method_call).await.unwrap();
     assert_eq!(answer.status, Some(200));
