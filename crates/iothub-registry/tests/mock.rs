@@ -576,3 +576,17 @@ async fn chunked_bulk_where_every_chunk_failed_is_an_error() {
         .unwrap_err();
     assert!(err.is_unauthorized(), "{err:?}");
 }
+
+#[tokio::test]
+async fn service_statistics_decode_connected_devices() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/statistics/service"))
+        .and(query_param("api-version", "2021-04-12"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connectedDeviceCount": 3})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stats = rm.get_service_statistics().await.unwrap();
+    assert_eq!(stats.connected_device_count, 3);
+}
