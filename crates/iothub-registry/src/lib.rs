@@ -258,6 +258,8 @@ pub use client::{
 };
 pub use devices::{DeleteDeviceRequest, DeviceRequest, GetDeviceRequest, GetDevicesRequest};
 pub use error::{ConfigError, Error, ErrorCode, Result, ServiceError};
+/// The credential error kept as the source of [`Error::Auth`].
+pub use iothub_auth::AuthError;
 pub use methods::InvokeMethodRequest;
 pub use model::{
     AuthenticationMechanism, AuthenticationType, BulkRegistryOperationResult, CloudToDeviceMethod,

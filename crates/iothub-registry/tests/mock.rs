@@ -590,3 +590,52 @@ async fn service_statistics_decode_connected_devices() {
     let stats = rm.get_service_statistics().await.unwrap();
     assert_eq!(stats.connected_device_count, 3);
 }
+
+#[cfg(feature = "token-credential")]
+#[tokio::test]
+async fn failing_token_credential_is_an_auth_error_with_its_source() {
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+
+    #[derive(Debug)]
+    struct Refusing;
+    #[async_trait::async_trait]
+    impl TokenCredential for Refusing {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            Err(azure_core::Error::new(
+                azure_core::error::ErrorKind::Credential,
+                "tenant says no",
+            ))
+        }
+    }
+
+    let server = MockServer::start().await;
+    let rm = RegistryManager::builder()
+        .token_credential("myhub.example", Arc::new(Refusing))
+        .endpoint(server.uri())
+        .retry_policy(RetryPolicy::disabled())
+        .build()
+        .unwrap();
+    let err = rm.get_device("dev1").await.unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    let source = std::error::Error::source(&err).expect("the credential's error");
+    assert!(
+        source.downcast_ref::<iothub_auth::AuthError>().is_some(),
+        "{source:?}"
+    );
+    // The chain reaches the credential's own message.
+    let mut chain = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    assert!(
+        chain.iter().any(|m| m.contains("tenant says no")),
+        "{chain:?}"
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
