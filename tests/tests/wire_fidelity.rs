@@ -23,7 +23,7 @@ use std::path::Path;
 use iothub_conformance::{Hub, assert_success, python, read_journal, run_script, tests_dir};
 use iothub_registry::{
     AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ETag, ExportImportDevice,
-    ImportMode, RegistryManager, RetryPolicy, Twin,
+    ImportMode, RegistryManager, RetryPolicy, TwinPatch,
 };
 use serde_json::{Value, json};
 
@@ -32,8 +32,9 @@ const SK: &str = "ZmVkY2JhOTg3NjU0MzIxMGZlZGNiYTk4NzY1NDMyMTA=";
 const T1: &str = "0123456789ABCDEF0123456789ABCDEF01234567";
 const T2: &str = "89ABCDEF0123456789ABCDEF0123456789ABCDEF";
 
-fn twin(value: Value) -> Twin {
-    Twin::from_json(value).expect("valid twin JSON")
+/// A twin patch from the JSON document form that the Python script passes as `Twin(...)`.
+fn twin(value: Value) -> TwinPatch {
+    TwinPatch::from_json(value).expect("valid twin patch JSON")
 }
 
 /// Requires `result` to be an IoT Hub error with HTTP `status`.
@@ -72,7 +73,7 @@ async fn rust_calls(rm: &RegistryManager) -> iothub_registry::Result<()> {
     rm.update_device_with_certificate_authority("wf-ca", &ca.etag, DeviceStatus::Enabled)
         .await?;
     // 11: list
-    rm.get_devices(Some(3)).await?;
+    rm.get_devices().max_number_of_devices(3).await?;
     // 12-20: modules
     rm.create_module_with_sas("wf-sas", "m1", Some("me"), PK, SK)
         .await?;
@@ -102,12 +103,12 @@ async fn rust_calls(rm: &RegistryManager) -> iothub_registry::Result<()> {
     rm.update_twin("wf-sas", &patch).etag(&t.etag).await?;
     rm.replace_twin(
         "wf-sas",
-        &twin(json!({"tags": {"only": true}, "properties": {"desired": {"mode": "eco"}}})),
+        twin(json!({"tags": {"only": true}, "properties": {"desired": {"mode": "eco"}}})),
     )
     .await?;
     refused(
         412,
-        rm.update_twin("wf-sas", &twin(json!({"tags": {"late": 1}})))
+        rm.update_twin("wf-sas", twin(json!({"tags": {"late": 1}})))
             .etag(&t.etag)
             .await,
     );
@@ -115,24 +116,24 @@ async fn rust_calls(rm: &RegistryManager) -> iothub_registry::Result<()> {
     rm.update_module_twin(
         "wf-sas",
         "m1",
-        &twin(json!({"properties": {"desired": {"rate": 2}}})),
+        twin(json!({"properties": {"desired": {"rate": 2}}})),
     )
     .etag(&mt.etag)
     .await?;
-    rm.replace_module_twin("wf-sas", "m1", &twin(json!({"tags": {"role": "x"}})))
+    rm.replace_module_twin("wf-sas", "m1", twin(json!({"tags": {"role": "x"}})))
         .await?;
     refused(404, rm.get_twin("wf-missing").await);
     // queries: one page size that needs continuation tokens, then no page size
-    let mut token: Option<String> = None;
+    let mut token = String::new();
     loop {
         let page = rm
             .query_iot_hub("SELECT * FROM devices WHERE status = 'enabled'")
-            .continuation_token(token.clone())
-            .max_item_count(2)
+            .continuation_token(&token)
+            .page_size(2)
             .await?;
-        token = page.continuation_token;
-        if token.as_deref().is_none_or(str::is_empty) {
-            break;
+        match page.continuation_token {
+            Some(next) => token = next,
+            None => break,
         }
     }
     rm.query_iot_hub("SELECT * FROM devices.modules").await?;
@@ -181,7 +182,7 @@ async fn rust_calls(rm: &RegistryManager) -> iothub_registry::Result<()> {
     refused(404, rm.invoke_device_method("wf-sas", &reboot).await);
     refused(
         404,
-        rm.invoke_device_module_method("wf-sas", "m1", &CloudToDeviceMethod::new("m"))
+        rm.invoke_device_module_method("wf-sas", "m1", CloudToDeviceMethod::new("m"))
             .await,
     );
     // deletes

@@ -44,7 +44,8 @@ use std::time::{Duration, Instant};
 
 use futures::{StreamExt as _, TryStreamExt as _};
 use iothub_registry::{
-    AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode, RegistryManager, Twin,
+    AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode, RegistryManager,
+    TwinPatch,
 };
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 
@@ -584,11 +585,13 @@ async fn run(args: Args) {
     rust.push(
         measure("get", n, c, emu, |i| {
             let rm = &rm;
-            async move { rm.get_device(&id(i)).await.map(drop) }
+            async move { rm.get_device(id(i)).await.map(drop) }
         })
         .await,
     );
-    let patch = Twin::with_desired(serde_json::json!({"bench": {"interval": 30}})).expect("object");
+    let patch = TwinPatch::new()
+        .desired(serde_json::json!({"bench": {"interval": 30}}))
+        .expect("object");
     rust.push(
         measure("twin_update", n, c, emu, |i| {
             let (rm, patch) = (&rm, &patch);
@@ -604,7 +607,7 @@ async fn run(args: Args) {
                 rm.query_iot_hub(
                     "SELECT * FROM devices WHERE properties.desired.bench.interval = 30",
                 )
-                .max_item_count(100)
+                .page_size(100)
                 .await
                 .map(drop)
             }
@@ -664,7 +667,8 @@ async fn run(args: Args) {
     let outcome = rm
         .bulk_create_or_update_devices_chunked(entries)
         .concurrency(args.bulk_concurrency)
-        .await;
+        .await
+        .expect("bulk import");
     let (wall, cpu) = (t0.elapsed(), cpu_since("self", &cpu0));
     let system = cpu_mark("self").system.saturating_sub(cpu0.system);
     let rust_bulk_emulator_cpu = cpu_since(emu, &emu0);

@@ -11,8 +11,8 @@
 
 use futures::TryStreamExt as _;
 use iothub_registry::{
-    AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ExportImportDevice, ImportMode,
-    RegistryManager, Twin,
+    AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ETag, ExportImportDevice,
+    ImportMode, RegistryManager, Twin, TwinPatch,
 };
 use serde_json::json;
 
@@ -54,7 +54,7 @@ async fn main() -> Result<(), AnyError> {
         .create_device_with_sas("quickstart-1", "", "", DeviceStatus::Enabled)
         .await?;
     println!(
-        "created {} (etag {:?}, auth {:?})",
+        "created {} (etag {}, auth {:?})",
         device.device_id,
         device.etag,
         device.authentication.as_ref().and_then(|a| a.auth_type)
@@ -65,22 +65,33 @@ async fn main() -> Result<(), AnyError> {
         .await?;
     println!("disabled {}: {:?}", device.device_id, device.status_reason);
     match rm
-        .update_device_with_sas("quickstart-1", "stale-etag", "", "", DeviceStatus::Enabled)
+        .update_device_with_sas(
+            "quickstart-1",
+            ETag::new("stale-etag"),
+            "",
+            "",
+            DeviceStatus::Enabled,
+        )
         .await
     {
         Err(e) if e.is_precondition_failed() => println!("stale etag refused: {e}"),
         other => return Err(format!("expected 412, got {other:?}").into()),
     }
 
-    // Twins: patch tags and desired properties; nested JSON is kept as is.
+    // Twins: patch tags and desired properties (from JSON or your own Serialize types);
+    // nested JSON is kept as is. Only the version we read is patched.
+    #[derive(serde::Serialize)]
+    struct Telemetry {
+        #[serde(rename = "telemetryInterval")]
+        interval_s: u32,
+    }
     let twin = rm.get_twin("quickstart-1").await?;
-    let patch = Twin::from_json(json!({
-        "tags": {"site": {"building": 4, "floor": 2}},
-        "properties": {"desired": {"telemetryInterval": 30}}
-    }))?;
+    let patch = TwinPatch::new()
+        .tags(json!({"site": {"building": 4, "floor": 2}}))?
+        .desired(Telemetry { interval_s: 30 })?;
     let twin = rm
-        .update_twin("quickstart-1", &patch)
-        .etag(twin.etag.clone().unwrap_or_default())
+        .update_twin("quickstart-1", patch)
+        .etag(&twin.etag)
         .await?;
     println!(
         "twin tags now {}",
@@ -110,25 +121,36 @@ async fn main() -> Result<(), AnyError> {
             )
         })
         .send()
-        .await;
+        .await?;
     println!(
-        "bulk import: successful={} in {} requests",
+        "bulk: successful={} in {} requests",
         result.is_successful(),
         result.requests
     );
 
-    // Query: a stream that follows continuation tokens, and a raw aggregate.
+    // Query: a stream that follows continuation tokens, and an aggregate decoded into our
+    // own type.
     let even: Vec<Twin> = rm
-        .query("SELECT * FROM devices WHERE tags.fleet = 'even'")
+        .query_iot_hub("SELECT * FROM devices WHERE tags.fleet = 'even'")
         .page_size(50)
+        .into_stream()
         .try_collect()
         .await?;
     println!("query: {} devices in the even fleet", even.len());
-    let per_fleet: Vec<serde_json::Value> = rm
-        .query_raw("SELECT tags.fleet, COUNT() AS n FROM devices GROUP BY tags.fleet")
+    #[derive(serde::Deserialize)]
+    struct PerFleet {
+        fleet: Option<String>,
+        n: u64,
+    }
+    let per_fleet: Vec<PerFleet> = rm
+        .query_as("SELECT tags.fleet, COUNT() AS n FROM devices GROUP BY tags.fleet")
+        .into_stream()
         .try_collect()
         .await?;
-    println!("query: devices per fleet {}", json!(per_fleet));
+    for row in &per_fleet {
+        let fleet = row.fleet.as_deref().unwrap_or("(none)");
+        println!("query: {} devices in fleet {fleet}", row.n);
+    }
 
     // Statistics and direct methods.
     let stats = rm.get_device_registry_statistics().await?;
@@ -154,7 +176,7 @@ async fn main() -> Result<(), AnyError> {
     let deleted = rm
         .bulk_create_or_update_devices_chunked(deletes)
         .send()
-        .await;
+        .await?;
     rm.delete_device("quickstart-1").await?;
     println!(
         "cleaned up (bulk delete successful={})",

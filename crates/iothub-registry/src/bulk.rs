@@ -1,19 +1,18 @@
-//! Bulk registry operations: one request of at most 100 entries (Python's
+//! Bulk registry operations (`POST /devices`): one request of at most 100 entries (Python's
 //! `bulk_create_or_update_devices`), or any number of entries split into concurrent chunks.
+//! Not to be confused with IoT Hub's import/export jobs, which go through blob storage.
 
 use std::fmt;
-use std::future::IntoFuture;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use futures::future::BoxFuture;
 use futures::stream::{self, StreamExt as _};
 use iothub_rest::types as wire;
 
 use crate::RegistryManager;
-use crate::client::{Op, decode_with};
 use crate::error::{Error, Result, ServiceError};
 use crate::model::{BulkRegistryOperationResult, ExportImportDevice};
+use crate::operation::{Op, decode_with, into_future};
 use crate::retry::Idempotency;
 
 /// The most entries IoT Hub accepts in one bulk request.
@@ -42,10 +41,11 @@ pub struct FailedChunk {
     pub error: Error,
 }
 
-/// The aggregated outcome of a chunked bulk operation.
+/// The aggregated outcome of a chunked bulk registry operation
+/// ([`RegistryManager::bulk_create_or_update_devices_chunked`]).
 #[derive(Debug, Default)]
 #[non_exhaustive]
-pub struct BulkImportResult {
+pub struct ChunkedBulkResult {
     /// Per-entry errors and warnings from every chunk that IoT Hub processed;
     /// `is_successful` is true only if every entry of every chunk succeeded.
     pub result: BulkRegistryOperationResult,
@@ -55,7 +55,7 @@ pub struct BulkImportResult {
     pub requests: usize,
 }
 
-impl BulkImportResult {
+impl ChunkedBulkResult {
     /// True when every entry succeeded.
     pub fn is_successful(&self) -> bool {
         self.result.is_successful && self.failed_chunks.is_empty()
@@ -97,22 +97,51 @@ fn idempotency(devices: &[wire::ExportImportDevice]) -> Idempotency {
 
 type ProgressFn = Arc<dyn Fn(BulkProgress) + Send + Sync>;
 
+/// One bulk registry request (`bulk_create_or_update_devices`), ready to send: `.await` it.
+#[must_use = "a request does nothing until it is awaited"]
+#[derive(Debug)]
+pub struct BulkRequest<'a> {
+    rm: &'a RegistryManager,
+    body: Vec<wire::ExportImportDevice>,
+}
+
+impl BulkRequest<'_> {
+    /// Sends the request (same as `.await`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RegistryManager::bulk_create_or_update_devices`].
+    pub async fn send(self) -> Result<BulkRegistryOperationResult> {
+        self.rm.bulk_request(&self.body).await
+    }
+}
+
+into_future!(BulkRequest => BulkRegistryOperationResult);
+
 impl RegistryManager {
     /// Creates, updates or deletes up to 100 identities in one request (`POST /devices`),
-    /// each entry selecting its [`ImportMode`](crate::ImportMode). Like the Python SDK, a partial failure
-    /// (HTTP 400 with a result body) is returned as `Ok` with `is_successful == false` and
-    /// one error per failed entry; more than 100 entries are sent as is and IoT Hub answers
-    /// `TooManyDevices` (413002). Use
+    /// each entry selecting its [`ImportMode`](crate::ImportMode).
+    ///
+    /// Like the Python SDK, a partial failure (HTTP 400 with a result body) is `Ok` with
+    /// `is_successful == false` and one error per failed entry. Use
     /// [`bulk_create_or_update_devices_chunked`](Self::bulk_create_or_update_devices_chunked)
     /// for any number of entries.
-    pub async fn bulk_create_or_update_devices(
-        &self,
-        devices: &[ExportImportDevice],
-    ) -> Result<BulkRegistryOperationResult> {
-        let body: Vec<wire::ExportImportDevice> = devices.iter().map(Into::into).collect();
-        self.bulk_request(&body).await
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_too_many_devices`](crate::Error::is_too_many_devices) (413002) for more
+    /// than 100 entries (sent as is, IoT Hub refuses);
+    /// [`Error::is_bad_request`](crate::Error::is_bad_request) when IoT Hub refuses the
+    /// request as a whole; [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors of every call. Requests that create or delete are not retried after
+    /// a timeout.
+    pub fn bulk_create_or_update_devices(&self, devices: &[ExportImportDevice]) -> BulkRequest<'_> {
+        BulkRequest {
+            rm: self,
+            body: devices.iter().map(Into::into).collect(),
+        }
     }
-
     async fn bulk_request(
         &self,
         body: &Vec<wire::ExportImportDevice>,
@@ -147,12 +176,14 @@ impl RegistryManager {
         .await
     }
 
-    /// Applies any number of bulk entries: splits them into requests of at most 100,
-    /// runs a bounded number concurrently (each retried per the retry policy; throttling is
-    /// always retried), and aggregates every per-entry error into one result.
+    /// Applies any number of bulk entries as bulk registry requests (`POST /devices`): splits
+    /// them into chunks of at most 100 ([`chunk_size`](ChunkedBulkRequest::chunk_size)), runs
+    /// a bounded number concurrently ([`concurrency`](ChunkedBulkRequest::concurrency),
+    /// default 4; each retried per the retry policy, throttling always), and aggregates every
+    /// per-entry error into one [`ChunkedBulkResult`]. Not part of the Python SDK.
     ///
     /// ```no_run
-    /// # async fn run(rm: iothub_registry::RegistryManager) {
+    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
     /// use iothub_registry::{AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode};
     /// let devices = (0..250).map(|i| ExportImportDevice {
     ///     id: format!("sensor-{i:04}"),
@@ -165,17 +196,28 @@ impl RegistryManager {
     ///     .bulk_create_or_update_devices_chunked(devices)
     ///     .concurrency(4)
     ///     .on_progress(|p| eprintln!("{}/{} ({} failed)", p.done, p.total, p.failed))
-    ///     .await;
+    ///     .await?;
     /// for id in outcome.failed_device_ids() {
     ///     eprintln!("failed: {id}");
     /// }
-    /// # }
+    /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// Per-entry failures and chunks that failed as a whole are reported in the
+    /// [`ChunkedBulkResult`] (check [`is_successful`](ChunkedBulkResult::is_successful)), as
+    /// the single call reports partial failures. The call itself fails with
+    /// [`Error::InvalidRequest`] for a chunk size outside 1..=100 or a concurrency of 0, and
+    /// with the first chunk's error when every chunk failed as a whole (nothing was applied):
+    /// [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors of every call.
     pub fn bulk_create_or_update_devices_chunked(
         &self,
         devices: impl IntoIterator<Item = ExportImportDevice>,
-    ) -> BulkImport<'_> {
-        BulkImport {
+    ) -> ChunkedBulkRequest<'_> {
+        ChunkedBulkRequest {
             rm: self,
             devices: devices.into_iter().collect(),
             chunk_size: MAX_BULK_DEVICES,
@@ -185,9 +227,10 @@ impl RegistryManager {
     }
 }
 
-/// A chunked bulk operation, ready to run: set options, then `.await` it.
+/// A chunked bulk registry operation, ready to run: set options, then `.await` it (or call
+/// [`send`](Self::send)). Resolves to one [`ChunkedBulkResult`].
 #[must_use = "a request does nothing until it is awaited"]
-pub struct BulkImport<'a> {
+pub struct ChunkedBulkRequest<'a> {
     rm: &'a RegistryManager,
     devices: Vec<ExportImportDevice>,
     chunk_size: usize,
@@ -195,9 +238,9 @@ pub struct BulkImport<'a> {
     progress: Option<ProgressFn>,
 }
 
-impl fmt::Debug for BulkImport<'_> {
+impl fmt::Debug for ChunkedBulkRequest<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("BulkImport")
+        f.debug_struct("ChunkedBulkRequest")
             .field("devices", &self.devices.len())
             .field("chunk_size", &self.chunk_size)
             .field("concurrency", &self.concurrency)
@@ -205,16 +248,18 @@ impl fmt::Debug for BulkImport<'_> {
     }
 }
 
-impl BulkImport<'_> {
-    /// Entries per request, 1 to 100 (defaults to 100).
+impl ChunkedBulkRequest<'_> {
+    /// Entries per request, 1 to [`MAX_BULK_DEVICES`] (defaults to 100). Another value makes
+    /// the request fail with [`Error::InvalidRequest`] before anything is sent.
     pub fn chunk_size(mut self, size: usize) -> Self {
-        self.chunk_size = size.clamp(1, MAX_BULK_DEVICES);
+        self.chunk_size = size;
         self
     }
 
-    /// Requests in flight at once (defaults to 4; at least 1).
+    /// Requests in flight at once (defaults to 4). `0` makes the request fail with
+    /// [`Error::InvalidRequest`] before anything is sent.
     pub fn concurrency(mut self, requests: usize) -> Self {
-        self.concurrency = requests.max(1);
+        self.concurrency = requests;
         self
     }
 
@@ -232,7 +277,24 @@ impl BulkImport<'_> {
     }
 
     /// Runs the operation (same as `.await`).
-    pub async fn send(self) -> BulkImportResult {
+    ///
+    /// # Errors
+    ///
+    /// As [`RegistryManager::bulk_create_or_update_devices_chunked`].
+    pub async fn send(self) -> Result<ChunkedBulkResult> {
+        if !(1..=MAX_BULK_DEVICES).contains(&self.chunk_size) {
+            return Err(Error::InvalidRequest {
+                message: format!(
+                    "chunk size {} is outside 1..={MAX_BULK_DEVICES}",
+                    self.chunk_size
+                ),
+            });
+        }
+        if self.concurrency == 0 {
+            return Err(Error::InvalidRequest {
+                message: "concurrency must be at least 1".to_owned(),
+            });
+        }
         let total = self.devices.len();
         let chunks: Vec<Vec<wire::ExportImportDevice>> = self
             .devices
@@ -272,7 +334,7 @@ impl BulkImport<'_> {
             .collect()
             .await;
 
-        let mut aggregate = BulkImportResult {
+        let mut aggregate = ChunkedBulkResult {
             result: BulkRegistryOperationResult {
                 is_successful: true,
                 ..Default::default()
@@ -296,18 +358,15 @@ impl BulkImport<'_> {
                 }
             }
         }
-        aggregate
+        if aggregate.requests == 0 && !aggregate.failed_chunks.is_empty() {
+            // Nothing was applied: report the failure as every other call does.
+            return Err(aggregate.failed_chunks.swap_remove(0).error);
+        }
+        Ok(aggregate)
     }
 }
 
-impl<'a> IntoFuture for BulkImport<'a> {
-    type Output = BulkImportResult;
-    type IntoFuture = BoxFuture<'a, BulkImportResult>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(ChunkedBulkRequest => ChunkedBulkResult);
 
 #[cfg(test)]
 mod tests {

@@ -1,18 +1,16 @@
-//! [`RegistryManager`], its builder, and the request loop every operation goes through
-//! (per-attempt timeout, retries, tracing, error decoding).
+//! [`RegistryManager`] and its builder. How an operation runs is in `operation.rs`; the
+//! methods live with their resource (`devices.rs`, `modules.rs`, `twins.rs`, ...).
 
 use std::fmt;
-use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use iothub_auth::{ConnectionString, HubCredential};
-use iothub_rest::{ClientState, ResponseValue};
-use tracing::Instrument as _;
+use iothub_rest::ClientState;
 
-use crate::error::{ConfigError, Error, Result, ServiceError, body_excerpt};
-use crate::retry::{Decision, Idempotency, RetryPolicy, classify};
+use crate::error::{ConfigError, Result};
+use crate::retry::RetryPolicy;
 
 /// Default per-attempt timeout.
 pub const DEFAULT_ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -59,12 +57,23 @@ impl RegistryManager {
     /// A client for the hub named by a service connection string
     /// (`HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`), with default options.
     /// SAS tokens are signed per request and renewed before they expire.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) when the connection string is malformed or
+    /// holds no service key ([`ConfigError::ConnectionString`], [`ConfigError::Credential`]).
     pub fn from_connection_string(connection_string: &str) -> Result<Self> {
         Self::builder().connection_string(connection_string).build()
     }
 
     /// A client for `host` (for example `myhub.azure-devices.net`) authenticated with an
     /// Azure AD token credential (scope `https://iothubs.azure.net/.default`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) with [`ConfigError::InvalidEndpoint`] when
+    /// `https://{host}` is not a valid URL. A credential that cannot produce a token fails
+    /// later, per call, with [`Error::Auth`](crate::Error::Auth).
     #[cfg(feature = "token-credential")]
     pub fn from_token_credential(
         host: &str,
@@ -110,169 +119,6 @@ impl RegistryManager {
     pub(crate) fn rest(&self) -> &iothub_rest::Client {
         &self.inner.rest
     }
-
-    /// Runs one operation: attempts, per-attempt timeout, retries with backoff, a tracing span.
-    pub(crate) async fn run<T, F, Fut>(&self, op: Op<'_>, mut attempt_fn: F) -> Result<T>
-    where
-        F: FnMut() -> Fut,
-        Fut: Future<Output = Result<T>>,
-    {
-        let span = tracing::info_span!(
-            "iothub.registry",
-            operation = op.name,
-            device_id = op.device_id,
-            module_id = op.module_id,
-            attempt = tracing::field::Empty,
-        );
-        let policy = &self.retry;
-        let attempt_timeout = op.attempt_timeout.unwrap_or(self.attempt_timeout);
-        async move {
-            let start = Instant::now();
-            // An operation with its own attempt timeout (direct methods wait for the device)
-            // gets at least that long in total, so one attempt is never cut short.
-            let deadline = policy
-                .get_total_timeout()
-                .map(|t| t.max(op.attempt_timeout.unwrap_or_default()))
-                .and_then(|t| start.checked_add(t));
-            let mut attempt = 0u32;
-            loop {
-                attempt += 1;
-                tracing::Span::current().record("attempt", attempt);
-                let budget = match deadline {
-                    Some(d) => d.saturating_duration_since(Instant::now()).min(attempt_timeout),
-                    None => attempt_timeout,
-                };
-                let attempt_start = Instant::now();
-                let result = match tokio::time::timeout(budget, attempt_fn()).await {
-                    Ok(r) => r,
-                    Err(_) => Err(Error::Timeout {
-                        elapsed: start.elapsed(),
-                        attempts: attempt,
-                    }),
-                };
-                let elapsed_ms = attempt_start.elapsed().as_millis() as u64;
-                let error = match result {
-                    Ok(value) => {
-                        tracing::debug!(attempt, elapsed_ms, "succeeded");
-                        return Ok(value);
-                    }
-                    Err(e) => e,
-                };
-                let decision = if attempt >= policy.get_max_attempts() {
-                    Decision::Stop
-                } else {
-                    classify(&error, op.idempotency)
-                };
-                let Decision::Retry { hint } = decision else {
-                    tracing::debug!(attempt, elapsed_ms, error = %error, "failed");
-                    return Err(error);
-                };
-                let delay = policy.delay(attempt, hint, rand::random::<f64>());
-                let retry_at = Instant::now().checked_add(delay);
-                if deadline.is_some_and(|d| retry_at.is_none_or(|t| t >= d)) {
-                    tracing::debug!(attempt, elapsed_ms, error = %error, "failed; no time left to retry");
-                    return Err(error);
-                }
-                tracing::debug!(
-                    attempt,
-                    elapsed_ms,
-                    error = %error,
-                    delay_ms = delay.as_millis() as u64,
-                    "retrying"
-                );
-                tokio::time::sleep(delay).await;
-            }
-        }
-        .instrument(span)
-        .await
-    }
-}
-
-/// What the request loop needs to know about an operation.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Op<'a> {
-    pub(crate) name: &'static str,
-    pub(crate) device_id: Option<&'a str>,
-    pub(crate) module_id: Option<&'a str>,
-    pub(crate) idempotency: Idempotency,
-    pub(crate) attempt_timeout: Option<Duration>,
-}
-
-impl<'a> Op<'a> {
-    pub(crate) fn new(name: &'static str, idempotency: Idempotency) -> Self {
-        Self {
-            name,
-            device_id: None,
-            module_id: None,
-            idempotency,
-            attempt_timeout: None,
-        }
-    }
-
-    pub(crate) fn device(mut self, device_id: &'a str) -> Self {
-        self.device_id = Some(device_id);
-        self
-    }
-
-    pub(crate) fn module(mut self, module_id: &'a str) -> Self {
-        self.module_id = Some(module_id);
-        self
-    }
-
-    pub(crate) fn attempt_timeout(mut self, timeout: Option<Duration>) -> Self {
-        self.attempt_timeout = timeout;
-        self
-    }
-}
-
-/// Decodes a failed generated call whose error body is IoT Hub's `ErrorDetails`.
-pub(crate) async fn decode(e: progenitor_client::Error<iothub_rest::types::ErrorDetails>) -> Error {
-    decode_with(e, |rv| {
-        let status = rv.status().as_u16();
-        let headers = rv.headers().clone();
-        Error::Service(ServiceError::from_generated(
-            status,
-            &headers,
-            rv.into_inner(),
-        ))
-    })
-    .await
-}
-
-/// Decodes a failed generated call; `on_error_response` handles documented error bodies.
-pub(crate) async fn decode_with<E>(
-    e: progenitor_client::Error<E>,
-    on_error_response: impl FnOnce(ResponseValue<E>) -> Error,
-) -> Error {
-    use progenitor_client::Error as P;
-    match e {
-        P::ErrorResponse(rv) => on_error_response(rv),
-        P::UnexpectedResponse(response) => {
-            let status = response.status().as_u16();
-            let headers = response.headers().clone();
-            match response.bytes().await {
-                Ok(body) if status >= 400 => {
-                    Error::Service(ServiceError::from_parts(status, &headers, &body))
-                }
-                Ok(body) => Error::InvalidResponse {
-                    status: Some(status),
-                    body: body_excerpt(&body),
-                    source: None,
-                },
-                Err(e) => Error::Transport(e),
-            }
-        }
-        P::InvalidResponsePayload(body, source) => Error::InvalidResponse {
-            status: None,
-            body: body_excerpt(&body),
-            source: Some(source),
-        },
-        P::CommunicationError(e) | P::ResponseBodyError(e) | P::InvalidUpgrade(e) => {
-            Error::Transport(e)
-        }
-        P::InvalidRequest(message) => Error::InvalidRequest { message },
-        P::Custom(message) => Error::Auth { message },
-    }
 }
 
 /// Builds a [`RegistryManager`]. Every option has a documented default; `build` validates
@@ -284,7 +130,7 @@ pub(crate) async fn decode_with<E>(
 /// use iothub_registry::{RegistryManager, RetryPolicy};
 /// let rm = RegistryManager::builder()
 ///     .connection_string(cs)
-///     .retry_policy(RetryPolicy::default().max_attempts(5))
+///     .retry_policy(RetryPolicy::default().with_max_attempts(5))
 ///     .attempt_timeout(Duration::from_secs(10))
 ///     .add_root_certificate_file("ca.pem") // e.g. the local emulator's CA
 ///     .user_agent("my-app/1.0")
@@ -369,26 +215,30 @@ impl RegistryManagerBuilder {
         self
     }
 
-    /// TCP and TLS connect timeout (defaults to 10 s). Ignored with [`http_client`](Self::http_client).
+    /// TCP and TLS connect timeout (defaults to 10 s). Cannot be combined with
+    /// [`http_client`](Self::http_client): configure that client instead.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = Some(timeout);
         self
     }
 
     /// Trusts an extra root CA (PEM, may hold several certificates), for example the local
-    /// emulator's `ca.pem`. Defaults to the platform's roots only.
+    /// emulator's `ca.pem`. Defaults to the platform's roots only. Cannot be combined with
+    /// [`http_client`](Self::http_client).
     pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.root_pems.push(pem.into());
         self
     }
 
-    /// Trusts the root CA(s) in a PEM file, read by [`build`](Self::build).
+    /// Trusts the root CA(s) in a PEM file, read by [`build`](Self::build). Cannot be combined
+    /// with [`http_client`](Self::http_client).
     pub fn add_root_certificate_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.root_files.push(path.into());
         self
     }
 
-    /// `User-Agent` header (defaults to `iothub-registry/<version>`).
+    /// `User-Agent` header (defaults to `iothub-registry/<version>`). Cannot be combined with
+    /// [`http_client`](Self::http_client).
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = Some(user_agent.into());
         self
@@ -406,14 +256,24 @@ impl RegistryManagerBuilder {
         self
     }
 
-    /// Uses a caller-configured `reqwest` client (proxy, pool, TLS). Root certificates,
-    /// user agent and connect timeout given to this builder are then ignored.
+    /// Uses a caller-configured `reqwest` client (proxy, pool, TLS, user agent, connect
+    /// timeout). Those settings then belong to that client: giving this builder root
+    /// certificates, a user agent or a connect timeout as well makes [`build`](Self::build)
+    /// fail with [`ConfigError::ConflictingOptions`] rather than ignore them. The per-attempt
+    /// timeout and the retry policy still apply.
     pub fn http_client(mut self, client: reqwest::Client) -> Self {
         self.http = Some(client);
         self
     }
 
     /// Validates the options and builds the client.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`](crate::Error::Config) with a [`ConfigError`]: no credential, a
+    /// malformed connection string, an invalid endpoint, user agent or root certificate, an
+    /// unreadable certificate file, or [`http_client`](Self::http_client) combined with
+    /// options that belong to the HTTP client. Nothing is sent.
     pub fn build(self) -> Result<RegistryManager> {
         let (host, mut credential) = self.credential.ok_or(ConfigError::MissingCredential)??;
         if let Some(ttl) = self.sas_ttl {
@@ -424,7 +284,25 @@ impl RegistryManagerBuilder {
         reqwest::Url::parse(&endpoint)
             .map_err(|_| ConfigError::InvalidEndpoint(endpoint.clone()))?;
         let http = match self.http {
-            Some(http) => http,
+            Some(http) => {
+                let mut conflicting = Vec::new();
+                if !self.root_pems.is_empty() || !self.root_files.is_empty() {
+                    conflicting.push("root certificates");
+                }
+                if self.connect_timeout.is_some() {
+                    conflicting.push("connect_timeout");
+                }
+                if self.user_agent.is_some() {
+                    conflicting.push("user_agent");
+                }
+                if !conflicting.is_empty() {
+                    return Err(ConfigError::ConflictingOptions {
+                        options: conflicting.join(", "),
+                    }
+                    .into());
+                }
+                http
+            }
             None => {
                 let user_agent = self.user_agent.unwrap_or_else(|| {
                     concat!("iothub-registry/", env!("CARGO_PKG_VERSION")).to_owned()

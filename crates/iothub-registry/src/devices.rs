@@ -1,40 +1,19 @@
 //! Device identities: create, update, get, list, delete.
 
-use std::future::{Future, IntoFuture};
-
-use futures::future::BoxFuture;
 use iothub_rest::types as wire;
-use iothub_rest::types::ErrorDetails;
 
 use crate::RegistryManager;
-use crate::client::{Op, decode};
 use crate::error::Result;
 use crate::model::{AuthenticationMechanism, Device, DeviceStatus, ETag};
+use crate::operation::{Op, into_future, output};
 use crate::retry::Idempotency;
 
-/// Awaits a generated call and converts its body into our type.
-pub(crate) async fn output<T, U>(
-    call: impl Future<
-        Output = std::result::Result<
-            iothub_rest::ResponseValue<T>,
-            progenitor_client::Error<ErrorDetails>,
-        >,
-    >,
-) -> Result<U>
-where
-    U: From<T>,
-{
-    match call.await {
-        Ok(rv) => Ok(U::from(rv.into_inner())),
-        Err(e) => Err(decode(e).await),
-    }
-}
-
-/// A device create or update, ready to send: set optional fields, then `.await` it.
+/// A device create or update, ready to send: set optional fields, then `.await` it (or call
+/// [`send`](Self::send)). Resolves to the stored [`Device`].
 ///
 /// Returned by the `create_device_with_*` and `update_device_with_*` methods. The optional
-/// fields are those of the Python SDK: `iot_edge` (default `false`), `status_reason`,
-/// `device_scope`, `parent_scopes`.
+/// fields are the keyword arguments of the Python SDK: `iot_edge` (default `false`),
+/// `status_reason`, `device_scope`, `parent_scopes`.
 #[must_use = "a request does nothing until it is awaited"]
 pub struct DeviceRequest<'a> {
     rm: &'a RegistryManager,
@@ -110,6 +89,11 @@ impl<'a> DeviceRequest<'a> {
     }
 
     /// Sends the request (same as `.await`).
+    ///
+    /// # Errors
+    ///
+    /// As the method that made this request (`create_device_with_*` or
+    /// `update_device_with_*`).
     pub async fn send(self) -> Result<Device> {
         let if_match = self.if_match.as_ref().map(ETag::header_value);
         let idempotency = if if_match.is_some() {
@@ -132,87 +116,119 @@ impl<'a> DeviceRequest<'a> {
     }
 }
 
-impl<'a> IntoFuture for DeviceRequest<'a> {
-    type Output = Result<Device>;
-    type IntoFuture = BoxFuture<'a, Result<Device>>;
+into_future!(DeviceRequest => Device);
 
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
+/// A device read (`get_device`), ready to send: `.await` it. Resolves to the [`Device`].
+#[must_use = "a request does nothing until it is awaited"]
+#[derive(Debug)]
+pub struct GetDeviceRequest<'a> {
+    rm: &'a RegistryManager,
+    device_id: String,
+}
+
+impl GetDeviceRequest<'_> {
+    /// Sends the request (same as `.await`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RegistryManager::get_device`].
+    pub async fn send(self) -> Result<Device> {
+        let rest = self.rm.rest();
+        let device_id = self.device_id.as_str();
+        self.rm
+            .run(
+                Op::new("get_device", Idempotency::Safe).device(device_id),
+                || async move { output(rest.devices_get_identity(device_id)).await },
+            )
+            .await
     }
 }
 
-/// A delete (device or module), ready to send: optionally set `.etag(..)`, then `.await` it.
+into_future!(GetDeviceRequest => Device);
+
+/// A device listing (`get_devices`), ready to send: optionally set
+/// [`max_number_of_devices`](Self::max_number_of_devices), then `.await` it.
 #[must_use = "a request does nothing until it is awaited"]
 #[derive(Debug)]
-pub struct DeleteRequest<'a> {
+pub struct GetDevicesRequest<'a> {
+    rm: &'a RegistryManager,
+    max_number_of_devices: Option<u32>,
+}
+
+impl GetDevicesRequest<'_> {
+    /// At most this many devices (`?top=n`). Defaults to the service's choice; IoT Hub
+    /// returns at most 1000 either way.
+    pub fn max_number_of_devices(mut self, max_number_of_devices: u32) -> Self {
+        self.max_number_of_devices = Some(max_number_of_devices);
+        self
+    }
+
+    /// Sends the request (same as `.await`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RegistryManager::get_devices`].
+    pub async fn send(self) -> Result<Vec<Device>> {
+        let rest = self.rm.rest();
+        let top = self
+            .max_number_of_devices
+            .map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        self.rm
+            .run(Op::new("get_devices", Idempotency::Safe), || async move {
+                output(rest.devices_get_devices(top)).await
+            })
+            .await
+    }
+}
+
+into_future!(GetDevicesRequest => Vec<Device>);
+
+/// A device delete, ready to send: optionally set [`etag`](Self::etag), then `.await` it.
+#[must_use = "a request does nothing until it is awaited"]
+#[derive(Debug)]
+pub struct DeleteDeviceRequest<'a> {
     rm: &'a RegistryManager,
     device_id: String,
-    module_id: Option<String>,
     etag: ETag,
 }
 
-impl DeleteRequest<'_> {
-    /// Deletes only if the identity's ETag matches (defaults to any: `If-Match: "*"`).
+impl DeleteDeviceRequest<'_> {
+    /// Deletes only if the identity's ETag still matches (`If-Match: "<etag>"`). Without this
+    /// call the delete is unconditional (`If-Match: "*"`, as Python's `etag=None`).
     pub fn etag(mut self, etag: impl Into<ETag>) -> Self {
         self.etag = etag.into();
         self
     }
 
     /// Sends the request (same as `.await`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RegistryManager::delete_device`].
     pub async fn send(self) -> Result<()> {
         let rest = self.rm.rest();
         let if_match = self.etag.header_value();
         let if_match = if_match.as_str();
         let device_id = self.device_id.as_str();
-        match self.module_id.as_deref() {
-            None => {
-                self.rm
-                    .run(
-                        Op::new("delete_device", Idempotency::Safe).device(device_id),
-                        || async move {
-                            output::<(), ()>(
-                                rest.devices_delete_identity(device_id, Some(if_match)),
-                            )
-                            .await
-                        },
-                    )
-                    .await
-            }
-            Some(module_id) => {
-                self.rm
-                    .run(
-                        Op::new("delete_module", Idempotency::Safe)
-                            .device(device_id)
-                            .module(module_id),
-                        || async move {
-                            output::<(), ()>(rest.modules_delete_identity(
-                                device_id,
-                                module_id,
-                                Some(if_match),
-                            ))
-                            .await
-                        },
-                    )
-                    .await
-            }
-        }
+        self.rm
+            .run(
+                Op::new("delete_device", Idempotency::Safe).device(device_id),
+                || async move {
+                    output::<(), ()>(rest.devices_delete_identity(device_id, Some(if_match))).await
+                },
+            )
+            .await
     }
 }
 
-impl<'a> IntoFuture for DeleteRequest<'a> {
-    type Output = Result<()>;
-    type IntoFuture = BoxFuture<'a, Result<()>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
+into_future!(DeleteDeviceRequest => ());
 
 impl RegistryManager {
-    /// Creates a device that authenticates with shared access keys.
+    /// Creates a device that authenticates with shared access keys
+    /// (`PUT /devices/{id}` without `If-Match`).
     ///
-    /// `PUT /devices/{id}` without `If-Match`. Empty keys let IoT Hub generate them. Optional
-    /// fields are set on the returned request before `.await`:
+    /// Keys are base64; empty keys let IoT Hub generate them. Optional fields are set on the
+    /// returned request before `.await`:
     ///
     /// ```no_run
     /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
@@ -222,8 +238,18 @@ impl RegistryManager {
     ///     .iot_edge(true)
     ///     .status_reason("provisioned by tooling")
     ///     .await?;
-    /// # let _ = device; Ok(()) }
+    /// println!("created with etag {}", device.etag);
+    /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_already_exists`](crate::Error::is_already_exists) (409001) when the id is
+    /// taken; [`Error::is_bad_request`](crate::Error::is_bad_request) for an invalid id or
+    /// key; [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors every call can return (see [`Error`](crate::Error)). Not retried
+    /// after a timeout, since the first attempt may have created the device.
     pub fn create_device_with_sas(
         &self,
         device_id: impl Into<String>,
@@ -242,7 +268,11 @@ impl RegistryManager {
     }
 
     /// Creates a device that authenticates with self-signed X.509 certificates, identified by
-    /// their thumbprints.
+    /// their SHA-1 or SHA-256 thumbprints (hex) (`PUT /devices/{id}` without `If-Match`).
+    ///
+    /// # Errors
+    ///
+    /// As [`create_device_with_sas`](Self::create_device_with_sas).
     pub fn create_device_with_x509(
         &self,
         device_id: impl Into<String>,
@@ -260,7 +290,12 @@ impl RegistryManager {
         )
     }
 
-    /// Creates a device that authenticates with X.509 certificates signed by a registered CA.
+    /// Creates a device that authenticates with X.509 certificates signed by a registered
+    /// certificate authority (`PUT /devices/{id}` without `If-Match`).
+    ///
+    /// # Errors
+    ///
+    /// As [`create_device_with_sas`](Self::create_device_with_sas).
     pub fn create_device_with_certificate_authority(
         &self,
         device_id: impl Into<String>,
@@ -276,11 +311,31 @@ impl RegistryManager {
         )
     }
 
-    /// Replaces a device identity with one that authenticates with shared access keys.
+    /// Replaces a device identity with one that authenticates with shared access keys
+    /// (`PUT /devices/{id}` with `If-Match: "<etag>"`).
     ///
-    /// `PUT /devices/{id}` with `If-Match: "<etag>"`; pass [`ETag::any()`] (or `None`, or
-    /// `"*"`) to update whatever the current version is. A stale ETag fails with
-    /// [`ServiceError::is_precondition_failed`](crate::ServiceError::is_precondition_failed).
+    /// Pass the identity's ETag (`&device.etag`) to update only the version you read, or
+    /// [`ETag::any()`] to update whatever is stored.
+    ///
+    /// ```no_run
+    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
+    /// use iothub_registry::{DeviceStatus, ETag};
+    /// let device = rm.get_device("dev1").await?;
+    /// rm.update_device_with_sas("dev1", &device.etag, "", "", DeviceStatus::Disabled)
+    ///     .status_reason("maintenance")
+    ///     .await?;
+    /// rm.update_device_with_sas("dev1", ETag::any(), "", "", DeviceStatus::Enabled).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_precondition_failed`](crate::Error::is_precondition_failed) (412001) when
+    /// the ETag is stale; [`Error::is_not_found`](crate::Error::is_not_found) (404001) when
+    /// the device does not exist; [`Error::is_bad_request`](crate::Error::is_bad_request),
+    /// [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors of every call.
     pub fn update_device_with_sas(
         &self,
         device_id: impl Into<String>,
@@ -299,7 +354,12 @@ impl RegistryManager {
         )
     }
 
-    /// Replaces a device identity with one that authenticates with X.509 thumbprints.
+    /// Replaces a device identity with one that authenticates with X.509 thumbprints
+    /// (`PUT /devices/{id}` with `If-Match: "<etag>"`).
+    ///
+    /// # Errors
+    ///
+    /// As [`update_device_with_sas`](Self::update_device_with_sas).
     pub fn update_device_with_x509(
         &self,
         device_id: impl Into<String>,
@@ -318,7 +378,12 @@ impl RegistryManager {
         )
     }
 
-    /// Replaces a device identity with one that authenticates with CA-signed certificates.
+    /// Replaces a device identity with one that authenticates with CA-signed certificates
+    /// (`PUT /devices/{id}` with `If-Match: "<etag>"`).
+    ///
+    /// # Errors
+    ///
+    /// As [`update_device_with_sas`](Self::update_device_with_sas).
     pub fn update_device_with_certificate_authority(
         &self,
         device_id: impl Into<String>,
@@ -336,56 +401,69 @@ impl RegistryManager {
     }
 
     /// Gets a device identity (`GET /devices/{id}`).
-    pub async fn get_device(&self, device_id: &str) -> Result<Device> {
-        let rest = self.rest();
-        self.run(
-            Op::new("get_device", Idempotency::Safe).device(device_id),
-            || async move { output(rest.devices_get_identity(device_id)).await },
-        )
-        .await
-    }
-
-    /// Lists device identities (`GET /devices?top=n`). IoT Hub returns at most 1000; prefer
-    /// [`query`](Self::query) to see every device. `None` lets the service choose.
-    pub async fn get_devices(&self, max_number_of_devices: Option<u32>) -> Result<Vec<Device>> {
-        let rest = self.rest();
-        let top = max_number_of_devices.map(|n| i32::try_from(n).unwrap_or(i32::MAX));
-        self.run(Op::new("get_devices", Idempotency::Safe), || async move {
-            let devices: Vec<wire::Device> = output(rest.devices_get_devices(top)).await?;
-            Ok(devices.into_iter().map(Device::from).collect())
-        })
-        .await
-    }
-
-    /// Deletes a device identity (`DELETE /devices/{id}`, `If-Match: "*"` unless
-    /// `.etag(..)` is set).
     ///
     /// ```no_run
-    /// # async fn run(rm: iothub_registry::RegistryManager, etag: String) -> iothub_registry::Result<()> {
-    /// rm.delete_device("dev1").await?;              // any version
-    /// rm.delete_device("dev2").etag(etag).await?;   // only this version
+    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
+    /// match rm.get_device("dev1").await {
+    ///     Ok(device) => println!("{:?}", device.status),
+    ///     Err(e) if e.is_not_found() => println!("no such device"),
+    ///     Err(e) => return Err(e),
+    /// }
     /// # Ok(()) }
     /// ```
-    pub fn delete_device(&self, device_id: impl Into<String>) -> DeleteRequest<'_> {
-        DeleteRequest {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_not_found`](crate::Error::is_not_found) (404001) when the device does not
+    /// exist; [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors of every call.
+    pub fn get_device(&self, device_id: impl Into<String>) -> GetDeviceRequest<'_> {
+        GetDeviceRequest {
             rm: self,
             device_id: device_id.into(),
-            module_id: None,
-            etag: ETag::any(),
         }
     }
 
-    /// Deletes a module identity (`DELETE /devices/{id}/modules/{mid}`, `If-Match: "*"`
-    /// unless `.etag(..)` is set).
-    pub fn delete_module(
-        &self,
-        device_id: impl Into<String>,
-        module_id: impl Into<String>,
-    ) -> DeleteRequest<'_> {
-        DeleteRequest {
+    /// Lists device identities (`GET /devices`, `?top=n` with
+    /// [`max_number_of_devices`](GetDevicesRequest::max_number_of_devices)). IoT Hub returns
+    /// at most 1000; use [`query_iot_hub`](Self::query_iot_hub) to see every device.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors of every call.
+    pub fn get_devices(&self) -> GetDevicesRequest<'_> {
+        GetDevicesRequest {
+            rm: self,
+            max_number_of_devices: None,
+        }
+    }
+
+    /// Deletes a device identity and its modules (`DELETE /devices/{id}`), unconditionally
+    /// (`If-Match: "*"`) unless [`.etag(..)`](DeleteDeviceRequest::etag) is set.
+    ///
+    /// ```no_run
+    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
+    /// rm.delete_device("dev1").await?; // any version
+    /// let device = rm.get_device("dev2").await?;
+    /// rm.delete_device("dev2").etag(&device.etag).await?; // only this version
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_not_found`](crate::Error::is_not_found) (404001) when the device does not
+    /// exist; [`Error::is_precondition_failed`](crate::Error::is_precondition_failed) (412001)
+    /// when the ETag is stale; [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors of every call. A retried delete whose first attempt landed reports
+    /// `is_not_found`.
+    pub fn delete_device(&self, device_id: impl Into<String>) -> DeleteDeviceRequest<'_> {
+        DeleteDeviceRequest {
             rm: self,
             device_id: device_id.into(),
-            module_id: Some(module_id.into()),
             etag: ETag::any(),
         }
     }
@@ -420,7 +498,13 @@ mod tests {
     fn options_map_to_body_fields() {
         let rm = rm();
         let req = rm
-            .update_device_with_x509("dev1", "MQ==", "t1", "t2", DeviceStatus::Disabled)
+            .update_device_with_x509(
+                "dev1",
+                ETag::new("MQ=="),
+                "t1",
+                "t2",
+                DeviceStatus::Disabled,
+            )
             .iot_edge(true)
             .status_reason("why")
             .device_scope("scope")
@@ -434,7 +518,7 @@ mod tests {
                    "deviceScope": "scope", "parentScopes": ["p1"]})
         );
         let req =
-            rm.update_device_with_certificate_authority("d", None::<String>, DeviceStatus::Enabled);
+            rm.update_device_with_certificate_authority("d", ETag::any(), DeviceStatus::Enabled);
         assert_eq!(req.if_match.as_ref().unwrap().header_value(), "\"*\"");
         assert_eq!(
             serde_json::to_value(&req.body).unwrap(),
@@ -449,7 +533,10 @@ mod tests {
         let rm = rm();
         assert_eq!(rm.delete_device("d").etag.header_value(), "\"*\"");
         assert_eq!(
-            rm.delete_device("d").etag("MQ==").etag.header_value(),
+            rm.delete_device("d")
+                .etag(ETag::new("MQ=="))
+                .etag
+                .header_value(),
             "\"MQ==\""
         );
     }

@@ -21,20 +21,25 @@ pub enum Error {
     #[error("invalid registry manager configuration")]
     Config(#[source] ConfigError),
     /// No `Authorization` header could be produced (for example the Azure AD credential
-    /// failed). Nothing was sent; retrying may help if the credential recovers.
-    #[error("{message}")]
+    /// failed to return a token). Nothing was sent; retrying may help if the credential
+    /// recovers. The credential's own error is the [`source`](std::error::Error::source).
+    #[error("cannot authorize the request")]
     Auth {
-        /// What failed (for example `cannot authorize the request: token credential failed
-        /// to return a token`), without any key or token material.
-        message: String,
+        /// Why the credential failed (never holds key or token material).
+        #[source]
+        source: iothub_auth::AuthError,
     },
     /// A request could not be built from the arguments (for example an ETag that is not a
-    /// valid header value). Nothing was sent.
+    /// valid header value, or a chunk size of 0). Nothing was sent.
     #[error("invalid request: {message}")]
     InvalidRequest {
         /// What is wrong with the arguments.
         message: String,
     },
+    /// A twin patch could not be built (see [`TwinPatchError`](crate::TwinPatchError)).
+    /// Nothing was sent.
+    #[error("invalid twin patch")]
+    TwinPatch(#[from] crate::twins::TwinPatchError),
     /// IoT Hub answered with an error. See [`ServiceError`] for the code, and its helpers such
     /// as [`ServiceError::is_not_found`]. Whether retrying is safe depends on the code;
     /// throttling is already retried by the client when the retry policy allows it.
@@ -89,7 +94,9 @@ impl Error {
         self.service_error().map(|e| &e.code)
     }
 
-    /// 404: the device, module or other resource does not exist.
+    /// 404: the device, module, twin or other resource does not exist. False for
+    /// DeviceNotOnline (404103), which IoT Hub also sends with status 404 but which means the
+    /// device exists and is not connected: see [`is_device_not_online`](Self::is_device_not_online).
     pub fn is_not_found(&self) -> bool {
         self.service_error().is_some_and(ServiceError::is_not_found)
     }
@@ -111,16 +118,40 @@ impl Error {
         self.service_error().is_some_and(ServiceError::is_throttled)
     }
 
-    /// 404103: the device is not connected (direct methods).
+    /// 404103 DeviceNotOnline: the device (or module) exists but is not connected, or has not
+    /// subscribed to direct methods, so the method could not be invoked.
     pub fn is_device_not_online(&self) -> bool {
         self.service_error()
             .is_some_and(ServiceError::is_device_not_online)
     }
 
-    /// 401: the credential was refused.
+    /// 401: IoT Hub refused the credential. (A credential that could not produce a token at
+    /// all is [`Error::Auth`], see [`is_auth`](Self::is_auth).)
     pub fn is_unauthorized(&self) -> bool {
         self.service_error()
             .is_some_and(ServiceError::is_unauthorized)
+    }
+
+    /// 400: IoT Hub rejected the request as malformed or invalid.
+    pub fn is_bad_request(&self) -> bool {
+        self.service_error()
+            .is_some_and(ServiceError::is_bad_request)
+    }
+
+    /// 413002 TooManyDevices: more than 100 entries in one bulk request.
+    pub fn is_too_many_devices(&self) -> bool {
+        self.service_error()
+            .is_some_and(ServiceError::is_too_many_devices)
+    }
+
+    /// The credential could not produce an `Authorization` header; nothing was sent.
+    pub fn is_auth(&self) -> bool {
+        matches!(self, Error::Auth { .. })
+    }
+
+    /// The request did not complete at the HTTP level (DNS, TCP, TLS, connection reset).
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport(_))
     }
 
     /// The operation ran out of time.
@@ -157,6 +188,13 @@ pub enum ConfigError {
     /// The HTTP client could not be created.
     #[error("cannot build the http client")]
     Http(#[source] reqwest::Error),
+    /// A custom HTTP client was given together with options that only apply to the client
+    /// this crate builds itself (root certificates, connect timeout, user agent).
+    #[error("http_client cannot be combined with: {options}; configure the reqwest client instead")]
+    ConflictingOptions {
+        /// The conflicting options, comma-separated.
+        options: String,
+    },
 }
 
 impl From<ConfigError> for Error {
@@ -325,9 +363,10 @@ pub struct ServiceError {
 }
 
 impl ServiceError {
-    /// 404 (device, module, ... not found; includes [`is_device_not_online`](Self::is_device_not_online)).
+    /// 404: the device, module, twin or other resource does not exist. False for
+    /// DeviceNotOnline (404103); see [`is_device_not_online`](Self::is_device_not_online).
     pub fn is_not_found(&self) -> bool {
-        self.status == 404
+        self.status == 404 && !self.is_device_not_online()
     }
 
     /// 409: the identity already exists.
@@ -620,6 +659,9 @@ mod tests {
         let e = ServiceError::from_parts(404, &HeaderMap::new(), body.as_bytes());
         assert_eq!(e.code, ErrorCode::DeviceNotOnline);
         assert!(e.is_device_not_online());
+        assert!(!e.is_not_found(), "an offline device is not a missing one");
+        assert!(!Error::Service(e.clone()).is_not_found());
+        assert!(Error::Service(e.clone()).is_device_not_online());
         assert_eq!(e.tracking_id.as_deref(), Some("track-1"));
         assert_eq!(e.message, "Timed out waiting for device to connect.");
     }

@@ -2,20 +2,54 @@
 //! identities, twins, queries, bulk registry operations, statistics and direct methods.
 //!
 //! [`RegistryManager`] has the methods of the Python SDK's `IoTHubRegistryManager`, under the
-//! same snake_case names, so code ports line by line. Python's optional keyword arguments
-//! become calls on the returned request before `.await`, statuses, authentication kinds and
-//! import modes are enums, and twins keep arbitrary nested JSON (`serde_json`). Each call
-//! sends the same HTTP request (method, path, `If-Match`, JSON body) as the Python SDK.
+//! same snake_case names and with the same positional arguments, so code ports line by line.
+//! Every method has one shape: it takes ids as `impl Into<String>` and returns a request
+//! value; Python's optional keyword arguments are setters on that request, and `.await` (or
+//! `.send().await`) runs it and gives a [`Result`]. Each call sends the same HTTP request
+//! (method, path, `If-Match`, JSON body) as the Python SDK.
 //!
-//! | Python | Rust |
-//! |---|---|
-//! | `IoTHubRegistryManager.from_connection_string(cs)` | [`RegistryManager::from_connection_string`]`(cs)?` |
-//! | `rm.create_device_with_sas(id, pk, sk, "enabled", iot_edge=True)` | `rm.create_device_with_sas(id, pk, sk, DeviceStatus::Enabled).iot_edge(true).await?` |
-//! | `rm.update_device_with_sas(id, etag, pk, sk, "disabled")` | `rm.update_device_with_sas(id, etag, pk, sk, DeviceStatus::Disabled).await?` |
-//! | `rm.delete_device(id, etag=e)` | `rm.delete_device(id).etag(e).await?` |
-//! | `rm.update_twin(id, twin, etag)` | `rm.update_twin(id, &twin).etag(etag).await?` |
-//! | `rm.query_iot_hub(QuerySpecification(query=q), token, 100)` | `rm.query_iot_hub(q).continuation_token(token).max_item_count(100).await?` |
-//! | `rm.invoke_device_method(id, CloudToDeviceMethod(method_name="m"))` | `rm.invoke_device_method(id, &CloudToDeviceMethod::new("m")).await?` |
+//! | Python (`IoTHubRegistryManager`) | Rust (`RegistryManager`) | `.await` gives |
+//! |---|---|---|
+//! | `IoTHubRegistryManager.from_connection_string(cs)` | `RegistryManager::from_connection_string(cs)?` | (not async) [`RegistryManager`] |
+//! | `IoTHubRegistryManager.from_token_credential(host, cred)` | `RegistryManager::from_token_credential(host, cred)?` | (not async) [`RegistryManager`] |
+//! | `rm.create_device_with_sas(id, pk, sk, "enabled", iot_edge=True)` | `rm.create_device_with_sas(id, pk, sk, DeviceStatus::Enabled).iot_edge(true).await?` | [`Device`] |
+//! | `rm.create_device_with_x509(id, t1, t2, "enabled")` | `rm.create_device_with_x509(id, t1, t2, DeviceStatus::Enabled).await?` | [`Device`] |
+//! | `rm.create_device_with_certificate_authority(id, "enabled")` | `rm.create_device_with_certificate_authority(id, DeviceStatus::Enabled).await?` | [`Device`] |
+//! | `rm.update_device_with_sas(id, etag, pk, sk, "disabled")` | `rm.update_device_with_sas(id, &etag, pk, sk, DeviceStatus::Disabled).await?` | [`Device`] |
+//! | `rm.update_device_with_x509(id, etag, t1, t2, "enabled")` | `rm.update_device_with_x509(id, &etag, t1, t2, DeviceStatus::Enabled).await?` | [`Device`] |
+//! | `rm.update_device_with_certificate_authority(id, etag, "enabled")` | `rm.update_device_with_certificate_authority(id, &etag, DeviceStatus::Enabled).await?` | [`Device`] |
+//! | `rm.get_device(id)` | `rm.get_device(id).await?` | [`Device`] |
+//! | `rm.get_devices(max_number_of_devices=10)` | `rm.get_devices().max_number_of_devices(10).await?` | `Vec<`[`Device`]`>` |
+//! | `rm.delete_device(id, etag=e)` | `rm.delete_device(id).etag(&e).await?` | `()` |
+//! | `rm.create_module_with_sas(id, mid, managed_by, pk, sk)` | `rm.create_module_with_sas(id, mid, managed_by, pk, sk).await?` | [`Module`] |
+//! | `rm.create_module_with_x509(id, mid, managed_by, t1, t2)` | `rm.create_module_with_x509(id, mid, managed_by, t1, t2).await?` | [`Module`] |
+//! | `rm.create_module_with_certificate_authority(id, mid, managed_by)` | `rm.create_module_with_certificate_authority(id, mid, managed_by).await?` | [`Module`] |
+//! | `rm.update_module_with_sas(id, mid, managed_by, etag, pk, sk)` | `rm.update_module_with_sas(id, mid, managed_by, &etag, pk, sk).await?` | [`Module`] |
+//! | `rm.update_module_with_x509(id, mid, managed_by, etag, t1, t2)` | `rm.update_module_with_x509(id, mid, managed_by, &etag, t1, t2).await?` | [`Module`] |
+//! | `rm.update_module_with_certificate_authority(id, mid, managed_by, etag)` | `rm.update_module_with_certificate_authority(id, mid, managed_by, &etag).await?` | [`Module`] |
+//! | `rm.get_module(id, mid)` | `rm.get_module(id, mid).await?` | [`Module`] |
+//! | `rm.get_modules(id)` | `rm.get_modules(id).await?` | `Vec<`[`Module`]`>` |
+//! | `rm.delete_module(id, mid, etag=e)` | `rm.delete_module(id, mid).etag(&e).await?` | `()` |
+//! | `rm.get_twin(id)` | `rm.get_twin(id).await?` | [`Twin`] |
+//! | `rm.update_twin(id, twin, etag)` | `rm.update_twin(id, patch).etag(&etag).await?` | [`Twin`] |
+//! | `rm.replace_twin(id, twin, etag)` | `rm.replace_twin(id, patch).etag(&etag).await?` | [`Twin`] |
+//! | `rm.get_module_twin(id, mid)` | `rm.get_module_twin(id, mid).await?` | [`Twin`] |
+//! | `rm.update_module_twin(id, mid, twin, etag)` | `rm.update_module_twin(id, mid, patch).etag(&etag).await?` | [`Twin`] |
+//! | `rm.replace_module_twin(id, mid, twin, etag)` | `rm.replace_module_twin(id, mid, patch).etag(&etag).await?` | [`Twin`] |
+//! | `rm.query_iot_hub(QuerySpecification(query=q), token, 100)` | `rm.query_iot_hub(q).continuation_token(token).page_size(100).await?` | [`QueryResult`] |
+//! | `rm.get_service_statistics()` | `rm.get_service_statistics().await?` | [`ServiceStatistics`] |
+//! | `rm.get_device_registry_statistics()` | `rm.get_device_registry_statistics().await?` | [`RegistryStatistics`] |
+//! | `rm.invoke_device_method(id, CloudToDeviceMethod(method_name="m"))` | `rm.invoke_device_method(id, CloudToDeviceMethod::new("m")).await?` | [`CloudToDeviceMethodResult`] |
+//! | `rm.invoke_device_module_method(id, mid, CloudToDeviceMethod(method_name="m"))` | `rm.invoke_device_module_method(id, mid, CloudToDeviceMethod::new("m")).await?` | [`CloudToDeviceMethodResult`] |
+//! | `rm.bulk_create_or_update_devices(devices)` | `rm.bulk_create_or_update_devices(&devices).await?` | [`BulkRegistryOperationResult`] |
+//! | `rm.send_c2d_message(id, message, properties)` | behind the `c2d` feature, arriving with `iothub-c2d` | — |
+//!
+//! Beyond Python: [`query_as`](RegistryManager::query_as) decodes query items into your own
+//! type; [`QueryRequest::into_stream`] and [`QueryRequest::pages`] follow continuation
+//! tokens; [`bulk_create_or_update_devices_chunked`](RegistryManager::bulk_create_or_update_devices_chunked)
+//! takes any number of bulk entries. In the table, `etag` is an [`ETag`] (for example
+//! `device.etag` from a read), `patch` a [`TwinPatch`], statuses a [`DeviceStatus`] and
+//! `managed_by` an `Option<&str>`.
 //!
 //! # Connecting
 //!
@@ -33,7 +67,7 @@
 //! let rm = RegistryManager::builder()
 //!     .connection_string(&std::env::var("IOTHUB_CONNECTION_STRING").unwrap())
 //!     .add_root_certificate_file("ca.pem")
-//!     .retry_policy(RetryPolicy::default().max_attempts(5))
+//!     .retry_policy(RetryPolicy::default().with_max_attempts(5))
 //!     .attempt_timeout(Duration::from_secs(10))
 //!     .build()?;
 //! # let _ = rm; Ok(()) }
@@ -45,6 +79,10 @@
 //!
 //! # Devices and modules
 //!
+//! Writes that take an ETag take an [`ETag`], never a string, so an ETag and a key cannot
+//! be swapped. An unconditional write says so: [`ETag::any()`], or no `.etag(..)` call on a
+//! delete or twin write.
+//!
 //! ```no_run
 //! # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
 //! use iothub_registry::{DeviceStatus, ETag};
@@ -54,7 +92,7 @@
 //!     .update_device_with_sas("dev1", &device.etag, "", "", DeviceStatus::Disabled)
 //!     .status_reason("maintenance")
 //!     .await?;
-//! match rm.update_device_with_sas("dev1", "stale-etag", "", "", DeviceStatus::Enabled).await {
+//! match rm.update_device_with_sas("dev1", ETag::new("stale"), "", "", DeviceStatus::Enabled).await {
 //!     Err(e) if e.is_precondition_failed() => println!("someone else changed dev1"),
 //!     other => { other?; }
 //! }
@@ -63,54 +101,71 @@
 //!     println!("{}/{}", module.device_id, module.module_id);
 //! }
 //! rm.delete_module("dev1", "mod1").await?;
-//! rm.delete_device("dev1").etag(device.etag).await?;
+//! rm.delete_device("dev1").etag(&device.etag).await?;
 //! assert!(rm.get_device("dev1").await.unwrap_err().is_not_found());
-//! # let _ = ETag::any(); Ok(()) }
+//! # Ok(()) }
 //! ```
 //!
 //! # Twins
 //!
+//! [`Twin`] is what IoT Hub returns; a write sends a [`TwinPatch`], built from tags and
+//! desired properties given as any `Serialize` value, so reported properties and read-only
+//! fields cannot be sent back by accident.
+//!
 //! ```no_run
 //! # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
-//! use iothub_registry::Twin;
+//! use iothub_registry::TwinPatch;
 //! use serde_json::json;
 //!
 //! let twin = rm.get_twin("dev1").await?;
-//! let patch = Twin::from_json(json!({
-//!     "tags": {"site": {"building": 4, "floor": 2}},
-//!     "properties": {"desired": {"interval": 30}},
-//! })).expect("valid twin JSON");
-//! let twin = rm.update_twin("dev1", &patch).etag(twin.etag).await?;
-//! println!("desired now {:?}", twin.desired());
+//! let patch = TwinPatch::new()
+//!     .tags(json!({"site": {"building": 4, "floor": 2}}))?
+//!     .desired(json!({"interval": 30}))?;
+//! let twin = rm.update_twin("dev1", patch).etag(&twin.etag).await?;
+//! println!("desired now {:?}, reported {:?}", twin.desired(), twin.reported());
 //! # Ok(()) }
 //! ```
 //!
 //! # Queries
 //!
-//! [`RegistryManager::query_iot_hub`] returns one page, like Python;
-//! [`RegistryManager::query`] is a lazy [`Stream`](futures::Stream) over every twin that
-//! follows continuation tokens itself:
+//! [`RegistryManager::query_iot_hub`] returns one page when awaited, like Python, and turns
+//! into a lazy stream of every twin with [`into_stream`](QueryRequest::into_stream) (or of
+//! every page with [`pages`](QueryRequest::pages)); [`RegistryManager::query_as`] does the
+//! same for projections and aggregates, decoded into your own type:
 //!
 //! ```no_run
 //! # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
 //! use futures::TryStreamExt as _;
-//! let mut twins = rm.query("SELECT * FROM devices WHERE status = 'enabled'").page_size(200);
+//! let mut twins = rm
+//!     .query_iot_hub("SELECT * FROM devices WHERE status = 'enabled'")
+//!     .page_size(200)
+//!     .into_stream();
 //! while let Some(twin) = twins.try_next().await? {
 //!     println!("{:?}", twin.device_id);
+//! }
+//!
+//! #[derive(serde::Deserialize)]
+//! struct PerStatus { status: String, n: u64 }
+//! let counts = rm
+//!     .query_as::<PerStatus>("SELECT status, COUNT() AS n FROM devices GROUP BY status")
+//!     .await?;
+//! for row in counts.items {
+//!     println!("{}: {}", row.status, row.n);
 //! }
 //! # Ok(()) }
 //! ```
 //!
-//! # Bulk operations
+//! # Bulk registry operations
 //!
-//! [`RegistryManager::bulk_create_or_update_devices`] sends one request (IoT Hub accepts at
-//! most 100 entries). [`RegistryManager::bulk_create_or_update_devices_chunked`] takes any
-//! number, splits them into requests of 100, runs a few at once, retries throttled chunks, and
-//! returns one [`BulkImportResult`] with every per-device error, reporting [`BulkProgress`] as
-//! it goes.
+//! [`RegistryManager::bulk_create_or_update_devices`] sends one `POST /devices` (IoT Hub
+//! accepts at most 100 entries). [`RegistryManager::bulk_create_or_update_devices_chunked`]
+//! takes any number, splits them into requests of 100, runs a few at once, retries throttled
+//! chunks, and returns one [`ChunkedBulkResult`] with every per-device error, reporting
+//! [`BulkProgress`] as it goes. (IoT Hub's import/export *jobs*, which go through blob
+//! storage, are a different feature.)
 //!
 //! ```no_run
-//! # async fn run(rm: iothub_registry::RegistryManager) {
+//! # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
 //! use iothub_registry::{AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode};
 //! let devices = (0..1000).map(|i| ExportImportDevice {
 //!     id: format!("sensor-{i}"),
@@ -120,9 +175,9 @@
 //!     ..Default::default()
 //! });
 //! let (tx, rx) = tokio::sync::watch::channel(Default::default());
-//! let outcome = rm.bulk_create_or_update_devices_chunked(devices).progress_channel(tx).await;
+//! let outcome = rm.bulk_create_or_update_devices_chunked(devices).progress_channel(tx).await?;
 //! println!("{} requests, ok={}, last progress {:?}", outcome.requests, outcome.is_successful(), *rx.borrow());
-//! # }
+//! # Ok(()) }
 //! ```
 //!
 //! # Direct methods and statistics
@@ -132,7 +187,7 @@
 //! use iothub_registry::CloudToDeviceMethod;
 //! let call = CloudToDeviceMethod::new("reboot").response_timeout_in_seconds(10);
 //! if let Err(e) = rm.invoke_device_method("dev1", &call).await {
-//!     assert!(e.is_device_not_online());
+//!     assert!(e.is_device_not_online() && !e.is_not_found());
 //! }
 //! let stats = rm.get_device_registry_statistics().await?;
 //! println!("{} devices, {} connected", stats.total_device_count,
@@ -142,12 +197,15 @@
 //!
 //! # Errors
 //!
-//! Every call returns [`Result`]. IoT Hub's answers become [`Error::Service`] with a
+//! Every call returns [`Result`], and every method's docs have an `# Errors` section naming
+//! the checks that apply. IoT Hub's answers become [`Error::Service`] with a
 //! [`ServiceError`]: HTTP status, [`ErrorCode`] (name such as `DeviceNotFound` and number such
 //! as 404001), message, tracking id and `Retry-After`. Helpers such as
-//! [`Error::is_not_found`], [`Error::is_precondition_failed`], [`Error::is_throttled`] and
-//! [`Error::is_device_not_online`] save comparing codes by hand. Keys and tokens never appear
-//! in errors, `Debug` output or logs.
+//! [`Error::is_not_found`], [`Error::is_already_exists`], [`Error::is_precondition_failed`],
+//! [`Error::is_throttled`] and [`Error::is_device_not_online`] save comparing codes by hand;
+//! `is_not_found` is false for an offline device (404103). A credential that cannot produce
+//! a token is [`Error::Auth`], with the credential's error as its source. Keys and tokens
+//! never appear in errors, `Debug` output or logs.
 //!
 //! # Retries
 //!
@@ -186,16 +244,23 @@ mod error;
 mod methods;
 mod model;
 mod modules;
+mod operation;
 mod query;
 mod retry;
+mod statistics;
 mod twins;
 
-pub use bulk::{BulkImport, BulkImportResult, BulkProgress, FailedChunk, MAX_BULK_DEVICES};
+pub use bulk::{
+    BulkProgress, BulkRequest, ChunkedBulkRequest, ChunkedBulkResult, FailedChunk, MAX_BULK_DEVICES,
+};
 pub use client::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RegistryManager, RegistryManagerBuilder,
 };
-pub use devices::{DeleteRequest, DeviceRequest};
+pub use devices::{DeleteDeviceRequest, DeviceRequest, GetDeviceRequest, GetDevicesRequest};
 pub use error::{ConfigError, Error, ErrorCode, Result, ServiceError};
+/// The credential error kept as the source of [`Error::Auth`].
+pub use iothub_auth::AuthError;
+pub use methods::InvokeMethodRequest;
 pub use model::{
     AuthenticationMechanism, AuthenticationType, BulkRegistryOperationResult, CloudToDeviceMethod,
     CloudToDeviceMethodResult, Device, DeviceCapabilities, DeviceRegistryOperationError,
@@ -203,6 +268,8 @@ pub use model::{
     Module, QueryResult, QuerySpecification, RegistryStatistics, ServiceStatistics, SymmetricKey,
     Twin, TwinProperties, UnknownValue, X509Thumbprint,
 };
-pub use query::{Query, QueryItem, QueryRequest};
+pub use modules::{DeleteModuleRequest, GetModuleRequest, GetModulesRequest, ModuleRequest};
+pub use query::{QueryPages, QueryRequest, QueryStream};
 pub use retry::RetryPolicy;
-pub use twins::TwinRequest;
+pub use statistics::{RegistryStatisticsRequest, ServiceStatisticsRequest};
+pub use twins::{GetTwinRequest, TwinPatch, TwinPatchError, TwinRequest};

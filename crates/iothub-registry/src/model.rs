@@ -4,16 +4,22 @@
 //! so that regenerating the low-level client does not change this API. They serialize with
 //! IoT Hub's JSON names, so `serde_json` can print them or build them from JSON.
 //!
-//! Types that callers build for requests ([`Twin`], [`TwinProperties`],
-//! [`ExportImportDevice`], [`CloudToDeviceMethod`], [`AuthenticationMechanism`], ...) have
-//! public fields and `Default`: write them with `..Default::default()`. Types that only come
-//! back from IoT Hub are `#[non_exhaustive]`.
+//! Types that callers build for requests ([`ExportImportDevice`], [`CloudToDeviceMethod`],
+//! [`AuthenticationMechanism`], ...) have public fields and `Default`: write them with
+//! `..Default::default()`. Types that only come back from IoT Hub ([`Device`], [`Module`],
+//! [`Twin`], ...) are `#[non_exhaustive]`. Twin changes are sent as a
+//! [`TwinPatch`](crate::TwinPatch).
+//!
+//! Timestamps (`status_updated_time`, `last_activity_time`, ...) are kept as the ISO 8601
+//! text IoT Hub sent.
 
 use std::fmt;
 use std::str::FromStr;
 
 use iothub_rest::types as wire;
 use serde::{Deserialize, Serialize};
+
+use crate::operation::{FromWire, from_wire_via_from};
 use serde_json::{Map, Value};
 
 /// A JSON object (twin tags, desired or reported properties).
@@ -103,50 +109,106 @@ string_enum! {
         Create = "create",
         /// Update; fails for a missing identity.
         Update = "update",
-        /// Update if `e_tag` matches.
+        /// Update if `etag` matches.
         UpdateIfMatchETag = "updateIfMatchETag",
         /// Delete.
         Delete = "delete",
-        /// Delete if `e_tag` matches.
+        /// Delete if `etag` matches.
         DeleteIfMatchETag = "deleteIfMatchETag",
         /// Create, or update an existing identity.
         CreateOrUpdate = "createOrUpdate",
-        /// Create, or update if `e_tag` matches.
+        /// Create, or update if `etag` matches.
         CreateOrUpdateIfMatchETag = "createOrUpdateIfMatchETag",
         /// Update the twin only.
         UpdateTwin = "updateTwin",
-        /// Update the twin only, if `twin_e_tag` matches.
+        /// Update the twin only, if `twin_etag` matches.
         UpdateTwinIfMatchETag = "updateTwinIfMatchETag",
     }
 }
 
-/// An ETag for `If-Match`. Converts from `&str`, `String`, `Option<String>` and friends;
-/// `None`, [`ETag::any()`] and `"*"` all mean "whatever the current version is".
+/// An entity tag: the version stamp IoT Hub puts on a device, module or twin, used for
+/// optimistic concurrency (`If-Match`) and in the `*IfMatchETag` bulk modes.
 ///
-/// The header is sent quoted (`"AAAAAAAAAAE="`), as the official SDKs do; an ETag that already
-/// starts and ends with `"` is sent unchanged.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct ETag(Option<String>);
+/// Its own type, so that an ETag and a key (both strings on the wire) cannot be swapped in a
+/// call: read one from a [`Device`], [`Module`] or [`Twin`] (`&device.etag`), build one with
+/// [`ETag::new`] or `"…".parse()`, or say "any version" with [`ETag::any()`]. Nothing turns
+/// a missing value into "any" behind your back.
+///
+/// In a header it is sent quoted (`If-Match: "AAAAAAAAAAE="`), as the official SDKs do; a
+/// value that already starts and ends with `"` is sent unchanged. In a JSON body (bulk
+/// entries) it is the bare value.
+///
+/// ```
+/// use iothub_registry::ETag;
+/// assert_eq!(ETag::new("MQ==").header_value(), "\"MQ==\"");
+/// assert_eq!(ETag::any().header_value(), "\"*\"");
+/// assert!("*".parse::<ETag>().unwrap().is_any());
+/// ```
+///
+/// A key where an ETag belongs does not compile:
+///
+/// ```compile_fail
+/// # async fn run(rm: iothub_registry::RegistryManager, etag: iothub_registry::ETag) {
+/// use iothub_registry::DeviceStatus;
+/// let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+/// // primary key and ETag swapped
+/// rm.update_device_with_sas("dev1", key, etag, "", DeviceStatus::Enabled).await;
+/// # }
+/// ```
+///
+/// ```compile_fail
+/// # async fn run(rm: iothub_registry::RegistryManager) {
+/// // a plain string is not an ETag either
+/// rm.update_module_with_sas("dev1", "mod1", None, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "", "").await;
+/// # }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ETag(String);
 
 impl ETag {
-    /// Matches any version (`If-Match: "*"`).
+    /// Matches any version (`If-Match: "*"`): an unconditional write.
     pub fn any() -> Self {
-        ETag(None)
+        ETag("*".to_owned())
     }
 
-    /// A specific ETag value.
+    /// A specific ETag value, as IoT Hub returned it (quoted or not).
     pub fn new(etag: impl Into<String>) -> Self {
-        ETag(Some(etag.into()))
+        ETag(etag.into())
     }
 
-    /// The `If-Match` header value.
+    /// True for [`ETag::any()`] (the value `*`).
+    pub fn is_any(&self) -> bool {
+        self.0 == "*"
+    }
+
+    /// The `If-Match` header value: the ETag in double quotes.
     pub fn header_value(&self) -> String {
-        ensure_quoted(self.0.as_deref().unwrap_or("*"))
+        ensure_quoted(&self.0)
     }
 
-    /// The ETag as given, `None` for "any".
-    pub fn as_str(&self) -> Option<&str> {
-        self.0.as_deref()
+    /// The ETag as given.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for ETag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for ETag {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(ETag::new(s))
+    }
+}
+
+impl From<&ETag> for ETag {
+    fn from(etag: &ETag) -> Self {
+        etag.clone()
     }
 }
 
@@ -155,37 +217,6 @@ fn ensure_quoted(etag: &str) -> String {
         etag.to_owned()
     } else {
         format!("\"{etag}\"")
-    }
-}
-
-impl From<&str> for ETag {
-    fn from(s: &str) -> Self {
-        ETag::new(s)
-    }
-}
-impl From<String> for ETag {
-    fn from(s: String) -> Self {
-        ETag(Some(s))
-    }
-}
-impl From<&String> for ETag {
-    fn from(s: &String) -> Self {
-        ETag(Some(s.clone()))
-    }
-}
-impl From<Option<String>> for ETag {
-    fn from(s: Option<String>) -> Self {
-        ETag(s)
-    }
-}
-impl From<&Option<String>> for ETag {
-    fn from(s: &Option<String>) -> Self {
-        ETag(s.clone())
-    }
-}
-impl From<Option<&str>> for ETag {
-    fn from(s: Option<&str>) -> Self {
-        ETag(s.map(str::to_owned))
     }
 }
 
@@ -284,7 +315,7 @@ pub struct DeviceCapabilities {
 }
 
 /// A device identity, as returned by IoT Hub.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Device {
     /// Case-sensitive device id.
@@ -293,9 +324,10 @@ pub struct Device {
     /// Service-assigned id that tells apart identities re-created with the same id.
     #[serde(rename = "generationId", skip_serializing_if = "Option::is_none")]
     pub generation_id: Option<String>,
-    /// ETag of the identity (pass it to `update_device_with_*` or `delete_device`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
+    /// ETag of the identity: pass `&device.etag` to `update_device_with_*` or to
+    /// `delete_device(..).etag(..)`. IoT Hub always sends one; a response without it is
+    /// refused as [`Error::InvalidResponse`](crate::Error::InvalidResponse).
+    pub etag: ETag,
     /// Whether the device may connect.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<DeviceStatus>,
@@ -342,7 +374,7 @@ pub struct Device {
 }
 
 /// A module identity, as returned by IoT Hub.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
 pub struct Module {
     /// Case-sensitive module id.
@@ -354,9 +386,9 @@ pub struct Module {
     /// Service-assigned id that tells apart modules re-created with the same id.
     #[serde(rename = "generationId", skip_serializing_if = "Option::is_none")]
     pub generation_id: Option<String>,
-    /// ETag of the identity.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
+    /// ETag of the identity: pass `&module.etag` to `update_module_with_*` or to
+    /// `delete_module(..).etag(..)`. Always sent by IoT Hub.
+    pub etag: ETag,
     /// Who manages the module (for example `IotEdge`).
     #[serde(rename = "managedBy", skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<String>,
@@ -394,18 +426,30 @@ pub struct TwinProperties {
     pub reported: JsonObject,
 }
 
-/// A device or module twin, or a twin patch/replacement to send.
+/// A device or module twin as IoT Hub returns it (`get_twin`, `update_twin`, queries).
 ///
-/// For `update_twin` (PATCH) and `replace_twin` (PUT) only `tags` and `properties.desired`
-/// matter to IoT Hub; every field that is set is sent, as the Python SDK does.
+/// A read type only: to change a twin, send a [`TwinPatch`](crate::TwinPatch), which holds
+/// just the parts a service may write (tags and desired properties).
+///
+/// Copies of identity fields (`status`, `authentication_type`, ...) are as IoT Hub sent them
+/// and are `None` when it did not; for module twins several are never sent. Timestamps are
+/// ISO 8601 text, as sent.
 ///
 /// ```
-/// use iothub_registry::Twin;
-/// let patch = Twin::from_json(serde_json::json!({"properties": {"desired": {"temp": 21}}}))?;
-/// assert_eq!(patch.properties.unwrap().desired["temp"], 21);
+/// use iothub_registry::{DeviceStatus, Twin};
+/// let twin: Twin = serde_json::from_value(serde_json::json!({
+///     "deviceId": "dev1", "etag": "AAAAAAAAAAE=", "version": 4, "status": "enabled",
+///     "tags": {"site": "lab"},
+///     "properties": {"desired": {"interval": 30, "$version": 2},
+///                    "reported": {"interval": 30, "$version": 5}},
+/// }))?;
+/// assert_eq!(twin.status, Some(DeviceStatus::Enabled));
+/// assert_eq!(twin.desired()["interval"], 30);
+/// assert_eq!(twin.reported()["$version"], 5);
 /// # Ok::<(), serde_json::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Twin {
     /// Device id.
     #[serde(rename = "deviceId", skip_serializing_if = "Option::is_none")]
@@ -413,24 +457,25 @@ pub struct Twin {
     /// Module id (module twins).
     #[serde(rename = "moduleId", skip_serializing_if = "Option::is_none")]
     pub module_id: Option<String>,
-    /// ETag of the twin (pass it to `update_twin`/`replace_twin`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub etag: Option<String>,
-    /// ETag of the identity behind the twin.
+    /// ETag of the twin: pass `&twin.etag` to `update_twin(..).etag(..)` and friends. This
+    /// is not the identity's ETag. Always sent by IoT Hub.
+    pub etag: ETag,
+    /// ETag of the identity (device or module) behind the twin, when IoT Hub sends it.
     #[serde(rename = "deviceEtag", skip_serializing_if = "Option::is_none")]
-    pub device_etag: Option<String>,
-    /// Version of the twin.
+    pub device_etag: Option<ETag>,
+    /// Version of the twin, incremented by IoT Hub on every change.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<i64>,
-    /// Back-end-only tags, arbitrary nested JSON.
+    /// Back-end-only tags, arbitrary nested JSON (empty when the twin has none).
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub tags: JsonObject,
-    /// Desired and reported properties.
+    /// Desired and reported properties, each with IoT Hub's `$metadata` and `$version`
+    /// entries. See [`desired`](Self::desired) and [`reported`](Self::reported).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub properties: Option<TwinProperties>,
-    /// Copy of the identity status (`enabled`/`disabled`).
+    /// Copy of the identity status (device twins).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
+    pub status: Option<DeviceStatus>,
     /// Reason for the status.
     #[serde(rename = "statusReason", skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
@@ -451,7 +496,7 @@ pub struct Twin {
     pub cloud_to_device_message_count: Option<i32>,
     /// Copy of the identity's authentication type.
     #[serde(rename = "authenticationType", skip_serializing_if = "Option::is_none")]
-    pub authentication_type: Option<String>,
+    pub authentication_type: Option<AuthenticationType>,
     /// Copy of the identity's thumbprints.
     #[serde(rename = "x509Thumbprint", skip_serializing_if = "Option::is_none")]
     pub x509_thumbprint: Option<X509Thumbprint>,
@@ -474,49 +519,26 @@ pub struct Twin {
 }
 
 impl Twin {
-    /// Builds a twin from its JSON form (IoT Hub's field names).
-    pub fn from_json(value: Value) -> Result<Self, serde_json::Error> {
-        serde_json::from_value(value)
+    /// The desired properties, including IoT Hub's `$metadata` and `$version` entries; an
+    /// empty object when the twin has none (or `properties` was not sent).
+    pub fn desired(&self) -> &JsonObject {
+        self.properties
+            .as_ref()
+            .map_or(empty_object(), |p| &p.desired)
     }
 
-    /// A patch or replacement that sets only desired properties.
-    ///
-    /// Returns `None` unless `desired` is a JSON object.
-    pub fn with_desired(desired: Value) -> Option<Self> {
-        match desired {
-            Value::Object(desired) => Some(Twin {
-                properties: Some(TwinProperties {
-                    desired,
-                    ..TwinProperties::default()
-                }),
-                ..Twin::default()
-            }),
-            _ => None,
-        }
+    /// The reported properties, including IoT Hub's `$metadata` and `$version` entries; an
+    /// empty object when the twin has none (or `properties` was not sent).
+    pub fn reported(&self) -> &JsonObject {
+        self.properties
+            .as_ref()
+            .map_or(empty_object(), |p| &p.reported)
     }
+}
 
-    /// A patch or replacement that sets only tags.
-    ///
-    /// Returns `None` unless `tags` is a JSON object.
-    pub fn with_tags(tags: Value) -> Option<Self> {
-        match tags {
-            Value::Object(tags) => Some(Twin {
-                tags,
-                ..Twin::default()
-            }),
-            _ => None,
-        }
-    }
-
-    /// The desired properties (empty when absent).
-    pub fn desired(&self) -> Option<&JsonObject> {
-        self.properties.as_ref().map(|p| &p.desired)
-    }
-
-    /// The reported properties (empty when absent).
-    pub fn reported(&self) -> Option<&JsonObject> {
-        self.properties.as_ref().map(|p| &p.reported)
-    }
+fn empty_object() -> &'static JsonObject {
+    static EMPTY: std::sync::OnceLock<JsonObject> = std::sync::OnceLock::new();
+    EMPTY.get_or_init(JsonObject::new)
 }
 
 /// One entry of a bulk registry request (`bulk_create_or_update_devices`).
@@ -539,9 +561,9 @@ pub struct ExportImportDevice {
     /// Module id, when the entry targets a module.
     #[serde(rename = "moduleId", skip_serializing_if = "Option::is_none")]
     pub module_id: Option<String>,
-    /// Identity ETag, for the `*IfMatchETag` identity modes.
+    /// ETag of the identity, for the `*IfMatchETag` identity modes (sent as `eTag`).
     #[serde(rename = "eTag", skip_serializing_if = "Option::is_none")]
-    pub e_tag: Option<String>,
+    pub etag: Option<ETag>,
     /// What to do with the entry.
     #[serde(rename = "importMode", skip_serializing_if = "Option::is_none")]
     pub import_mode: Option<ImportMode>,
@@ -554,9 +576,9 @@ pub struct ExportImportDevice {
     /// Credentials.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub authentication: Option<AuthenticationMechanism>,
-    /// Twin ETag, for [`ImportMode::UpdateTwinIfMatchETag`].
+    /// ETag of the twin, for [`ImportMode::UpdateTwinIfMatchETag`] (sent as `twinETag`).
     #[serde(rename = "twinETag", skip_serializing_if = "Option::is_none")]
-    pub twin_etag: Option<String>,
+    pub twin_etag: Option<ETag>,
     /// Twin tags to set.
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub tags: JsonObject,
@@ -693,6 +715,12 @@ pub struct CloudToDeviceMethod {
     pub connect_timeout_in_seconds: Option<i32>,
 }
 
+impl From<&CloudToDeviceMethod> for CloudToDeviceMethod {
+    fn from(method: &CloudToDeviceMethod) -> Self {
+        method.clone()
+    }
+}
+
 impl CloudToDeviceMethod {
     /// A call of `method_name` with no payload and the service's default timeouts.
     pub fn new(method_name: impl Into<String>) -> Self {
@@ -758,8 +786,9 @@ impl From<String> for QuerySpecification {
     }
 }
 
-/// One page of query results (`query_iot_hub`): twins by default, or raw JSON values
-/// (`QueryResult<serde_json::Value>`) for projections and aggregates.
+/// One page of query results: twins from
+/// [`query_iot_hub`](crate::RegistryManager::query_iot_hub), or the caller's own type from
+/// [`query_as`](crate::RegistryManager::query_as) (projections and aggregates).
 #[derive(Debug, Clone, PartialEq, Default)]
 #[non_exhaustive]
 pub struct QueryResult<T = Twin> {
@@ -772,6 +801,13 @@ pub struct QueryResult<T = Twin> {
 }
 
 // ----- conversions to and from the generated types -----
+
+from_wire_via_from! {
+    wire::BulkRegistryOperationResult => BulkRegistryOperationResult,
+    wire::RegistryStatistics => RegistryStatistics,
+    wire::ServiceStatistics => ServiceStatistics,
+    wire::CloudToDeviceMethodResult => CloudToDeviceMethodResult,
+}
 
 impl From<&SymmetricKey> for iothub_rest::SymmetricKey {
     fn from(k: &SymmetricKey) -> Self {
@@ -845,12 +881,38 @@ impl From<wire::DeviceCapabilities> for DeviceCapabilities {
     }
 }
 
-impl From<wire::Device> for Device {
-    fn from(d: wire::Device) -> Self {
-        Device {
+/// The ETag IoT Hub always sends with an identity or twin.
+fn required_etag(etag: Option<String>, what: &str) -> crate::Result<ETag> {
+    etag.map(ETag).ok_or_else(|| crate::Error::InvalidResponse {
+        status: None,
+        body: format!("{what} without an etag"),
+        source: None,
+    })
+}
+
+/// A wire string that must be one of an enum's values.
+fn known<T: FromStr<Err = UnknownValue>>(
+    value: Option<String>,
+    what: &str,
+) -> crate::Result<Option<T>> {
+    value
+        .map(|v| {
+            v.parse()
+                .map_err(|UnknownValue(v)| crate::Error::InvalidResponse {
+                    status: None,
+                    body: format!("unknown {what} `{v}`"),
+                    source: None,
+                })
+        })
+        .transpose()
+}
+
+impl FromWire<wire::Device> for Device {
+    fn from_wire(d: wire::Device) -> crate::Result<Self> {
+        Ok(Device {
+            etag: required_etag(d.etag, "device")?,
             device_id: d.device_id.unwrap_or_default(),
             generation_id: d.generation_id,
-            etag: d.etag,
             status: d.status.map(Into::into),
             status_reason: d.status_reason,
             status_updated_time: d.status_updated_time,
@@ -862,24 +924,24 @@ impl From<wire::Device> for Device {
             capabilities: d.capabilities.map(Into::into),
             device_scope: d.device_scope,
             parent_scopes: d.parent_scopes,
-        }
+        })
     }
 }
 
-impl From<wire::Module> for Module {
-    fn from(m: wire::Module) -> Self {
-        Module {
+impl FromWire<wire::Module> for Module {
+    fn from_wire(m: wire::Module) -> crate::Result<Self> {
+        Ok(Module {
+            etag: required_etag(m.etag, "module")?,
             module_id: m.module_id.unwrap_or_default(),
             device_id: m.device_id.unwrap_or_default(),
             generation_id: m.generation_id,
-            etag: m.etag,
             managed_by: m.managed_by,
             connection_state: m.connection_state,
             connection_state_updated_time: m.connection_state_updated_time,
             last_activity_time: m.last_activity_time,
             cloud_to_device_message_count: m.cloud_to_device_message_count,
             authentication: m.authentication.map(Into::into),
-        }
+        })
     }
 }
 
@@ -901,55 +963,29 @@ impl From<wire::TwinProperties> for TwinProperties {
     }
 }
 
-impl From<&Twin> for wire::Twin {
-    fn from(t: &Twin) -> Self {
-        wire::Twin {
-            authentication_type: t.authentication_type.clone(),
-            capabilities: t.capabilities.as_ref().map(Into::into),
-            cloud_to_device_message_count: t.cloud_to_device_message_count,
-            connection_state: t.connection_state.clone(),
-            device_etag: t.device_etag.clone(),
-            device_id: t.device_id.clone(),
-            device_scope: t.device_scope.clone(),
-            etag: t.etag.clone(),
-            last_activity_time: t.last_activity_time.clone(),
-            model_id: t.model_id.clone(),
-            module_id: t.module_id.clone(),
-            parent_scopes: t.parent_scopes.clone(),
-            properties: t.properties.as_ref().map(Into::into),
-            status: t.status.clone(),
-            status_reason: t.status_reason.clone(),
-            status_update_time: t.status_update_time.clone(),
-            tags: t.tags.clone(),
-            version: t.version,
-            x509_thumbprint: t.x509_thumbprint.as_ref().map(Into::into),
-        }
-    }
-}
-
-impl From<wire::Twin> for Twin {
-    fn from(t: wire::Twin) -> Self {
-        Twin {
+impl FromWire<wire::Twin> for Twin {
+    fn from_wire(t: wire::Twin) -> crate::Result<Self> {
+        Ok(Twin {
+            etag: required_etag(t.etag, "twin")?,
+            status: known(t.status, "twin status")?,
+            authentication_type: known(t.authentication_type, "authentication type")?,
             device_id: t.device_id,
             module_id: t.module_id,
-            etag: t.etag,
-            device_etag: t.device_etag,
+            device_etag: t.device_etag.map(ETag),
             version: t.version,
             tags: t.tags,
             properties: t.properties.map(Into::into),
-            status: t.status,
             status_reason: t.status_reason,
             status_update_time: t.status_update_time,
             connection_state: t.connection_state,
             last_activity_time: t.last_activity_time,
             cloud_to_device_message_count: t.cloud_to_device_message_count,
-            authentication_type: t.authentication_type,
             x509_thumbprint: t.x509_thumbprint.map(Into::into),
             capabilities: t.capabilities.map(Into::into),
             device_scope: t.device_scope,
             parent_scopes: t.parent_scopes,
             model_id: t.model_id,
-        }
+        })
     }
 }
 
@@ -959,7 +995,7 @@ impl From<&ExportImportDevice> for wire::ExportImportDevice {
             authentication: d.authentication.as_ref().map(Into::into),
             capabilities: d.capabilities.as_ref().map(Into::into),
             device_scope: d.device_scope.clone(),
-            e_tag: d.e_tag.clone(),
+            e_tag: d.etag.as_ref().map(|e| e.as_str().to_owned()),
             id: Some(d.id.clone()),
             import_mode: d.import_mode.map(Into::into),
             module_id: d.module_id.clone(),
@@ -968,7 +1004,7 @@ impl From<&ExportImportDevice> for wire::ExportImportDevice {
             status: d.status.map(Into::into),
             status_reason: d.status_reason.clone(),
             tags: d.tags.clone(),
-            twin_e_tag: d.twin_etag.clone(),
+            twin_e_tag: d.twin_etag.as_ref().map(|e| e.as_str().to_owned()),
         }
     }
 }
@@ -1052,12 +1088,16 @@ mod tests {
     #[test]
     fn etag_quoting_matches_python() {
         assert_eq!(ETag::any().header_value(), "\"*\"");
-        assert_eq!(ETag::from(None::<String>).header_value(), "\"*\"");
-        assert_eq!(ETag::from("*").header_value(), "\"*\"");
-        assert_eq!(ETag::from("MQ==").header_value(), "\"MQ==\"");
-        assert_eq!(ETag::from("\"MQ==\"").header_value(), "\"MQ==\"");
-        assert_eq!(ETag::from("\"").header_value(), "\"\"\"");
-        assert_eq!(ETag::from("").header_value(), "\"\"");
+        assert_eq!(ETag::new("*").header_value(), "\"*\"");
+        assert!(ETag::new("*").is_any());
+        assert_eq!(ETag::new("MQ==").header_value(), "\"MQ==\"");
+        assert_eq!(ETag::new("\"MQ==\"").header_value(), "\"MQ==\"");
+        assert_eq!(ETag::new("\"").header_value(), "\"\"\"");
+        assert_eq!(ETag::new("").header_value(), "\"\"");
+        assert_eq!(
+            serde_json::to_value(ETag::new("MQ==")).unwrap(),
+            json!("MQ==")
+        );
     }
 
     #[test]
@@ -1078,21 +1118,6 @@ mod tests {
     }
 
     #[test]
-    fn twin_patch_body() {
-        let patch = Twin::with_desired(json!({"temp": 21})).unwrap();
-        assert_eq!(
-            serde_json::to_value(wire::Twin::from(&patch)).unwrap(),
-            json!({"properties": {"desired": {"temp": 21}}})
-        );
-        let replace = Twin::with_tags(json!({"a": {"b": [1, 2]}})).unwrap();
-        assert_eq!(
-            serde_json::to_value(wire::Twin::from(&replace)).unwrap(),
-            json!({"tags": {"a": {"b": [1, 2]}}})
-        );
-        assert!(Twin::with_tags(json!(1)).is_none());
-    }
-
-    #[test]
     fn our_serde_matches_generated_serde() {
         let twin = json!({
             "deviceId": "d", "etag": "AAAA", "version": 3,
@@ -1102,9 +1127,43 @@ mod tests {
         });
         let ours: Twin = serde_json::from_value(twin.clone()).unwrap();
         let theirs: wire::Twin = serde_json::from_value(twin.clone()).unwrap();
-        assert_eq!(Twin::from(theirs.clone()), ours);
-        assert_eq!(serde_json::to_value(wire::Twin::from(&ours)).unwrap(), twin);
+        assert_eq!(Twin::from_wire(theirs).unwrap(), ours);
+        assert_eq!(ours.status, Some(DeviceStatus::Enabled));
         assert_eq!(serde_json::to_value(&ours).unwrap(), twin);
+    }
+
+    #[test]
+    fn responses_without_etag_or_with_unknown_values_are_refused() {
+        let no_etag: wire::Twin = serde_json::from_value(json!({"deviceId": "d"})).unwrap();
+        let e = Twin::from_wire(no_etag).unwrap_err();
+        assert!(e.to_string().contains("unexpected response"), "{e}");
+        let odd: wire::Twin =
+            serde_json::from_value(json!({"deviceId": "d", "etag": "x", "status": "sleeping"}))
+                .unwrap();
+        assert!(Twin::from_wire(odd).is_err());
+        let device: wire::Device = serde_json::from_value(json!({"deviceId": "d"})).unwrap();
+        assert!(Device::from_wire(device).is_err());
+        let module: wire::Module = serde_json::from_value(json!({"moduleId": "m"})).unwrap();
+        assert!(Module::from_wire(module).is_err());
+    }
+
+    #[test]
+    fn bulk_entry_etags_are_bare_values() {
+        let entry = ExportImportDevice {
+            id: "d".into(),
+            import_mode: Some(ImportMode::UpdateTwinIfMatchETag),
+            etag: Some(ETag::new("MQ==")),
+            twin_etag: Some(ETag::new("Mg==")),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::to_value(wire::ExportImportDevice::from(&entry)).unwrap(),
+            json!({"id": "d", "importMode": "updateTwinIfMatchETag", "eTag": "MQ==", "twinETag": "Mg=="})
+        );
+        assert_eq!(
+            serde_json::to_value(&entry).unwrap(),
+            json!({"id": "d", "importMode": "updateTwinIfMatchETag", "eTag": "MQ==", "twinETag": "Mg=="})
+        );
     }
 
     #[test]
@@ -1125,13 +1184,15 @@ mod tests {
 
     #[test]
     fn debug_output_hides_device_keys() {
-        let device = Device::from(wire::Device {
+        let device = Device::from_wire(wire::Device {
             device_id: Some("d1".into()),
+            etag: Some("MQ==".into()),
             authentication: Some(
                 (&AuthenticationMechanism::sas("cHJpbWFyeQ==", "c2Vjb25k")).into(),
             ),
             ..wire::Device::default()
-        });
+        })
+        .unwrap();
         let entry = ExportImportDevice {
             id: "d1".into(),
             authentication: Some(AuthenticationMechanism::sas("cHJpbWFyeQ==", "c2Vjb25k")),

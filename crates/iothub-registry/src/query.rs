@@ -1,95 +1,122 @@
-//! Queries: one page at a time (`query_iot_hub`, as in Python) or as a lazy stream that
-//! follows continuation tokens (`query`); `query_raw` streams projections and aggregates
-//! as plain JSON values.
+//! Queries (`POST /devices/query`): one page at a time, as Python's `query_iot_hub`, or as a
+//! lazy stream of items or pages that follows continuation tokens; twins, or any type the
+//! caller decodes projections and aggregates into.
 
 use std::collections::HashSet;
-use std::future::IntoFuture;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, Stream, StreamExt as _};
+use iothub_rest::QueryResultItem;
 use iothub_rest::types as wire;
+use serde::de::DeserializeOwned;
 
 use crate::RegistryManager;
-use crate::client::{Op, decode};
-use crate::error::Result;
+use crate::error::{Error, Result, excerpt};
 use crate::model::{QueryResult, QuerySpecification, Twin};
+use crate::operation::{Op, decode};
 use crate::retry::Idempotency;
 
 impl RegistryManager {
-    /// Runs one page of a query (`POST /devices/query`), as Python's `query_iot_hub`: pass the
-    /// previous page's `continuation_token` to get the next one.
+    /// A query of twins (`POST /devices/query`), as Python's `query_iot_hub`.
+    ///
+    /// `.await` gives one page ([`QueryResult`]): pass its `continuation_token` back for the
+    /// next one. [`into_stream`](QueryRequest::into_stream) gives every twin instead, and
+    /// [`pages`](QueryRequest::pages) every page, following the tokens itself.
     ///
     /// ```no_run
     /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
-    /// let mut token = None;
-    /// loop {
-    ///     let page = rm
-    ///         .query_iot_hub("SELECT * FROM devices WHERE status = 'enabled'")
-    ///         .continuation_token(token)
-    ///         .max_item_count(100)
-    ///         .await?;
-    ///     for twin in &page.items {
-    ///         println!("{:?}", twin.device_id);
-    ///     }
-    ///     token = page.continuation_token;
-    ///     if token.is_none() { break; }
+    /// use futures::TryStreamExt as _;
+    ///
+    /// // Python's shape: one page per call.
+    /// let page = rm.query_iot_hub("SELECT * FROM devices").page_size(100).await?;
+    /// if let Some(token) = &page.continuation_token {
+    ///     let next = rm.query_iot_hub("SELECT * FROM devices").continuation_token(token).await?;
+    ///     # let _ = next;
+    /// }
+    ///
+    /// // Every twin, fetched lazily a page at a time.
+    /// let mut twins = rm
+    ///     .query_iot_hub("SELECT * FROM devices WHERE status = 'enabled'")
+    ///     .page_size(500)
+    ///     .into_stream();
+    /// while let Some(twin) = twins.try_next().await? {
+    ///     println!("{:?}", twin.device_id);
     /// }
     /// # Ok(()) }
     /// ```
-    pub fn query_iot_hub(&self, query: impl Into<QuerySpecification>) -> QueryRequest<'_> {
+    ///
+    /// # Errors
+    ///
+    /// [`Error::is_bad_request`](crate::Error::is_bad_request) for a query IoT Hub cannot
+    /// parse; [`Error::InvalidResponse`](crate::Error::InvalidResponse) when an item is not a
+    /// twin (a projection or aggregate: use [`query_as`](Self::query_as));
+    /// [`Error::is_unauthorized`](crate::Error::is_unauthorized),
+    /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
+    /// transport errors of every call. A stream yields the error and ends.
+    pub fn query_iot_hub(&self, query: impl Into<QuerySpecification>) -> QueryRequest<'_, Twin> {
+        self.query_as(query)
+    }
+
+    /// A query whose items decode into `T`: any [`DeserializeOwned`] type, for projections
+    /// and aggregates (`SELECT deviceId, tags.site FROM devices`,
+    /// `SELECT status, COUNT() AS n FROM devices GROUP BY status`) or
+    /// [`serde_json::Value`] for raw items. The same request as
+    /// [`query_iot_hub`](Self::query_iot_hub), with the same pages and streams.
+    ///
+    /// ```no_run
+    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
+    /// use futures::TryStreamExt as _;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Row {
+    ///     #[serde(rename = "deviceId")]
+    ///     device_id: String,
+    ///     fleet: Option<String>,
+    /// }
+    /// let rows: Vec<Row> = rm
+    ///     .query_as::<Row>("SELECT deviceId, tags.fleet AS fleet FROM devices")
+    ///     .into_stream()
+    ///     .try_collect()
+    ///     .await?;
+    ///
+    /// #[derive(serde::Deserialize)]
+    /// struct Count { n: u64 }
+    /// let page = rm.query_as::<Count>("SELECT COUNT() AS n FROM devices").await?;
+    /// println!("{} devices", page.items[0].n);
+    /// # let _ = rows; Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`query_iot_hub`](Self::query_iot_hub);
+    /// [`Error::InvalidResponse`](crate::Error::InvalidResponse) when an item does not
+    /// decode into `T`.
+    pub fn query_as<T>(&self, query: impl Into<QuerySpecification>) -> QueryRequest<'_, T>
+    where
+        T: DeserializeOwned + Send + 'static,
+    {
         QueryRequest {
             rm: self,
             query: query.into(),
             continuation_token: None,
-            max_item_count: None,
+            page_size: None,
+            item: PhantomData,
         }
     }
 
-    /// Streams every twin a query returns, following continuation tokens. Nothing is sent
-    /// until the stream is polled; the stream ends after the last page, at the first error,
-    /// or when IoT Hub repeats a continuation token.
-    ///
-    /// ```no_run
-    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
-    /// use futures::TryStreamExt as _;
-    /// let twins: Vec<_> = rm
-    ///     .query("SELECT * FROM devices WHERE tags.site = 'lab'")
-    ///     .page_size(500)
-    ///     .try_collect()
-    ///     .await?;
-    /// # let _ = twins; Ok(()) }
-    /// ```
-    pub fn query(&self, query: impl Into<QuerySpecification>) -> Query {
-        Query::new(self.clone(), query.into())
-    }
-
-    /// Streams the items of any query as JSON values, following continuation tokens: use it
-    /// for projections and aggregates (`SELECT deviceId, tags.site FROM devices`,
-    /// `SELECT COUNT() AS n FROM devices GROUP BY status`), whose items are not twins.
-    ///
-    /// ```no_run
-    /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
-    /// use futures::TryStreamExt as _;
-    /// let counts: Vec<serde_json::Value> = rm
-    ///     .query_raw("SELECT status, COUNT() AS n FROM devices GROUP BY status")
-    ///     .try_collect()
-    ///     .await?;
-    /// # let _ = counts; Ok(()) }
-    /// ```
-    pub fn query_raw(&self, query: impl Into<QuerySpecification>) -> Query<serde_json::Value> {
-        Query::new(self.clone(), query.into())
-    }
-
-    pub(crate) async fn query_page<T: QueryItem>(
+    pub(crate) async fn query_page<T>(
         &self,
         query: &wire::QuerySpecification,
         continuation_token: Option<&str>,
-        max_item_count: Option<u32>,
-    ) -> Result<QueryResult<T>> {
+        page_size: Option<u32>,
+    ) -> Result<QueryResult<T>>
+    where
+        T: DeserializeOwned,
+    {
         let rest = self.rest();
-        let count = max_item_count.map(|n| n.to_string());
+        let count = page_size.map(|n| n.to_string());
         let count = count.as_deref();
         self.run(Op::new("query_iot_hub", Idempotency::Safe), || async move {
             match rest.query_get_twins(continuation_token, count, query).await {
@@ -104,8 +131,8 @@ impl RegistryManager {
                     let continuation_token = header("x-ms-continuation").filter(|t| !t.is_empty());
                     let items = rv
                         .into_inner()
-                        .into_iter()
-                        .map(|item| T::from_query_item(&item))
+                        .iter()
+                        .map(decode_item)
                         .collect::<Result<Vec<T>>>()?;
                     Ok(QueryResult {
                         item_type,
@@ -120,154 +147,90 @@ impl RegistryManager {
     }
 }
 
-/// What a query can yield: a [`Twin`] (for `SELECT *`) or any JSON value
-/// ([`serde_json::Value`], for projections and aggregates).
-pub trait QueryItem: sealed::FromQueryItem + Sized + Send + 'static {}
-
-impl QueryItem for serde_json::Value {}
-impl QueryItem for Twin {}
-
-mod sealed {
-    use iothub_rest::QueryResultItem;
-    use iothub_rest::types as wire;
-
-    use crate::error::{Error, Result, excerpt};
-    use crate::model::Twin;
-
-    /// Decodes one query item from its JSON text, in one pass.
-    pub trait FromQueryItem: Sized {
-        fn from_query_item(item: &QueryResultItem) -> Result<Self>;
-    }
-
-    fn invalid(item: &QueryResultItem, what: &str, e: serde_json::Error) -> Error {
-        Error::InvalidResponse {
-            status: Some(200),
-            body: format!("{what}: {}", excerpt(item.json())),
-            source: Some(e),
-        }
-    }
-
-    impl FromQueryItem for serde_json::Value {
-        fn from_query_item(item: &QueryResultItem) -> Result<Self> {
-            item.decode()
-                .map_err(|e| invalid(item, "query item is not JSON", e))
-        }
-    }
-
-    impl FromQueryItem for Twin {
-        fn from_query_item(item: &QueryResultItem) -> Result<Self> {
-            item.decode::<wire::Twin>().map(Twin::from).map_err(|e| {
-                invalid(
-                    item,
-                    "query item is not a twin (use query_raw for projections and aggregates)",
-                    e,
-                )
-            })
-        }
-    }
+/// Decodes one query item from its JSON text, in one pass.
+fn decode_item<T: DeserializeOwned>(item: &QueryResultItem) -> Result<T> {
+    item.decode::<T>().map_err(|e| Error::InvalidResponse {
+        status: Some(200),
+        body: format!(
+            "query item does not decode as {} (use query_as for projections and aggregates): {}",
+            std::any::type_name::<T>(),
+            excerpt(item.json())
+        ),
+        source: Some(e),
+    })
 }
 
-/// One page of a query, ready to send: set `continuation_token` / `max_item_count`, then
-/// `.await` it.
-#[must_use = "a request does nothing until it is awaited"]
-#[derive(Debug)]
-pub struct QueryRequest<'a> {
+/// A query, ready to send. `.await` (or [`send`](Self::send)) gets one page, as Python's
+/// `query_iot_hub`; [`into_stream`](Self::into_stream) and [`pages`](Self::pages) follow the
+/// continuation tokens. Items are [`Twin`]s from
+/// [`query_iot_hub`](RegistryManager::query_iot_hub), or `T` from
+/// [`query_as`](RegistryManager::query_as).
+#[must_use = "a request does nothing until it is awaited or streamed"]
+pub struct QueryRequest<'a, T = Twin> {
     rm: &'a RegistryManager,
     query: QuerySpecification,
     continuation_token: Option<String>,
-    max_item_count: Option<u32>,
-}
-
-impl QueryRequest<'_> {
-    /// The token of the previous page (`x-ms-continuation`); `None` for the first page.
-    pub fn continuation_token<S: Into<String>>(mut self, token: Option<S>) -> Self {
-        self.continuation_token = token.map(Into::into);
-        self
-    }
-
-    /// Requested page size (`x-ms-max-item-count`); defaults to the service's choice.
-    pub fn max_item_count(mut self, count: u32) -> Self {
-        self.max_item_count = Some(count);
-        self
-    }
-
-    /// Sends the request (same as `.await`).
-    pub async fn send(self) -> Result<QueryResult> {
-        let spec = wire::QuerySpecification {
-            query: self.query.query,
-        };
-        self.rm
-            .query_page(
-                &spec,
-                self.continuation_token.as_deref(),
-                self.max_item_count,
-            )
-            .await
-    }
-}
-
-impl<'a> IntoFuture for QueryRequest<'a> {
-    type Output = Result<QueryResult>;
-    type IntoFuture = BoxFuture<'a, Result<QueryResult>>;
-
-    fn into_future(self) -> Self::IntoFuture {
-        Box::pin(self.send())
-    }
-}
-
-/// A lazy stream of the items a query returns: twins (see [`RegistryManager::query`]) or
-/// JSON values (see [`RegistryManager::query_raw`]).
-#[must_use = "streams do nothing unless polled"]
-pub struct Query<T: QueryItem = Twin> {
-    rm: RegistryManager,
-    query: QuerySpecification,
     page_size: Option<u32>,
-    items: Option<BoxStream<'static, Result<T>>>,
+    item: PhantomData<fn() -> T>,
 }
 
-impl<T: QueryItem> std::fmt::Debug for Query<T> {
+impl<T> std::fmt::Debug for QueryRequest<'_, T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Query")
+        f.debug_struct("QueryRequest")
             .field("query", &self.query)
+            .field("continuation_token", &self.continuation_token)
             .field("page_size", &self.page_size)
-            .field("started", &self.items.is_some())
-            .finish()
+            .finish_non_exhaustive()
     }
 }
 
-enum PageState {
-    Next(Option<String>),
-    Done,
-}
-
-impl<T: QueryItem> Query<T> {
-    fn new(rm: RegistryManager, query: QuerySpecification) -> Self {
-        Query {
-            rm,
-            query,
-            page_size: None,
-            items: None,
-        }
+impl<'a, T> QueryRequest<'a, T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    /// Starts after the page that returned this token (`x-ms-continuation`). Without it, or
+    /// with an empty token, the query starts at its first page.
+    pub fn continuation_token(mut self, token: impl Into<String>) -> Self {
+        let token = token.into();
+        self.continuation_token = (!token.is_empty()).then_some(token);
+        self
     }
 
-    /// Requested page size (`x-ms-max-item-count`); defaults to the service's choice.
+    /// Items per page (`x-ms-max-item-count`; Python's `max_item_count`). Defaults to the
+    /// service's choice (100 on IoT Hub; at most 1000).
+    #[doc(alias = "max_item_count")]
     pub fn page_size(mut self, page_size: u32) -> Self {
         self.page_size = Some(page_size);
         self
     }
 
-    /// The pages instead of the items: each item is one [`QueryResult`].
-    pub fn pages(self) -> impl Stream<Item = Result<QueryResult<T>>> + Send + 'static {
-        let Query {
-            rm,
-            query,
-            page_size,
-            ..
-        } = self;
-        let spec = wire::QuerySpecification { query: query.query };
+    /// Sends the request for one page (same as `.await`).
+    ///
+    /// # Errors
+    ///
+    /// As [`RegistryManager::query_iot_hub`] and [`RegistryManager::query_as`].
+    pub async fn send(self) -> Result<QueryResult<T>> {
+        let spec = wire::QuerySpecification {
+            query: self.query.query,
+        };
+        self.rm
+            .query_page(&spec, self.continuation_token.as_deref(), self.page_size)
+            .await
+    }
+
+    /// Every page, lazily: nothing is sent until the stream is polled, and each page is
+    /// fetched when the previous one has been taken. Ends after the last page, after the
+    /// first error (which it yields), or when IoT Hub repeats a continuation token.
+    pub fn pages(self) -> QueryPages<T> {
+        let spec = wire::QuerySpecification {
+            query: self.query.query,
+        };
+        let rm = self.rm.clone();
+        let page_size = self.page_size;
+        let start = PageState::Next(self.continuation_token);
         let seen = HashSet::<String>::new();
-        stream::unfold(
-            (PageState::Next(None), rm, spec, seen),
+        let pages = stream::unfold(
+            (start, rm, spec, seen),
             move |(state, rm, spec, mut seen)| async move {
                 let PageState::Next(token) = state else {
                     return None;
@@ -290,37 +253,80 @@ impl<T: QueryItem> Query<T> {
                     Err(e) => Some((Err(e), (PageState::Done, rm, spec, seen))),
                 }
             },
-        )
+        );
+        QueryPages {
+            inner: pages.boxed(),
+        }
     }
 
-    fn start(&mut self) -> BoxStream<'static, Result<T>> {
-        let query = Query::<T> {
-            rm: self.rm.clone(),
-            query: self.query.clone(),
-            page_size: self.page_size,
-            items: None,
-        };
-        query
+    /// Every item of every page, lazily, as [`pages`](Self::pages) fetches them.
+    pub fn into_stream(self) -> QueryStream<T> {
+        let items = self
             .pages()
             .flat_map(|page| match page {
                 Ok(page) => stream::iter(page.items.into_iter().map(Ok).collect::<Vec<_>>()),
                 Err(e) => stream::iter(vec![Err(e)]),
             })
-            .boxed()
+            .boxed();
+        QueryStream { inner: items }
     }
 }
 
-impl<T: QueryItem> Stream for Query<T> {
+impl<'a, T> std::future::IntoFuture for QueryRequest<'a, T>
+where
+    T: DeserializeOwned + Send + 'static,
+{
+    type Output = Result<QueryResult<T>>;
+    type IntoFuture = futures::future::BoxFuture<'a, Result<QueryResult<T>>>;
+
+    fn into_future(self) -> Self::IntoFuture {
+        Box::pin(self.send())
+    }
+}
+
+enum PageState {
+    Next(Option<String>),
+    Done,
+}
+
+/// The items of a query, as a lazy [`Stream`] of `Result<T>` (from
+/// [`QueryRequest::into_stream`]). `'static` and `Send`: it holds its own clone of the client.
+#[must_use = "streams do nothing unless polled"]
+pub struct QueryStream<T> {
+    inner: BoxStream<'static, Result<T>>,
+}
+
+impl<T> std::fmt::Debug for QueryStream<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream").finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for QueryStream<T> {
     type Item = Result<T>;
 
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        let this = self.get_mut();
-        if this.items.is_none() {
-            this.items = Some(this.start());
-        }
-        match this.items.as_mut() {
-            Some(items) => items.poll_next_unpin(cx),
-            None => Poll::Ready(None),
-        }
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
+    }
+}
+
+/// The pages of a query, as a lazy [`Stream`] of `Result<QueryResult<T>>` (from
+/// [`QueryRequest::pages`]).
+#[must_use = "streams do nothing unless polled"]
+pub struct QueryPages<T> {
+    inner: BoxStream<'static, Result<QueryResult<T>>>,
+}
+
+impl<T> std::fmt::Debug for QueryPages<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryPages").finish_non_exhaustive()
+    }
+}
+
+impl<T> Stream for QueryPages<T> {
+    type Item = Result<QueryResult<T>>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.inner.poll_next_unpin(cx)
     }
 }

@@ -17,12 +17,12 @@ use crate::error::Error;
 /// use std::time::Duration;
 /// use iothub_registry::RetryPolicy;
 /// let policy = RetryPolicy::default()
-///     .max_attempts(5)
-///     .initial_backoff(Duration::from_millis(100))
-///     .total_timeout(Some(Duration::from_secs(30)));
-/// assert_eq!(policy.get_max_attempts(), 5);
+///     .with_max_attempts(5)
+///     .with_initial_backoff(Duration::from_millis(100))
+///     .with_total_timeout(Some(Duration::from_secs(30)));
+/// assert_eq!(policy.max_attempts(), 5);
 /// let never = RetryPolicy::disabled();
-/// assert_eq!(never.get_max_attempts(), 1);
+/// assert_eq!(never.max_attempts(), 1);
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct RetryPolicy {
@@ -57,14 +57,14 @@ impl RetryPolicy {
 
     /// Attempts per operation, the first included (default 10; `0` is treated as `1`).
     #[must_use]
-    pub fn max_attempts(mut self, attempts: u32) -> Self {
+    pub fn with_max_attempts(mut self, attempts: u32) -> Self {
         self.max_attempts = attempts.max(1);
         self
     }
 
     /// Backoff before the first retry; it doubles for each later one (default 200 ms).
     #[must_use]
-    pub fn initial_backoff(mut self, backoff: Duration) -> Self {
+    pub fn with_initial_backoff(mut self, backoff: Duration) -> Self {
         self.initial_backoff = backoff;
         self
     }
@@ -72,7 +72,7 @@ impl RetryPolicy {
     /// Upper bound of the computed backoff (default 10 s). A longer `Retry-After` from IoT Hub
     /// is still honoured, within the total timeout.
     #[must_use]
-    pub fn max_backoff(mut self, backoff: Duration) -> Self {
+    pub fn with_max_backoff(mut self, backoff: Duration) -> Self {
         self.max_backoff = backoff;
         self
     }
@@ -80,7 +80,7 @@ impl RetryPolicy {
     /// Deadline for the whole operation, retries and waits included (default 120 s; `None`
     /// for no deadline beyond the per-attempt timeout and `max_attempts`).
     #[must_use]
-    pub fn total_timeout(mut self, timeout: Option<Duration>) -> Self {
+    pub fn with_total_timeout(mut self, timeout: Option<Duration>) -> Self {
         self.total_timeout = timeout;
         self
     }
@@ -88,19 +88,34 @@ impl RetryPolicy {
     /// Randomises each backoff between half and all of its value (default on), so that many
     /// clients throttled together do not retry together.
     #[must_use]
-    pub fn jitter(mut self, jitter: bool) -> Self {
+    pub fn with_jitter(mut self, jitter: bool) -> Self {
         self.jitter = jitter;
         self
     }
 
     /// The configured number of attempts.
-    pub fn get_max_attempts(&self) -> u32 {
+    pub fn max_attempts(&self) -> u32 {
         self.max_attempts
     }
 
-    /// The configured total timeout.
-    pub fn get_total_timeout(&self) -> Option<Duration> {
+    /// The configured total timeout (`None`: no deadline).
+    pub fn total_timeout(&self) -> Option<Duration> {
         self.total_timeout
+    }
+
+    /// The configured backoff before the first retry.
+    pub fn initial_backoff(&self) -> Duration {
+        self.initial_backoff
+    }
+
+    /// The configured upper bound of the computed backoff.
+    pub fn max_backoff(&self) -> Duration {
+        self.max_backoff
+    }
+
+    /// Whether backoffs are randomised.
+    pub fn jitter(&self) -> bool {
+        self.jitter
     }
 
     /// The wait before retry number `retry` (1 for the first retry). `hint` is the server's
@@ -232,9 +247,9 @@ mod tests {
     #[test]
     fn backoff_doubles_and_caps() {
         let p = RetryPolicy::default()
-            .jitter(false)
-            .initial_backoff(Duration::from_millis(100))
-            .max_backoff(Duration::from_secs(1));
+            .with_jitter(false)
+            .with_initial_backoff(Duration::from_millis(100))
+            .with_max_backoff(Duration::from_secs(1));
         let d: Vec<_> = (1..=6).map(|r| p.delay(r, None, 0.5)).collect();
         assert_eq!(
             d,
@@ -245,7 +260,7 @@ mod tests {
 
     #[test]
     fn jitter_stays_within_half_and_full() {
-        let p = RetryPolicy::default().initial_backoff(Duration::from_millis(400));
+        let p = RetryPolicy::default().with_initial_backoff(Duration::from_millis(400));
         assert_eq!(p.delay(1, None, 0.0), Duration::from_millis(200));
         assert_eq!(p.delay(1, None, 1.0), Duration::from_millis(400));
         let mid = p.delay(1, None, 0.5);
@@ -254,11 +269,11 @@ mod tests {
 
     #[test]
     fn retry_after_is_honoured() {
-        let p = RetryPolicy::default().max_backoff(Duration::from_secs(1));
+        let p = RetryPolicy::default().with_max_backoff(Duration::from_secs(1));
         let d = p.delay(1, Some(Duration::from_secs(5)), 0.5);
         assert!(d >= Duration::from_secs(5) && d <= Duration::from_millis(5500));
         assert_eq!(p.delay(1, Some(Duration::MAX), 1.0), Duration::MAX);
-        let p = p.jitter(false);
+        let p = p.with_jitter(false);
         assert_eq!(
             p.delay(3, Some(Duration::from_secs(2)), 0.9),
             Duration::from_secs(2)
@@ -267,7 +282,10 @@ mod tests {
 
     #[test]
     fn disabled_means_one_attempt() {
-        assert_eq!(RetryPolicy::disabled().get_max_attempts(), 1);
-        assert_eq!(RetryPolicy::default().max_attempts(0).get_max_attempts(), 1);
+        assert_eq!(RetryPolicy::disabled().max_attempts(), 1);
+        assert_eq!(
+            RetryPolicy::default().with_max_attempts(0).max_attempts(),
+            1
+        );
     }
 }

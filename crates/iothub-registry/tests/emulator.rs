@@ -7,7 +7,7 @@ use futures::TryStreamExt as _;
 use iothub_emulator::{Emulator, OperationClass, Quota, ThrottleConfig};
 use iothub_registry::{
     AuthenticationMechanism, AuthenticationType, CloudToDeviceMethod, DeviceStatus, ETag,
-    ErrorCode, ExportImportDevice, ImportMode, RegistryManager, RetryPolicy, Twin,
+    ErrorCode, ExportImportDevice, ImportMode, RegistryManager, RetryPolicy, Twin, TwinPatch,
 };
 use serde_json::json;
 
@@ -48,7 +48,7 @@ async fn hub(throttle: ThrottleConfig) -> Hub {
     let rm = RegistryManager::builder()
         .connection_string(&emu.connection_string())
         .add_root_certificate_pem(emu.ca_pem())
-        .retry_policy(RetryPolicy::default().total_timeout(Some(Duration::from_secs(90))))
+        .retry_policy(RetryPolicy::default().with_total_timeout(Some(Duration::from_secs(90))))
         .build()
         .unwrap();
     Hub { rm, emu, dir }
@@ -65,10 +65,10 @@ async fn device_lifecycle(rm: &RegistryManager, prefix: &str) {
         .await
         .unwrap();
     assert_eq!(created.device_id, id);
-    let etag = created.etag.clone().expect("etag");
+    let etag = created.etag.clone();
 
     let read = rm.get_device(&id).await.unwrap();
-    assert_eq!(read.etag.as_deref(), Some(etag.as_str()));
+    assert_eq!(read.etag, etag);
     assert_eq!(read.status, Some(DeviceStatus::Enabled));
     let auth = read.authentication.clone().unwrap();
     assert_eq!(auth.auth_type, Some(AuthenticationType::Sas));
@@ -134,7 +134,7 @@ async fn device_lifecycle(rm: &RegistryManager, prefix: &str) {
         .await
         .unwrap();
 
-    let all = rm.get_devices(None).await.unwrap();
+    let all = rm.get_devices().await.unwrap();
     for wanted in [&id, &x509, &ca] {
         assert!(
             all.iter().any(|d| &d.device_id == wanted),
@@ -144,7 +144,7 @@ async fn device_lifecycle(rm: &RegistryManager, prefix: &str) {
 
     let stale = rm.delete_device(&id).etag(&read.etag).await.unwrap_err();
     assert!(stale.is_precondition_failed(), "{stale:?}");
-    rm.delete_device(&id).etag(updated.etag).await.unwrap();
+    rm.delete_device(&id).etag(&updated.etag).await.unwrap();
     rm.delete_device(&x509).await.unwrap();
     rm.delete_device(&ca).await.unwrap();
     let gone = rm.get_device(&id).await.unwrap_err();
@@ -223,16 +223,15 @@ async fn modules_and_module_twins() {
     // Module twins.
     let twin = rm.get_module_twin("mdev", "m-sas").await.unwrap();
     assert_eq!(twin.module_id.as_deref(), Some("m-sas"));
-    let patch = Twin::with_desired(json!({"level": {"deep": [1, 2, 3]}})).unwrap();
+    let patch = TwinPatch::new()
+        .desired(json!({"level": {"deep": [1, 2, 3]}}))
+        .unwrap();
     let patched = rm
         .update_module_twin("mdev", "m-sas", &patch)
         .etag(&twin.etag)
         .await
         .unwrap();
-    assert_eq!(
-        patched.desired().unwrap()["level"]["deep"],
-        json!([1, 2, 3])
-    );
+    assert_eq!(patched.desired()["level"]["deep"], json!([1, 2, 3]));
     let stale = rm
         .update_module_twin("mdev", "m-sas", &patch)
         .etag(&twin.etag)
@@ -240,7 +239,11 @@ async fn modules_and_module_twins() {
         .unwrap_err();
     assert!(stale.is_precondition_failed());
     let replaced = rm
-        .replace_module_twin("mdev", "m-sas", &Twin::with_tags(json!({"t": 1})).unwrap())
+        .replace_module_twin(
+            "mdev",
+            "m-sas",
+            TwinPatch::new().tags(json!({"t": 1})).unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(replaced.tags["t"], 1);
@@ -252,7 +255,7 @@ async fn modules_and_module_twins() {
         .unwrap_err();
     assert!(stale.is_precondition_failed());
     rm.delete_module("mdev", "m-sas")
-        .etag(u1.etag)
+        .etag(&u1.etag)
         .await
         .unwrap();
     let gone = rm.get_module("mdev", "m-sas").await.unwrap_err();
@@ -269,30 +272,33 @@ async fn device_twins_update_replace_and_stale_etag() {
         .unwrap();
     let twin = rm.get_twin("tdev").await.unwrap();
     assert_eq!(twin.device_id.as_deref(), Some("tdev"));
-    let patch = Twin::from_json(json!({
+    let patch = TwinPatch::from_json(json!({
         "tags": {"site": {"building": 4, "rooms": ["a", "b"]}},
         "properties": {"desired": {"interval": 30, "nested": {"x": {"y": true}}}}
     }))
     .unwrap();
     let patched = rm
         .update_twin("tdev", &patch)
-        .etag(twin.etag.clone())
+        .etag(&twin.etag)
         .await
         .unwrap();
     assert_eq!(patched.tags["site"]["rooms"], json!(["a", "b"]));
-    assert_eq!(patched.desired().unwrap()["nested"]["x"]["y"], true);
+    assert_eq!(patched.desired()["nested"]["x"]["y"], true);
     assert_ne!(patched.etag, twin.etag);
 
     let stale = rm
         .update_twin("tdev", &patch)
-        .etag(twin.etag.clone())
+        .etag(&twin.etag)
         .await
         .unwrap_err();
     assert!(stale.is_precondition_failed(), "{stale:?}");
 
     let replaced = rm
-        .replace_twin("tdev", &Twin::with_tags(json!({"only": "this"})).unwrap())
-        .etag(patched.etag)
+        .replace_twin(
+            "tdev",
+            TwinPatch::new().tags(json!({"only": "this"})).unwrap(),
+        )
+        .etag(&patched.etag)
         .await
         .unwrap();
     assert_eq!(replaced.tags.len(), 1);
@@ -327,8 +333,9 @@ async fn query_pages_and_stream() {
     assert!(result.is_successful, "{result:?}");
 
     let twins: Vec<Twin> = rm
-        .query("SELECT * FROM devices")
+        .query_iot_hub("SELECT * FROM devices")
         .page_size(3)
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -337,27 +344,28 @@ async fn query_pages_and_stream() {
     assert_eq!(ids, ["q0", "q1", "q2", "q3", "q4", "q5", "q6"]);
 
     let lab: Vec<Twin> = rm
-        .query("SELECT * FROM devices WHERE tags.site = 'lab'")
+        .query_iot_hub("SELECT * FROM devices WHERE tags.site = 'lab'")
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
     assert_eq!(lab.len(), 4);
 
-    let mut token: Option<String> = None;
+    let mut token = String::new();
     let mut pages = 0;
     let mut seen = 0;
     loop {
         let page = rm
             .query_iot_hub("SELECT * FROM devices")
-            .continuation_token(token.take())
-            .max_item_count(2)
+            .continuation_token(&token)
+            .page_size(2)
             .await
             .unwrap();
         pages += 1;
         seen += page.items.len();
         assert!(page.items.len() <= 2);
         match page.continuation_token {
-            Some(t) => token = Some(t),
+            Some(t) => token = t,
             None => break,
         }
     }
@@ -366,8 +374,9 @@ async fn query_pages_and_stream() {
 
     // Projections and aggregates come back as raw JSON.
     let mut sites: Vec<serde_json::Value> = rm
-        .query_raw("SELECT deviceId, tags.site FROM devices WHERE tags.site = 'lab'")
+        .query_as("SELECT deviceId, tags.site FROM devices WHERE tags.site = 'lab'")
         .page_size(2)
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -375,7 +384,8 @@ async fn query_pages_and_stream() {
     assert_eq!(sites[0], json!({"deviceId": "q0", "site": "lab"}));
     assert_eq!(sites.len(), 4);
     let counts: Vec<serde_json::Value> = rm
-        .query_raw("SELECT COUNT() AS n FROM devices")
+        .query_as("SELECT COUNT() AS n FROM devices")
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
@@ -391,7 +401,8 @@ async fn bulk_over_100_devices_aggregates_one_result() {
     let outcome = rm
         .bulk_create_or_update_devices_chunked((0..250).map(|i| bulk_entry(format!("b{i:03}"))))
         .progress_channel(tx)
-        .await;
+        .await
+        .unwrap();
     assert!(outcome.is_successful(), "{outcome:?}");
     assert_eq!(outcome.requests, 3);
     assert!(outcome.result.errors.is_empty());
@@ -405,7 +416,8 @@ async fn bulk_over_100_devices_aggregates_one_result() {
     let outcome = rm
         .bulk_create_or_update_devices_chunked((240..400).map(|i| bulk_entry(format!("b{i:03}"))))
         .chunk_size(50)
-        .await;
+        .await
+        .unwrap();
     assert!(!outcome.is_successful());
     assert!(outcome.failed_chunks.is_empty());
     let mut failed = outcome.failed_device_ids();
@@ -460,17 +472,22 @@ async fn statistics_and_direct_methods() {
     let call = CloudToDeviceMethod::new("reboot").payload(json!({"delay": 1}));
     let err = rm.invoke_device_method("s1", &call).await.unwrap_err();
     assert!(err.is_device_not_online(), "{err:?}");
+    assert!(
+        !err.is_not_found(),
+        "an offline device is not a missing one: {err:?}"
+    );
     assert_eq!(err.code().unwrap().number(), Some(404103));
     let err = rm
-        .invoke_device_module_method("s1", "mod", &CloudToDeviceMethod::new("m"))
+        .invoke_device_module_method("s1", "mod", CloudToDeviceMethod::new("m"))
         .await
         .unwrap_err();
     assert!(err.is_device_not_online(), "{err:?}");
     let err = rm
-        .invoke_device_method("missing", &CloudToDeviceMethod::new("m"))
+        .invoke_device_method("missing", CloudToDeviceMethod::new("m"))
         .await
         .unwrap_err();
     assert!(err.is_not_found());
+    assert!(!err.is_device_not_online());
     hub.emu.shutdown().await.unwrap();
 }
 
@@ -494,7 +511,7 @@ async fn wrong_key_is_unauthorized() {
         .add_root_certificate_pem(hub.emu.ca_pem())
         .build()
         .unwrap();
-    let err = rm.get_devices(Some(1)).await.unwrap_err();
+    let err = rm.get_devices().max_number_of_devices(1).await.unwrap_err();
     assert!(err.is_unauthorized(), "{err:?}");
     assert!(!format!("{err} {err:?}").contains(KEY2));
     hub.emu.shutdown().await.unwrap();
@@ -507,19 +524,21 @@ async fn every_operation_succeeds_under_random_throttling() {
     device_lifecycle(rm, "flaky").await;
     let outcome = rm
         .bulk_create_or_update_devices_chunked((0..150).map(|i| bulk_entry(format!("f{i}"))))
-        .await;
+        .await
+        .unwrap();
     assert!(outcome.is_successful(), "{outcome:?}");
     let twins: Vec<Twin> = rm
-        .query("SELECT * FROM devices")
+        .query_iot_hub("SELECT * FROM devices")
         .page_size(50)
+        .into_stream()
         .try_collect()
         .await
         .unwrap();
     assert_eq!(twins.len(), 150);
-    let patch = Twin::with_desired(json!({"v": 1})).unwrap();
+    let patch = TwinPatch::new().desired(json!({"v": 1})).unwrap();
     for i in 0..10 {
         rm.update_twin(format!("f{i}"), &patch).await.unwrap();
-        rm.get_twin(&format!("f{i}")).await.unwrap();
+        rm.get_twin(format!("f{i}")).await.unwrap();
     }
     assert!(hub.throttled() > 5, "throttled {} times", hub.throttled());
     hub.emu.shutdown().await.unwrap();
@@ -540,8 +559,115 @@ async fn every_operation_succeeds_under_quota_throttling() {
     });
     let devices = futures::future::try_join_all(creates).await.unwrap();
     assert_eq!(devices.len(), 40);
-    let reads = (0..20).map(|i| async move { rm.get_twin(&format!("t{i}")).await });
+    let reads = (0..20).map(|i| async move { rm.get_twin(format!("t{i}")).await });
     futures::future::try_join_all(reads).await.unwrap();
     assert!(hub.throttled() >= 20, "throttled {} times", hub.throttled());
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn query_stream_over_250_twins_with_page_size_7_yields_each_once() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    let entries = (0..250).map(|i| {
+        let mut e = bulk_entry(format!("p{i:03}"));
+        e.tags = json!({"fleet": if i % 2 == 0 { "even" } else { "odd" }})
+            .as_object()
+            .unwrap()
+            .clone();
+        e
+    });
+    let outcome = rm
+        .bulk_create_or_update_devices_chunked(entries)
+        .await
+        .unwrap();
+    assert!(outcome.is_successful(), "{outcome:?}");
+
+    let twins: Vec<Twin> = rm
+        .query_iot_hub("SELECT * FROM devices")
+        .page_size(7)
+        .into_stream()
+        .try_collect()
+        .await
+        .unwrap();
+    let mut ids: Vec<String> = twins.into_iter().filter_map(|t| t.device_id).collect();
+    assert_eq!(ids.len(), 250, "every twin once, none twice");
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 250, "no twin twice");
+    let expected: Vec<String> = (0..250).map(|i| format!("p{i:03}")).collect();
+    assert_eq!(ids, expected);
+
+    // The same query page by page: 250 / 7 rounds up to 36 pages, none larger than 7.
+    let pages: Vec<_> = rm
+        .query_iot_hub("SELECT * FROM devices")
+        .page_size(7)
+        .pages()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(pages.len(), 36);
+    assert!(pages.iter().all(|p| p.items.len() <= 7));
+    assert_eq!(pages.iter().map(|p| p.items.len()).sum::<usize>(), 250);
+    hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test]
+async fn query_as_decodes_projections_and_aggregates_into_own_types() {
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    struct MyRow {
+        #[serde(rename = "deviceId")]
+        device_id: String,
+        fleet: String,
+    }
+    #[derive(Debug, serde::Deserialize)]
+    struct Count {
+        n: u64,
+    }
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    let entries: Vec<_> = (0..5)
+        .map(|i| {
+            let mut e = bulk_entry(format!("r{i}"));
+            e.tags = json!({"fleet": format!("f{}", i % 2)})
+                .as_object()
+                .unwrap()
+                .clone();
+            e
+        })
+        .collect();
+    rm.bulk_create_or_update_devices(&entries).await.unwrap();
+
+    let mut rows: Vec<MyRow> = rm
+        .query_as::<MyRow>("SELECT deviceId, tags.fleet AS fleet FROM devices")
+        .page_size(2)
+        .into_stream()
+        .try_collect()
+        .await
+        .unwrap();
+    rows.sort_by(|a, b| a.device_id.cmp(&b.device_id));
+    assert_eq!(rows.len(), 5);
+    assert_eq!(
+        rows[3],
+        MyRow {
+            device_id: "r3".into(),
+            fleet: "f1".into()
+        }
+    );
+    let page = rm
+        .query_as::<Count>("SELECT COUNT() AS n FROM devices WHERE tags.fleet = 'f0'")
+        .await
+        .unwrap();
+    assert_eq!(page.items[0].n, 3);
+
+    // A projection decoded as a twin is a typed error that names query_as.
+    let err = rm
+        .query_iot_hub("SELECT deviceId, tags.fleet AS fleet FROM devices")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, iothub_registry::Error::InvalidResponse { ref body, .. } if body.contains("query_as")),
+        "{err:?}"
+    );
     hub.emu.shutdown().await.unwrap();
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use futures::TryStreamExt as _;
 use iothub_registry::{
-    AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ErrorCode, ExportImportDevice,
-    ImportMode, RegistryManager, RetryPolicy, Twin,
+    AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ETag, ErrorCode,
+    ExportImportDevice, ImportMode, RegistryManager, RetryPolicy, Twin, TwinPatch,
 };
 use serde_json::json;
 use wiremock::matchers::{body_json, header, header_exists, method, path, query_param};
@@ -17,9 +17,9 @@ const CS: &str = "HostName=myhub.example;SharedAccessKeyName=iothubowner;SharedA
 
 fn fast_retries() -> RetryPolicy {
     RetryPolicy::default()
-        .initial_backoff(Duration::from_millis(5))
-        .max_backoff(Duration::from_millis(20))
-        .max_attempts(4)
+        .with_initial_backoff(Duration::from_millis(5))
+        .with_max_backoff(Duration::from_millis(20))
+        .with_max_attempts(4)
 }
 
 async fn setup() -> (MockServer, RegistryManager) {
@@ -84,7 +84,7 @@ async fn create_device_sends_python_body_and_auth() {
         .await
         .unwrap();
     assert_eq!(device.device_id, "dev1");
-    assert_eq!(device.etag.as_deref(), Some("MQ=="));
+    assert_eq!(device.etag, ETag::new("MQ=="));
     assert_eq!(device.status, Some(DeviceStatus::Enabled));
     let requests = server.received_requests().await.unwrap();
     assert!(requests[0].headers.get("if-match").is_none());
@@ -122,11 +122,17 @@ async fn update_and_delete_quote_if_match() {
         .mount(&server)
         .await;
     let d = rm
-        .update_device_with_sas("dev1", "MQ==", "AAAA", "BBBB", DeviceStatus::Enabled)
+        .update_device_with_sas(
+            "dev1",
+            ETag::new("MQ=="),
+            "AAAA",
+            "BBBB",
+            DeviceStatus::Enabled,
+        )
         .await
         .unwrap();
     rm.delete_device("dev1").await.unwrap();
-    rm.delete_module("dev1", "m1").etag(d.etag).await.unwrap();
+    rm.delete_module("dev1", "m1").etag(&d.etag).await.unwrap();
 }
 
 #[tokio::test]
@@ -138,10 +144,10 @@ async fn stale_etag_is_precondition_failed_and_not_retried() {
         .expect(1)
         .mount(&server)
         .await;
-    let patch = Twin::with_desired(json!({"a": 1})).unwrap();
+    let patch = TwinPatch::new().desired(json!({"a": 1})).unwrap();
     let err = rm
-        .update_twin("dev1", &patch)
-        .etag("old")
+        .update_twin("dev1", patch)
+        .etag(ETag::new("old"))
         .await
         .unwrap_err();
     assert!(err.is_precondition_failed());
@@ -287,7 +293,7 @@ async fn attempt_timeout_is_a_timeout_error() {
         .await;
     let rm = rm
         .with_attempt_timeout(Duration::from_millis(100))
-        .with_retry_policy(fast_retries().max_attempts(2));
+        .with_retry_policy(fast_retries().with_max_attempts(2));
     let err = rm.get_device("slow").await.unwrap_err();
     assert!(err.is_timeout(), "{err:?}");
     assert!(matches!(
@@ -318,7 +324,7 @@ async fn direct_method_bodies_and_device_not_online() {
         .mount(&server)
         .await;
     let answer = rm
-        .invoke_device_module_method("dev1", "mod1", &CloudToDeviceMethod::new("m"))
+        .invoke_device_module_method("dev1", "mod1", CloudToDeviceMethod::new("m"))
         .await
         .unwrap();
     assert_eq!(answer.status, Some(200));
@@ -345,7 +351,7 @@ async fn query_pages_follow_continuation_and_stop_on_repeat() {
             ResponseTemplate::new(200)
                 .insert_header("x-ms-item-type", "Twin")
                 .insert_header("x-ms-continuation", "tok1")
-                .set_body_json(json!([{"deviceId": "d2"}])),
+                .set_body_json(json!([{"deviceId": "d2", "etag": "Mg=="}])),
         )
         .expect(1)
         .mount(&server)
@@ -358,13 +364,18 @@ async fn query_pages_follow_continuation_and_stop_on_repeat() {
             ResponseTemplate::new(200)
                 .insert_header("x-ms-item-type", "Twin")
                 .insert_header("x-ms-continuation", "tok1")
-                .set_body_json(json!([{"deviceId": "d1", "tags": {"a": {"b": 1}}}])),
+                .set_body_json(
+                    json!([{"deviceId": "d1", "etag": "MQ==", "tags": {"a": {"b": 1}}}]),
+                ),
         )
         .mount(&server)
         .await;
 
     // Nothing is sent before the stream is polled.
-    let stream = rm.query("SELECT * FROM devices").page_size(1);
+    let stream = rm
+        .query_iot_hub("SELECT * FROM devices")
+        .page_size(1)
+        .into_stream();
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert!(server.received_requests().await.unwrap().is_empty());
 
@@ -376,7 +387,7 @@ async fn query_pages_follow_continuation_and_stop_on_repeat() {
 
     let page = rm
         .query_iot_hub("SELECT * FROM devices")
-        .max_item_count(1)
+        .page_size(1)
         .await
         .unwrap();
     assert_eq!(page.item_type.as_deref(), Some("Twin"));
@@ -458,7 +469,8 @@ async fn chunked_bulk_aggregates_and_reports_progress() {
         .bulk_create_or_update_devices_chunked(devices)
         .concurrency(2)
         .on_progress(move |p| seen2.lock().unwrap().push(p))
-        .await;
+        .await
+        .unwrap();
     assert!(!outcome.is_successful());
     assert!(outcome.failed_chunks.is_empty());
     assert_eq!(outcome.requests, 3);
@@ -485,8 +497,145 @@ async fn a_slow_direct_method_is_not_cut_short_by_the_total_deadline() {
         .expect(1)
         .mount(&server)
         .await;
-    let rm = rm.with_retry_policy(fast_retries().total_timeout(Some(Duration::from_millis(300))));
+    let rm =
+        rm.with_retry_policy(fast_retries().with_total_timeout(Some(Duration::from_millis(300))));
     let method_call = CloudToDeviceMethod::new("slow").response_timeout_in_seconds(5);
     let answer = rm.invoke_device_method("dev1", &method_call).await.unwrap();
     assert_eq!(answer.status, Some(200));
+}
+
+#[test]
+fn custom_http_client_with_client_options_is_a_config_error() {
+    let conflicting = RegistryManager::builder()
+        .connection_string(CS)
+        .http_client(reqwest::Client::new())
+        .add_root_certificate_pem(b"not read".to_vec())
+        .connect_timeout(Duration::from_secs(1))
+        .build()
+        .unwrap_err();
+    match conflicting {
+        iothub_registry::Error::Config(iothub_registry::ConfigError::ConflictingOptions {
+            options,
+        }) => {
+            assert!(options.contains("root certificates"), "{options}");
+            assert!(options.contains("connect_timeout"), "{options}");
+        }
+        other => panic!("expected ConflictingOptions, got {other:?}"),
+    }
+    // The HTTP client alone, with options that are not the client's, is fine.
+    RegistryManager::builder()
+        .connection_string(CS)
+        .http_client(reqwest::Client::new())
+        .attempt_timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+}
+
+#[tokio::test]
+async fn chunked_bulk_refuses_bad_options_before_sending() {
+    let (server, rm) = setup().await;
+    let entry = ExportImportDevice {
+        id: "d".into(),
+        import_mode: Some(ImportMode::Create),
+        ..Default::default()
+    };
+    for request in [
+        rm.bulk_create_or_update_devices_chunked([entry.clone()])
+            .chunk_size(0),
+        rm.bulk_create_or_update_devices_chunked([entry.clone()])
+            .chunk_size(101),
+        rm.bulk_create_or_update_devices_chunked([entry.clone()])
+            .concurrency(0),
+    ] {
+        let err = request.await.unwrap_err();
+        assert!(
+            matches!(err, iothub_registry::Error::InvalidRequest { .. }),
+            "{err:?}"
+        );
+    }
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn chunked_bulk_where_every_chunk_failed_is_an_error() {
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/devices"))
+        .respond_with(error(401, "IotHubUnauthorizedAccess"))
+        .mount(&server)
+        .await;
+    let entries = (0..3).map(|i| ExportImportDevice {
+        id: format!("d{i}"),
+        import_mode: Some(ImportMode::Create),
+        ..Default::default()
+    });
+    let err = rm
+        .bulk_create_or_update_devices_chunked(entries)
+        .chunk_size(1)
+        .await
+        .unwrap_err();
+    assert!(err.is_unauthorized(), "{err:?}");
+}
+
+#[tokio::test]
+async fn service_statistics_decode_connected_devices() {
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/statistics/service"))
+        .and(query_param("api-version", "2021-04-12"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connectedDeviceCount": 3})))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let stats = rm.get_service_statistics().await.unwrap();
+    assert_eq!(stats.connected_device_count, 3);
+}
+
+#[cfg(feature = "token-credential")]
+#[tokio::test]
+async fn failing_token_credential_is_an_auth_error_with_its_source() {
+    use azure_core::credentials::{AccessToken, TokenCredential, TokenRequestOptions};
+
+    #[derive(Debug)]
+    struct Refusing;
+    #[async_trait::async_trait]
+    impl TokenCredential for Refusing {
+        async fn get_token(
+            &self,
+            _scopes: &[&str],
+            _options: Option<TokenRequestOptions<'_>>,
+        ) -> azure_core::Result<AccessToken> {
+            Err(azure_core::Error::new(
+                azure_core::error::ErrorKind::Credential,
+                "tenant says no",
+            ))
+        }
+    }
+
+    let server = MockServer::start().await;
+    let rm = RegistryManager::builder()
+        .token_credential("myhub.example", Arc::new(Refusing))
+        .endpoint(server.uri())
+        .retry_policy(RetryPolicy::disabled())
+        .build()
+        .unwrap();
+    let err = rm.get_device("dev1").await.unwrap_err();
+    assert!(err.is_auth(), "{err:?}");
+    let source = std::error::Error::source(&err).expect("the credential's error");
+    assert!(
+        source.downcast_ref::<iothub_auth::AuthError>().is_some(),
+        "{source:?}"
+    );
+    // The chain reaches the credential's own message.
+    let mut chain = Vec::new();
+    let mut next: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+    while let Some(e) = next {
+        chain.push(e.to_string());
+        next = e.source();
+    }
+    assert!(
+        chain.iter().any(|m| m.contains("tenant says no")),
+        "{chain:?}"
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
 }
