@@ -41,6 +41,8 @@ pub struct RegistryManager {
 pub(crate) struct Inner {
     pub(crate) rest: iothub_rest::Client,
     host: String,
+    #[cfg(feature = "c2d")]
+    c2d: std::result::Result<iothub_c2d::C2dClient, std::sync::Arc<iothub_c2d::Error>>,
 }
 
 impl fmt::Debug for RegistryManager {
@@ -54,6 +56,17 @@ impl fmt::Debug for RegistryManager {
 }
 
 impl RegistryManager {
+    /// The C2D client, or why it could not be configured.
+    #[cfg(feature = "c2d")]
+    pub(crate) fn c2d(&self) -> crate::error::Result<iothub_c2d::C2dClient> {
+        match &self.inner.c2d {
+            Ok(client) => Ok(client.clone()),
+            Err(e) => Err(crate::Error::InvalidRequest {
+                message: format!("the cloud-to-device client could not be configured: {e}"),
+            }),
+        }
+    }
+
     /// A client for the hub named by a service connection string
     /// (`HostName=…;SharedAccessKeyName=…;SharedAccessKey=…`), with default options.
     /// SAS tokens are signed per request and renewed before they expire.
@@ -145,6 +158,10 @@ pub struct RegistryManagerBuilder {
     retry: Option<RetryPolicy>,
     attempt_timeout: Option<Duration>,
     connect_timeout: Option<Duration>,
+    #[cfg(feature = "c2d")]
+    amqps_port: Option<u16>,
+    #[cfg(feature = "c2d")]
+    c2d_transport: Option<iothub_c2d::Transport>,
     root_pems: Vec<Vec<u8>>,
     root_files: Vec<PathBuf>,
     user_agent: Option<String>,
@@ -266,6 +283,22 @@ impl RegistryManagerBuilder {
         self
     }
 
+    /// The AMQPS port for [`send_c2d_message`](RegistryManager::send_c2d_message) (default
+    /// 5671, IoT Hub's; a local hub on a free port tells its own).
+    #[cfg(feature = "c2d")]
+    pub fn amqps_port(mut self, port: u16) -> Self {
+        self.amqps_port = Some(port);
+        self
+    }
+
+    /// The transport of [`send_c2d_message`](RegistryManager::send_c2d_message): AMQP over
+    /// TLS (default) or over WebSockets on the HTTPS port.
+    #[cfg(feature = "c2d")]
+    pub fn c2d_transport(mut self, transport: iothub_c2d::Transport) -> Self {
+        self.c2d_transport = Some(transport);
+        self
+    }
+
     /// Validates the options and builds the client.
     ///
     /// # Errors
@@ -333,13 +366,39 @@ impl RegistryManagerBuilder {
                 builder.build().map_err(ConfigError::Http)?
             }
         };
+        #[cfg(feature = "c2d")]
+        let c2d = {
+            let mut c2d =
+                iothub_c2d::C2dClient::builder().credential(host.clone(), credential.clone());
+            if let Some(port) = self.amqps_port {
+                c2d = c2d.amqps_port(port);
+            }
+            if let Some(transport) = self.c2d_transport {
+                c2d = c2d.transport(transport);
+            }
+            if let Some(timeout) = self.connect_timeout {
+                c2d = c2d.connect_timeout(timeout);
+            }
+            for pem in &self.root_pems {
+                c2d = c2d.add_root_certificate_pem(pem.clone());
+            }
+            for path in &self.root_files {
+                c2d = c2d.add_root_certificate_file(path.clone());
+            }
+            c2d.build().map_err(std::sync::Arc::new)
+        };
         let mut state = ClientState::new(credential);
         if let Some(v) = self.api_version {
             state = state.with_api_version(v);
         }
         let rest = iothub_rest::Client::from_reqwest(&endpoint, http, state);
         Ok(RegistryManager {
-            inner: Arc::new(Inner { rest, host }),
+            inner: Arc::new(Inner {
+                rest,
+                host,
+                #[cfg(feature = "c2d")]
+                c2d,
+            }),
             retry: self.retry.unwrap_or_default(),
             attempt_timeout: self.attempt_timeout.unwrap_or(DEFAULT_ATTEMPT_TIMEOUT),
         })

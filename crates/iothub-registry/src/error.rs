@@ -36,6 +36,10 @@ pub enum Error {
         /// What is wrong with the arguments.
         message: String,
     },
+    /// A cloud-to-device send failed (feature `c2d`); the `is_*` checks look inside it.
+    #[cfg(feature = "c2d")]
+    #[error("cloud-to-device send failed")]
+    C2d(#[source] iothub_c2d::Error),
     /// A twin patch could not be built (see [`TwinPatchError`](crate::TwinPatchError)).
     /// Nothing was sent.
     #[error("invalid twin patch")]
@@ -99,6 +103,28 @@ impl Error {
     /// device exists and is not connected: see [`is_device_not_online`](Self::is_device_not_online).
     pub fn is_not_found(&self) -> bool {
         self.service_error().is_some_and(ServiceError::is_not_found)
+            || self.c2d_check(iothub_c2d_is_device_not_found)
+    }
+
+    /// The device's cloud-to-device queue is full: DeviceMaximumQueueDepthExceeded (403004),
+    /// from [`send_c2d_message`](crate::RegistryManager::send_c2d_message).
+    pub fn is_queue_full(&self) -> bool {
+        self.c2d_check(|e| e.is_queue_full())
+    }
+
+    /// A cloud-to-device message is over IoT Hub's 64 KB limit: MessageTooLarge (413001).
+    pub fn is_message_too_large(&self) -> bool {
+        self.c2d_check(|e| e.is_message_too_large())
+    }
+
+    #[cfg(feature = "c2d")]
+    fn c2d_check(&self, check: impl Fn(&iothub_c2d::Error) -> bool) -> bool {
+        matches!(self, Error::C2d(e) if check(e))
+    }
+
+    #[cfg(not(feature = "c2d"))]
+    fn c2d_check(&self, _check: impl Fn(&NoC2d) -> bool) -> bool {
+        false
     }
 
     /// 409: the device or module already exists.
@@ -116,6 +142,7 @@ impl Error {
     /// 429: IoT Hub throttled the request.
     pub fn is_throttled(&self) -> bool {
         self.service_error().is_some_and(ServiceError::is_throttled)
+            || self.c2d_check(|e| e.is_throttled())
     }
 
     /// 404103 DeviceNotOnline: the device (or module) exists but is not connected, or has not
@@ -130,6 +157,7 @@ impl Error {
     pub fn is_unauthorized(&self) -> bool {
         self.service_error()
             .is_some_and(ServiceError::is_unauthorized)
+            || self.c2d_check(|e| e.is_unauthorized())
     }
 
     /// 400: IoT Hub rejected the request as malformed or invalid.
@@ -156,7 +184,7 @@ impl Error {
 
     /// The operation ran out of time.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. })
+        matches!(self, Error::Timeout { .. }) || self.c2d_check(|e| e.is_timeout())
     }
 }
 
@@ -746,3 +774,17 @@ mod tests {
         );
     }
 }
+
+#[cfg(feature = "c2d")]
+fn iothub_c2d_is_device_not_found(e: &iothub_c2d::Error) -> bool {
+    e.is_device_not_found()
+}
+
+#[cfg(not(feature = "c2d"))]
+fn iothub_c2d_is_device_not_found(_: &NoC2d) -> bool {
+    false
+}
+
+/// Stands in for the C2D error type when the `c2d` feature is off.
+#[cfg(not(feature = "c2d"))]
+enum NoC2d {}

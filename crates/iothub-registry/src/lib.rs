@@ -42,7 +42,7 @@
 //! | `rm.invoke_device_method(id, CloudToDeviceMethod(method_name="m"))` | `rm.invoke_device_method(id, CloudToDeviceMethod::new("m")).await?` | [`CloudToDeviceMethodResult`] |
 //! | `rm.invoke_device_module_method(id, mid, CloudToDeviceMethod(method_name="m"))` | `rm.invoke_device_module_method(id, mid, CloudToDeviceMethod::new("m")).await?` | [`CloudToDeviceMethodResult`] |
 //! | `rm.bulk_create_or_update_devices(devices)` | `rm.bulk_create_or_update_devices(&devices).await?` | [`BulkRegistryOperationResult`] |
-//! | `rm.send_c2d_message(id, message, properties)` | behind the `c2d` feature, arriving with `iothub-c2d` | — |
+//! | `rm.send_c2d_message(id, message, properties)` | `rm.send_c2d_message(id, message, properties).await?` (feature `c2d`, on by default) | `()` |
 //!
 //! Beyond Python: [`query_as`](RegistryManager::query_as) decodes query items into your own
 //! type; [`QueryRequest::into_stream`] and [`QueryRequest::pages`] follow continuation
@@ -238,6 +238,8 @@
 #![deny(missing_docs)]
 
 mod bulk;
+#[cfg(feature = "c2d")]
+mod c2d;
 mod client;
 mod devices;
 mod error;
@@ -253,6 +255,8 @@ mod twins;
 pub use bulk::{
     BulkProgress, BulkRequest, ChunkedBulkRequest, ChunkedBulkResult, FailedChunk, MAX_BULK_DEVICES,
 };
+#[cfg(feature = "c2d")]
+pub use c2d::SendC2dMessageRequest;
 pub use client::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RegistryManager, RegistryManagerBuilder,
 };

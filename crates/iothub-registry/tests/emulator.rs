@@ -48,6 +48,7 @@ async fn hub(throttle: ThrottleConfig) -> Hub {
     let rm = RegistryManager::builder()
         .connection_string(&emu.connection_string())
         .add_root_certificate_pem(emu.ca_pem())
+        .amqps_port(emu.amqps_port())
         .retry_policy(RetryPolicy::default().with_total_timeout(Some(Duration::from_secs(90))))
         .build()
         .unwrap();
@@ -670,4 +671,70 @@ async fn query_as_decodes_projections_and_aggregates_into_own_types() {
         "{err:?}"
     );
     hub.emu.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_c2d_message_with_python_properties() {
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    rm.create_device_with_sas("c1", "", "", DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    let props = [
+        ("contentType", "application/json"),
+        ("ack", "full"),
+        ("messageId", "m-1"),
+        ("color", "red"),
+    ];
+    rm.send_c2d_message("c1", br#"{"on":true}"#.to_vec(), props)
+        .await
+        .unwrap();
+    rm.send_c2d_message("c1", "second", Vec::<(String, String)>::new())
+        .await
+        .unwrap();
+    let device = rm.get_device("c1").await.unwrap();
+    assert_eq!(device.cloud_to_device_message_count, Some(2));
+
+    let err = rm
+        .send_c2d_message("missing", "x", Vec::<(String, String)>::new())
+        .await
+        .unwrap_err();
+    assert!(err.is_not_found(), "{err:?}");
+    let err = rm
+        .send_c2d_message(
+            "c1",
+            vec![0u8; 64 * 1024 + 1],
+            Vec::<(String, String)>::new(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.is_message_too_large(), "{err:?}");
+    let err = rm
+        .send_c2d_message("c1", "x", [("ack", "sometimes")])
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, iothub_registry::Error::InvalidRequest { .. }),
+        "{err:?}"
+    );
+
+    // The journal shows the AMQP properties the hub received.
+    let journal = std::fs::read_to_string(hub.dir.path().join("journal.jsonl")).unwrap();
+    let first: serde_json::Value = journal
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["protocol"] == "amqp")
+        .expect("an AMQP journal line");
+    assert_eq!(
+        first["properties"]["to"],
+        "/devices/c1/messages/devicebound"
+    );
+    assert_eq!(first["properties"]["messageId"], "m-1");
+    assert_eq!(first["properties"]["contentType"], "application/json");
+    assert_eq!(
+        first["properties"]["applicationProperties"]["iothub-ack"],
+        "full"
+    );
+    assert_eq!(first["properties"]["applicationProperties"]["color"], "red");
+    assert_eq!(first["outcome"], "accepted");
 }
