@@ -37,3 +37,8 @@ async fn python_methods() {
 async fn python_access() {
     python_scenario("access").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_c2d() {
+    python_scenario("c2d").await;
+}

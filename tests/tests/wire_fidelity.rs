@@ -1,5 +1,6 @@
 //! Wire fidelity: `iothub_registry::RegistryManager` must put the same requests on the wire
-//! as Microsoft's Python SDK for the same calls.
+//! as Microsoft's Python SDK for the same calls, and `iothub_c2d::C2dClient` the same
+//! cloud-to-device messages as the SDK's `send_c2d_message` (see the C2D section below).
 //!
 //! `tests/python/wire_calls.py` makes a fixed sequence of `IoTHubRegistryManager` calls
 //! against one emulator; [`rust_calls`] makes the same calls, in the same order with the same
@@ -19,7 +20,9 @@
 //! client that echoes the wrong ETag or token shows up as a mismatch.
 
 use std::path::Path;
+use std::time::{Duration, UNIX_EPOCH};
 
+use iothub_c2d::{Ack, C2dClient, Message as C2dMessage};
 use iothub_conformance::{Hub, assert_success, python, read_journal, run_script, tests_dir};
 use iothub_registry::{
     AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ETag, ExportImportDevice,
@@ -320,5 +323,197 @@ async fn rust_registry_sends_what_the_python_sdk_sends() {
         python.len() >= 40,
         "the sequence is unexpectedly short: {} requests",
         python.len()
+    );
+}
+
+// ---- Cloud-to-device messages over AMQP -------------------------------------------------
+//
+// `tests/python/wire_c2d.py` sends a fixed sequence of messages with
+// `IoTHubRegistryManager.send_c2d_message` (uamqp) to one emulator; [`rust_c2d_sends`] sends
+// the same messages with `iothub_c2d::C2dClient` to a second one. The journals' AMQP lines
+// (one per transfer on `/messages/devicebound`) must match one for one in: link, `to`,
+// message id, correlation id, user id, content type, content encoding, absolute expiry time,
+// application properties (including `iothub-ack`), body size and outcome.
+//
+// Normalisation: a message id is replaced by `<uuid>` only when both sides generated one (a
+// UUID), since each client makes a fresh one. Nothing else is normalised.
+
+const C2D_DEVICE: &str = "wfc-dev";
+/// 2100-01-01T00:00:00Z in milliseconds since the Unix epoch.
+const C2D_EXPIRY_MS: u64 = 4_102_444_800_000;
+
+/// The sequence of `tests/python/wire_c2d.py`, message for message.
+async fn rust_c2d_sends(client: &C2dClient) -> Result<(), iothub_c2d::Error> {
+    // 1: a text body and nothing else (the client makes a UUID message id)
+    client.send(C2D_DEVICE, C2dMessage::new("hello")).await?;
+    // 2: every system property the Python SDK maps, feedback, application properties
+    let expiry = UNIX_EPOCH + Duration::from_millis(C2D_EXPIRY_MS);
+    client
+        .send(
+            C2D_DEVICE,
+            C2dMessage::new(r#"{"cmd":"reboot","delay":5}"#)
+                .with_message_id("wfc-m2")
+                .with_correlation_id("wfc-c2")
+                .with_content_type("application/json")
+                .with_content_encoding("utf-8")
+                .with_expiry_time(expiry)
+                .with_ack(Ack::Full)
+                .with_property("priority", "high")
+                .with_property("n", "5"),
+        )
+        .await?;
+    // 3: a binary body with negative feedback
+    client
+        .send(
+            C2D_DEVICE,
+            C2dMessage::new(vec![0u8, 1, 2, 255])
+                .with_message_id("wfc-m3")
+                .with_ack(Ack::Negative)
+                .with_property("k", "v"),
+        )
+        .await?;
+    // 4: positive feedback and an empty-string property
+    client
+        .send(
+            C2D_DEVICE,
+            C2dMessage::new("4")
+                .with_message_id("wfc-m4")
+                .with_ack(Ack::Positive)
+                .with_property("empty", ""),
+        )
+        .await?;
+    // 5: an unknown device is refused
+    let refused = client
+        .send("wfc-missing", C2dMessage::new("nobody").with_message_id("wfc-m5"))
+        .await;
+    match refused {
+        Err(e) if e.is_device_not_found() => {}
+        other => panic!("a send to an unknown device should be DeviceNotFound, got {other:?}"),
+    }
+    // 6: still usable after the refusal
+    client
+        .send(
+            C2D_DEVICE,
+            C2dMessage::new("after")
+                .with_message_id("wfc-m6")
+                .with_correlation_id("wfc-c6"),
+        )
+        .await?;
+    Ok(())
+}
+
+fn is_uuid(value: &Value) -> bool {
+    value.as_str().is_some_and(|s| {
+        s.len() == 36
+            && s.char_indices().all(|(i, c)| match i {
+                8 | 13 | 18 | 23 => c == '-',
+                _ => c.is_ascii_hexdigit(),
+            })
+    })
+}
+
+/// The AMQP devicebound lines of a journal.
+fn amqp_lines(journal: Vec<Value>) -> Vec<Value> {
+    journal
+        .into_iter()
+        .filter(|l| l["protocol"] == "amqp")
+        .collect()
+}
+
+/// The compared part of an AMQP journal line: link, every property, body size, outcome.
+fn c2d_comparable(line: &Value) -> Value {
+    let mut out = serde_json::Map::new();
+    out.insert("link".into(), line["link"].clone());
+    if let Value::Object(props) = &line["properties"] {
+        for (k, v) in props {
+            out.insert(k.clone(), v.clone());
+        }
+    } else {
+        out.insert("properties".into(), line["properties"].clone());
+    }
+    out.insert("bodyBytes".into(), line["bodyBytes"].clone());
+    out.insert("outcome".into(), line["outcome"].clone());
+    Value::Object(out)
+}
+
+async fn python_c2d_journal(dir: &Path) -> Vec<Value> {
+    let journal = dir.join("python-c2d.jsonl");
+    let hub = Hub::start_with_journal(&journal).await;
+    let script = tests_dir().join("python").join("wire_c2d.py");
+    let out = run_script(
+        &python(),
+        &[script.into_os_string()],
+        &tests_dir().join("python"),
+        &hub.script_env(),
+    )
+    .await;
+    hub.shutdown().await;
+    assert_success("python wire_c2d.py", &out);
+    amqp_lines(read_journal(&journal))
+}
+
+async fn rust_c2d_journal(dir: &Path) -> Vec<Value> {
+    let journal = dir.join("rust-c2d.jsonl");
+    let hub = Hub::start_with_journal(&journal).await;
+    let rm = RegistryManager::builder()
+        .connection_string(&hub.connection_string())
+        .add_root_certificate_file(hub.ca_path())
+        .build()
+        .expect("build the RegistryManager");
+    rm.create_device_with_sas(C2D_DEVICE, PK, SK, DeviceStatus::Enabled)
+        .await
+        .expect("create the device");
+    let client = C2dClient::builder()
+        .connection_string(&hub.connection_string())
+        .amqps_port(hub.amqps_port())
+        .add_root_certificate_file(hub.ca_path())
+        // One attempt per connection, so the journal holds exactly the sends made.
+        .retry_policy(iothub_c2d::RetryPolicy::none())
+        .build()
+        .expect("build the C2dClient");
+    let result = rust_c2d_sends(&client).await;
+    client.close().await;
+    hub.shutdown().await;
+    if let Err(e) = result {
+        panic!("the Rust C2D sequence failed: {e:?}");
+    }
+    amqp_lines(read_journal(&journal))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_c2d_sends_what_the_python_sdk_sends() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let (python, rust) = tokio::join!(python_c2d_journal(dir.path()), rust_c2d_journal(dir.path()));
+
+    let mut report = Vec::new();
+    for (i, (p, r)) in python.iter().zip(rust.iter()).enumerate() {
+        let (mut p, mut r) = (c2d_comparable(p), c2d_comparable(r));
+        if is_uuid(&p["messageId"]) && is_uuid(&r["messageId"]) {
+            p["messageId"] = json!("<uuid>");
+            r["messageId"] = json!("<uuid>");
+        }
+        let diffs = differences(&p, &r);
+        if !diffs.is_empty() {
+            report.push(format!("message {}:\n{}", i + 1, diffs.join("\n")));
+        }
+    }
+    if python.len() != rust.len() {
+        report.push(format!(
+            "python sent {} messages, rust {}",
+            python.len(),
+            rust.len()
+        ));
+    }
+    assert!(
+        report.is_empty(),
+        "the AMQP journals differ:\n{}\npython: {python:#?}\nrust: {rust:#?}",
+        report.join("\n")
+    );
+    assert_eq!(python.len(), 6, "the sequence sends six messages: {python:#?}");
+    let outcomes: Vec<&str> = python.iter().map(|l| l["outcome"].as_str().unwrap_or("?")).collect();
+    assert_eq!(
+        outcomes,
+        ["accepted", "accepted", "accepted", "accepted", "rejected:DeviceNotFound", "accepted"],
+        "outcomes"
     );
 }
