@@ -260,7 +260,7 @@ impl C2dClient {
         let to = devicebound_address(&device_id, module_id.as_deref());
         let amqp: AmqpMessage<Data> = message.to_amqp(to)?;
         let sendable = Sendable::builder().message(amqp).build();
-        let (delivery, generation) = {
+        let (delivery, generation, dead) = {
             let mut guard = self.inner.link.lock().await;
             let mut reconnected = false;
             loop {
@@ -272,7 +272,7 @@ impl C2dClient {
                     continue;
                 };
                 match live.sender.send_batchable_ref(&sendable).await {
-                    Ok(delivery) => break (delivery, live.generation),
+                    Ok(delivery) => break (delivery, live.generation, live.auth.dead()),
                     Err(e) => {
                         // The link is unusable; the transfer was not handed over. Open a
                         // new connection once and send there.
@@ -286,7 +286,16 @@ impl C2dClient {
                 }
             }
         };
-        match delivery.await {
+        let outcome = tokio::select! {
+            outcome = delivery => outcome,
+            () = dead => {
+                self.discard(generation).await;
+                return Err(Error::OutcomeUnknown(
+                    "the AMQP connection closed before the hub settled the message".into(),
+                ));
+            }
+        };
+        match outcome {
             Ok(Outcome::Accepted(_)) => Ok(()),
             Ok(Outcome::Rejected(rejected)) => Err(match rejected.error {
                 Some(error) => Error::Hub(from_amqp_error(&error)),

@@ -13,6 +13,7 @@ use fe2o3_amqp::{Connection, Receiver, Sender, Session};
 use iothub_auth::HubCredential;
 use rustls_pki_types::ServerName;
 use tokio::net::TcpStream;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -68,29 +69,90 @@ impl Endpoint {
     }
 }
 
-/// An open, authenticated AMQP session. Dropping it stops token renewal and closes the
-/// connection.
+/// An open, authenticated AMQP session. A watcher task owns the connection and reports when
+/// it ends ([`dead`](Self::dead)), so that work waiting on the connection fails at once
+/// instead of waiting for a timeout. [`close`](Self::close) (or dropping it) closes the
+/// connection and stops token renewal.
 pub(crate) struct Authenticated {
-    pub connection: ConnectionHandle<()>,
     pub session: SessionHandle<()>,
+    dead: watch::Receiver<bool>,
+    closer: Option<oneshot::Sender<()>>,
     renewer: JoinHandle<()>,
 }
 
 impl Authenticated {
-    /// Closes the session and connection in the background.
+    fn new(
+        mut connection: ConnectionHandle<()>,
+        session: SessionHandle<()>,
+        mut cbs: Cbs,
+        expires: Option<SystemTime>,
+        endpoint: Endpoint,
+    ) -> Self {
+        let (dead_tx, dead) = watch::channel(false);
+        let (closer, close_rx) = oneshot::channel::<()>();
+        let mut renewer_dead = dead.clone();
+        let renewer = tokio::spawn(async move {
+            let mut expires = expires;
+            loop {
+                tokio::select! {
+                    () = tokio::time::sleep(renew_after(expires)) => {}
+                    _ = renewer_dead.wait_for(|d| *d) => return,
+                }
+                match cbs.put_token(&endpoint).await {
+                    Ok(next) => {
+                        tracing::debug!("CBS token renewed");
+                        expires = next;
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "renewing the CBS token failed");
+                        expires = None;
+                        tokio::select! {
+                            () = tokio::time::sleep(RENEW_RETRY) => {}
+                            _ = renewer_dead.wait_for(|d| *d) => return,
+                        }
+                    }
+                }
+            }
+        });
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = connection.on_close() => {}
+                _ = close_rx => {
+                    let _ = tokio::time::timeout(Duration::from_secs(5), connection.close()).await;
+                }
+            }
+            let _ = dead_tx.send(true);
+        });
+        Authenticated {
+            session,
+            dead,
+            closer: Some(closer),
+            renewer,
+        }
+    }
+
+    /// Completes when the connection has ended.
+    pub fn dead(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let mut dead = self.dead.clone();
+        async move {
+            let _ = dead.wait_for(|d| *d).await;
+        }
+    }
+
+    /// Ends the session and closes the connection in the background.
     pub fn close(self) {
         let Authenticated {
-            mut connection,
             mut session,
+            closer,
             renewer,
+            ..
         } = self;
         renewer.abort();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(5), async {
-                let _ = session.end().await;
-                let _ = connection.close().await;
-            })
-            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), session.end()).await;
+            if let Some(closer) = closer {
+                let _ = closer.send(());
+            }
         });
     }
 }
@@ -192,29 +254,13 @@ async fn connect_once(endpoint: &Endpoint) -> Result<Authenticated, Error> {
             return Err(e);
         }
     };
-    let renew_endpoint = endpoint.clone();
-    let renewer = tokio::spawn(async move {
-        let mut expires = expires;
-        loop {
-            tokio::time::sleep(renew_after(expires)).await;
-            match cbs.put_token(&renew_endpoint).await {
-                Ok(next) => {
-                    tracing::debug!("CBS token renewed");
-                    expires = next;
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "renewing the CBS token failed");
-                    expires = None;
-                    tokio::time::sleep(RENEW_RETRY).await;
-                }
-            }
-        }
-    });
-    Ok(Authenticated {
+    Ok(Authenticated::new(
         connection,
         session,
-        renewer,
-    })
+        cbs,
+        expires,
+        endpoint.clone(),
+    ))
 }
 
 /// When to put a new token: a fifth of the remaining life (at most five minutes) before

@@ -153,13 +153,18 @@ impl FeedbackReceiver {
                 self.unsettled = None;
                 self.live = Some(self.attach().await?);
             }
-            let Some((receiver, _)) = self.live.as_mut() else {
+            let Some((receiver, auth)) = self.live.as_mut() else {
                 continue;
             };
             if let Some(previous) = self.unsettled.take() {
                 let _ = receiver.accept(previous).await;
             }
-            match receiver.recv::<Body<Value>>().await {
+            let dead = auth.dead();
+            let received = tokio::select! {
+                received = receiver.recv::<Body<Value>>() => received.map_err(Error::amqp),
+                () = dead => Err(Error::Amqp("the AMQP connection closed".into())),
+            };
+            match received {
                 Ok(delivery) => {
                     let (info, message) = delivery.into_parts();
                     self.unsettled = Some(info);
@@ -190,7 +195,7 @@ impl FeedbackReceiver {
                         auth.close();
                     }
                     if failures >= self.endpoint.retry.max_attempts() {
-                        return Err(Error::amqp(e));
+                        return Err(e);
                     }
                     tokio::time::sleep(self.endpoint.retry.delay(failures)).await;
                 }
