@@ -41,10 +41,12 @@ use chrono::{DateTime, Utc};
 use fe2o3_amqp::acceptor::sasl_acceptor::SaslServerFrame;
 use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerConnectionHandle,
-    ListenerSessionHandle, SaslAcceptor, SessionAcceptor,
+    ListenerSessionHandle, SaslAcceptor, SessionAcceptor, SupportedReceiverSettleModes,
 };
 use fe2o3_amqp::link::delivery::DeliveryInfo;
-use fe2o3_amqp::types::definitions::{self, AmqpError, ErrorCondition, Fields, LinkError, Role};
+use fe2o3_amqp::types::definitions::{
+    self, AmqpError, ErrorCondition, Fields, LinkError, ReceiverSettleMode, Role,
+};
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Body, Message, MessageId, Outcome, Properties,
 };
@@ -299,6 +301,20 @@ enum Node {
 }
 
 fn node_of(address: Option<&str>) -> Node {
+    // uamqp names nodes as URLs (`amqps://host/messages/devicebound`): keep the path.
+    let address = address.map(|a| {
+        let lower = a.to_ascii_lowercase();
+        match ["amqps://", "amqp://", "wss://"]
+            .iter()
+            .find(|scheme| lower.starts_with(*scheme))
+        {
+            Some(scheme) => {
+                let rest = &a[scheme.len()..];
+                rest.find('/').map_or("", |i| &rest[i..])
+            }
+            None => a,
+        }
+    });
     match address {
         Some(a) if a == CBS => Node::Cbs,
         Some(a) if a.eq_ignore_ascii_case(DEVICEBOUND) => Node::Devicebound,
@@ -312,7 +328,12 @@ async fn run_session(
     ctx: Arc<AmqpContext>,
     state: Arc<ConnState>,
 ) {
-    let acceptor = LinkAcceptor::new();
+    // Dispositions are sent settled (receiver-settle-mode `first`), as IoT Hub does: uamqp
+    // asks for `second` but completes a send only on a settled disposition.
+    let acceptor = LinkAcceptor::builder()
+        .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
+        .fallback_receiver_settle_mode(ReceiverSettleMode::First)
+        .build();
     let mut links = Vec::new();
     while let Some(attach) = session.next_incoming_attach().await {
         let node = match attach.role {
@@ -821,5 +842,16 @@ mod tests {
         assert_eq!(node_of(Some("/messages/devicebound")), Node::Devicebound);
         assert_eq!(node_of(Some("/messages/events")), Node::Unknown);
         assert_eq!(node_of(None), Node::Unknown);
+        assert_eq!(
+            node_of(Some("amqps://localhost/messages/devicebound")),
+            Node::Devicebound
+        );
+        assert_eq!(
+            node_of(Some(
+                "amqps://localhost:5671/messages/serviceBound/feedback"
+            )),
+            Node::Feedback
+        );
+        assert_eq!(node_of(Some("amqps://localhost")), Node::Unknown);
     }
 }

@@ -6,8 +6,8 @@
 //!
 //! Without `IOTHUB_CONNECTION_STRING` it starts an embedded local IoT Hub (the
 //! `iothub-emulator` crate) in a temporary directory and works against it; with a real
-//! hub's service connection string (policy `iothubowner` or `registryReadWrite`) it works
-//! against that hub instead, creating and then deleting devices named `quickstart-*`.
+//! hub's service connection string (policy `iothubowner`: the quickstart needs registry write and
+//! service connect) it works against that hub instead, creating and then deleting devices named `quickstart-*`.
 
 use futures::TryStreamExt as _;
 use iothub_registry::{
@@ -43,6 +43,7 @@ async fn main() -> Result<(), AnyError> {
             let rm = RegistryManager::builder()
                 .connection_string(&emulator.connection_string())
                 .add_root_certificate_pem(emulator.ca_pem())
+                .amqps_port(emulator.amqps_port())
                 .build()?;
             embedded = Some((emulator, dir));
             rm
@@ -163,6 +164,30 @@ async fn main() -> Result<(), AnyError> {
         Ok(result) => println!("method answered {:?}", result.status),
         Err(e) if e.is_device_not_online() => println!("direct method: {e}"),
         Err(e) => return Err(e.into()),
+    }
+
+    // Cloud-to-device messages over AMQP: system properties as in Python's send_c2d_message.
+    rm.send_c2d_message(
+        "quickstart-1",
+        r#"{"command":"blink"}"#,
+        [
+            ("contentType", "application/json"),
+            ("ack", "full"),
+            ("priority", "high"),
+        ],
+    )
+    .await?;
+    let queued = rm.get_device("quickstart-1").await?;
+    println!(
+        "cloud-to-device message queued ({} waiting for the device)",
+        queued.cloud_to_device_message_count.unwrap_or(0)
+    );
+    match rm
+        .send_c2d_message("no-such-device", "hello", Vec::<(String, String)>::new())
+        .await
+    {
+        Err(e) if e.is_not_found() => println!("c2d to a missing device refused: {e}"),
+        other => return Err(format!("expected DeviceNotFound, got {other:?}").into()),
     }
 
     // Clean up.

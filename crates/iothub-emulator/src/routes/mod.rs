@@ -153,6 +153,11 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
             iothub_c2d::websocket::PATH,
             get(websocket::amqp_over_websocket),
         )
+        // uamqp (under the Python service SDK) uses the Service Bus path for the same transport.
+        .route(
+            "/$servicebus/websocket",
+            get(websocket::amqp_over_websocket),
+        )
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .with_state(state);
