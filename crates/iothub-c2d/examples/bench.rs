@@ -15,7 +15,9 @@
 //! 256) and one send after the other. The official SDKs send one after the other, as their
 //! samples do. Client CPU: user + system time of the client process over the measured sends
 //! (`/proc/self/stat` for Rust, `process.cpuUsage()` for Node, `time.process_time()` for
-//! Python); one warm-up send per client opens its connection first and is not counted.
+//! Python); one warm-up send per client opens its connection first and is not counted. The
+//! emulator's CPU per message over the same interval (Node and Python: over the whole script,
+//! start-up included) shows where the time goes when the hub is the limit.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -69,7 +71,12 @@ fn repo_root() -> PathBuf {
 
 /// CPU time (user + system) of this process so far.
 fn process_cpu() -> Duration {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    cpu_of("self")
+}
+
+/// CPU time (user + system) of process `pid` (`self` for this one) so far.
+fn cpu_of(pid: &str) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |i: usize| {
@@ -86,6 +93,7 @@ struct Row {
     sent: usize,
     wall: Duration,
     cpu: Duration,
+    hub_cpu: Duration,
 }
 
 impl Row {
@@ -95,10 +103,14 @@ impl Row {
     fn cpu_us(&self) -> f64 {
         self.cpu.as_secs_f64() * 1e6 / self.sent as f64
     }
+    fn hub_cpu_us(&self) -> f64 {
+        self.hub_cpu.as_secs_f64() * 1e6 / self.sent as f64
+    }
 }
 
 struct Hub {
     child: tokio::process::Child,
+    pid: String,
     cs: String,
     https_port: u16,
     amqps_port: u16,
@@ -159,8 +171,10 @@ async fn start_emulator(args: &Args) -> Hub {
         .find_map(|p| p.strip_prefix("HostName=localhost:"))
         .and_then(|p| p.parse().ok())
         .expect("https port");
+    let pid = child.id().map(|p| p.to_string()).unwrap_or_default();
     Hub {
         child,
+        pid,
         cs,
         https_port,
         amqps_port: amqps_port.expect("amqps port"),
@@ -217,6 +231,7 @@ async fn rust_side(hub: &Hub, prefix: &str, messages: usize, concurrency: usize)
         .expect("warm-up send");
     let next = Arc::new(AtomicUsize::new(0));
     let cpu = process_cpu();
+    let hub_cpu = cpu_of(&hub.pid);
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..concurrency.max(1) {
@@ -240,6 +255,7 @@ async fn rust_side(hub: &Hub, prefix: &str, messages: usize, concurrency: usize)
     }
     let wall = start.elapsed();
     let cpu = process_cpu().saturating_sub(cpu);
+    let hub_cpu = cpu_of(&hub.pid).saturating_sub(hub_cpu);
     client.close().await;
     Row {
         client: if concurrency > 1 {
@@ -250,6 +266,7 @@ async fn rust_side(hub: &Hub, prefix: &str, messages: usize, concurrency: usize)
         sent: messages,
         wall,
         cpu,
+        hub_cpu,
     }
 }
 
@@ -271,6 +288,7 @@ fn parse_line(line: &str, client: &str) -> Option<Row> {
         sent: sent?,
         wall: wall?,
         cpu: cpu?,
+        hub_cpu: Duration::ZERO,
     })
 }
 
@@ -286,6 +304,7 @@ async fn node_side(hub: &Hub, messages: usize) -> Result<Row, String> {
         &format!("HostName=localhost:{}", hub.https_port),
         &format!("HostName=localhost:{}", hub.amqps_port),
     );
+    let hub_cpu = cpu_of(&hub.pid);
     let output = tokio::process::Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench_node.js"))
         .args([
@@ -300,8 +319,10 @@ async fn node_side(hub: &Hub, messages: usize) -> Result<Row, String> {
         .await
         .map_err(|e| format!("cannot run node: {e}"))?;
     let text = String::from_utf8_lossy(&output.stdout);
+    let hub_cpu = cpu_of(&hub.pid).saturating_sub(hub_cpu);
     text.lines()
         .find_map(|l| parse_line(l, "node azure-iothub Client.send"))
+        .map(|row| Row { hub_cpu, ..row })
         .ok_or_else(|| format!("node failed: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
@@ -311,6 +332,7 @@ async fn python_side(hub: &Hub, messages: usize) -> Result<Row, String> {
     let python = std::env::var_os("IOTHUB_TEST_PYTHON")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".venv/bin/python"));
+    let hub_cpu = cpu_of(&hub.pid);
     let output = tokio::process::Command::new(&python)
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench_python.py"))
         .args([
@@ -325,8 +347,10 @@ async fn python_side(hub: &Hub, messages: usize) -> Result<Row, String> {
         .await
         .map_err(|e| format!("cannot run {}: {e}", python.display()))?;
     let text = String::from_utf8_lossy(&output.stdout);
+    let hub_cpu = cpu_of(&hub.pid).saturating_sub(hub_cpu);
     text.lines()
         .find_map(|l| parse_line(l, "python azure-iot-hub send_c2d_message"))
+        .map(|row| Row { hub_cpu, ..row })
         .ok_or_else(|| format!("python failed: {}", String::from_utf8_lossy(&output.stderr)))
 }
 
@@ -347,17 +371,18 @@ async fn main() {
         Err(e) => println!("# python side skipped: {e}"),
     }
     println!(
-        "{:<42} {:>8} {:>9} {:>10} {:>14}",
-        "client", "messages", "wall s", "msg/s", "client CPU µs/msg"
+        "{:<42} {:>8} {:>9} {:>10} {:>18} {:>16}",
+        "client", "messages", "wall s", "msg/s", "client CPU µs/msg", "hub CPU µs/msg"
     );
     for row in &rows {
         println!(
-            "{:<42} {:>8} {:>9.3} {:>10.0} {:>14.1}",
+            "{:<42} {:>8} {:>9.3} {:>10.0} {:>18.1} {:>16.1}",
             row.client,
             row.sent,
             row.wall.as_secs_f64(),
             row.rate(),
-            row.cpu_us()
+            row.cpu_us(),
+            row.hub_cpu_us()
         );
     }
     let ours = &rows[0];

@@ -48,8 +48,12 @@ impl Hub {
     }
 
     fn client(&self) -> iothub_c2d::C2dClientBuilder {
+        self.client_for(&self.emu.connection_string())
+    }
+
+    fn client_for(&self, connection_string: &str) -> iothub_c2d::C2dClientBuilder {
         C2dClient::builder()
-            .connection_string(&self.emu.connection_string())
+            .connection_string(connection_string)
             .amqps_port(self.emu.amqps_port())
             .add_root_certificate_pem(self.emu.ca_pem())
     }
@@ -231,12 +235,7 @@ async fn wrong_key_is_unauthorized() {
         cs.split("SharedAccessKey=").nth(1).expect("key"),
         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
     );
-    let client = C2dClient::builder()
-        .connection_string(&bad)
-        .amqps_port(hub.emu.amqps_port())
-        .add_root_certificate_pem(hub.emu.ca_pem())
-        .build()
-        .expect("client");
+    let client = hub.client_for(&bad).build().expect("client");
     let err = client
         .send("d1", Message::new(b"x".to_vec()))
         .await
@@ -249,12 +248,7 @@ async fn wrong_key_is_unauthorized() {
         .emu
         .policy_connection_string("registryRead")
         .expect("policy");
-    let client = C2dClient::builder()
-        .connection_string(&read_only)
-        .amqps_port(hub.emu.amqps_port())
-        .add_root_certificate_pem(hub.emu.ca_pem())
-        .build()
-        .expect("client");
+    let client = hub.client_for(&read_only).build().expect("client");
     let err = client
         .send("d1", Message::new(b"x".to_vec()))
         .await

@@ -631,7 +631,7 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
                     SimpleValue::Symbol(s) => s.as_str().to_owned(),
                     _ => String::new(),
                 };
-                ack = Ack::parse(&text).ok_or_else(|| {
+                ack = text.parse::<Ack>().map_err(|_| {
                     C2dError::Invalid(format!(
                         "iothub-ack '{}' is not one of none, positive, negative, full.",
                         text.escape_default()

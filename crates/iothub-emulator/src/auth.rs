@@ -231,7 +231,14 @@ pub fn authenticate<'p>(
     Ok(policy)
 }
 
-fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiError> {
+/// A token's resource URI in parts: lower-case host, optional port, and the path scope.
+struct Resource {
+    host: String,
+    port: Option<String>,
+    scope: String,
+}
+
+fn parse_resource(resource_uri: &str) -> Resource {
     let lower = resource_uri.trim().to_ascii_lowercase();
     let without_scheme = ["https://", "http://", "amqps://"]
         .iter()
@@ -242,6 +249,16 @@ fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiErr
         None => (without_scheme, ""),
     };
     let (host, port) = split_host_port(authority);
+    Resource {
+        host,
+        port: port.map(str::to_owned),
+        scope: scope.trim_end_matches('/').to_owned(),
+    }
+}
+
+fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiError> {
+    let Resource { host, port, scope } = parse_resource(resource_uri);
+    let port = port.as_deref();
     let (header_host, header_port) = match req.host_header {
         Some(h) => {
             let (host, port) = split_host_port(h.trim());
@@ -264,8 +281,8 @@ fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiErr
             req.https_port
         )));
     }
-    let scope = scope.trim_end_matches('/');
     if !scope.is_empty() {
+        let scope = scope.as_str();
         let path = req.path.to_ascii_lowercase();
         let within = path == scope
             || path
@@ -321,19 +338,9 @@ pub fn authenticate_token<'p>(
     if token.is_expired(now) {
         return Err("The SharedAccessSignature has expired.".into());
     }
-    let lower = token.resource_uri.trim().to_ascii_lowercase();
-    let without_scheme = ["https://", "http://", "amqps://"]
-        .iter()
-        .find_map(|s| lower.strip_prefix(s))
-        .unwrap_or(&lower);
-    let (authority, scope) = match without_scheme.find('/') {
-        Some(i) => (&without_scheme[..i], &without_scheme[i..]),
-        None => (without_scheme, ""),
-    };
-    let (host, port) = split_host_port(authority);
+    let Resource { host, port, scope } = parse_resource(&token.resource_uri);
     let host_ok = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1");
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| ports.contains(&p)));
-    let scope = scope.trim_end_matches('/');
     let scope_ok = scope.is_empty() || scope.starts_with("/messages/");
     if !(host_ok && port_ok && scope_ok) {
         return Err(format!(

@@ -49,45 +49,12 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 /// Source of the current time (injectable for tests).
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
 
-/// The acknowledgement a message asks for (`iothub-ack` application property).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Ack {
-    /// No feedback (the default).
-    #[default]
-    None,
-    /// Feedback when the device completes the message.
-    Positive,
-    /// Feedback when the message expires, is rejected, dead-lettered or purged.
-    Negative,
-    /// Both.
-    Full,
-}
+/// The acknowledgement a message asks for (`iothub-ack`): the client crate's vocabulary.
+pub use iothub_c2d::Ack;
 
-impl Ack {
-    /// Parses the `iothub-ack` value (case-insensitive).
-    pub fn parse(text: &str) -> Option<Ack> {
-        match text.to_ascii_lowercase().as_str() {
-            "none" => Some(Ack::None),
-            "positive" => Some(Ack::Positive),
-            "negative" => Some(Ack::Negative),
-            "full" => Some(Ack::Full),
-            _ => None,
-        }
-    }
-
-    /// The wire spelling.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ack::None => "none",
-            Ack::Positive => "positive",
-            Ack::Negative => "negative",
-            Ack::Full => "full",
-        }
-    }
-
-    fn wants_negative(self) -> bool {
-        matches!(self, Ack::Negative | Ack::Full)
-    }
+/// Whether `ack` asks for feedback on messages that fail (expire, are purged, rejected).
+fn wants_negative(ack: Ack) -> bool {
+    matches!(ack, Ack::Negative | Ack::Full)
 }
 
 /// A message to enqueue.
@@ -610,7 +577,7 @@ fn remove_messages(
             device_id: r.get(0)?,
             module_id: r.get(1)?,
             message_id: r.get(2)?,
-            ack: Ack::parse(&r.get::<_, String>(3)?).unwrap_or_default(),
+            ack: r.get::<_, String>(3)?.parse().unwrap_or_default(),
             generation_id: r.get(4)?,
         })
     })?;
@@ -627,7 +594,7 @@ fn add_feedback(
     let mut stmt = conn.prepare_cached(
         "INSERT INTO c2d_feedback (device_id, created_ms, record) VALUES (?1, ?2, ?3)",
     )?;
-    for message in removed.iter().filter(|m| m.ack.wants_negative()) {
+    for message in removed.iter().filter(|m| wants_negative(m.ack)) {
         let record = feedback_record(
             message.message_id.as_deref(),
             &message.device_id,

@@ -103,27 +103,37 @@ impl Error {
     /// device exists and is not connected: see [`is_device_not_online`](Self::is_device_not_online).
     pub fn is_not_found(&self) -> bool {
         self.service_error().is_some_and(ServiceError::is_not_found)
-            || self.c2d_check(iothub_c2d_is_device_not_found)
+            || self.c2d_check(C2dCheck::DeviceNotFound)
     }
 
     /// The device's cloud-to-device queue is full: DeviceMaximumQueueDepthExceeded (403004),
     /// from [`send_c2d_message`](crate::RegistryManager::send_c2d_message).
     pub fn is_queue_full(&self) -> bool {
-        self.c2d_check(|e| e.is_queue_full())
+        self.c2d_check(C2dCheck::QueueFull)
     }
 
     /// A cloud-to-device message is over IoT Hub's 64 KB limit: MessageTooLarge (413001).
     pub fn is_message_too_large(&self) -> bool {
-        self.c2d_check(|e| e.is_message_too_large())
+        self.c2d_check(C2dCheck::TooLarge)
     }
 
     #[cfg(feature = "c2d")]
-    fn c2d_check(&self, check: impl Fn(&iothub_c2d::Error) -> bool) -> bool {
-        matches!(self, Error::C2d(e) if check(e))
+    fn c2d_check(&self, check: C2dCheck) -> bool {
+        let Error::C2d(e) = self else {
+            return false;
+        };
+        match check {
+            C2dCheck::DeviceNotFound => e.is_device_not_found(),
+            C2dCheck::QueueFull => e.is_queue_full(),
+            C2dCheck::TooLarge => e.is_message_too_large(),
+            C2dCheck::Throttled => e.is_throttled(),
+            C2dCheck::Unauthorized => e.is_unauthorized(),
+            C2dCheck::Timeout => e.is_timeout(),
+        }
     }
 
     #[cfg(not(feature = "c2d"))]
-    fn c2d_check(&self, _check: impl Fn(&NoC2d) -> bool) -> bool {
+    fn c2d_check(&self, _check: C2dCheck) -> bool {
         false
     }
 
@@ -142,7 +152,7 @@ impl Error {
     /// 429: IoT Hub throttled the request.
     pub fn is_throttled(&self) -> bool {
         self.service_error().is_some_and(ServiceError::is_throttled)
-            || self.c2d_check(|e| e.is_throttled())
+            || self.c2d_check(C2dCheck::Throttled)
     }
 
     /// 404103 DeviceNotOnline: the device (or module) exists but is not connected, or has not
@@ -157,7 +167,7 @@ impl Error {
     pub fn is_unauthorized(&self) -> bool {
         self.service_error()
             .is_some_and(ServiceError::is_unauthorized)
-            || self.c2d_check(|e| e.is_unauthorized())
+            || self.c2d_check(C2dCheck::Unauthorized)
     }
 
     /// 400: IoT Hub rejected the request as malformed or invalid.
@@ -184,7 +194,7 @@ impl Error {
 
     /// The operation ran out of time.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. }) || self.c2d_check(|e| e.is_timeout())
+        matches!(self, Error::Timeout { .. }) || self.c2d_check(C2dCheck::Timeout)
     }
 }
 
@@ -638,6 +648,18 @@ fn redact_keys(value: &mut serde_json::Value) -> bool {
     }
 }
 
+/// Which check of a cloud-to-device error an `is_*` method makes.
+#[cfg_attr(not(feature = "c2d"), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+enum C2dCheck {
+    DeviceNotFound,
+    QueueFull,
+    TooLarge,
+    Throttled,
+    Unauthorized,
+    Timeout,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,17 +796,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(feature = "c2d")]
-fn iothub_c2d_is_device_not_found(e: &iothub_c2d::Error) -> bool {
-    e.is_device_not_found()
-}
-
-#[cfg(not(feature = "c2d"))]
-fn iothub_c2d_is_device_not_found(_: &NoC2d) -> bool {
-    false
-}
-
-/// Stands in for the C2D error type when the `c2d` feature is off.
-#[cfg(not(feature = "c2d"))]
-enum NoC2d {}
