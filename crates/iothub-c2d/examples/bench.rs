@@ -72,7 +72,12 @@ fn process_cpu() -> Duration {
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    let field = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
     Duration::from_millis((field(11) + field(12)) * 10)
 }
 
@@ -113,7 +118,15 @@ async fn start_emulator(args: &Args) -> Hub {
         }
     };
     let mut child = command
-        .args(["--https-port", "0", "--amqps-port", "0", "--mqtts-port", "0", "--data-dir"])
+        .args([
+            "--https-port",
+            "0",
+            "--amqps-port",
+            "0",
+            "--mqtts-port",
+            "0",
+            "--data-dir",
+        ])
         .arg(dir.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -180,7 +193,11 @@ async fn create_devices(hub: &Hub, prefix: &str, count: usize) {
             .send()
             .await
             .expect("bulk create");
-        assert!(response.status().is_success(), "bulk create: {}", response.status());
+        assert!(
+            response.status().is_success(),
+            "bulk create: {}",
+            response.status()
+        );
     }
 }
 
@@ -271,7 +288,12 @@ async fn node_side(hub: &Hub, messages: usize) -> Result<Row, String> {
     );
     let output = tokio::process::Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/bench_node.js"))
-        .args([cs.as_str(), "n", &devices.to_string(), &messages.to_string()])
+        .args([
+            cs.as_str(),
+            "n",
+            &devices.to_string(),
+            &messages.to_string(),
+        ])
         .env("NODE_PATH", &node_modules)
         .env("NODE_EXTRA_CA_CERTS", &hub.ca)
         .output()
