@@ -114,6 +114,15 @@ fn generate_from(spec_text: &str) -> Result<String> {
             "crate::QueryResultItem",
             std::iter::empty(),
         );
+    // Ids, `methodName` and `query` carry IoT Hub's patterns and lengths in the spec (for
+    // documentation and schema fuzzing); the client keeps them as plain strings and leaves
+    // the checking to the service.
+    for schema in id_parameter_schemas(&spec) {
+        settings.with_conversion(schema, "str", std::iter::empty());
+    }
+    for schema in constrained_property_schemas(&spec) {
+        settings.with_conversion(schema, "::std::string::String", std::iter::empty());
+    }
     let mut generator = Generator::new(&settings);
     let tokens = generator
         .generate_tokens(&spec)
@@ -175,6 +184,82 @@ fn doc_text(attr: &syn::Attribute) -> Option<String> {
 
 /// progenitor panics on some valid OpenAPI shapes; reject them here with a readable error
 /// instead. The spec is written to avoid them, so nothing is rewritten.
+/// The distinct schemas of `id`/`mid` path parameters that carry a pattern, as typify sees
+/// them (a string with length limits and a pattern).
+fn id_parameter_schemas(spec: &openapiv3::OpenAPI) -> Vec<schemars::schema::SchemaObject> {
+    use openapiv3::{ParameterSchemaOrContent, ReferenceOr, SchemaKind, Type};
+    let mut out: Vec<schemars::schema::SchemaObject> = Vec::new();
+    for (_, _, op) in spec.operations() {
+        for param in &op.parameters {
+            let ReferenceOr::Item(openapiv3::Parameter::Path { parameter_data, .. }) = param else {
+                continue;
+            };
+            let ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)) = &parameter_data.format
+            else {
+                continue;
+            };
+            let SchemaKind::Type(Type::String(s)) = &schema.schema_kind else {
+                continue;
+            };
+            let Some(pattern) = &s.pattern else { continue };
+            let converted = schemars::schema::SchemaObject {
+                instance_type: Some(schemars::schema::InstanceType::String.into()),
+                string: Some(Box::new(schemars::schema::StringValidation {
+                    max_length: s.max_length.and_then(|n| u32::try_from(n).ok()),
+                    min_length: s.min_length.and_then(|n| u32::try_from(n).ok()),
+                    pattern: Some(pattern.clone()),
+                })),
+                ..Default::default()
+            };
+            if !out.contains(&converted) {
+                out.push(converted);
+            }
+        }
+    }
+    out
+}
+
+/// String properties of component schemas that carry a length or pattern, as typify sees
+/// them (with their description).
+fn constrained_property_schemas(spec: &openapiv3::OpenAPI) -> Vec<schemars::schema::SchemaObject> {
+    use openapiv3::{ReferenceOr, SchemaKind, Type};
+    let mut out = Vec::new();
+    let Some(components) = &spec.components else {
+        return out;
+    };
+    for schema in components.schemas.values() {
+        let ReferenceOr::Item(schema) = schema else { continue };
+        let SchemaKind::Type(Type::Object(object)) = &schema.schema_kind else {
+            continue;
+        };
+        for property in object.properties.values() {
+            let ReferenceOr::Item(property) = property else { continue };
+            let SchemaKind::Type(Type::String(s)) = &property.schema_kind else {
+                continue;
+            };
+            if s.min_length.is_none() && s.max_length.is_none() && s.pattern.is_none() {
+                continue;
+            }
+            out.push(schemars::schema::SchemaObject {
+                metadata: property.schema_data.description.as_ref().map(|d| {
+                    Box::new(schemars::schema::Metadata {
+                        description: Some(d.clone()),
+                        ..Default::default()
+                    })
+                }),
+                instance_type: Some(schemars::schema::InstanceType::String.into()),
+                string: Some(Box::new(schemars::schema::StringValidation {
+                    max_length: s.max_length.and_then(|n| u32::try_from(n).ok()),
+                    min_length: s.min_length.and_then(|n| u32::try_from(n).ok()),
+                    pattern: s.pattern.clone(),
+                })),
+                ..Default::default()
+            });
+        }
+    }
+    out
+}
+
 fn check_progenitor_constraints(spec: &openapiv3::OpenAPI) -> Result<()> {
     if !spec.openapi.starts_with("3.0.") {
         bail!(

@@ -64,6 +64,7 @@ use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{Policies, Rights, authenticate_token};
 use crate::c2d::{Ack, C2dError, C2dQueues, FEEDBACK_CONTENT_TYPE, OutgoingMessage};
+use crate::conn::{ConnectionLimits, Tracker};
 use crate::journal::Journal;
 
 /// Address of the service's send link.
@@ -77,8 +78,6 @@ pub const DEFAULT_FEEDBACK_INTERVAL: Duration = Duration::from_secs(15);
 
 const SASL_HEADER: [u8; 8] = *b"AMQP\x03\x01\x00\x00";
 const AMQP_HEADER: [u8; 8] = *b"AMQP\x00\x01\x00\x00";
-/// How long a new connection may take to send its protocol header (and its TLS handshake).
-const OPEN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// What the AMQP endpoint needs from the rest of the emulator.
 pub struct AmqpContext {
@@ -96,6 +95,9 @@ pub struct AmqpContext {
     pub feedback_interval: Duration,
     /// Becomes `true` when the emulator stops: every AMQP connection is then closed.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// Connection limits; the idle timeout is advertised as the AMQP `idle-time-out`, and
+    /// the handshake timeout bounds the wait for the protocol header.
+    pub limits: ConnectionLimits,
 }
 
 impl fmt::Debug for AmqpContext {
@@ -111,27 +113,22 @@ pub async fn serve(
     listener: TcpListener,
     tls: Arc<rustls::ServerConfig>,
     ctx: Arc<AmqpContext>,
+    tracker: Arc<Tracker>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
     let acceptor = TlsAcceptor::from(tls);
     tokio::pin!(shutdown);
     loop {
         let (tcp, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "AMQPS accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+            pair = crate::server::accept(&listener, &tracker, "AMQPS") => pair,
             () = &mut shutdown => break,
         };
         let acceptor = acceptor.clone();
         let ctx = Arc::clone(&ctx);
+        let tcp = tracker.track(tcp);
         tokio::spawn(async move {
-            let _ = tcp.set_nodelay(true);
-            match tokio::time::timeout(OPEN_TIMEOUT, acceptor.accept(tcp)).await {
+            let _ = tcp.get_ref().set_nodelay(true);
+            match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await {
                 Ok(Ok(stream)) => serve_stream(stream, ctx).await,
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "AMQPS TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "AMQPS TLS handshake timed out"),
@@ -146,7 +143,7 @@ where
     S: AsyncRead + AsyncWrite + fmt::Debug + Send + Unpin + 'static,
 {
     let mut header = [0u8; 8];
-    match tokio::time::timeout(OPEN_TIMEOUT, stream.read_exact(&mut header)).await {
+    match tokio::time::timeout(ctx.limits.handshake_timeout, stream.read_exact(&mut header)).await {
         Ok(Ok(_)) => {}
         _ => return,
     }
@@ -156,9 +153,11 @@ where
         inner: stream,
     };
     let container = format!("{}-amqp", ctx.hub_name);
+    let idle_ms = u32::try_from(ctx.limits.idle_timeout.as_millis()).unwrap_or(u32::MAX);
     let opened = if header == SASL_HEADER {
         ConnectionAcceptor::builder()
             .container_id(container)
+            .idle_time_out(idle_ms)
             .sasl_acceptor(CbsSasl)
             .build()
             .accept(stream)
@@ -166,6 +165,7 @@ where
     } else if header == AMQP_HEADER {
         ConnectionAcceptor::builder()
             .container_id(container)
+            .idle_time_out(idle_ms)
             .build()
             .accept(stream)
             .await

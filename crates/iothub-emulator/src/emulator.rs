@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 use crate::amqp::{AmqpContext, DEFAULT_FEEDBACK_INTERVAL};
 use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
 use crate::c2d::C2dQueues;
+use crate::conn::{ConnectionLimits, Tracker};
 use crate::journal::Journal;
 use crate::routes::{AppState, Shared, router};
 use crate::store::{Store, StoreError};
@@ -92,6 +93,7 @@ pub struct EmulatorBuilder {
     journal: Option<PathBuf>,
     throttle: ThrottleConfig,
     feedback_interval: Duration,
+    limits: ConnectionLimits,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -108,6 +110,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("journal", &self.journal)
             .field("throttle", &self.throttle)
             .field("feedback_interval", &self.feedback_interval)
+            .field("limits", &self.limits)
             .finish()
     }
 }
@@ -126,6 +129,7 @@ impl Default for EmulatorBuilder {
             journal: None,
             throttle: ThrottleConfig::off(),
             feedback_interval: DEFAULT_FEEDBACK_INTERVAL,
+            limits: ConnectionLimits::default(),
         }
     }
 }
@@ -204,7 +208,30 @@ impl EmulatorBuilder {
         self
     }
 
+    /// Connection limits applied to every listener (default [`ConnectionLimits::default`]:
+    /// 1000 connections, 10 s handshake, 30 s request head, 30 s body stall, 120 s idle).
+    /// See the crate README for what each limit closes.
+    pub fn connection_limits(mut self, limits: ConnectionLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     fn validate(&self) -> Result<(), Error> {
+        let l = &self.limits;
+        if l.max_connections == 0
+            || [
+                l.handshake_timeout,
+                l.header_timeout,
+                l.body_timeout,
+                l.idle_timeout,
+            ]
+            .iter()
+            .any(Duration::is_zero)
+        {
+            return Err(Error::Config(
+                "connection limits must be positive (max_connections and every timeout)".into(),
+            ));
+        }
         let name = &self.hub_name;
         let name_ok = (3..=50).contains(&name.len())
             && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
@@ -341,7 +368,9 @@ impl EmulatorBuilder {
             journal: journal.clone(),
             feedback_interval: self.feedback_interval,
             stop: shutdown_rx.clone(),
+            limits: self.limits,
         });
+        let tracker = Tracker::new(self.limits);
         let state = AppState(Arc::new(Shared {
             store,
             policies,
@@ -353,11 +382,16 @@ impl EmulatorBuilder {
         }));
         let app = router(state, journal);
         let mut https_shutdown = shutdown_rx.clone();
+        let mut sweep_shutdown = shutdown_rx.clone();
         let mut amqps_shutdown = shutdown_rx;
+        let sweeper = tokio::spawn(Arc::clone(&tracker).sweep_forever(async move {
+            let _ = sweep_shutdown.wait_for(|stop| *stop).await;
+        }));
         let amqps_task = tokio::spawn(crate::amqp::serve(
             amqps_listener,
             Arc::clone(&server_config),
             amqp,
+            Arc::clone(&tracker),
             async move {
                 let _ = amqps_shutdown.wait_for(|stop| *stop).await;
             },
@@ -366,6 +400,7 @@ impl EmulatorBuilder {
             listener,
             server_config,
             app,
+            Arc::clone(&tracker),
             async move {
                 let _ = https_shutdown.wait_for(|stop| *stop).await;
             },
@@ -373,6 +408,7 @@ impl EmulatorBuilder {
         let task = tokio::spawn(async move {
             let _ = https_task.await;
             amqps_task.abort();
+            sweeper.abort();
         });
         tracing::info!(addr = %local_addr, amqps = %amqps_addr, hub = %self.hub_name, "HTTPS and AMQPS listeners ready");
         Ok(Emulator {
@@ -387,6 +423,7 @@ impl EmulatorBuilder {
             in_memory: self.in_memory,
             shutdown: Some(shutdown_tx),
             task: Some(task),
+            tracker,
             _temp_dir: temp_dir,
         })
     }
@@ -406,6 +443,7 @@ pub struct Emulator {
     in_memory: bool,
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
+    tracker: Arc<Tracker>,
     _temp_dir: Option<tempfile::TempDir>,
 }
 
@@ -486,6 +524,17 @@ impl Emulator {
     /// Path of `ca.pem`.
     pub fn ca_path(&self) -> PathBuf {
         self.ca_path.clone()
+    }
+
+    /// Connections open now over all listeners (those the connection limits have closed
+    /// are not counted).
+    pub fn open_connections(&self) -> usize {
+        self.tracker.open_count()
+    }
+
+    /// The connection limits in force.
+    pub fn connection_limits(&self) -> ConnectionLimits {
+        self.tracker.limits()
     }
 
     /// The data directory, if one was given.

@@ -17,11 +17,15 @@ use std::io::Write;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use axum::body::Body;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes, HttpBody};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use hyper::body::{Frame, SizeHint};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, ErrorCode};
@@ -106,9 +110,77 @@ fn journal_query(query: Option<&str>) -> Value {
     )
 }
 
-/// Middleware: buffers the request body (so handlers see it unchanged), runs the request and
-/// writes a journal line with the response status. Without a journal it only enforces
-/// [`MAX_BODY_BYTES`].
+/// Middleware, inside the journal (which records the answer): a request whose declared `Content-Length` exceeds
+/// [`MAX_BODY_BYTES`] is answered 413 `MessageTooLarge` at once, without reading the body
+/// (IoT Hub rejects oversized messages the same way). Bodies sent without a length are
+/// limited while they are read.
+pub async fn reject_oversized(request: Request, next: Next) -> Response {
+    let declared = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    match declared {
+        Some(length) if length > MAX_BODY_BYTES as u64 => ApiError::new(
+            ErrorCode::MessageTooLarge,
+            format!(
+                "The request body of {length} bytes is larger than the limit of {MAX_BODY_BYTES} bytes."
+            ),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
+}
+
+/// What the journal saw of a request body while the handler read it.
+#[derive(Debug, Default)]
+struct Seen {
+    bytes: Vec<u8>,
+    truncated: bool,
+}
+
+/// A request body that copies what the handler reads (up to [`MAX_BODY_BYTES`]) so the
+/// journal can record it, without changing what the handler sees.
+struct Tee {
+    inner: Body,
+    seen: Arc<Mutex<Seen>>,
+}
+
+impl HttpBody for Tee {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled
+            && let Some(data) = frame.data_ref()
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if seen.bytes.len() + data.len() <= MAX_BODY_BYTES {
+                seen.bytes.extend_from_slice(data);
+            } else {
+                seen.truncated = true;
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Middleware: writes a journal line per request with the response status. It only
+/// observes: the handler reads the same body stream it would without a journal, and the
+/// journal records the JSON of whatever part the handler read (`null` if it read none, or
+/// the body is not JSON).
 pub async fn journal_layer(
     State(journal): State<Option<Arc<Journal>>>,
     request: Request,
@@ -117,41 +189,32 @@ pub async fn journal_layer(
     let Some(journal) = journal else {
         return next.run(request).await;
     };
-    let (parts, body) = request.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            let response = ApiError::new(
-                ErrorCode::MessageTooLarge,
-                format!(
-                    "The request body is larger than {MAX_BODY_BYTES} bytes or could not be read."
-                ),
-            )
-            .into_response();
-            journal.append(&json!({
-                "method": parts.method.as_str(),
-                "path": parts.uri.path(),
-                "query": journal_query(parts.uri.query()),
-                "headers": journal_headers(&parts.headers),
-                "body": Value::Null,
-                "status": response.status().as_u16(),
-            }));
-            return response;
+    let mut entry = json!({
+        "method": request.method().as_str(),
+        "path": request.uri().path(),
+        "query": journal_query(request.uri().query()),
+        "headers": journal_headers(request.headers()),
+    });
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let request = request.map(|inner| {
+        Body::new(Tee {
+            inner,
+            seen: Arc::clone(&seen),
+        })
+    });
+    let response = next.run(request).await;
+    let body_json = {
+        let seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+        if seen.truncated {
+            Value::Null
+        } else {
+            let mut v = serde_json::from_slice::<Value>(&seen.bytes).unwrap_or(Value::Null);
+            redact_keys(&mut v);
+            v
         }
     };
-    let mut body_json = serde_json::from_slice::<Value>(&bytes).unwrap_or(Value::Null);
-    redact_keys(&mut body_json);
-    let mut entry = json!({
-        "method": parts.method.as_str(),
-        "path": parts.uri.path(),
-        "query": journal_query(parts.uri.query()),
-        "headers": journal_headers(&parts.headers),
-        "body": body_json,
-    });
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
     if let Some(obj) = entry.as_object_mut() {
+        obj.insert("body".into(), body_json);
         obj.insert("status".into(), Value::from(response.status().as_u16()));
     }
     journal.append(&entry);

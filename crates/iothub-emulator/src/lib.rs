@@ -32,6 +32,7 @@ mod amqp;
 pub mod auth;
 pub mod c2d;
 pub mod cli;
+pub mod conn;
 mod emulator;
 pub mod error;
 pub mod journal;
@@ -45,6 +46,7 @@ pub mod tls;
 pub mod twin;
 
 pub use auth::WELL_KNOWN_KEY;
+pub use conn::ConnectionLimits;
 pub use emulator::{
     DATABASE_FILE, DEFAULT_AMQPS_PORT, DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT,
     Emulator, EmulatorBuilder, Error, host_name,

@@ -3,7 +3,8 @@
 //!
 //! Limits enforced (all answered with 400 `ArgumentInvalid`):
 //! - keys: non-empty, at most 1024 UTF-8 bytes, no `.`, `$`, space or control character;
-//! - string values at most 4096 UTF-8 bytes; integers within ±2^52;
+//! - string values at most 4096 UTF-8 bytes; every number (integer or not, in any
+//!   spelling such as `1e30`) within ±2^52;
 //! - depth: at most 10 levels of nested objects *below* the section root (the documented
 //!   example nests `one` … `ten` under `desired` and is accepted; an eleventh level is not);
 //! - size: tags ≤ 8 KiB, desired ≤ 32 KiB, reported ≤ 32 KiB, where size is the sum of UTF-8
@@ -449,16 +450,19 @@ fn check_value(kind: SectionKind, v: &Value, path: &str) -> Result<(), ApiError>
             s.len()
         ))),
         Value::Number(n) => {
+            // The range applies to every number however it is spelled: `1e30` and
+            // `4503599627370497.0` are refused like `4503599627370497`.
             let out_of_range = if let Some(i) = n.as_i64() {
                 i128::from(i).abs() > MAX_INT
             } else if let Some(u) = n.as_u64() {
                 i128::from(u) > MAX_INT
             } else {
-                false
+                n.as_f64()
+                    .is_none_or(|f| !f.is_finite() || f.abs() > MAX_INT as f64)
             };
             if out_of_range {
                 Err(ApiError::invalid(format!(
-                    "The integer at {path} is outside the range IoT Hub accepts (-4503599627370496 to 4503599627370495)."
+                    "The number at {path} is outside the range IoT Hub accepts (-4503599627370496 to 4503599627370496)."
                 )))
             } else {
                 Ok(())

@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 cb537c357ab803edceb08969207a2a72b268b3ecabd544597c77de79a08ca3a8), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 f248d126a16e01b8486cbcb272710314eef5958db26a9026bce8c83c19efbb96), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]

@@ -20,8 +20,7 @@ use super::extract::{Authorized, JsonBody, RegistryWrite};
 use super::{AppState, json_response};
 use crate::error::{ApiError, ErrorCode};
 use crate::model::{
-    AuthInput, CapabilitiesInput, DeviceInput, DeviceRecord, etag_matches, normalize_etag,
-    validate_id,
+    AuthInput, CapabilitiesInput, DeviceInput, DeviceRecord, etag_matches, validate_id,
 };
 use crate::store;
 use crate::twin::{TwinChange, TwinUpdate};
@@ -110,7 +109,7 @@ impl ImportMode {
 }
 
 fn check_etag(given: Option<&str>, current: &str, what: &str) -> Result<(), ApiError> {
-    match given.map(normalize_etag).filter(|e| !e.is_empty()) {
+    match given.and_then(super::extract::parse_etag) {
         Some(e) if etag_matches(e, current) => Ok(()),
         _ => Err(ApiError::precondition_failed(what)),
     }

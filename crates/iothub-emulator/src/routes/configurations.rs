@@ -11,7 +11,8 @@ use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
 use super::extract::{
-    Authorized, ConfigRead, ConfigWrite, JsonBody, PathParams, QueryParams, if_match, top_param,
+    Authorized, ConfigRead, ConfigWrite, INT32_MAX, JsonBody, PathParams, QueryParams, if_match,
+    top_param,
 };
 use super::query::query_error;
 use super::{AppState, json_response};
@@ -252,7 +253,7 @@ pub async fn list_configurations(
     State(state): State<AppState>,
     QueryParams(params): QueryParams,
 ) -> Result<Response, ApiError> {
-    let top = top_param(&params, MAX_LIST_CONFIGURATIONS, u32::MAX)?.min(MAX_LIST_CONFIGURATIONS);
+    let top = top_param(&params, MAX_LIST_CONFIGURATIONS, INT32_MAX)?.min(MAX_LIST_CONFIGURATIONS);
     let docs = state
         .store
         .call(move |c| Ok(store::list_configurations(c, top)?))

@@ -14,7 +14,6 @@ use serde::de::DeserializeOwned;
 use super::AppState;
 use crate::auth::{self, Rights};
 use crate::error::{ApiError, ErrorCode};
-use crate::model::normalize_etag;
 use crate::throttle::OperationClass;
 
 /// What an operation needs: rights (any of them suffices) and its throttling class.
@@ -184,25 +183,75 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     }
 }
 
-/// The normalised `If-Match` value (quotes and `W/` removed), if present and non-empty.
+/// The `If-Match` header of a write, parsed by the one rule every write uses: absent →
+/// `None` (create, or an unconditional delete); `*`, a quoted ETag (`"MQ=="`), a weak one
+/// (`W/"MQ=="`) or a bare token (`MQ==`) → the ETag; anything else — blank, `""`, `W/""`,
+/// `W/`, unbalanced quotes, spaces or lists — → 412 `PreconditionFailed`.
+///
+/// # Errors
+/// 412 `PreconditionFailed` when the header is present but not one of the forms above.
 pub fn if_match(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     match headers.get(header::IF_MATCH) {
         None => Ok(None),
-        Some(v) => {
-            let text = v
-                .to_str()
-                .map_err(|_| ApiError::invalid("The If-Match header is not valid ASCII."))?;
-            let etag = normalize_etag(text);
-            Ok(if etag.is_empty() {
-                None
-            } else {
-                Some(etag.to_owned())
-            })
-        }
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(parse_etag)
+            .map(|etag| Some(etag.to_owned()))
+            .ok_or_else(|| {
+                ApiError::new(
+                    ErrorCode::PreconditionFailed,
+                    "The If-Match header is not valid: send the ETag (quoted, weak or bare) or \"*\".",
+                )
+            }),
     }
 }
 
-/// Parses a `top` query parameter: 1..=`max`, default `default`.
+/// Parses one ETag as sent in `If-Match` or in a body's `eTag`: `*`, `"x"`, `W/"x"` or a
+/// bare `x`, where `x` is non-empty and has no quote, comma, space or control character.
+pub fn parse_etag(raw: &str) -> Option<&str> {
+    let t = raw.trim_matches(|c| c == ' ' || c == '\t');
+    if t == "*" {
+        return Some(t);
+    }
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    let inner = match t.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"')?,
+        None => t,
+    };
+    let valid = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != ',');
+    valid.then_some(inner)
+}
+
+/// Parses a numeric query parameter or header, the one way every route does: ASCII digits
+/// only (no sign, spaces or exponent) and within `min..=max`.
+///
+/// # Errors
+/// 400 `ArgumentInvalid` naming the parameter and the accepted range.
+pub fn parse_count(name: &str, text: &str, min: u32, max: u32) -> Result<u32, ApiError> {
+    let parsed = if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) {
+        text.parse::<u32>().ok().filter(|n| (min..=max).contains(n))
+    } else {
+        None
+    };
+    parsed.ok_or_else(|| {
+        ApiError::invalid(format!(
+            "The value '{}' of {name} is not valid; use a whole number from {min} to {max}.",
+            text.escape_default()
+        ))
+    })
+}
+
+/// Largest value of an `int32` parameter.
+pub const INT32_MAX: u32 = i32::MAX as u32;
+
+/// Parses a `top` query parameter with [`parse_count`]: 1..=`max`, default `default`.
+///
+/// # Errors
+/// 400 `ArgumentInvalid` for anything [`parse_count`] refuses.
 pub fn top_param(
     params: &HashMap<String, String>,
     default: u32,
@@ -210,12 +259,39 @@ pub fn top_param(
 ) -> Result<u32, ApiError> {
     match params.get("top") {
         None => Ok(default),
-        Some(text) => match text.trim().parse::<u32>() {
-            Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(ApiError::invalid(format!(
-                "The top parameter '{}' is not valid; use a number from 1 to {max}.",
-                text.escape_default()
-            ))),
-        },
+        Some(text) => parse_count("top", text, 1, max),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn etags() {
+        for ok in ["*", "\"MQ==\"", "W/\"MQ==\"", "MQ==", " \"AAAA\" "] {
+            assert!(parse_etag(ok).is_some(), "{ok}");
+        }
+        for bad in [
+            "",
+            " ",
+            "\"\"",
+            "W/\"\"",
+            "W/",
+            "\"a",
+            "a\"",
+            "\"a\", \"b\"",
+            "a b",
+        ] {
+            assert_eq!(parse_etag(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn counts() {
+        assert_eq!(parse_count("top", "5", 1, 10).ok(), Some(5));
+        for bad in ["", " 5 ", "+5", "-1", "0", "11", "2147483648", "1e1", "5.0"] {
+            assert!(parse_count("top", bad, 1, 10).is_err(), "{bad:?}");
+        }
     }
 }

@@ -163,6 +163,7 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
         .with_state(state);
     routes
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(journal::reject_oversized))
         .layer(middleware::from_fn(log_requests))
         .layer(middleware::from_fn_with_state(
             journal,

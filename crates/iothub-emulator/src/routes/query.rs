@@ -5,7 +5,7 @@ use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::Response;
 use serde_json::Value;
 
-use super::extract::{Authorized, JsonBody, QueryOp};
+use super::extract::{Authorized, INT32_MAX, JsonBody, QueryOp, parse_count};
 use super::{AppState, json_response};
 use crate::error::{ApiError, ErrorCode};
 use crate::query::{self, QueryError};
@@ -30,11 +30,10 @@ fn header_text(headers: &HeaderMap, name: &HeaderName) -> Result<Option<String>,
         .get(name)
         .map(|v| {
             v.to_str()
-                .map(|s| s.trim().to_owned())
+                .map(str::to_owned)
                 .map_err(|_| ApiError::invalid(format!("The {name} header is not valid ASCII.")))
         })
         .transpose()
-        .map(|v| v.filter(|s| !s.is_empty()))
 }
 
 /// `POST /devices/query` with body `{"query": "..."}`.
@@ -54,14 +53,11 @@ pub async fn query_devices(
         Some(_) => return Err(ApiError::format("'query' must be a string.")),
     };
     let max_items = header_text(&headers, &MAX_ITEM_COUNT)?
-        .map(|t| {
-            t.parse::<u32>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| ApiError::invalid("x-ms-max-item-count must be a positive integer."))
-        })
+        .map(|t| parse_count(MAX_ITEM_COUNT.as_str(), &t, 1, INT32_MAX))
         .transpose()?;
-    let continuation = header_text(&headers, &CONTINUATION)?;
+    let continuation = header_text(&headers, &CONTINUATION)?
+        .map(|t| t.trim().to_owned())
+        .filter(|t| !t.is_empty());
     let page = state
         .store
         .call(move |c| {
