@@ -253,11 +253,11 @@ impl C2dClient {
 
     async fn send_now(
         &self,
-        device_id: String,
-        module_id: Option<String>,
-        message: Message,
+        device_id: &str,
+        module_id: Option<&str>,
+        message: &Message,
     ) -> Result<(), Error> {
-        let to = devicebound_address(&device_id, module_id.as_deref());
+        let to = devicebound_address(device_id, module_id);
         let amqp: AmqpMessage<Data> = message.to_amqp(to)?;
         let sendable = Sendable::builder().message(amqp).build();
         let (delivery, generation, dead) = {
@@ -372,19 +372,39 @@ impl SendRequest {
         self
     }
 
-    /// Sends the message.
+    /// Sends the message. A send the hub refused as throttled (so nothing was enqueued) is
+    /// repeated with backoff, up to the retry policy's attempts, within the timeout.
     ///
     /// # Errors
     /// See [`C2dClient::send`].
     pub async fn send(self) -> Result<(), Error> {
         let timeout = self.timeout;
-        tokio::time::timeout(
-            timeout,
-            self.client
-                .send_now(self.device_id, self.module_id, self.message),
-        )
-        .await
-        .map_err(|_| Error::Timeout(timeout))?
+        let SendRequest {
+            client,
+            device_id,
+            module_id,
+            message,
+            ..
+        } = self;
+        let attempts = async {
+            let retry = &client.inner.endpoint.retry;
+            let mut attempt = 0u32;
+            loop {
+                match client
+                    .send_now(&device_id, module_id.as_deref(), &message)
+                    .await
+                {
+                    Err(e) if e.is_throttled() && attempt + 1 < retry.max_attempts() => {
+                        attempt += 1;
+                        tokio::time::sleep(retry.delay(attempt)).await;
+                    }
+                    other => return other,
+                }
+            }
+        };
+        tokio::time::timeout(timeout, attempts)
+            .await
+            .map_err(|_| Error::Timeout(timeout))?
     }
 }
 

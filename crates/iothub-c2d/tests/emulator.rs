@@ -425,3 +425,45 @@ async fn reconnects_after_the_hub_restarts_and_keeps_acknowledged_messages() {
     assert!(acknowledged.iter().sum::<u64>() > 5, "{acknowledged:?}");
     drop(dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_sends_are_retried_and_reported() {
+    use iothub_emulator::{OperationClass, Quota, ThrottleConfig};
+    // A quota of 20 sends per second: 40 sends at once are partly refused as throttled; the
+    // client repeats those, and nothing is enqueued twice.
+    let quota =
+        ThrottleConfig::off().with_quota(OperationClass::CloudToDeviceSend, Quota::per_second(20));
+    let hub = Hub::start_with(|b| b.throttle(quota)).await;
+    hub.create_device("t1").await;
+    let client = hub
+        .client()
+        .retry_policy(
+            RetryPolicy::new(30).with_delays(Duration::from_millis(50), Duration::from_millis(200)),
+        )
+        .build()
+        .expect("client");
+    let sends = (0..40).map(|i| {
+        client
+            .send("t1", Message::new(format!("{i}").into_bytes()))
+            .send()
+    });
+    for result in futures::future::join_all(sends).await {
+        result.expect("throttled sends are retried");
+    }
+    assert_eq!(hub.message_count("t1").await, 40);
+
+    // Every send refused: the typed error after the policy's attempts.
+    let hub = Hub::start_with(|b| b.throttle(ThrottleConfig::off().with_failure_rate(1.0))).await;
+    let client = hub
+        .client()
+        .retry_policy(RetryPolicy::new(2))
+        .build()
+        .expect("client");
+    let err = client
+        .send("t1", Message::new(b"x".to_vec()))
+        .await
+        .expect_err("throttled");
+    assert!(err.is_throttled(), "{err:?}");
+    assert_eq!(err.code().and_then(|c| c.number()), Some(429001));
+    assert!(err.is_transient());
+}

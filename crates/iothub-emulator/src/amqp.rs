@@ -85,6 +85,8 @@ pub struct AmqpContext {
     pub queues: Arc<C2dQueues>,
     /// Shared access policies.
     pub policies: Arc<Policies>,
+    /// Throttling (class `CloudToDeviceSend`), shared with the REST API.
+    pub throttle: Arc<crate::throttle::Throttle>,
     /// Logical hub name (container id, feedback user id).
     pub hub_name: String,
     /// Ports a token's host may name (HTTPS and AMQPS).
@@ -710,6 +712,15 @@ async fn devicebound(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<C
                         ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess),
                         "IotHubUnauthorizedAccess",
                         "The token put on $cbs has expired; put a new one.",
+                    );
+                    let _ = receiver.reject(info, error).await;
+                    continue;
+                }
+                if ctx.throttle.check(crate::throttle::OperationClass::CloudToDeviceSend).is_err() {
+                    let error = amqp_error(
+                        ErrorCondition::Custom(Symbol::from("com.microsoft:device-container-throttled")),
+                        "ThrottlingException",
+                        "The request has been throttled. Wait and try again. Operation type: C2DSend",
                     );
                     let _ = receiver.reject(info, error).await;
                     continue;

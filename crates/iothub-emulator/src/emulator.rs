@@ -360,7 +360,9 @@ impl EmulatorBuilder {
         let store = Arc::new(store);
         let queues = C2dQueues::start(Arc::clone(&store), Arc::new(chrono::Utc::now));
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
+        let throttle = Arc::new(Throttle::new(self.throttle.clone()));
         let amqp = Arc::new(AmqpContext {
+            throttle: Arc::clone(&throttle),
             queues: Arc::clone(&queues),
             policies: Arc::clone(&policies),
             hub_name: self.hub_name.clone(),
@@ -374,7 +376,7 @@ impl EmulatorBuilder {
         let state = AppState(Arc::new(Shared {
             store,
             policies,
-            throttle: Throttle::new(self.throttle.clone()),
+            throttle,
             hub_name: self.hub_name.clone(),
             https_port: local_addr.port(),
             c2d: queues,

@@ -28,17 +28,20 @@ pub enum OperationClass {
     DirectMethod,
     /// Configurations (automatic device management).
     Configuration,
+    /// Cloud-to-device sends (AMQP `/messages/devicebound`).
+    CloudToDeviceSend,
 }
 
 impl OperationClass {
     /// Every class.
-    pub const ALL: [OperationClass; 6] = [
+    pub const ALL: [OperationClass; 7] = [
         OperationClass::Registry,
         OperationClass::Query,
         OperationClass::TwinRead,
         OperationClass::TwinUpdate,
         OperationClass::DirectMethod,
         OperationClass::Configuration,
+        OperationClass::CloudToDeviceSend,
     ];
 
     /// The name used in the 429 message (`Operation type: …`).
@@ -50,6 +53,7 @@ impl OperationClass {
             OperationClass::TwinUpdate => "TwinUpdate",
             OperationClass::DirectMethod => "DirectMethod",
             OperationClass::Configuration => "Configuration",
+            OperationClass::CloudToDeviceSend => "C2DSend",
         }
     }
 }
@@ -88,10 +92,12 @@ pub enum ThrottleProfile {
     #[default]
     Off,
     /// Free, S1 and S2 (one unit): registry 100/min, queries 20/min, twin reads 100/s,
-    /// twin updates 50/s, direct methods 40/s (160 KB/s metered in 4 KB), configurations 20/min.
+    /// twin updates 50/s, direct methods 40/s (160 KB/s metered in 4 KB), configurations 20/min,
+    /// cloud-to-device sends 100/min (1.67/s).
     S1,
     /// S3 (one unit): registry 5000/min, queries 1000/min, twin reads 500/s, twin updates
-    /// 250/s, direct methods 6000/s (24 MB/s in 4 KB), configurations 20/min.
+    /// 250/s, direct methods 6000/s (24 MB/s in 4 KB), configurations 20/min, cloud-to-device
+    /// sends 5000/min (83.33/s).
     S3,
 }
 
@@ -144,6 +150,7 @@ impl ThrottleConfig {
                 (OperationClass::TwinUpdate, Quota::per_second(50)),
                 (OperationClass::DirectMethod, Quota::per_second(40)),
                 (OperationClass::Configuration, Quota::per_minute(20)),
+                (OperationClass::CloudToDeviceSend, Quota::per_minute(100)),
             ],
             ThrottleProfile::S3 => &[
                 (OperationClass::Registry, Quota::per_minute(5000)),
@@ -152,6 +159,7 @@ impl ThrottleConfig {
                 (OperationClass::TwinUpdate, Quota::per_second(250)),
                 (OperationClass::DirectMethod, Quota::per_second(6000)),
                 (OperationClass::Configuration, Quota::per_minute(20)),
+                (OperationClass::CloudToDeviceSend, Quota::per_minute(5000)),
             ],
         };
         ThrottleConfig {

@@ -35,8 +35,8 @@ pub struct Shared {
     pub store: Arc<Store>,
     /// Shared access policies.
     pub policies: Arc<Policies>,
-    /// Throttling state.
-    pub throttle: Throttle,
+    /// Throttling state (shared with the AMQP endpoint).
+    pub throttle: Arc<Throttle>,
     /// Logical hub name (used in messages).
     pub hub_name: String,
     /// Port the HTTPS listener is bound to.
