@@ -467,3 +467,77 @@ async fn throttled_sends_are_retried_and_reported() {
     assert_eq!(err.code().and_then(|c| c.number()), Some(429001));
     assert!(err.is_transient());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn module_queues_are_separate() {
+    let hub = Hub::start().await;
+    hub.create_device("dm").await;
+    let (status, body) = hub
+        .rest(
+            reqwest::Method::PUT,
+            "/devices/dm/modules/m1",
+            Some(json!({ "deviceId": "dm", "moduleId": "m1" })),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let client = hub.client().build().expect("client");
+    client
+        .send_to_module("dm", "m1", Message::new(b"for the module".to_vec()))
+        .await
+        .expect("send to module");
+    let (_, module) = hub
+        .rest(reqwest::Method::GET, "/devices/dm/modules/m1", None)
+        .await;
+    assert_eq!(module["cloudToDeviceMessageCount"], 1, "{module}");
+    assert_eq!(hub.message_count("dm").await, 0);
+    let err = client
+        .send_to_module("dm", "nope", Message::new(b"x".to_vec()))
+        .await
+        .expect_err("missing module");
+    assert!(err.is_device_not_found(), "{err:?}");
+    assert_eq!(
+        err.code().map(|c| c.name().to_owned()).as_deref(),
+        Some("ModuleNotFound")
+    );
+}
+
+/// A raw AMQP peer that skips CBS: the hub refuses its link to `/messages/devicebound`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_before_a_token_are_refused() {
+    use fe2o3_amqp::{Connection, Sender, Session};
+    let hub = Hub::start().await;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(hub.emu.ca_pem().as_bytes()) {
+        roots.add(cert.expect("pem")).expect("root");
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("tls")
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let tcp = tokio::net::TcpStream::connect(("localhost", hub.emu.amqps_port()))
+        .await
+        .expect("tcp");
+    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+        .connect(
+            rustls_pki_types::ServerName::try_from("localhost").expect("name"),
+            tcp,
+        )
+        .await
+        .expect("tls handshake");
+    // The bare AMQP header, as Node's rhea sends it (no SASL layer).
+    let mut connection = Connection::builder()
+        .container_id("no-token")
+        .open_with_stream(stream)
+        .await
+        .expect("open");
+    let mut session = Session::begin(&mut connection).await.expect("session");
+    let refused = match Sender::attach(&mut session, "s", "/messages/devicebound").await {
+        Err(e) => format!("{e:?}"),
+        Ok(mut sender) => format!("{:?}", sender.on_detach().await),
+    };
+    assert!(refused.contains("UnauthorizedAccess"), "{refused}");
+    let _ = connection.close().await;
+}
