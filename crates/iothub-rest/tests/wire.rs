@@ -237,9 +237,15 @@ async fn partial_key_regeneration_is_a_success_value_and_hides_keys() {
     let result = result.into_inner();
     assert_eq!(result.rotated_keys.len(), 1);
     assert_eq!(result.rotated_keys[0].primary_key.as_deref(), Some("bmV3"));
-    assert_eq!(result.errors[0].error_code.as_deref(), Some("DeviceNotFound"));
+    assert_eq!(
+        result.errors[0].error_code.as_deref(),
+        Some("DeviceNotFound")
+    );
     let shown = format!("{result:?}");
-    assert!(!shown.contains("bmV3") && !shown.contains("b2xk"), "{shown}");
+    assert!(
+        !shown.contains("bmV3") && !shown.contains("b2xk"),
+        "{shown}"
+    );
     let request = server.await.unwrap();
     assert!(
         request.starts_with("POST /devices/keys/regenerate?api-version=2024-03-31 HTTP/1.1"),
