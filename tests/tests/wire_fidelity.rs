@@ -271,6 +271,8 @@ async fn rust_journal(dir: &Path) -> Vec<Value> {
         .add_root_certificate_file(hub.ca_path())
         // One attempt per call, so the journal holds exactly the calls made.
         .retry_policy(RetryPolicy::disabled())
+        // The Python SDK speaks 2021-04-12; compare like with like (the default is 2024-03-31).
+        .api_version("2021-04-12")
         .build()
         .expect("build the RegistryManager");
     let result = rust_calls(&rm).await;
