@@ -1,6 +1,6 @@
 //! Device and module identities: validation, stored records and their wire JSON.
 //!
-//! Wire names follow the IoT Hub REST API (api-version 2021-04-12), as the official SDK models
+//! Wire names follow the IoT Hub REST API (api-versions 2021-04-12 and 2024-03-31), as the official SDK models
 //! spell them (`deviceId`, `generationId`, `etag`, `connectionState`, ...).
 
 use base64::Engine as _;
