@@ -278,7 +278,7 @@ async fn leaf_devices_get_parent_scopes_in_identity_twin_and_queries() -> TestRe
     let children =
         format!("SELECT deviceId FROM devices WHERE array_contains(parentScopes, '{scope}')");
     assert_eq!(query_ids(&hub, &children).await, ["leaf"]);
-    let star = format!("SELECT * FROM devices WHERE deviceId = 'leaf'");
+    let star = "SELECT * FROM devices WHERE deviceId = 'leaf'";
     let r = call24(
         &hub,
         Method::POST,
