@@ -638,6 +638,20 @@ fn redact_keys(value: &mut serde_json::Value) -> bool {
     }
 }
 
+#[cfg(feature = "c2d")]
+fn iothub_c2d_is_device_not_found(e: &iothub_c2d::Error) -> bool {
+    e.is_device_not_found()
+}
+
+#[cfg(not(feature = "c2d"))]
+fn iothub_c2d_is_device_not_found(_: &NoC2d) -> bool {
+    false
+}
+
+/// Stands in for the C2D error type when the `c2d` feature is off.
+#[cfg(not(feature = "c2d"))]
+enum NoC2d {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -774,17 +788,3 @@ mod tests {
         );
     }
 }
-
-#[cfg(feature = "c2d")]
-fn iothub_c2d_is_device_not_found(e: &iothub_c2d::Error) -> bool {
-    e.is_device_not_found()
-}
-
-#[cfg(not(feature = "c2d"))]
-fn iothub_c2d_is_device_not_found(_: &NoC2d) -> bool {
-    false
-}
-
-/// Stands in for the C2D error type when the `c2d` feature is off.
-#[cfg(not(feature = "c2d"))]
-enum NoC2d {}
