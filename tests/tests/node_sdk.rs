@@ -19,6 +19,11 @@ async fn node_bulk() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_configurations_and_edge() {
+    node_scenario("configurations").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn node_c2d_amqp_and_amqp_ws() {
     node_scenario("c2d").await;
 }

@@ -34,6 +34,11 @@ async fn python_methods() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_configurations_and_edge() {
+    python_scenario("configurations").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn python_access() {
     python_scenario("access").await;
 }

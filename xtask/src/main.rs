@@ -108,6 +108,12 @@ fn generate_from(spec_text: &str) -> Result<String> {
             "crate::SymmetricKey",
             [progenitor::TypeImpl::Default].into_iter(),
         )
+        // New keys from bulk key regeneration: same reason as `SymmetricKey`.
+        .with_replacement(
+            "RegenerateKeyResult",
+            "crate::RegenerateKeyResult",
+            [progenitor::TypeImpl::Default].into_iter(),
+        )
         // Query items: kept as raw JSON text, decoded once by the caller (twin or any value).
         .with_replacement(
             "QueryResultItem",

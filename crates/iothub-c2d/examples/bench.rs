@@ -7,7 +7,7 @@
 //! ```text
 //! cargo build --release -p iothub-emulator
 //! bash tests/setup.sh            # the official SDKs (<repo>/.venv, tests/node/node_modules)
-//! cargo run --release -p iothub-c2d --example bench -- [--messages N] [--concurrency N]
+//! cargo run --release -p iothub-c2d --example c2d_bench -- [--messages N] [--concurrency N]
 //!     [--node-messages N] [--python-messages N] [--emulator PATH]
 //! ```
 //!

@@ -44,6 +44,14 @@ pub enum ErrorCode {
     BulkRegistryOperationFailure,
     /// 400301: a module cannot be registered under a module.
     CannotRegisterModuleToModule,
+    /// 400000 (no published number): `policyKey` of a key regeneration is not one of
+    /// primaryKey, secondaryKey, both.
+    InvalidPolicyKey,
+    /// 400000 (no published number): a configuration's target condition is not a valid query
+    /// condition.
+    InvalidConfigurationTargetCondition,
+    /// 400000 (no published number): a configuration's custom metric query is not valid.
+    InvalidConfigurationCustomMetricsQuery,
     /// 401002: the request has no valid credentials or lacks the rights for the operation.
     IotHubUnauthorizedAccess,
     /// 403004: the device's cloud-to-device queue already holds 50 messages.
@@ -95,6 +103,11 @@ impl ErrorCode {
             ErrorCode::DeviceDefinedMultipleTimes => "DeviceDefinedMultipleTimes",
             ErrorCode::BulkRegistryOperationFailure => "BulkRegistryOperationFailure",
             ErrorCode::CannotRegisterModuleToModule => "CannotRegisterModuleToModule",
+            ErrorCode::InvalidPolicyKey => "InvalidPolicyKey",
+            ErrorCode::InvalidConfigurationTargetCondition => "InvalidConfigurationTargetCondition",
+            ErrorCode::InvalidConfigurationCustomMetricsQuery => {
+                "InvalidConfigurationCustomMetricsQuery"
+            }
             ErrorCode::IotHubUnauthorizedAccess => "IotHubUnauthorizedAccess",
             ErrorCode::DeviceMaximumQueueDepthExceeded => "DeviceMaximumQueueDepthExceeded",
             ErrorCode::GenericNotFound => "GenericNotFound",
@@ -128,6 +141,9 @@ impl ErrorCode {
             ErrorCode::DeviceDefinedMultipleTimes => 400011,
             ErrorCode::BulkRegistryOperationFailure => 400013,
             ErrorCode::CannotRegisterModuleToModule => 400301,
+            ErrorCode::InvalidPolicyKey
+            | ErrorCode::InvalidConfigurationTargetCondition
+            | ErrorCode::InvalidConfigurationCustomMetricsQuery => 400000,
             ErrorCode::IotHubUnauthorizedAccess => 401002,
             ErrorCode::DeviceMaximumQueueDepthExceeded => 403004,
             ErrorCode::GenericNotFound => 404000,

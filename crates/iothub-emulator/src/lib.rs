@@ -1,5 +1,5 @@
-//! A local Azure IoT Hub emulator: the service-side HTTPS registry REST API (api-version
-//! 2021-04-12) over TLS, backed by SQLite.
+//! A local Azure IoT Hub emulator: the service-side HTTPS registry REST API (api-versions
+//! 2021-04-12 and 2024-03-31) over TLS, backed by SQLite.
 //!
 //! Start one in-process for tests (port 0 and a temporary directory, so tests run in
 //! parallel):

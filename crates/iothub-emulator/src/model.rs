@@ -1,6 +1,6 @@
 //! Device and module identities: validation, stored records and their wire JSON.
 //!
-//! Wire names follow the IoT Hub REST API (api-version 2021-04-12), as the official SDK models
+//! Wire names follow the IoT Hub REST API (api-versions 2021-04-12 and 2024-03-31), as the official SDK models
 //! spell them (`deviceId`, `generationId`, `etag`, `connectionState`, ...).
 
 use base64::Engine as _;
@@ -548,8 +548,16 @@ impl DeviceRecord {
         if let Some(scope) = &input.device_scope {
             self.device_scope = Some(scope.clone()).filter(|s| !s.is_empty());
         }
-        if let Some(scopes) = &input.parent_scopes {
-            self.parent_scopes = scopes.clone();
+        if self.iot_edge {
+            // A nested edge device names its parent itself.
+            if let Some(scopes) = &input.parent_scopes {
+                self.parent_scopes = scopes.clone();
+            }
+        } else {
+            // A leaf device's parent is the edge device whose scope it carries in
+            // `deviceScope`; IoT Hub reports it as the only entry of `parentScopes`, and the
+            // list is empty again once the scope is cleared.
+            self.parent_scopes = self.device_scope.iter().cloned().collect();
         }
         Ok(())
     }

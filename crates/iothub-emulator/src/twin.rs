@@ -226,9 +226,7 @@ impl TwinState {
         if let Some(scope) = &device.device_scope {
             doc.insert("deviceScope".into(), Value::String(scope.clone()));
         }
-        if !device.parent_scopes.is_empty() {
-            doc.insert("parentScopes".into(), json!(device.parent_scopes));
-        }
+        doc.insert("parentScopes".into(), json!(device.parent_scopes));
         Value::Object(doc)
     }
 

@@ -261,7 +261,9 @@ impl RegistryManagerBuilder {
         self
     }
 
-    /// `api-version` query parameter (defaults to [`iothub_rest::API_VERSION`], `2021-04-12`).
+    /// `api-version` query parameter (defaults to [`iothub_rest::API_VERSION`], `2024-03-31`;
+    /// `"2021-04-12"`, [`iothub_rest::API_VERSION_2021_04_12`], is still served by IoT Hub and is
+    /// what the official Python, Node and .NET SDKs send; bulk key regeneration needs 2024-03-31).
     pub fn api_version(mut self, api_version: impl Into<String>) -> Self {
         self.api_version = Some(api_version.into());
         self

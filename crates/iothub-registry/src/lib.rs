@@ -42,6 +42,14 @@
 //! | `rm.invoke_device_method(id, CloudToDeviceMethod(method_name="m"))` | `rm.invoke_device_method(id, CloudToDeviceMethod::new("m")).await?` | [`CloudToDeviceMethodResult`] |
 //! | `rm.invoke_device_module_method(id, mid, CloudToDeviceMethod(method_name="m"))` | `rm.invoke_device_module_method(id, mid, CloudToDeviceMethod::new("m")).await?` | [`CloudToDeviceMethodResult`] |
 //! | `rm.bulk_create_or_update_devices(devices)` | `rm.bulk_create_or_update_devices(&devices).await?` | [`BulkRegistryOperationResult`] |
+//! | `cm.create_configuration(config)` (`IoTHubConfigurationManager`) | `rm.create_configuration(&config).await?` | [`Configuration`] |
+//! | `cm.get_configuration(id)` | `rm.get_configuration(id).await?` | [`Configuration`] |
+//! | `cm.get_configurations(max_count=5)` | `rm.get_configurations().max_count(5).await?` | `Vec<`[`Configuration`]`>` |
+//! | `cm.update_configuration(config, etag)` | `rm.update_configuration(&config, &etag).await?` | [`Configuration`] |
+//! | `cm.delete_configuration(id, etag=e)` | `rm.delete_configuration(id).etag(&e).await?` | `()` |
+//! | `cm.test_configuration_queries(input)` | `rm.test_configuration_queries(&input).await?` | [`ConfigurationQueriesTestResponse`] |
+//! | `cm.apply_configuration_on_edge_device(id, content)` | `rm.apply_configuration_on_edge_device(id, &content).await?` | `()` |
+//! | (Azure CLI `renew-key`; api-version 2024-03-31) | `rm.bulk_regenerate_device_keys(RegenerateKeyPolicy::Both, targets).await?` | [`BulkRegenerateKeyResult`] |
 //! | `rm.send_c2d_message(id, message, properties)` | `rm.send_c2d_message(id, message, properties).await?` (feature `c2d`, on by default) | `()` |
 //!
 //! Beyond Python: [`query_as`](RegistryManager::query_as) decodes query items into your own
@@ -241,6 +249,7 @@ mod bulk;
 #[cfg(feature = "c2d")]
 mod c2d;
 mod client;
+mod configurations;
 mod devices;
 mod error;
 mod methods;
@@ -259,6 +268,13 @@ pub use bulk::{
 pub use c2d::SendC2dMessageRequest;
 pub use client::{
     DEFAULT_ATTEMPT_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, RegistryManager, RegistryManagerBuilder,
+};
+pub use configurations::{
+    ApplyConfigurationRequest, BulkRegenerateKeyResult, Configuration, ConfigurationContent,
+    ConfigurationMetrics, ConfigurationQueriesTestInput, ConfigurationQueriesTestResponse,
+    ConfigurationRequest, DeleteConfigurationRequest, GetConfigurationRequest,
+    GetConfigurationsRequest, KeyRegenerationTarget, RegenerateKeyError, RegenerateKeyPolicy,
+    RegenerateKeysRequest, RotatedKeys, TestConfigurationQueriesRequest,
 };
 pub use devices::{DeleteDeviceRequest, DeviceRequest, GetDeviceRequest, GetDevicesRequest};
 pub use error::{ConfigError, Error, ErrorCode, Result, ServiceError};

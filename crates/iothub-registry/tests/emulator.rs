@@ -739,3 +739,136 @@ async fn send_c2d_message_with_python_properties() {
     assert_eq!(first["properties"]["applicationProperties"]["color"], "red");
     assert_eq!(first["outcome"], "accepted");
 }
+
+#[tokio::test]
+async fn configurations_edge_deployments_and_key_regeneration() {
+    use iothub_registry::{
+        Configuration, ConfigurationContent, ConfigurationQueriesTestInput, KeyRegenerationTarget,
+        RegenerateKeyPolicy,
+    };
+    let hub = hub(ThrottleConfig::off()).await;
+    let rm = &hub.rm;
+    let d1 = rm
+        .create_device_with_sas("k1", "", "", DeviceStatus::Enabled)
+        .await
+        .unwrap();
+    rm.create_device_with_sas("edge", "", "", DeviceStatus::Enabled)
+        .iot_edge(true)
+        .await
+        .unwrap();
+
+    // Partial key regeneration is a value: one rotated, one error.
+    let result = rm
+        .bulk_regenerate_device_keys(
+            RegenerateKeyPolicy::PrimaryKey,
+            [
+                KeyRegenerationTarget::device("k1"),
+                KeyRegenerationTarget::device("ghost"),
+            ],
+        )
+        .await
+        .unwrap();
+    assert!(!result.is_successful());
+    assert_eq!(result.rotated_keys.len(), 1);
+    assert_eq!(result.errors.len(), 1);
+    assert_eq!(result.errors[0].device_id, "ghost");
+    assert_eq!(result.errors[0].error_code, "DeviceNotFound");
+    let after = rm.get_device("k1").await.unwrap();
+    let key = |d: &iothub_registry::Device| {
+        d.authentication
+            .as_ref()
+            .and_then(|a| a.symmetric_key.as_ref())
+            .and_then(|k| k.primary_key.clone())
+    };
+    let new_primary = key(&after);
+    assert_ne!(new_primary, key(&d1));
+    assert_eq!(result.rotated_keys[0].primary_key, new_primary);
+    assert!(!format!("{result:?}").contains(new_primary.as_deref().unwrap_or("?")));
+    // Every identity failing is a value too (IoT Hub's 400 with the result body).
+    let none = rm
+        .bulk_regenerate_device_keys(
+            RegenerateKeyPolicy::Both,
+            [KeyRegenerationTarget::module("k1", "nope")],
+        )
+        .await
+        .unwrap();
+    assert!(none.rotated_keys.is_empty());
+    assert_eq!(none.errors[0].error_code, "ModuleNotFound");
+    // An empty list is a bad request, not a result.
+    let e = rm
+        .bulk_regenerate_device_keys(RegenerateKeyPolicy::Both, [])
+        .await
+        .unwrap_err();
+    assert!(e.is_bad_request(), "{e:?}");
+
+    // Configurations: create, read with metrics, update with ETag, list, test, delete.
+    rm.update_twin("k1", TwinPatch::new().tags(json!({"env": "prod"})).unwrap())
+        .etag(ETag::any())
+        .await
+        .unwrap();
+    let config = Configuration {
+        id: "cfg".into(),
+        target_condition: "tags.env = 'prod'".into(),
+        priority: 3,
+        content: ConfigurationContent {
+            device_content: Some(
+                json!({"properties.desired.x": 1})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
+            ),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let created = rm.create_configuration(&config).await.unwrap();
+    assert_eq!(created.system_metrics.results["targetedCount"], 1);
+    assert!(created.system_metrics.queries["appliedCount"].contains("[[cfg]]"));
+    let etag = created.etag.clone().unwrap();
+    assert!(
+        rm.create_configuration(&config)
+            .await
+            .unwrap_err()
+            .is_already_exists()
+    );
+    let mut changed = created.clone();
+    changed.priority = 7;
+    let updated = rm.update_configuration(&changed, &etag).await.unwrap();
+    assert_eq!(updated.priority, 7);
+    let stale = rm.update_configuration(&changed, &etag).await.unwrap_err();
+    assert!(stale.is_precondition_failed(), "{stale:?}");
+    assert_eq!(rm.get_configuration("cfg").await.unwrap().priority, 7);
+    assert_eq!(rm.get_configurations().max_count(5).await.unwrap().len(), 1);
+    let test = rm
+        .test_configuration_queries(&ConfigurationQueriesTestInput {
+            target_condition: "tags.env = ".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(!test.target_condition_error.is_empty());
+    rm.delete_configuration("cfg").await.unwrap();
+    assert!(
+        rm.get_configuration("cfg")
+            .await
+            .unwrap_err()
+            .is_not_found()
+    );
+
+    // Edge deployment applied to one device; a non-edge device is refused.
+    let content: ConfigurationContent = serde_json::from_value(json!({"modulesContent": {
+        "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1"}},
+        "$edgeHub": {"properties.desired": {"schemaVersion": "1.1"}}
+    }}))
+    .unwrap();
+    rm.apply_configuration_on_edge_device("edge", &content)
+        .await
+        .unwrap();
+    let agent = rm.get_module_twin("edge", "$edgeAgent").await.unwrap();
+    assert_eq!(agent.properties.unwrap().desired["schemaVersion"], "1.1");
+    let e = rm
+        .apply_configuration_on_edge_device("k1", &content)
+        .await
+        .unwrap_err();
+    assert!(e.is_bad_request(), "{e:?}");
+}

@@ -68,7 +68,7 @@ async fn create_device_sends_python_body_and_auth() {
     let (server, rm) = setup().await;
     Mock::given(method("PUT"))
         .and(path("/devices/dev1"))
-        .and(query_param("api-version", "2021-04-12"))
+        .and(query_param("api-version", "2024-03-31"))
         .and(header_exists("authorization"))
         .and(body_json(json!({
             "deviceId": "dev1", "status": "enabled",
@@ -582,7 +582,7 @@ async fn service_statistics_decode_connected_devices() {
     let (server, rm) = setup().await;
     Mock::given(method("GET"))
         .and(path("/statistics/service"))
-        .and(query_param("api-version", "2021-04-12"))
+        .and(query_param("api-version", "2024-03-31"))
         .respond_with(ResponseTemplate::new(200).set_body_json(json!({"connectedDeviceCount": 3})))
         .expect(1)
         .mount(&server)

@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 f248d126a16e01b8486cbcb272710314eef5958db26a9026bce8c83c19efbb96), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 61e9b874abe33cfa065d03edb086850fe9ff0118194ccdf4a79ee228229703cf), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]
@@ -87,6 +87,38 @@ pub mod types {
         ) -> ::std::result::Result<Self, self::error::ConversionError> {
             value.parse()
         }
+    }
+    ///Body of a bulk key regeneration request.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct BulkRegenerateDeviceKey {
+        ///The identities whose keys are regenerated.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub devices: ::std::vec::Vec<RegenerateDeviceKey>,
+        #[serde(
+            rename = "policyKey",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub policy_key: ::std::option::Option<RegenerateKeyPolicy>,
+    }
+    ///Result of a bulk key regeneration, the same for 200, 207 and 400.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct BulkRegenerateKeyResult {
+        ///One entry for each identity that did not get new keys.
+        #[serde(default, skip_serializing_if = "::std::vec::Vec::is_empty")]
+        pub errors: ::std::vec::Vec<RegenerateDeviceKeyError>,
+        ///Which key was regenerated. Known values: primaryKey, secondaryKey, both, Unknown. Kept open (no enum).
+        #[serde(
+            rename = "policyKey",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub policy_key: ::std::option::Option<::std::string::String>,
+        ///Identities that got new keys, with the keys.
+        #[serde(
+            rename = "rotatedKeys",
+            default,
+            skip_serializing_if = "::std::vec::Vec::is_empty"
+        )]
+        pub rotated_keys: ::std::vec::Vec<crate::RegenerateKeyResult>,
     }
     ///Outcome of a bulk registry request.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
@@ -280,6 +312,9 @@ pub mod types {
     ///A device identity in the registry.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct Device {
+        ///Key/value pairs kept by the solution back end and not visible to devices (new in 2024-03-31). Values are strings, booleans, integers or arrays.
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub attributes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub authentication: ::std::option::Option<AuthenticationMechanism>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
@@ -653,6 +688,9 @@ pub mod types {
     ///A module identity on a device.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct Module {
+        ///Key/value pairs kept by the solution back end and not visible to devices (new in 2024-03-31). Values are strings, booleans, integers or arrays.
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub attributes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub authentication: ::std::option::Option<AuthenticationMechanism>,
         ///Cloud-to-module messages waiting in the queue.
@@ -735,6 +773,103 @@ pub mod types {
         ///Query text, for example SELECT * FROM devices.
         pub query: ::std::string::String,
     }
+    ///One identity whose keys are regenerated; moduleId selects a module.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct RegenerateDeviceKey {
+        ///Device id.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///Module id, when the entry targets a module.
+        #[serde(
+            rename = "moduleId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub module_id: ::std::option::Option<::std::string::String>,
+    }
+    ///Why the keys of one identity were not regenerated.
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    pub struct RegenerateDeviceKeyError {
+        ///Error code name, for example DeviceNotFound or ModuleNotFound. Kept open (no enum): the list is long and grows.
+        #[serde(
+            rename = "errorCode",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub error_code: ::std::option::Option<::std::string::String>,
+        ///Human-readable detail.
+        #[serde(
+            rename = "errorStatus",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub error_status: ::std::option::Option<::std::string::String>,
+        ///Device id.
+        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
+        pub id: ::std::option::Option<::std::string::String>,
+        ///Module id, for a module entry.
+        #[serde(
+            rename = "moduleId",
+            skip_serializing_if = "::std::option::Option::is_none"
+        )]
+        pub module_id: ::std::option::Option<::std::string::String>,
+    }
+    ///Which key of each identity to regenerate (the service also knows the value Unknown, which a client never sends).
+    #[derive(
+        ::serde::Deserialize,
+        ::serde::Serialize,
+        Clone,
+        Copy,
+        Debug,
+        Eq,
+        Hash,
+        Ord,
+        PartialEq,
+        PartialOrd
+    )]
+    pub enum RegenerateKeyPolicy {
+        #[serde(rename = "primaryKey")]
+        PrimaryKey,
+        #[serde(rename = "secondaryKey")]
+        SecondaryKey,
+        #[serde(rename = "both")]
+        Both,
+    }
+    impl ::std::fmt::Display for RegenerateKeyPolicy {
+        fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
+            match *self {
+                Self::PrimaryKey => f.write_str("primaryKey"),
+                Self::SecondaryKey => f.write_str("secondaryKey"),
+                Self::Both => f.write_str("both"),
+            }
+        }
+    }
+    impl ::std::str::FromStr for RegenerateKeyPolicy {
+        type Err = self::error::ConversionError;
+        fn from_str(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            match value {
+                "primaryKey" => Ok(Self::PrimaryKey),
+                "secondaryKey" => Ok(Self::SecondaryKey),
+                "both" => Ok(Self::Both),
+                _ => Err("invalid value".into()),
+            }
+        }
+    }
+    impl ::std::convert::TryFrom<&str> for RegenerateKeyPolicy {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: &str,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
+    impl ::std::convert::TryFrom<::std::string::String> for RegenerateKeyPolicy {
+        type Error = self::error::ConversionError;
+        fn try_from(
+            value: ::std::string::String,
+        ) -> ::std::result::Result<Self, self::error::ConversionError> {
+            value.parse()
+        }
+    }
     ///Device counts in the identity registry.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct RegistryStatistics {
@@ -770,6 +905,9 @@ pub mod types {
     ///Twin of a device or module: tags, desired and reported properties, plus read-only copies of identity fields. Also used as the body of twin PATCH and PUT, where only tags and properties.desired count.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
     pub struct Twin {
+        ///Key/value pairs kept by the solution back end and not visible to devices (new in 2024-03-31). Values are strings, booleans, integers or arrays.
+        #[serde(default, skip_serializing_if = "::serde_json::Map::is_empty")]
+        pub attributes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         ///Copy of the identity's authentication type. Known values: sas, selfSigned, certificateAuthority, none. Read-only here and kept open (no enum).
         #[serde(
             rename = "authenticationType",
@@ -927,9 +1065,9 @@ pub mod types {
 #[derive(Clone, Debug)]
 /// Client for Azure IoT Hub service REST API (iothub-rs)
 ///
-/// Service-side data-plane operations of Azure IoT Hub: device and module identities, twins, direct methods, queries, bulk registry updates, statistics, cloud-to-device queue purge and configurations. Every request must carry the query parameter api-version=2021-04-12, which the client adds on its own.
+/// Service-side data-plane operations of Azure IoT Hub: device and module identities, twins, direct methods, queries, bulk registry updates, statistics, cloud-to-device queue purge, configurations, IoT Edge configuration content and bulk key regeneration. Every request must carry the query parameter api-version=2024-03-31, which the client adds on its own.
 ///
-/// Version: 2021-04-12
+/// Version: 2024-03-31
 pub struct Client {
     pub(crate) baseurl: String,
     pub(crate) client: reqwest::Client,
@@ -971,7 +1109,7 @@ impl Client {
 }
 impl ClientInfo<crate::ClientState> for Client {
     fn api_version() -> &'static str {
-        "2021-04-12"
+        "2024-03-31"
     }
     fn baseurl(&self) -> &str {
         self.baseurl.as_str()
@@ -1141,6 +1279,55 @@ impl Client {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /// Have the service generate new symmetric keys for many identities
+    ///
+    /// Replaces the primary key, the secondary key or both of each listed device or module identity with a key generated by the service, and returns the new keys. Status 200 when every entry succeeded, 207 when some failed and 400 when all failed; all three carry the same result body, with one entry in errors per failed identity.
+    ///
+    /// Sends a `POST` request to `/devices/keys/regenerate`
+    ///
+    /// Arguments:
+    /// - `body`: Which key to regenerate, and for which identities.
+    pub async fn service_bulk_regenerate_device_key<'a>(
+        &'a self,
+        body: &'a types::BulkRegenerateDeviceKey,
+    ) -> Result<
+        ResponseValue<types::BulkRegenerateKeyResult>,
+        Error<types::BulkRegenerateKeyResult>,
+    > {
+        let url = format!("{}/devices/keys/regenerate", self.baseurl,);
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "service_bulk_regenerate_device_key",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => ResponseValue::from_response(response).await,
+            207u16 => ResponseValue::from_response(response).await,
+            400u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }
             _ => Err(Error::UnexpectedResponse(response)),
@@ -1337,6 +1524,60 @@ impl Client {
         let response = result?;
         match response.status().as_u16() {
             200u16 => ResponseValue::from_response(response).await,
+            400u16..=499u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            500u16..=599u16 => {
+                Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
+            }
+            _ => Err(Error::UnexpectedResponse(response)),
+        }
+    }
+    /// Apply an IoT Edge deployment (modulesContent) to one edge device
+    ///
+    /// Writes the desired properties of each module named in modulesContent to that module's twin on the edge device. The device must be an IoT Edge device and modulesContent is required. Answered with 204 (the 2021-04-12 clients expect it) or 200, neither with a body the client reads.
+    ///
+    /// Sends a `POST` request to `/devices/{id}/applyConfigurationContent`
+    ///
+    /// Arguments:
+    /// - `id`: Id of the IoT Edge device.
+    /// - `body`: The content to apply; only modulesContent counts.
+    pub async fn configuration_apply_on_edge_device<'a>(
+        &'a self,
+        id: &'a str,
+        body: &'a types::ConfigurationContent,
+    ) -> Result<ResponseValue<()>, Error<types::ErrorDetails>> {
+        let url = format!(
+            "{}/devices/{}/applyConfigurationContent", self.baseurl, encode_path(& id
+            .to_string()),
+        );
+        let mut header_map = ::reqwest::header::HeaderMap::with_capacity(1usize);
+        header_map
+            .append(
+                ::reqwest::header::HeaderName::from_static("api-version"),
+                ::reqwest::header::HeaderValue::from_static(Self::api_version()),
+            );
+        #[allow(unused_mut)]
+        let mut request = self
+            .client
+            .post(url)
+            .header(
+                ::reqwest::header::ACCEPT,
+                ::reqwest::header::HeaderValue::from_static("application/json"),
+            )
+            .json(&body)
+            .headers(header_map)
+            .build()?;
+        let info = OperationInfo {
+            operation_id: "configuration_apply_on_edge_device",
+        };
+        self.pre(&mut request, &info).await?;
+        let result = self.exec(request, &info).await;
+        self.post(&result, &info).await?;
+        let response = result?;
+        match response.status().as_u16() {
+            200u16 => Ok(ResponseValue::empty(response)),
+            204u16 => Ok(ResponseValue::empty(response)),
             400u16..=499u16 => {
                 Err(Error::ErrorResponse(ResponseValue::from_response(response).await?))
             }

@@ -2,7 +2,7 @@
 //! loopback HTTP server.
 
 use iothub_auth::{HubCredential, SharedAccessKey};
-use iothub_rest::{Client, Error, types};
+use iothub_rest::{Client, ClientState, Error, types};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -129,7 +129,7 @@ async fn hooks_add_api_version_and_authorization() {
     let request = server.await.unwrap();
     let lower = request.to_ascii_lowercase();
     assert!(
-        request.starts_with("POST /devices/query?api-version=2021-04-12 HTTP/1.1"),
+        request.starts_with("POST /devices/query?api-version=2024-03-31 HTTP/1.1"),
         "{request}"
     );
     assert!(lower.contains("authorization: sharedaccesssignature sr=localhost%3a8443&sig="));
@@ -147,7 +147,12 @@ async fn documented_errors_are_typed() {
         r#"{"Message":"ErrorCode:DeviceNotFound;Device d9 not found","ExceptionMessage":"Tracking ID:1"}"#,
     )
     .await;
-    let client = Client::from_credential(&base, credential());
+    // Pinned to the previous api-version, which IoT Hub still serves.
+    let client = Client::from_reqwest(
+        &base,
+        reqwest::Client::new(),
+        ClientState::new(credential()).with_api_version(iothub_rest::API_VERSION_2021_04_12),
+    );
     match client.devices_get_identity("d9").await {
         Err(Error::ErrorResponse(rv)) => {
             assert_eq!(rv.status().as_u16(), 404);
@@ -200,5 +205,54 @@ fn identity_debug_output_hides_device_keys() {
     assert_eq!(
         back["authentication"]["symmetricKey"]["primaryKey"],
         "cHJpbWFyeS1zZWNyZXQta2V5LTAx"
+    );
+}
+
+#[tokio::test]
+async fn partial_key_regeneration_is_a_success_value_and_hides_keys() {
+    let (base, server) = one_shot(
+        "207 Multi-Status",
+        r#"{"policyKey":"primaryKey","rotatedKeys":[{"id":"d1","primaryKey":"bmV3","secondaryKey":"b2xk"}],"errors":[{"id":"d2","errorCode":"DeviceNotFound","errorStatus":"no such device"}]}"#,
+    )
+    .await;
+    let client = Client::from_credential(&base, credential());
+    let body = types::BulkRegenerateDeviceKey {
+        policy_key: Some(types::RegenerateKeyPolicy::PrimaryKey),
+        devices: vec![
+            types::RegenerateDeviceKey {
+                id: Some("d1".into()),
+                module_id: None,
+            },
+            types::RegenerateDeviceKey {
+                id: Some("d2".into()),
+                module_id: None,
+            },
+        ],
+    };
+    let result = client
+        .service_bulk_regenerate_device_key(&body)
+        .await
+        .expect("207 is a success status");
+    assert_eq!(result.status().as_u16(), 207);
+    let result = result.into_inner();
+    assert_eq!(result.rotated_keys.len(), 1);
+    assert_eq!(result.rotated_keys[0].primary_key.as_deref(), Some("bmV3"));
+    assert_eq!(
+        result.errors[0].error_code.as_deref(),
+        Some("DeviceNotFound")
+    );
+    let shown = format!("{result:?}");
+    assert!(
+        !shown.contains("bmV3") && !shown.contains("b2xk"),
+        "{shown}"
+    );
+    let request = server.await.unwrap();
+    assert!(
+        request.starts_with("POST /devices/keys/regenerate?api-version=2024-03-31 HTTP/1.1"),
+        "{request}"
+    );
+    assert!(
+        request.ends_with(r#"{"devices":[{"id":"d1"},{"id":"d2"}],"policyKey":"primaryKey"}"#),
+        "{request}"
     );
 }

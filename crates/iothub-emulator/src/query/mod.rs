@@ -23,8 +23,13 @@
 //! * Conditions: `= != <> < <= > >=`, `AND OR NOT`, parentheses,
 //!   `IN [..]`, `NIN [..]` (also `NOT IN`), `+ - * / %`, and the functions
 //!   `IS_DEFINED IS_NULL IS_BOOL IS_NUMBER IS_STRING IS_OBJECT IS_ARRAY
-//!   IS_PRIMITIVE STARTSWITH ENDSWITH CONTAINS` (`STARTS_WITH`/`ENDS_WITH`
-//!   are accepted too).
+//!   IS_PRIMITIVE STARTSWITH ENDSWITH CONTAINS ARRAY_CONTAINS`
+//!   (`STARTS_WITH`/`ENDS_WITH` are accepted too). Microsoft's query-language
+//!   article lists only `IS_DEFINED` for twin queries and a longer set (math,
+//!   `LOWER`, `UPPER`, `SUBSTRING`, `CONCAT`, ...) for message routing only;
+//!   `ARRAY_CONTAINS` is what Microsoft's own CLI sends to list the children of
+//!   an edge device (`array_contains(parentScopes, '<scope>')`). Routing-only
+//!   functions are refused as unsupported.
 //! * Literals: strings in single or double quotes with `\' \" \\ \uXXXX`
 //!   escapes (and `\/ \b \f \n \r \t`), integers, decimals with optional
 //!   exponent, `0x` hexadecimal integers, `true`, `false`, `null`,
@@ -55,6 +60,9 @@
 //! * `STARTSWITH`, `ENDSWITH` and `CONTAINS` take two strings (else
 //!   undefined) and are case-sensitive. The `IS_*` functions are always true
 //!   or false.
+//! * `ARRAY_CONTAINS(array, value)` is undefined unless `array` is a property
+//!   holding an array; it is true when a top-level element equals `value`
+//!   (same type and value, as for `=`), else false.
 //!
 //! # Property paths
 //!
@@ -167,6 +175,21 @@ pub enum QueryError {
     /// The database failed while running the translated query.
     #[error("database error while running the query")]
     Sql(#[from] rusqlite::Error),
+}
+
+/// Counts every result of `query`, page by page (used for configuration metrics, whose
+/// queries select one row per counted twin).
+pub fn count(conn: &rusqlite::Connection, query: &str) -> Result<u64, QueryError> {
+    let mut total = 0u64;
+    let mut continuation: Option<String> = None;
+    loop {
+        let page = execute(conn, query, Some(MAX_PAGE_SIZE), continuation.as_deref())?;
+        total += page.items.len() as u64;
+        match page.continuation {
+            Some(next) => continuation = Some(next),
+            None => return Ok(total),
+        }
+    }
 }
 
 /// Runs `query` against the `devices` / `modules` tables and returns one page.

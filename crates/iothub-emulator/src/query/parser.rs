@@ -107,6 +107,7 @@ pub(crate) enum Func {
     StartsWith,
     EndsWith,
     Contains,
+    ArrayContains,
 }
 
 impl Func {
@@ -123,13 +124,14 @@ impl Func {
             "STARTSWITH" | "STARTS_WITH" => Self::StartsWith,
             "ENDSWITH" | "ENDS_WITH" => Self::EndsWith,
             "CONTAINS" => Self::Contains,
+            "ARRAY_CONTAINS" => Self::ArrayContains,
             _ => return None,
         })
     }
 
     fn arity(self) -> usize {
         match self {
-            Self::StartsWith | Self::EndsWith | Self::Contains => 2,
+            Self::StartsWith | Self::EndsWith | Self::Contains | Self::ArrayContains => 2,
             _ => 1,
         }
     }
@@ -796,7 +798,7 @@ impl Parser<'_> {
         let Some(func) = Func::lookup(name) else {
             return Err(QueryError::Unsupported {
                 message: format!(
-                    "Unsupported function '{}' at position {}: twin queries support IS_DEFINED, IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT, IS_ARRAY, IS_PRIMITIVE, STARTSWITH, ENDSWITH and CONTAINS",
+                    "Unsupported function '{}' at position {}: twin queries support IS_DEFINED, IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT, IS_ARRAY, IS_PRIMITIVE, STARTSWITH, ENDSWITH, CONTAINS and ARRAY_CONTAINS",
                     super::lexer::snippet(name),
                     super::lexer::char_position(self.src, name_tok.start)
                 ),

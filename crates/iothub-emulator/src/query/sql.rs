@@ -671,7 +671,35 @@ fn call(func: Func, args: &[Val]) -> String {
                 _ => format!("(instr({s}, {x}) > 0)"),
             }
         }
+        Func::ArrayContains => array_contains(&arg(0), &arg(1)),
     }
+}
+
+/// `ARRAY_CONTAINS(array, value)` as 1 / 0 / NULL: undefined unless the first argument is a
+/// twin property holding an array; true when one top-level element has the value's type and
+/// value (nested arrays are not searched).
+fn array_contains(array: &Val, value: &Val) -> String {
+    let Val::Json(p) = array else {
+        return "NULL".to_owned();
+    };
+    let element = match value {
+        Val::Null => "je.type = 'null'".to_owned(),
+        Val::Str(x) => format!("(je.type = 'text' AND je.value = {x})"),
+        Val::Num(x) => format!("(je.type IN ('integer', 'real') AND je.value = {x})"),
+        Val::Bool(x) => format!("(je.type IN ('true', 'false') AND je.value = {x})"),
+        Val::Json(q) => format!(
+            "(je.type = {t} AND je.type NOT IN ('object', 'array') \
+             AND (je.type = 'null' OR je.value = {v}))",
+            t = json_type(q),
+            v = json_value(q)
+        ),
+        // Nothing equals an undefined value or an array constant: false for an array.
+        Val::Undefined | Val::Array => "0".to_owned(),
+    };
+    format!(
+        "(CASE WHEN {} = 'array' THEN EXISTS (SELECT 1 FROM json_each({TABLE_ALIAS}.twin, {p}) AS je WHERE {element}) END)",
+        json_type(p)
+    )
 }
 
 /// An aggregate over a property; values of other types are ignored.

@@ -1322,7 +1322,7 @@ fn ev_cmp(op: parser::CmpOp, l: &Ev, r: &Ev) -> Ev {
     })
 }
 
-fn ev_path(twin: &Value, p: &parser::Path) -> Ev {
+fn json_at<'a>(twin: &'a Value, p: &parser::Path) -> Option<&'a Value> {
     let mut cur = Some(twin);
     for seg in &p.segments {
         cur = match seg {
@@ -1330,7 +1330,11 @@ fn ev_path(twin: &Value, p: &parser::Path) -> Ev {
             parser::Segment::Index(i) => cur.and_then(|c| c.get(*i as usize)),
         };
     }
-    ev_of_json(cur)
+    cur
+}
+
+fn ev_path(twin: &Value, p: &parser::Path) -> Ev {
+    ev_of_json(json_at(twin, p))
 }
 
 /// Reference evaluator used to cross-check the SQL translation.
@@ -1394,6 +1398,21 @@ fn eval(twin: &Value, e: &parser::Expr) -> Ev {
             }
         }
         ExprKind::Not(x) => ev_from(ev_bool(&eval(twin, x)).map(|b| !b)),
+        ExprKind::Call(Func::ArrayContains, args) => {
+            let array = match &args[0].kind {
+                ExprKind::Path(p) => json_at(twin, p),
+                _ => None,
+            };
+            let Some(Value::Array(items)) = array else {
+                return Ev::Undef;
+            };
+            let value = eval(twin, &args[1]);
+            Ev::Bool(
+                items.iter().any(|i| {
+                    ev_cmp(parser::CmpOp::Eq, &ev_of_json(Some(i)), &value) == Ev::Bool(true)
+                }),
+            )
+        }
         ExprKind::Call(f, args) => {
             let a: Vec<Ev> = args.iter().map(|x| eval(twin, x)).collect();
             let is = |pred: fn(&Ev) -> bool| Ev::Bool(pred(&a[0]));
@@ -1416,6 +1435,7 @@ fn eval(twin: &Value, e: &parser::Expr) -> Ev {
                     }),
                     _ => Ev::Undef,
                 },
+                Func::ArrayContains => unreachable!("handled above"),
             }
         }
     }
@@ -1510,6 +1530,11 @@ fn gen_cond(rng: &mut Rng, depth: u32) -> String {
                 ][rng.below(8)];
                 format!("{f}({})", gen_value(rng, 1))
             }
+            _ if rng.below(4) == 0 => {
+                let array =
+                    ["tags.list", "tags.location", "tags.name", "tags.missing"][rng.below(4)];
+                format!("ARRAY_CONTAINS({array}, {})", gen_value(rng, 1))
+            }
             _ => {
                 let f = ["STARTSWITH", "ENDSWITH", "CONTAINS"][rng.below(3)];
                 format!("{f}({}, {})", gen_operand(rng), gen_operand(rng))
@@ -1569,4 +1594,103 @@ fn sql_translation_matches_reference_semantics() {
         }
     }
     assert!(non_trivial > 300, "only {non_trivial} selective conditions");
+}
+
+#[test]
+fn array_contains_matches_top_level_elements_by_type_and_value() {
+    let conn = db();
+    let mut leaf = twin(
+        "leaf",
+        None,
+        json!({"list": [1, "2", true, null, [5]]}),
+        json!({}),
+        json!({}),
+    );
+    leaf["parentScopes"] = json!(["ms-azure-iot-edge://edge-1"]);
+    add_device(&conn, &leaf);
+    let mut other = twin(
+        "other",
+        None,
+        json!({"list": "not an array"}),
+        json!({}),
+        json!({}),
+    );
+    other["parentScopes"] = json!([]);
+    add_device(&conn, &other);
+    add_device(&conn, &twin("plain", None, json!({}), json!({}), json!({})));
+
+    let q = "array_contains(parentScopes, 'ms-azure-iot-edge://edge-1')";
+    assert_eq!(where_ids(&conn, q), ["leaf"]);
+    assert_eq!(
+        ids(&run(
+            &conn,
+            "SELECT deviceId FROM devices WHERE ARRAY_CONTAINS(parentScopes, 'ms-azure-iot-edge://edge-1')"
+        )),
+        ["leaf"]
+    );
+    assert_eq!(where_ids(&conn, "ARRAY_CONTAINS(tags.list, 1)"), ["leaf"]);
+    // Same value, other type: no match.
+    assert!(where_ids(&conn, "ARRAY_CONTAINS(tags.list, '1')").is_empty());
+    assert_eq!(where_ids(&conn, "ARRAY_CONTAINS(tags.list, '2')"), ["leaf"]);
+    assert_eq!(
+        where_ids(&conn, "ARRAY_CONTAINS(tags.list, true)"),
+        ["leaf"]
+    );
+    assert_eq!(
+        where_ids(&conn, "ARRAY_CONTAINS(tags.list, null)"),
+        ["leaf"]
+    );
+    // Nested arrays are not searched.
+    assert!(where_ids(&conn, "ARRAY_CONTAINS(tags.list, 5)").is_empty());
+    // Not an array (or missing): undefined, so NOT does not select it either.
+    assert_eq!(
+        where_ids(&conn, "NOT ARRAY_CONTAINS(tags.list, 7)"),
+        ["leaf"]
+    );
+    assert_eq!(
+        where_ids(&conn, "NOT ARRAY_CONTAINS(parentScopes, 'x')"),
+        ["leaf", "other"]
+    );
+    // A property as the value.
+    assert_eq!(
+        where_ids(&conn, "ARRAY_CONTAINS(parentScopes, parentScopes[0])"),
+        ["leaf"]
+    );
+}
+
+#[test]
+fn array_contains_arity_and_routing_only_functions_are_refused() {
+    let conn = fleet();
+    let e = fails(&conn, "SELECT * FROM devices WHERE ARRAY_CONTAINS(tags.a)");
+    assert!(matches!(e, QueryError::Syntax { .. }), "{e:?}");
+    for f in [
+        "UPPER(deviceId) = 'A'",
+        "LENGTH(deviceId) = 1",
+        "ABS(tags.n) = 1",
+    ] {
+        let e = fails(&conn, &format!("SELECT * FROM devices WHERE {f}"));
+        assert!(matches!(e, QueryError::Unsupported { .. }), "{f}: {e:?}");
+    }
+}
+
+#[test]
+fn count_walks_every_page() {
+    let conn = db();
+    for i in 0..2500 {
+        add_device(
+            &conn,
+            &twin(
+                &format!("d{i:05}"),
+                None,
+                json!({"n": i % 2}),
+                json!({}),
+                json!({}),
+            ),
+        );
+    }
+    assert_eq!(
+        count(&conn, "SELECT deviceId FROM devices WHERE tags.n = 1").unwrap(),
+        1250
+    );
+    assert_eq!(count(&conn, "SELECT * FROM devices").unwrap(), 2500);
 }

@@ -1,7 +1,25 @@
-//! Configurations (automatic device management) and `POST /configurations/testQueries`.
+//! Configurations (automatic device management), `POST /configurations/testQueries` and
+//! `POST /devices/{id}/applyConfigurationContent`.
 //!
-//! Stored as documents; `content` cannot change after creation, as on IoT Hub. System
-//! metrics are reported as zero (the emulator does not apply configurations to twins).
+//! Stored as documents; `content` cannot change after creation, as on IoT Hub.
+//!
+//! # Metrics
+//!
+//! `systemMetrics.queries` holds the queries IoT Hub defines for the configuration's kind
+//! (Microsoft's "automatic device management" and "IoT Edge deployment monitoring" articles),
+//! with the configuration id in the `[[id]]` bracket syntax:
+//!
+//! | kind (content) | `targetedCount` | `appliedCount` |
+//! |---|---|---|
+//! | device (`deviceContent`) | `select deviceId from devices where <targetCondition>` | `select deviceId from devices where configurations.[[id]].status = 'Applied'` |
+//! | module (`moduleContent`) | `select deviceId, moduleId from devices.modules where <targetCondition>` | `select deviceId, moduleId from devices.modules where configurations.[[id]].status = 'Applied'` |
+//! | edge deployment (`modulesContent`) | `select deviceId from devices where capabilities.iotEdge = true and (<targetCondition>)` | `select deviceId from devices.modules where moduleId = '$edgeAgent' and configurations.[[id]].status = 'Applied'` |
+//!
+//! `systemMetrics.results` and `metrics.results` (the user's custom metric queries) hold the
+//! number of rows each query selects. IoT Hub refreshes them periodically; the emulator
+//! computes them whenever a configuration is read or written. The emulator does not itself
+//! apply configurations to twins, so `appliedCount` counts only twins whose
+//! `configurations.[[id]].status` says `Applied`.
 
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -17,7 +35,9 @@ use super::extract::{
 use super::query::query_error;
 use super::{AppState, json_response};
 use crate::error::{ApiError, ErrorCode};
-use crate::model::{MAX_ID_LEN, etag_matches, identity_etag, now_string};
+use crate::model::{MAX_ID_LEN, ModuleRecord, etag_matches, identity_etag, now_string};
+use crate::store::ModuleRow;
+use crate::twin::{TwinChange, TwinState, TwinUpdate};
 use crate::{query, store};
 
 /// Most configurations per hub (IoT Hub's limit for paid tiers).
@@ -85,7 +105,11 @@ pub async fn get_configuration(
     let lookup = id.clone();
     match state
         .store
-        .call(move |c| Ok(store::get_configuration(c, &lookup)?))
+        .call(move |c| {
+            store::get_configuration(c, &lookup)?
+                .map(|doc| with_metrics(c, doc))
+                .transpose()
+        })
         .await?
     {
         Some(doc) => {
@@ -143,6 +167,7 @@ pub async fn put_configuration(
         .store
         .call(move |c| {
             let tx = c.transaction()?;
+            check_queries(&tx, &target_condition, &metric_queries)?;
             let existing = store::get_configuration(&tx, &id)?;
             let now = now_string();
             let doc = match (existing, if_match) {
@@ -171,8 +196,8 @@ pub async fn put_configuration(
                         "lastUpdatedTimeUtc": now,
                         "priority": priority,
                         "systemMetrics": {
-                            "results": { "appliedCount": 0, "targetedCount": 0 },
-                            "queries": {},
+                            "results": {},
+                            "queries": system_queries(&id, &content, &target_condition),
                         },
                         "metrics": { "results": {}, "queries": metric_queries },
                         "etag": identity_etag(1),
@@ -189,7 +214,16 @@ pub async fn put_configuration(
                             "The content of a configuration cannot be changed after it is created.",
                         ));
                     }
+                    let queries = system_queries(
+                        &id,
+                        doc.get("content").unwrap_or(&Value::Null),
+                        &target_condition,
+                    );
                     if let Some(obj) = doc.as_object_mut() {
+                        obj.insert(
+                            "systemMetrics".into(),
+                            json!({ "results": {}, "queries": queries }),
+                        );
                         obj.insert("labels".into(), Value::Object(labels));
                         obj.insert("targetCondition".into(), Value::String(target_condition));
                         obj.insert("priority".into(), Value::from(priority));
@@ -204,12 +238,136 @@ pub async fn put_configuration(
                 }
             };
             store::put_configuration(&tx, &id, &doc)?;
+            let doc = with_metrics(&tx, doc)?;
             tx.commit()?;
             Ok(doc)
         })
         .await?;
     let etag = doc.get("etag").and_then(Value::as_str).map(str::to_owned);
     Ok(json_response(StatusCode::OK, &doc, etag.as_deref()))
+}
+
+/// The kind of a configuration, from the part of `content` it fills.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Device,
+    Module,
+    Edge,
+}
+
+fn kind_of(content: &Value) -> Kind {
+    let filled = |k: &str| content.get(k).is_some_and(|v| !v.is_null());
+    if filled("modulesContent") {
+        Kind::Edge
+    } else if filled("moduleContent") {
+        Kind::Module
+    } else {
+        Kind::Device
+    }
+}
+
+/// IoT Hub's system metric queries for a configuration (see the module docs).
+fn system_queries(id: &str, content: &Value, target_condition: &str) -> Map<String, Value> {
+    let condition = target_condition.trim();
+    let (targeted, applied) = match kind_of(content) {
+        Kind::Device => (
+            format!("select deviceId from devices where {condition}"),
+            format!(
+                "select deviceId from devices where configurations.[[{id}]].status = 'Applied'"
+            ),
+        ),
+        Kind::Module => (
+            format!("select deviceId, moduleId from devices.modules where {condition}"),
+            format!(
+                "select deviceId, moduleId from devices.modules where configurations.[[{id}]].status = 'Applied'"
+            ),
+        ),
+        Kind::Edge => (
+            format!(
+                "select deviceId from devices where capabilities.iotEdge = true and ({condition})"
+            ),
+            format!(
+                "select deviceId from devices.modules where moduleId = '$edgeAgent' and configurations.[[{id}]].status = 'Applied'"
+            ),
+        ),
+    };
+    let mut queries = Map::new();
+    if !condition.is_empty() {
+        queries.insert("targetedCount".into(), Value::String(targeted));
+    }
+    queries.insert("appliedCount".into(), Value::String(applied));
+    queries
+}
+
+/// Counts the rows of each query in `metrics.queries` into `metrics.results`; a query that
+/// fails to run counts 0 (it was checked when the configuration was written).
+fn fill_results(
+    conn: &rusqlite::Connection,
+    metrics: &mut Value,
+    names: &[&str],
+) -> Result<(), ApiError> {
+    let Some(queries) = metrics.get("queries").and_then(Value::as_object) else {
+        return Ok(());
+    };
+    let mut results = Map::new();
+    for name in names {
+        results.insert((*name).to_owned(), Value::from(0));
+    }
+    for (name, q) in queries {
+        let n = match query::count(conn, q.as_str().unwrap_or_default()) {
+            Ok(n) => n,
+            Err(query::QueryError::Sql(e)) => return Err(ApiError::internal(&e)),
+            Err(_) => 0,
+        };
+        results.insert(name.clone(), Value::from(n));
+    }
+    if let Some(obj) = metrics.as_object_mut() {
+        obj.insert("results".into(), Value::Object(results));
+    }
+    Ok(())
+}
+
+/// The configuration document with its metric results computed now.
+fn with_metrics(conn: &rusqlite::Connection, mut doc: Value) -> Result<Value, ApiError> {
+    if let Some(system) = doc.get_mut("systemMetrics") {
+        fill_results(conn, system, &["targetedCount", "appliedCount"])?;
+    }
+    if let Some(custom) = doc.get_mut("metrics") {
+        fill_results(conn, custom, &[])?;
+    }
+    Ok(doc)
+}
+
+/// Refuses a target condition or custom metric query the query engine cannot run.
+fn check_queries(
+    conn: &rusqlite::Connection,
+    target_condition: &str,
+    custom: &Map<String, Value>,
+) -> Result<(), ApiError> {
+    let check = |q: &str, code: ErrorCode, what: &str| match query::execute(conn, q, Some(1), None)
+    {
+        Ok(_) => Ok(()),
+        Err(query::QueryError::Sql(e)) => Err(ApiError::internal(&e)),
+        Err(e) => Err(ApiError::new(code, format!("{what}: {e}"))),
+    };
+    if !target_condition.trim().is_empty() {
+        check(
+            &format!("SELECT * FROM devices WHERE {target_condition}"),
+            ErrorCode::InvalidConfigurationTargetCondition,
+            "The target condition is not valid",
+        )?;
+    }
+    for (name, q) in custom {
+        check(
+            q.as_str().unwrap_or_default(),
+            ErrorCode::InvalidConfigurationCustomMetricsQuery,
+            &format!(
+                "The custom metric query '{}' is not valid",
+                name.escape_default()
+            ),
+        )?;
+    }
+    Ok(())
 }
 
 fn body_has_content(content: &Value) -> bool {
@@ -256,7 +414,12 @@ pub async fn list_configurations(
     let top = top_param(&params, MAX_LIST_CONFIGURATIONS, INT32_MAX)?.min(MAX_LIST_CONFIGURATIONS);
     let docs = state
         .store
-        .call(move |c| Ok(store::list_configurations(c, top)?))
+        .call(move |c| {
+            store::list_configurations(c, top)?
+                .into_iter()
+                .map(|doc| with_metrics(c, doc))
+                .collect::<Result<Vec<_>, _>>()
+        })
         .await?;
     Ok(json_response(StatusCode::OK, &Value::Array(docs), None))
 }
@@ -299,4 +462,90 @@ pub async fn test_queries(
         })
         .await?;
     Ok(json_response(StatusCode::OK, &result, None))
+}
+
+/// `POST /devices/{id}/applyConfigurationContent` with `{"modulesContent": {...}}`.
+///
+/// Applies an IoT Edge deployment to one edge device at once, as IoT Hub does: every module
+/// named in `modulesContent` gets the given `properties.desired` as its twin's complete desired
+/// properties, and modules that do not exist yet are registered (with generated SAS keys).
+/// Everything is checked before anything is written, in one transaction. Answers 204.
+///
+/// # Errors
+///
+/// 404 DeviceNotFound; 400 ArgumentInvalid when the device is not an IoT Edge device or
+/// `modulesContent` is missing or empty; 400 IotHubFormatError when a module entry is not
+/// `{"properties.desired": {...}}`; the twin size and depth limits as for twin updates.
+pub async fn apply_configuration_content(
+    _auth: Authorized<ConfigWrite>,
+    State(state): State<AppState>,
+    PathParams(id): PathParams<String>,
+    JsonBody(body): JsonBody<Value>,
+) -> Result<Response, ApiError> {
+    crate::model::validate_id("device", &id)?;
+    let modules = match body.get("modulesContent") {
+        Some(Value::Object(m)) if !m.is_empty() => m.clone(),
+        None | Some(Value::Null) => {
+            return Err(ApiError::invalid(
+                "'modulesContent' is required: configuration content is applied to the modules of an IoT Edge device.",
+            ));
+        }
+        Some(Value::Object(_)) => {
+            return Err(ApiError::invalid("'modulesContent' names no module."));
+        }
+        Some(_) => return Err(ApiError::format("'modulesContent' must be an object.")),
+    };
+    let mut changes = Vec::with_capacity(modules.len());
+    for (module_id, content) in &modules {
+        crate::model::validate_id("module", module_id)?;
+        let desired = match content {
+            Value::Object(c) if c.len() == 1 && c.contains_key("properties.desired") => {
+                c["properties.desired"].clone()
+            }
+            _ => {
+                return Err(ApiError::format(format!(
+                    "The content of module '{}' must be {{\"properties.desired\": {{...}}}}.",
+                    module_id.escape_default()
+                )));
+            }
+        };
+        if !desired.is_object() {
+            return Err(ApiError::format(format!(
+                "'properties.desired' of module '{}' must be an object.",
+                module_id.escape_default()
+            )));
+        }
+        let change = TwinChange::from_twin_body(&json!({ "properties": { "desired": desired } }))?;
+        changes.push((module_id.clone(), change));
+    }
+    let st = state.clone();
+    state
+        .store
+        .call(move |c| {
+            let tx = c.transaction()?;
+            let Some(device) = store::get_device(&tx, &id)? else {
+                return Err(st.device_not_found(&id));
+            };
+            if !device.record.iot_edge {
+                return Err(ApiError::invalid(format!(
+                    "Device '{}' is not an IoT Edge device; configuration content can only be applied to IoT Edge devices.",
+                    id.escape_default()
+                )));
+            }
+            for (module_id, change) in &changes {
+                let mut row = match store::get_module(&tx, &id, module_id)? {
+                    Some(row) => row,
+                    None => ModuleRow {
+                        record: ModuleRecord::system(&id, module_id),
+                        twin: TwinState::new(),
+                    },
+                };
+                row.twin.apply(change, TwinUpdate::ReplaceGiven)?;
+                store::put_module(&tx, &row)?;
+            }
+            tx.commit()?;
+            Ok(())
+        })
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

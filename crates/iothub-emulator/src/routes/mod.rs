@@ -4,6 +4,7 @@ mod bulk;
 mod configurations;
 mod devices;
 pub(crate) mod extract;
+mod keys;
 mod query;
 mod twins;
 mod websocket;
@@ -106,6 +107,11 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
                 .put(devices::put_device)
                 .delete(devices::delete_device),
         )
+        .route("/devices/keys/regenerate", post(keys::regenerate_keys))
+        .route(
+            "/devices/{id}/applyConfigurationContent",
+            post(configurations::apply_configuration_content),
+        )
         .route(
             "/devices/{id}/commands",
             axum::routing::delete(devices::purge_commands),
@@ -192,7 +198,9 @@ async fn method_not_allowed(request: Request) -> ApiError {
     )
 }
 
-/// IoT Hub answers 400 when `api-version` is missing; any non-empty value is accepted.
+/// IoT Hub answers 400 when `api-version` is missing; any non-empty value is accepted, so
+/// clients on 2021-04-12 (the official SDKs) and on 2024-03-31 (the Azure CLI, iothub-rest's
+/// default) are served alike.
 async fn require_api_version(request: Request, next: Next) -> Response {
     let has_version = request
         .uri()
