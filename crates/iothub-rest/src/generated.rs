@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 f248d126a16e01b8486cbcb272710314eef5958db26a9026bce8c83c19efbb96), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 5583f1a902bd8e6c4bc51cb158eecca303aee4e9238033538878de3e3880c5bd), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]
@@ -107,7 +107,7 @@ pub mod types {
     ///A direct method call.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct CloudToDeviceMethod {
-        ///Seconds to wait for an offline device to connect.
+        ///Seconds to wait for an offline device to connect (0 to 300).
         #[serde(
             rename = "connectTimeoutInSeconds",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -119,7 +119,7 @@ pub mod types {
         ///Argument passed to the method: any JSON value (object, array, string, number, boolean or null), up to 128 KB.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub payload: ::std::option::Option<::serde_json::Value>,
-        ///Seconds to wait for the method's answer once delivered.
+        ///Seconds to wait for the method's answer once delivered (5 to 300).
         #[serde(
             rename = "responseTimeoutInSeconds",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -388,7 +388,7 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub module_id: ::std::option::Option<::std::string::String>,
-        ///The operation that failed.
+        ///The operation that failed; null when the entry could not be read far enough to know it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub operation: ::std::option::Option<::std::string::String>,
     }
@@ -993,10 +993,10 @@ impl Client {
     /// Sends a `GET` request to `/devices`
     ///
     /// Arguments:
-    /// - `top`: Upper bound on how many devices to return.
+    /// - `top`: Upper bound on how many devices to return (1 to 1000).
     pub async fn devices_get_devices<'a>(
         &'a self,
-        top: Option<i32>,
+        top: Option<::std::num::NonZeroU32>,
     ) -> Result<
         ResponseValue<::std::vec::Vec<types::Device>>,
         Error<types::ErrorDetails>,
@@ -2079,10 +2079,10 @@ impl Client {
     /// Sends a `GET` request to `/configurations`
     ///
     /// Arguments:
-    /// - `top`: Upper bound on how many configurations to return.
+    /// - `top`: Upper bound on how many configurations to return; the service returns at most 20 whatever the value.
     pub async fn configuration_get_configurations<'a>(
         &'a self,
-        top: Option<i32>,
+        top: Option<::std::num::NonZeroU32>,
     ) -> Result<
         ResponseValue<::std::vec::Vec<types::Configuration>>,
         Error<types::ErrorDetails>,

@@ -271,6 +271,11 @@ pub async fn test_queries(
     if !body.is_object() {
         return Err(ApiError::format("The test input must be a JSON object."));
     }
+    // IoT Hub refuses an explicit null condition (400 ArgumentInvalid); an absent one means
+    // "no condition to check".
+    if body.get("targetCondition").is_some_and(Value::is_null) {
+        return Err(ApiError::invalid("'targetCondition' must not be null."));
+    }
     let condition = opt_string(&body, "targetCondition")?.unwrap_or_default();
     let custom = string_map(&body, &["customMetricQueries"])?;
     let result = state
