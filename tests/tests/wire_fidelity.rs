@@ -384,7 +384,10 @@ async fn rust_c2d_sends(client: &C2dClient) -> Result<(), iothub_c2d::Error> {
         .await?;
     // 5: an unknown device is refused
     let refused = client
-        .send("wfc-missing", C2dMessage::new("nobody").with_message_id("wfc-m5"))
+        .send(
+            "wfc-missing",
+            C2dMessage::new("nobody").with_message_id("wfc-m5"),
+        )
         .await;
     match refused {
         Err(e) if e.is_device_not_found() => {}
@@ -509,11 +512,25 @@ async fn rust_c2d_sends_what_the_python_sdk_sends() {
         "the AMQP journals differ:\n{}\npython: {python:#?}\nrust: {rust:#?}",
         report.join("\n")
     );
-    assert_eq!(python.len(), 6, "the sequence sends six messages: {python:#?}");
-    let outcomes: Vec<&str> = python.iter().map(|l| l["outcome"].as_str().unwrap_or("?")).collect();
+    assert_eq!(
+        python.len(),
+        6,
+        "the sequence sends six messages: {python:#?}"
+    );
+    let outcomes: Vec<&str> = python
+        .iter()
+        .map(|l| l["outcome"].as_str().unwrap_or("?"))
+        .collect();
     assert_eq!(
         outcomes,
-        ["accepted", "accepted", "accepted", "accepted", "rejected:DeviceNotFound", "accepted"],
+        [
+            "accepted",
+            "accepted",
+            "accepted",
+            "accepted",
+            "rejected:DeviceNotFound",
+            "accepted"
+        ],
         "outcomes"
     );
 }

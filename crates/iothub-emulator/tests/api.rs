@@ -1013,6 +1013,13 @@ async fn configurations_crud() -> TestResult {
     )
     .await
     .expect(400, Some("ArgumentInvalid"));
+    hub.call(
+        Method::POST,
+        "/configurations/testQueries",
+        Some(json!({"targetCondition": "", "customMetricQueries": null})),
+    )
+    .await
+    .expect(400, Some("ArgumentInvalid"));
     hub.call(Method::POST, "/configurations/testQueries", Some(json!({})))
         .await
         .expect(200, None);
