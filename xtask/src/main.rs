@@ -194,7 +194,8 @@ fn id_parameter_schemas(spec: &openapiv3::OpenAPI) -> Vec<schemars::schema::Sche
             let ReferenceOr::Item(openapiv3::Parameter::Path { parameter_data, .. }) = param else {
                 continue;
             };
-            let ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)) = &parameter_data.format
+            let ParameterSchemaOrContent::Schema(ReferenceOr::Item(schema)) =
+                &parameter_data.format
             else {
                 continue;
             };
@@ -228,12 +229,16 @@ fn constrained_property_schemas(spec: &openapiv3::OpenAPI) -> Vec<schemars::sche
         return out;
     };
     for schema in components.schemas.values() {
-        let ReferenceOr::Item(schema) = schema else { continue };
+        let ReferenceOr::Item(schema) = schema else {
+            continue;
+        };
         let SchemaKind::Type(Type::Object(object)) = &schema.schema_kind else {
             continue;
         };
         for property in object.properties.values() {
-            let ReferenceOr::Item(property) = property else { continue };
+            let ReferenceOr::Item(property) = property else {
+                continue;
+            };
             let SchemaKind::Type(Type::String(s)) = &property.schema_kind else {
                 continue;
             };
