@@ -1005,6 +1005,24 @@ async fn configurations_crud() -> TestResult {
     assert_eq!(test.body["targetConditionError"], "");
     assert_eq!(test.body["customMetricQueryErrors"]["ok"], "");
     assert_ne!(test.body["customMetricQueryErrors"]["bad"], "");
+    // Found by schema fuzzing: a null condition was taken as "no condition".
+    hub.call(
+        Method::POST,
+        "/configurations/testQueries",
+        Some(json!({"targetCondition": null})),
+    )
+    .await
+    .expect(400, Some("ArgumentInvalid"));
+    hub.call(
+        Method::POST,
+        "/configurations/testQueries",
+        Some(json!({"targetCondition": "", "customMetricQueries": null})),
+    )
+    .await
+    .expect(400, Some("ArgumentInvalid"));
+    hub.call(Method::POST, "/configurations/testQueries", Some(json!({})))
+        .await
+        .expect(200, None);
     hub.call_as(
         "iothubowner",
         Method::DELETE,

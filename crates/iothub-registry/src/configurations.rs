@@ -257,13 +257,13 @@ into_future!(GetConfigurationRequest => Configuration);
 #[derive(Debug)]
 pub struct GetConfigurationsRequest<'a> {
     rm: &'a RegistryManager,
-    max_count: Option<i32>,
+    max_count: Option<u32>,
 }
 
 impl GetConfigurationsRequest<'_> {
     /// At most this many configurations (`?top=`); IoT Hub returns at most 20 whatever the
-    /// value, and has no paging for this list.
-    pub fn max_count(mut self, max_count: i32) -> Self {
+    /// value, and has no paging for this list. `0` returns an empty list without a request.
+    pub fn max_count(mut self, max_count: u32) -> Self {
         self.max_count = Some(max_count);
         self
     }
@@ -275,7 +275,13 @@ impl GetConfigurationsRequest<'_> {
     /// As [`RegistryManager::get_configurations`].
     pub async fn send(self) -> Result<Vec<Configuration>> {
         let rest = self.rm.rest();
-        let top = self.max_count;
+        let top = match self.max_count {
+            None => None,
+            Some(n) => match std::num::NonZeroU32::new(n) {
+                Some(top) => Some(top),
+                None => return Ok(Vec::new()),
+            },
+        };
         self.rm
             .run(
                 Op::new("get_configurations", Idempotency::Safe),

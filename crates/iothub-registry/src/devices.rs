@@ -1,5 +1,7 @@
 //! Device identities: create, update, get, list, delete.
 
+use std::num::NonZeroU32;
+
 use iothub_rest::types as wire;
 
 use crate::RegistryManager;
@@ -7,6 +9,9 @@ use crate::error::Result;
 use crate::model::{AuthenticationMechanism, Device, DeviceStatus, ETag};
 use crate::operation::{Op, into_future, output};
 use crate::retry::Idempotency;
+
+/// The most devices `GET /devices` returns (its `top` ranges from 1 to 1000).
+const MAX_LIST_DEVICES: u32 = 1000;
 
 /// A device create or update, ready to send: set optional fields, then `.await` it (or call
 /// [`send`](Self::send)). Resolves to the stored [`Device`].
@@ -157,7 +162,8 @@ pub struct GetDevicesRequest<'a> {
 
 impl GetDevicesRequest<'_> {
     /// At most this many devices (`?top=n`). Defaults to the service's choice; IoT Hub
-    /// returns at most 1000 either way.
+    /// returns at most 1000 either way, so a larger value asks for 1000, and 0 gives an empty
+    /// list without a request (the service takes `top` from 1 to 1000).
     pub fn max_number_of_devices(mut self, max_number_of_devices: u32) -> Self {
         self.max_number_of_devices = Some(max_number_of_devices);
         self
@@ -170,9 +176,13 @@ impl GetDevicesRequest<'_> {
     /// As [`RegistryManager::get_devices`].
     pub async fn send(self) -> Result<Vec<Device>> {
         let rest = self.rm.rest();
-        let top = self
-            .max_number_of_devices
-            .map(|n| i32::try_from(n).unwrap_or(i32::MAX));
+        let top = match self.max_number_of_devices {
+            None => None,
+            Some(n) => match NonZeroU32::new(n.min(MAX_LIST_DEVICES)) {
+                Some(top) => Some(top),
+                None => return Ok(Vec::new()),
+            },
+        };
         self.rm
             .run(Op::new("get_devices", Idempotency::Safe), || async move {
                 output(rest.devices_get_devices(top)).await

@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 61e9b874abe33cfa065d03edb086850fe9ff0118194ccdf4a79ee228229703cf), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 f160d06098a4ef06e7001ca0447448ed4e22e587a742cccab8fd287ca0554598), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]
@@ -139,7 +139,7 @@ pub mod types {
     ///A direct method call.
     #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct CloudToDeviceMethod {
-        ///Seconds to wait for an offline device to connect.
+        ///Seconds to wait for an offline device to connect (0 to 300).
         #[serde(
             rename = "connectTimeoutInSeconds",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -151,7 +151,7 @@ pub mod types {
         ///Argument passed to the method: any JSON value (object, array, string, number, boolean or null), up to 128 KB.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub payload: ::std::option::Option<::serde_json::Value>,
-        ///Seconds to wait for the method's answer once delivered.
+        ///Seconds to wait for the method's answer once delivered (5 to 300).
         #[serde(
             rename = "responseTimeoutInSeconds",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -423,7 +423,7 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub module_id: ::std::option::Option<::std::string::String>,
-        ///The operation that failed.
+        ///The operation that failed; null when the entry could not be read far enough to know it.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub operation: ::std::option::Option<::std::string::String>,
     }
@@ -1131,10 +1131,10 @@ impl Client {
     /// Sends a `GET` request to `/devices`
     ///
     /// Arguments:
-    /// - `top`: Upper bound on how many devices to return.
+    /// - `top`: Upper bound on how many devices to return (1 to 1000).
     pub async fn devices_get_devices<'a>(
         &'a self,
-        top: Option<i32>,
+        top: Option<::std::num::NonZeroU32>,
     ) -> Result<
         ResponseValue<::std::vec::Vec<types::Device>>,
         Error<types::ErrorDetails>,
@@ -2320,10 +2320,10 @@ impl Client {
     /// Sends a `GET` request to `/configurations`
     ///
     /// Arguments:
-    /// - `top`: Upper bound on how many configurations to return.
+    /// - `top`: Upper bound on how many configurations to return; the service returns at most 20 whatever the value.
     pub async fn configuration_get_configurations<'a>(
         &'a self,
-        top: Option<i32>,
+        top: Option<::std::num::NonZeroU32>,
     ) -> Result<
         ResponseValue<::std::vec::Vec<types::Configuration>>,
         Error<types::ErrorDetails>,

@@ -434,6 +434,13 @@ pub async fn test_queries(
     if !body.is_object() {
         return Err(ApiError::format("The test input must be a JSON object."));
     }
+    // IoT Hub refuses an explicit null condition (400 ArgumentInvalid); an absent one means
+    // "no condition to check". Null metric queries are refused the same way.
+    for key in ["targetCondition", "customMetricQueries"] {
+        if body.get(key).is_some_and(Value::is_null) {
+            return Err(ApiError::invalid(format!("'{key}' must not be null.")));
+        }
+    }
     let condition = opt_string(&body, "targetCondition")?.unwrap_or_default();
     let custom = string_map(&body, &["customMetricQueries"])?;
     let result = state
