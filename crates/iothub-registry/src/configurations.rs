@@ -738,7 +738,7 @@ impl RegistryManager {
                 devices: targets
                     .into_iter()
                     .map(|t| wire::RegenerateDeviceKey {
-                        id: Some(t.device_id),
+                        id: t.device_id,
                         module_id: t.module_id,
                     })
                     .collect(),

@@ -1,5 +1,5 @@
 // generated — do not edit.
-// Source: openapi/iothub.yaml (sha256 f160d06098a4ef06e7001ca0447448ed4e22e587a742cccab8fd287ca0554598), progenitor 0.15.1.
+// Source: openapi/iothub.yaml (sha256 9258af4b872f418eef14b975d6521a5b9de1d7f15b5c44d56348cc9ba67278ff), progenitor 0.15.1.
 // Regenerate with `cargo xtask codegen`; change the spec, never this file.
 
 #[allow(unused_imports)]
@@ -145,7 +145,7 @@ pub mod types {
             skip_serializing_if = "::std::option::Option::is_none"
         )]
         pub connect_timeout_in_seconds: ::std::option::Option<i32>,
-        ///Name of the method the device or module registered.
+        ///Name of the method the device or module registered (not empty, not only white space).
         #[serde(rename = "methodName")]
         pub method_name: ::std::string::String,
         ///Argument passed to the method: any JSON value (object, array, string, number, boolean or null), up to 128 KB.
@@ -198,7 +198,7 @@ pub mod types {
         pub last_updated_time_utc: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub metrics: ::std::option::Option<ConfigurationMetrics>,
-        ///Higher wins when several configurations target the same twin.
+        ///Higher wins when several configurations target the same twin; a non-negative integer.
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub priority: ::std::option::Option<i32>,
         ///Schema version of the configuration document.
@@ -319,7 +319,7 @@ pub mod types {
         pub authentication: ::std::option::Option<AuthenticationMechanism>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub capabilities: ::std::option::Option<DeviceCapabilities>,
-        ///Cloud-to-device messages waiting in the device's queue.
+        ///Cloud-to-device messages waiting in the device's queue. Read-only; ignored in requests.
         #[serde(
             rename = "cloudToDeviceMessageCount",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -693,7 +693,7 @@ pub mod types {
         pub attributes: ::serde_json::Map<::std::string::String, ::serde_json::Value>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub authentication: ::std::option::Option<AuthenticationMechanism>,
-        ///Cloud-to-module messages waiting in the queue.
+        ///Cloud-to-module messages waiting in the queue. Read-only; ignored in requests.
         #[serde(
             rename = "cloudToDeviceMessageCount",
             skip_serializing_if = "::std::option::Option::is_none"
@@ -774,11 +774,10 @@ pub mod types {
         pub query: ::std::string::String,
     }
     ///One identity whose keys are regenerated; moduleId selects a module.
-    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, Default, PartialEq)]
+    #[derive(::serde::Deserialize, ::serde::Serialize, Clone, Debug, PartialEq)]
     pub struct RegenerateDeviceKey {
         ///Device id.
-        #[serde(skip_serializing_if = "::std::option::Option::is_none")]
-        pub id: ::std::option::Option<::std::string::String>,
+        pub id: ::std::string::String,
         ///Module id, when the entry targets a module.
         #[serde(
             rename = "moduleId",
@@ -916,7 +915,7 @@ pub mod types {
         pub authentication_type: ::std::option::Option<::std::string::String>,
         #[serde(skip_serializing_if = "::std::option::Option::is_none")]
         pub capabilities: ::std::option::Option<DeviceCapabilities>,
-        ///Cloud-to-device messages waiting in the queue.
+        ///Cloud-to-device messages waiting in the queue. Read-only; ignored in requests.
         #[serde(
             rename = "cloudToDeviceMessageCount",
             skip_serializing_if = "::std::option::Option::is_none"

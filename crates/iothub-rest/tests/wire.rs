@@ -220,11 +220,11 @@ async fn partial_key_regeneration_is_a_success_value_and_hides_keys() {
         policy_key: Some(types::RegenerateKeyPolicy::PrimaryKey),
         devices: vec![
             types::RegenerateDeviceKey {
-                id: Some("d1".into()),
+                id: "d1".into(),
                 module_id: None,
             },
             types::RegenerateDeviceKey {
-                id: Some("d2".into()),
+                id: "d2".into(),
                 module_id: None,
             },
         ],
