@@ -63,6 +63,11 @@ pub struct Cli {
     #[arg(long, value_name = "FRACTION", value_parser = parse_rate)]
     pub throttle_rate: Option<f64>,
 
+    /// Time between cloud-to-device feedback batches, in milliseconds (IoT Hub's is 15 s;
+    /// a batch also goes out as soon as 64 records wait).
+    #[arg(long, value_name = "MS", default_value_t = 15_000)]
+    pub feedback_interval_ms: u64,
+
     /// Primary key of every shared access policy (base64, 16–64 bytes). Defaults to the
     /// well-known development key.
     #[arg(
@@ -113,7 +118,8 @@ impl Cli {
             .amqps_port(self.amqps_port)
             .mqtts_port(self.mqtts_port)
             .hub_name(self.hub_name.clone())
-            .throttle(throttle);
+            .throttle(throttle)
+            .feedback_batch_interval(std::time::Duration::from_millis(self.feedback_interval_ms));
         match (&self.data_dir, self.in_memory) {
             (Some(dir), _) => builder = builder.data_dir(dir.clone()),
             (None, false) => builder = builder.data_dir(DEFAULT_DATA_DIR),
