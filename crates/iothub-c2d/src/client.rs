@@ -16,7 +16,7 @@ use tokio::sync::Mutex;
 use crate::connection::{Authenticated, Endpoint, connect};
 use crate::error::from_amqp_error;
 use crate::feedback::FeedbackReceiver;
-use crate::message::devicebound_address;
+use crate::message::checked_devicebound_address;
 use crate::{Error, HubError, Message};
 
 /// IoT Hub's AMQPS port.
@@ -257,7 +257,7 @@ impl C2dClient {
         module_id: Option<&str>,
         message: &Message,
     ) -> Result<(), Error> {
-        let to = devicebound_address(device_id, module_id);
+        let to = checked_devicebound_address(device_id, module_id)?;
         let amqp: AmqpMessage<Data> = message.to_amqp(to)?;
         let sendable = Sendable::builder().message(amqp).build();
         let (delivery, generation, dead) = {

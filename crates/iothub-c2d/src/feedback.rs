@@ -140,8 +140,11 @@ impl FeedbackReceiver {
         }
     }
 
-    /// Accepts the previous batch, then waits for the next one. Returns `Ok(None)` only
-    /// when the hub closed the feedback link for good.
+    /// Accepts the previous batch, then waits for the next one, for as long as it takes: IoT
+    /// Hub sends a batch when 64 records wait or its batch interval (15 s by default) has
+    /// passed, and nothing at all when there is no feedback. Bound the wait with
+    /// `tokio::time::timeout` where that matters. Returns `Ok(None)` only when the hub closed
+    /// the feedback link for good.
     ///
     /// # Errors
     /// [`Error::Feedback`] for a batch that is not IoT Hub's JSON (it is still accepted, so

@@ -221,6 +221,18 @@ impl Message {
 
     /// The AMQP message for `to` (`/devices/{id}/messages/devicebound`).
     pub(crate) fn to_amqp(&self, to: String) -> Result<AmqpMessage<Data>, crate::Error> {
+        for (name, id) in [
+            ("message id", Some(self.message_id.as_str())),
+            ("correlation id", self.correlation_id.as_deref()),
+        ] {
+            if let Some(id) = id
+                && !is_valid_id(id)
+            {
+                return Err(crate::Error::InvalidMessage(format!(
+                    "the {name} must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ ' (IoT Hub's message format)"
+                )));
+            }
+        }
         if self.properties.contains_key("iothub-ack") {
             return Err(crate::Error::InvalidMessage(
                 "set the acknowledgement with Message::with_ack, not as the 'iothub-ack' property"
@@ -274,8 +286,38 @@ impl Message {
     }
 }
 
+/// IoT Hub's rule for device ids, module ids, message ids and correlation ids: 1 to 128
+/// case-sensitive ASCII characters, letters, digits and `- : . + % _ # * ? ! ( ) , = @ ; $ '`
+/// (identity registry guide; message format guide).
+pub(crate) fn is_valid_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-:.+%_#*?!(),=@;$'".contains(&b))
+}
+
 /// `/devices/{id}/messages/devicebound` (or the module form), ids percent-encoded.
-pub(crate) fn devicebound_address(device_id: &str, module_id: Option<&str>) -> String {
+///
+/// # Errors
+/// [`crate::Error::InvalidMessage`] when an id breaks IoT Hub's id rule.
+pub(crate) fn checked_devicebound_address(
+    device_id: &str,
+    module_id: Option<&str>,
+) -> Result<String, crate::Error> {
+    for (name, id) in [("device id", Some(device_id)), ("module id", module_id)] {
+        if let Some(id) = id
+            && !is_valid_id(id)
+        {
+            return Err(crate::Error::InvalidMessage(format!(
+                "the {name} '{}' must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ ' (IoT Hub's identity rules)",
+                id.escape_default()
+            )));
+        }
+    }
+    Ok(devicebound_address(device_id, module_id))
+}
+
+fn devicebound_address(device_id: &str, module_id: Option<&str>) -> String {
     let device = iothub_auth::sas::encode(device_id);
     match module_id {
         Some(module) => format!(

@@ -147,12 +147,20 @@ async fn queue_limit_size_limit_and_purge() {
     assert_eq!(err.code().and_then(|c| c.number()), Some(403004));
     assert_eq!(hub.message_count("full").await, 50);
 
-    // 64 KB is the limit.
+    // 64 KB is the limit, for body and properties together.
     hub.create_device("big").await;
     client
-        .send("big", Message::new(vec![b'a'; 64 * 1024]))
+        .send("big", Message::new(vec![b'a'; 64 * 1024 - 200]))
         .await
-        .expect("exactly 64 KB");
+        .expect("just under 64 KB");
+    let err = client
+        .send(
+            "big",
+            Message::new(vec![b'a'; 60 * 1024]).with_property("padding", "p".repeat(5 * 1024)),
+        )
+        .await
+        .expect_err("properties count toward 64 KB");
+    assert!(err.is_message_too_large(), "{err:?}");
     let err = client
         .send("big", Message::new(vec![b'a'; 64 * 1024 + 1]))
         .await
@@ -540,4 +548,33 @@ async fn links_before_a_token_are_refused() {
     };
     assert!(refused.contains("UnauthorizedAccess"), "{refused}");
     let _ = connection.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ids_are_checked_before_sending() {
+    let hub = Hub::start().await;
+    hub.create_device("ok").await;
+    let client = hub.client().build().expect("client");
+    for bad in ["", "dev/with/slash", &"x".repeat(129)] {
+        let err = client
+            .send(bad, Message::new(b"x".to_vec()))
+            .await
+            .expect_err("invalid device id");
+        assert!(
+            matches!(err, iothub_c2d::Error::InvalidMessage(_)),
+            "{err:?}"
+        );
+    }
+    for bad in ["", "has space", &"m".repeat(129)] {
+        let err = client
+            .send("ok", Message::new(b"x".to_vec()).with_message_id(bad))
+            .await
+            .expect_err("invalid message id");
+        assert!(
+            matches!(err, iothub_c2d::Error::InvalidMessage(_)),
+            "{err:?}"
+        );
+    }
+    // Nothing reached the hub.
+    assert_eq!(hub.message_count("ok").await, 0);
 }

@@ -314,9 +314,11 @@ pub fn authenticate_token<'p>(
     if token
         .get(..7)
         .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
-        || !token.trim_start().starts_with("SharedAccessSignature")
     {
-        return Err("Only SharedAccessSignature tokens of a shared access policy are supported by the emulator (Azure AD tokens are not).".into());
+        return Err("Azure AD (Bearer) tokens are not supported by the emulator; put a SharedAccessSignature made with a shared access policy key.".into());
+    }
+    if !token.trim_start().starts_with("SharedAccessSignature") {
+        return Err("The token is not a SharedAccessSignature (`SharedAccessSignature sr=…&sig=…&se=…&skn=…`).".into());
     }
     let token = ParsedSasToken::parse(token)
         .map_err(|e| format!("The token is not a valid SharedAccessSignature: {e}."))?;

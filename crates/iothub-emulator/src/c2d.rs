@@ -32,7 +32,7 @@ use crate::store::{Store, StoreError};
 
 /// Most messages a device (or module) queue holds.
 pub const MAX_QUEUE_DEPTH: u64 = 50;
-/// Largest message body accepted, in bytes (64 KB).
+/// Largest message accepted (body, properties and application properties), in bytes (64 KB).
 pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 /// Lifetime of a message that has no absolute expiry time (one hour).
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
@@ -97,7 +97,9 @@ pub enum C2dError {
     )]
     QueueFull(String),
     /// The body is larger than [`MAX_MESSAGE_BYTES`].
-    #[error("The message body is {0} bytes; the maximum is {MAX_MESSAGE_BYTES} bytes.")]
+    #[error(
+        "The message is {0} bytes (body and properties); the maximum is {MAX_MESSAGE_BYTES} bytes."
+    )]
     TooLarge(usize),
     /// The message is malformed.
     #[error("{0}")]
@@ -443,12 +445,14 @@ fn commit_group(
             targets.insert(key.clone(), found);
         }
         let Some(Some(target)) = targets.get_mut(&key) else {
+            let device_exists = message.module_id.is_some()
+                && generation_of(&tx, &message.device_id, "")?.is_some();
             results.push(Err(match message.module_id {
-                Some(module_id) => C2dError::ModuleNotFound {
+                Some(module_id) if device_exists => C2dError::ModuleNotFound {
                     device_id: message.device_id,
                     module_id,
                 },
-                None => C2dError::DeviceNotFound(message.device_id),
+                _ => C2dError::DeviceNotFound(message.device_id),
             }));
             continue;
         };

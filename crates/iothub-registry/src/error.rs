@@ -38,7 +38,7 @@ pub enum Error {
     },
     /// A cloud-to-device send failed (feature `c2d`); the `is_*` checks look inside it.
     #[cfg(feature = "c2d")]
-    #[error("cloud-to-device send failed")]
+    #[error("cloud-to-device send failed: {0}")]
     C2d(#[source] iothub_c2d::Error),
     /// A twin patch could not be built (see [`TwinPatchError`](crate::TwinPatchError)).
     /// Nothing was sent.
