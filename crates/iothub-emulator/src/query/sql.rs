@@ -397,7 +397,15 @@ impl Translator<'_> {
         Ok(match &e.kind {
             ExprKind::Literal(lit) => self.literal(lit),
             ExprKind::Array(_) => Val::Array,
-            ExprKind::Path(p) => Val::Json(self.resolve(p)?.sql_path),
+            ExprKind::Path(p) => {
+                let resolved = self.resolve(p)?;
+                match self.key_column(&resolved.json_path) {
+                    // Ids are also the table's key columns: a condition on them is answered
+                    // from the primary-key index instead of a scan of every twin.
+                    Some(column) => Val::Str(format!("{TABLE_ALIAS}.{column}")),
+                    None => Val::Json(resolved.sql_path),
+                }
+            }
             ExprKind::Neg(inner) => {
                 let v = self.expr(inner)?;
                 match as_num(&v) {
@@ -457,6 +465,16 @@ impl Translator<'_> {
                 Val::Bool(call(*func, &vals))
             }
         })
+    }
+
+    /// The key column holding the value at `json_path`, for the ids every twin carries (always
+    /// strings, equal to the row's key).
+    fn key_column(&self, json_path: &str) -> Option<&'static str> {
+        match (self.collection, json_path) {
+            (Collection::Devices | Collection::Modules, r#"$."deviceId""#) => Some("device_id"),
+            (Collection::Modules, r#"$."moduleId""#) => Some("module_id"),
+            _ => None,
+        }
     }
 
     /// `v IN [list]` as 1 / 0 / NULL.
@@ -733,6 +751,47 @@ mod tests {
     fn plan_of(src: &str) -> Plan {
         let q = parse(src).unwrap_or_else(|e| panic!("{src}: {e}"));
         plan(src, &q).unwrap_or_else(|e| panic!("{src}: {e}"))
+    }
+
+    /// SQLite's plan for the filter of `src` over a table shaped like the store's.
+    fn query_plan(src: &str) -> String {
+        let plan = plan_of(src);
+        let conn = rusqlite::Connection::open_in_memory().expect("db");
+        conn.execute_batch(
+            "CREATE TABLE devices(device_id TEXT PRIMARY KEY, twin TEXT NOT NULL);
+             CREATE TABLE modules(device_id TEXT NOT NULL, module_id TEXT NOT NULL, twin TEXT NOT NULL,
+                                  PRIMARY KEY(device_id, module_id));",
+        )
+        .expect("tables");
+        let sql = format!(
+            "EXPLAIN QUERY PLAN SELECT 1 FROM {} AS {TABLE_ALIAS} WHERE {}",
+            plan.table(),
+            plan.filter.as_deref().unwrap_or("1")
+        );
+        let mut stmt = conn.prepare(&sql).expect("prepare");
+        let rows = stmt
+            .query_map(rusqlite::params_from_iter(plan.params.iter()), |r| {
+                r.get::<_, String>(3)
+            })
+            .expect("explain");
+        rows.map(|r| r.expect("row")).collect::<Vec<_>>().join("; ")
+    }
+
+    #[test]
+    fn id_conditions_use_the_primary_key() {
+        for src in [
+            "SELECT * FROM devices WHERE deviceId = 'sc-050000'",
+            "SELECT * FROM devices WHERE deviceid IN ['a', 'b', 'c']",
+            "SELECT * FROM devices.modules WHERE deviceId = 'd1' AND moduleId = 'm1'",
+        ] {
+            let plan = query_plan(src);
+            assert!(
+                plan.starts_with("SEARCH") && plan.contains("INDEX"),
+                "{src}: {plan}"
+            );
+        }
+        // A tag condition still scans (no index on twin paths).
+        assert!(query_plan("SELECT * FROM devices WHERE tags.a = 1").contains("SCAN"));
     }
 
     fn plan_err(src: &str) -> QueryError {
