@@ -654,19 +654,13 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
         .as_ref()
         .map(|t| crate::c2d::from_millis(t.milliseconds()));
     let message_id = props.message_id.as_ref().map(message_id_text);
+    let correlation_id = props.correlation_id.as_ref().map(message_id_text);
     for (name, id) in [
         ("message-id", message_id.as_deref()),
-        (
-            "correlation-id",
-            props
-                .correlation_id
-                .as_ref()
-                .map(message_id_text)
-                .as_deref(),
-        ),
+        ("correlation-id", correlation_id.as_deref()),
     ] {
         if let Some(id) = id
-            && !is_valid_message_id(id)
+            && !crate::model::is_valid_id(id)
         {
             return Err(C2dError::Invalid(format!(
                 "The {name} must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ ' (IoT Hub's message format)."
@@ -674,18 +668,26 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
         }
     }
     // IoT Hub's 64 KB limit covers the whole message: body, properties and application
-    // properties.
-    let size = body.len() + props_size(&props) + app_size(message.application_properties.as_ref());
+    // properties (names and values as text).
+    let text = |s: Option<&str>| s.map_or(0, str::len);
+    let size = body.len()
+        + text(props.to.as_deref())
+        + text(message_id.as_deref())
+        + text(correlation_id.as_deref())
+        + props.user_id.as_ref().map_or(0, |b| b.len())
+        + text(props.content_type.as_ref().map(|s| s.as_str()))
+        + text(props.content_encoding.as_ref().map(|s| s.as_str()))
+        + application
+            .iter()
+            .map(|(k, v)| k.len() + v.as_str().map_or_else(|| v.to_string().len(), str::len))
+            .sum::<usize>();
     if size > crate::c2d::MAX_MESSAGE_BYTES {
         return Err(C2dError::TooLarge(size));
     }
     let mut wire = BTreeMap::new();
     wire.insert("to", json!(to));
     wire.insert("messageId", json!(message_id));
-    wire.insert(
-        "correlationId",
-        json!(props.correlation_id.as_ref().map(message_id_text)),
-    );
+    wire.insert("correlationId", json!(correlation_id));
     wire.insert(
         "userId",
         json!(
@@ -726,41 +728,6 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
         },
         properties,
     ))
-}
-
-/// IoT Hub's rule for `message-id` and `correlation-id`: up to 128 case-sensitive ASCII
-/// characters: letters, digits and `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
-fn is_valid_message_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-:.+%_#*?!(),=@;$'".contains(&b))
-}
-
-/// Bytes the system properties take (their text).
-fn props_size(props: &Properties) -> usize {
-    let text = |s: Option<&str>| s.map_or(0, str::len);
-    text(props.to.as_deref())
-        + props
-            .message_id
-            .as_ref()
-            .map_or(0, |m| message_id_text(m).len())
-        + props
-            .correlation_id
-            .as_ref()
-            .map_or(0, |m| message_id_text(m).len())
-        + props.user_id.as_ref().map_or(0, |b| b.len())
-        + text(props.content_type.as_ref().map(|s| s.as_str()))
-        + text(props.content_encoding.as_ref().map(|s| s.as_str()))
-}
-
-/// Bytes the application properties take (names and values as text).
-fn app_size(app: Option<&ApplicationProperties>) -> usize {
-    app.map_or(0, |a| {
-        a.0.iter()
-            .map(|(k, v)| k.len() + simple_to_json(v).to_string().len())
-            .sum()
-    })
 }
 
 type Settlement =
@@ -910,14 +877,16 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_follow_iot_hub_rules() {
-        assert!(is_valid_message_id("3f2b6c1e-0c1d-4b7e-9a55-2d8f0f9e1a77"));
-        assert!(is_valid_message_id("m:1.+%_#*?!(),=@;$'-"));
-        assert!(!is_valid_message_id(""));
-        assert!(!is_valid_message_id("has space"));
-        assert!(!is_valid_message_id("é"));
-        assert!(!is_valid_message_id(&"x".repeat(129)));
-        assert!(is_valid_message_id(&"x".repeat(128)));
+    fn message_ids_follow_the_id_rule() {
+        assert!(crate::model::is_valid_id(
+            "3f2b6c1e-0c1d-4b7e-9a55-2d8f0f9e1a77"
+        ));
+        assert!(crate::model::is_valid_id("m:1.+%_#*?!(),=@;$'-"));
+        assert!(!crate::model::is_valid_id(""));
+        assert!(!crate::model::is_valid_id("has space"));
+        assert!(!crate::model::is_valid_id("é"));
+        assert!(!crate::model::is_valid_id(&"x".repeat(129)));
+        assert!(crate::model::is_valid_id(&"x".repeat(128)));
     }
 
     #[test]

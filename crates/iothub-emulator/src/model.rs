@@ -38,7 +38,16 @@ pub fn now_string() -> String {
 /// Characters allowed in ids besides ASCII letters and digits.
 const ID_SPECIALS: &str = "-:.+%_#*?!(),=@;$'";
 
-/// Checks a device or module id: 1–128 chars, ASCII alphanumeric plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
+/// IoT Hub's id rule (device and module ids; message and correlation ids follow it too):
+/// 1–128 chars, ASCII alphanumeric plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
+pub fn is_valid_id(id: &str) -> bool {
+    (1..=MAX_ID_LEN).contains(&id.len())
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ID_SPECIALS.contains(c))
+}
+
+/// Checks a device or module id against [`is_valid_id`], saying what is wrong.
 pub fn validate_id(kind: &str, id: &str) -> Result<(), ApiError> {
     if id.is_empty() {
         return Err(ApiError::invalid(format!(
