@@ -580,7 +580,7 @@ fn simple_to_json(value: &SimpleValue) -> Json {
         SimpleValue::Double(f) => json!(f.into_inner()),
         SimpleValue::String(s) => Json::String(s.clone()),
         SimpleValue::Symbol(s) => Json::String(s.as_str().to_owned()),
-        SimpleValue::Timestamp(t) => Json::String(crate::model::format_time(
+        SimpleValue::Timestamp(t) => Json::String(crate::clock::format_time(
             crate::c2d::from_millis(t.milliseconds()),
         )),
         SimpleValue::Binary(b) => Json::String(String::from_utf8_lossy(b).into_owned()),
@@ -712,7 +712,7 @@ fn read_devicebound(message: &Message<Body<Value>>) -> Result<(OutgoingMessage, 
     );
     wire.insert(
         "absoluteExpiryTime",
-        json!(expiry.map(crate::model::format_time)),
+        json!(expiry.map(crate::clock::format_time)),
     );
     wire.insert("applicationProperties", Json::Object(application));
     let properties = serde_json::to_value(&wire).unwrap_or(Json::Null);

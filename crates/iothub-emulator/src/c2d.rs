@@ -26,8 +26,8 @@ use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Value, json};
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::clock::format_time;
 use crate::error::ErrorCode;
-use crate::model::format_time;
 use crate::store::{Store, StoreError};
 
 /// Most messages a device (or module) queue holds.
@@ -46,8 +46,7 @@ const MAX_GROUP: usize = 1024;
 /// How often expired messages are swept.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Source of the current time (injectable for tests).
-pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+pub use crate::clock::Clock;
 
 /// The acknowledgement a message asks for (`iothub-ack`): the client crate's vocabulary.
 pub use iothub_c2d::Ack;
@@ -207,7 +206,7 @@ impl C2dQueues {
         let now = self.now();
         let purged = self
             .store
-            .call_domain(move |conn| -> Result<Option<u64>, C2dError> {
+            .call(move |conn| -> Result<Option<u64>, C2dError> {
                 let tx = conn.transaction().map_err(StoreError::from)?;
                 if generation_of(&tx, &device_id, "")?.is_none() {
                     return Ok(None);
@@ -237,7 +236,7 @@ impl C2dQueues {
         let now = self.now();
         let removed = self
             .store
-            .call_domain(move |conn| -> Result<usize, C2dError> {
+            .call(move |conn| -> Result<usize, C2dError> {
                 let tx = conn.transaction().map_err(StoreError::from)?;
                 let removed = remove_messages(
                     &tx,
@@ -279,7 +278,7 @@ impl C2dQueues {
         let device_id = device_id.to_owned();
         let module_id = module_id.unwrap_or("").to_owned();
         self.store
-            .call_domain(move |conn| Ok(queue_depth(conn, &device_id, &module_id)?))
+            .call(move |conn| Ok(queue_depth(conn, &device_id, &module_id)?))
             .await
     }
 
@@ -291,7 +290,7 @@ impl C2dQueues {
     pub async fn take_feedback(&self) -> Result<Option<FeedbackBatch>, C2dError> {
         let rows: Vec<(i64, String)> = self
             .store
-            .call_domain(|conn| -> Result<_, C2dError> {
+            .call(|conn| -> Result<_, C2dError> {
                 let mut stmt = conn
                     .prepare_cached("SELECT seq, record FROM c2d_feedback ORDER BY seq LIMIT 4096")
                     .map_err(StoreError::from)?;
@@ -344,7 +343,7 @@ impl C2dQueues {
         let done = seqs.clone();
         let result = self
             .store
-            .call_domain(move |conn| -> Result<(), C2dError> {
+            .call(move |conn| -> Result<(), C2dError> {
                 let tx = conn.transaction().map_err(StoreError::from)?;
                 {
                     let mut stmt = tx
@@ -397,7 +396,7 @@ async fn writer(queues: std::sync::Weak<C2dQueues>, mut rx: mpsc::UnboundedRecei
             jobs.into_iter().map(|j| (j.message, j.reply)).unzip();
         let outcome = queues
             .store
-            .call_domain(move |conn| commit_group(conn, messages, now))
+            .call(move |conn| commit_group(conn, messages, now))
             .await;
         match outcome {
             Ok(results) => {

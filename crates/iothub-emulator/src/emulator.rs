@@ -13,6 +13,7 @@ use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
 use crate::c2d::C2dQueues;
 use crate::conn::{ConnectionLimits, Tracker};
 use crate::journal::Journal;
+use crate::registry::Registry;
 use crate::routes::{AppState, Shared, router};
 use crate::store::{Store, StoreError};
 use crate::throttle::{Throttle, ThrottleConfig};
@@ -358,7 +359,9 @@ impl EmulatorBuilder {
             .map(|p| (p.name().to_owned(), p.primary_key()))
             .collect();
         let store = Arc::new(store);
-        let queues = C2dQueues::start(Arc::clone(&store), Arc::new(chrono::Utc::now));
+        let clock = crate::clock::system_clock();
+        let registry = Registry::new(Arc::clone(&store), Arc::clone(&clock), &self.hub_name);
+        let queues = C2dQueues::start(Arc::clone(&store), clock);
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let throttle = Arc::new(Throttle::new(self.throttle.clone()));
         let amqp = Arc::new(AmqpContext {
@@ -374,10 +377,10 @@ impl EmulatorBuilder {
         });
         let tracker = Tracker::new(self.limits);
         let state = AppState(Arc::new(Shared {
+            registry,
             store,
             policies,
             throttle,
-            hub_name: self.hub_name.clone(),
             https_port: local_addr.port(),
             c2d: queues,
             amqp: Arc::clone(&amqp),

@@ -11,10 +11,11 @@
 //!  "ExceptionMessage":"Tracking ID:5f1c...-G:0-TimeStamp:01/02/2024 03:04:05"}
 //! ```
 //!
-//! This module is the only place where errors become responses.
+//! The types here carry no HTTP or AMQP types: `routes` turns an [`ApiError`] into an HTTP
+//! response (in one place, `routes/response.rs`) and the AMQP endpoint into a link or
+//! disposition error. Domain code reports bad input with [`Invalid`] and the registry layer
+//! with `RegistryError`; both map onto an [`ErrorCode`] here.
 
-use axum::http::{HeaderName, HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
 use chrono::Utc;
 
 /// The IoT Hub error codes the emulator can answer with.
@@ -42,6 +43,9 @@ pub enum ErrorCode {
     DeviceDefinedMultipleTimes,
     /// 400013: a bulk registry operation failed for some devices.
     BulkRegistryOperationFailure,
+    /// 400028: a `deviceScope` or `parentScopes` entry is not the scope of an IoT Edge device
+    /// that may be the parent.
+    InvalidDeviceScope,
     /// 400301: a module cannot be registered under a module.
     CannotRegisterModuleToModule,
     /// 400000 (no published number): `policyKey` of a key regeneration is not one of
@@ -54,6 +58,9 @@ pub enum ErrorCode {
     InvalidConfigurationCustomMetricsQuery,
     /// 401002: the request has no valid credentials or lacks the rights for the operation.
     IotHubUnauthorizedAccess,
+    /// 401100: the IoT Edge system modules (`$edgeAgent`, `$edgeHub`) are managed by the hub;
+    /// their identities and desired properties cannot be changed through the registry API.
+    SystemModuleModifyUnauthorizedAccess,
     /// 403004: the device's cloud-to-device queue already holds 50 messages.
     DeviceMaximumQueueDepthExceeded,
     /// 404000: the route does not exist.
@@ -102,6 +109,7 @@ impl ErrorCode {
             ErrorCode::IotHubFormatError => "IotHubFormatError",
             ErrorCode::DeviceDefinedMultipleTimes => "DeviceDefinedMultipleTimes",
             ErrorCode::BulkRegistryOperationFailure => "BulkRegistryOperationFailure",
+            ErrorCode::InvalidDeviceScope => "InvalidDeviceScope",
             ErrorCode::CannotRegisterModuleToModule => "CannotRegisterModuleToModule",
             ErrorCode::InvalidPolicyKey => "InvalidPolicyKey",
             ErrorCode::InvalidConfigurationTargetCondition => "InvalidConfigurationTargetCondition",
@@ -109,6 +117,9 @@ impl ErrorCode {
                 "InvalidConfigurationCustomMetricsQuery"
             }
             ErrorCode::IotHubUnauthorizedAccess => "IotHubUnauthorizedAccess",
+            ErrorCode::SystemModuleModifyUnauthorizedAccess => {
+                "SystemModuleModifyUnauthorizedAccess"
+            }
             ErrorCode::DeviceMaximumQueueDepthExceeded => "DeviceMaximumQueueDepthExceeded",
             ErrorCode::GenericNotFound => "GenericNotFound",
             ErrorCode::DeviceNotFound => "DeviceNotFound",
@@ -140,11 +151,13 @@ impl ErrorCode {
             ErrorCode::IotHubFormatError => 400006,
             ErrorCode::DeviceDefinedMultipleTimes => 400011,
             ErrorCode::BulkRegistryOperationFailure => 400013,
+            ErrorCode::InvalidDeviceScope => 400028,
             ErrorCode::CannotRegisterModuleToModule => 400301,
             ErrorCode::InvalidPolicyKey
             | ErrorCode::InvalidConfigurationTargetCondition
             | ErrorCode::InvalidConfigurationCustomMetricsQuery => 400000,
             ErrorCode::IotHubUnauthorizedAccess => 401002,
+            ErrorCode::SystemModuleModifyUnauthorizedAccess => 401100,
             ErrorCode::DeviceMaximumQueueDepthExceeded => 403004,
             ErrorCode::GenericNotFound => 404000,
             ErrorCode::DeviceNotFound => 404001,
@@ -165,25 +178,21 @@ impl ErrorCode {
         }
     }
 
-    /// The HTTP status this code is answered with.
-    pub fn status(self) -> StatusCode {
-        StatusCode::from_u16((self.code() / 1000) as u16)
-            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    /// The HTTP status this code is answered with (the first three digits of [`code`](Self::code)).
+    pub const fn http_status(self) -> u16 {
+        (self.code() / 1000) as u16
+    }
+
+    /// Whether the code blames the request (a 4xx status), not the hub.
+    pub const fn is_client_error(self) -> bool {
+        let status = self.http_status();
+        status >= 400 && status < 500
     }
 }
 
 impl std::fmt::Display for ErrorCode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
-    }
-}
-
-impl From<crate::c2d::C2dError> for ApiError {
-    fn from(error: crate::c2d::C2dError) -> Self {
-        match error {
-            crate::c2d::C2dError::Store(e) => ApiError::from(e),
-            other => ApiError::new(other.code(), other.to_string()),
-        }
     }
 }
 
@@ -286,6 +295,11 @@ impl ApiError {
         self.code
     }
 
+    /// Seconds for a `Retry-After` header, when the client should wait.
+    pub fn retry_after(&self) -> Option<u64> {
+        self.retry_after
+    }
+
     /// The detail message (without the `ErrorCode:<Name>;` prefix).
     pub fn message(&self) -> &str {
         &self.message
@@ -310,7 +324,7 @@ impl ApiError {
                     "trackingId": format!("{tracking_id}-G:0-TimeStamp:{}", now.format("%m/%d/%Y %H:%M:%S")),
                     "message": self.message,
                     "info": info,
-                    "timestampUtc": crate::model::format_time(now),
+                    "timestampUtc": crate::clock::format_time(now),
                 });
                 serde_json::json!({
                     "Message": inner.to_string(),
@@ -329,39 +343,47 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
-/// Header carrying the error name on every error response.
-pub const IOTHUB_ERRORCODE: HeaderName = HeaderName::from_static("iothub-errorcode");
+/// Bad input found by a domain rule (ids, keys, identities, twin documents): IoT Hub's code
+/// (`ArgumentInvalid` or `IotHubFormatError`, sometimes a more specific one) and a message
+/// naming what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    code: ErrorCode,
+    message: String,
+}
 
-/// `application/json; charset=utf-8`, as IoT Hub sends it.
-pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let body = self.body().to_string();
-        let mut response = (self.code.status(), body).into_response();
-        let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static(JSON_CONTENT_TYPE),
-        );
-        headers.insert(IOTHUB_ERRORCODE, HeaderValue::from_static(self.code.name()));
-        if let Some(seconds) = self.retry_after {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+impl Invalid {
+    /// 400 `ArgumentInvalid`: a value breaks a rule.
+    pub fn argument(message: impl Into<String>) -> Self {
+        Invalid {
+            code: ErrorCode::ArgumentInvalid,
+            message: message.into(),
         }
-        response.extensions_mut().insert(self.code);
-        response
+    }
+
+    /// 400 `IotHubFormatError`: the document has the wrong shape.
+    pub fn format(message: impl Into<String>) -> Self {
+        Invalid {
+            code: ErrorCode::IotHubFormatError,
+            message: message.into(),
+        }
+    }
+
+    /// The error code.
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
     }
 }
 
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(&e)
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApiError::internal(&e)
+impl From<Invalid> for ApiError {
+    fn from(e: Invalid) -> Self {
+        ApiError::new(e.code, e.message)
     }
 }
 
@@ -371,23 +393,13 @@ mod tests {
 
     #[test]
     fn codes_map_to_statuses() {
-        assert_eq!(ErrorCode::DeviceNotFound.status(), StatusCode::NOT_FOUND);
-        assert_eq!(
-            ErrorCode::TooManyDevices.status(),
-            StatusCode::PAYLOAD_TOO_LARGE
-        );
-        assert_eq!(
-            ErrorCode::ThrottlingException.status(),
-            StatusCode::TOO_MANY_REQUESTS
-        );
-        assert_eq!(
-            ErrorCode::IotHubUnauthorizedAccess.status(),
-            StatusCode::UNAUTHORIZED
-        );
-        assert_eq!(
-            ErrorCode::GenericMethodNotAllowed.status(),
-            StatusCode::METHOD_NOT_ALLOWED
-        );
+        assert_eq!(ErrorCode::DeviceNotFound.http_status(), 404);
+        assert_eq!(ErrorCode::TooManyDevices.http_status(), 413);
+        assert_eq!(ErrorCode::ThrottlingException.http_status(), 429);
+        assert_eq!(ErrorCode::IotHubUnauthorizedAccess.http_status(), 401);
+        assert_eq!(ErrorCode::GenericMethodNotAllowed.http_status(), 405);
+        assert!(ErrorCode::PreconditionFailed.is_client_error());
+        assert!(!ErrorCode::ServerError.is_client_error());
     }
 
     #[test]

@@ -10,30 +10,14 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use crate::error::ApiError;
-
-/// What IoT Hub shows for a time that was never set.
-pub const NEVER: &str = "0001-01-01T00:00:00Z";
+use crate::clock::NEVER;
+use crate::error::Invalid;
 
 /// Longest device, module or configuration id.
 pub const MAX_ID_LEN: usize = 128;
 
 /// Longest `statusReason`.
 pub const MAX_STATUS_REASON_LEN: usize = 128;
-
-/// Formats a time as IoT Hub does: `2024-01-02T03:04:05.6789012Z` (seven fractional digits).
-pub fn format_time(t: DateTime<Utc>) -> String {
-    format!(
-        "{}.{:07}Z",
-        t.format("%Y-%m-%dT%H:%M:%S"),
-        t.timestamp_subsec_nanos() / 100
-    )
-}
-
-/// The current time formatted with [`format_time`].
-pub fn now_string() -> String {
-    format_time(Utc::now())
-}
 
 /// Characters allowed in ids besides ASCII letters and digits.
 const ID_SPECIALS: &str = "-:.+%_#*?!(),=@;$'";
@@ -48,14 +32,14 @@ pub fn is_valid_id(id: &str) -> bool {
 }
 
 /// Checks a device or module id against [`is_valid_id`], saying what is wrong.
-pub fn validate_id(kind: &str, id: &str) -> Result<(), ApiError> {
+pub fn validate_id(kind: &str, id: &str) -> Result<(), Invalid> {
     if id.is_empty() {
-        return Err(ApiError::invalid(format!(
+        return Err(Invalid::argument(format!(
             "The {kind} id must not be empty."
         )));
     }
     if id.len() > MAX_ID_LEN {
-        return Err(ApiError::invalid(format!(
+        return Err(Invalid::argument(format!(
             "The {kind} id is {} characters long; the maximum is {MAX_ID_LEN}.",
             id.chars().count()
         )));
@@ -64,7 +48,7 @@ pub fn validate_id(kind: &str, id: &str) -> Result<(), ApiError> {
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || ID_SPECIALS.contains(*c)))
     {
-        return Err(ApiError::invalid(format!(
+        return Err(Invalid::argument(format!(
             "The {kind} id '{}' contains the character {bad:?}, which is not allowed. Ids may contain ASCII letters, digits and {ID_SPECIALS}",
             id.escape_default()
         )));
@@ -79,12 +63,12 @@ pub fn generate_key() -> String {
 }
 
 /// Checks a symmetric key: valid base64 decoding to 16–64 bytes.
-pub fn validate_key(which: &str, key: &str) -> Result<(), ApiError> {
+pub fn validate_key(which: &str, key: &str) -> Result<(), Invalid> {
     let bytes = B64
         .decode(key.trim())
-        .map_err(|_| ApiError::invalid(format!("The {which} is not valid base64.")))?;
+        .map_err(|_| Invalid::argument(format!("The {which} is not valid base64.")))?;
     if !(16..=64).contains(&bytes.len()) {
-        return Err(ApiError::invalid(format!(
+        return Err(Invalid::argument(format!(
             "The {which} decodes to {} bytes; symmetric keys must be between 16 and 64 bytes.",
             bytes.len()
         )));
@@ -93,23 +77,22 @@ pub fn validate_key(which: &str, key: &str) -> Result<(), ApiError> {
 }
 
 /// Checks an X.509 thumbprint: 40 (SHA-1) or 64 (SHA-256) hexadecimal characters.
-pub fn validate_thumbprint(which: &str, thumbprint: &str) -> Result<(), ApiError> {
+pub fn validate_thumbprint(which: &str, thumbprint: &str) -> Result<(), Invalid> {
     let ok = (thumbprint.len() == 40 || thumbprint.len() == 64)
         && thumbprint.chars().all(|c| c.is_ascii_hexdigit());
     if ok {
         Ok(())
     } else {
-        Err(ApiError::invalid(format!(
+        Err(Invalid::argument(format!(
             "The {which} must be 40 (SHA-1) or 64 (SHA-256) hexadecimal characters."
         )))
     }
 }
 
 /// A new `generationId`: an 18-digit number, unique within this process, like IoT Hub's.
-pub fn new_generation_id() -> String {
+pub fn new_generation_id(now: DateTime<Utc>) -> String {
     static LAST: AtomicU64 = AtomicU64::new(0);
     // .NET ticks (100 ns since 0001-01-01) keep the 18-digit look of IoT Hub's ids.
-    let now = Utc::now();
     let ticks = (now.timestamp() as u64)
         .saturating_add(62_135_596_800)
         .saturating_mul(10_000_000)
@@ -138,6 +121,25 @@ pub fn normalize_etag(raw: &str) -> &str {
         .unwrap_or(t)
 }
 
+/// Parses one ETag as sent in `If-Match` or in a body's `eTag`: `*`, `"x"`, `W/"x"` or a
+/// bare `x`, where `x` is non-empty and has no quote, comma, space or control character.
+pub fn parse_etag(raw: &str) -> Option<&str> {
+    let t = raw.trim_matches(|c| c == ' ' || c == '\t');
+    if t == "*" {
+        return Some(t);
+    }
+    let t = t.strip_prefix("W/").unwrap_or(t);
+    let inner = match t.strip_prefix('"') {
+        Some(rest) => rest.strip_suffix('"')?,
+        None => t,
+    };
+    let valid = !inner.is_empty()
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_graphic() && c != '"' && c != ',');
+    valid.then_some(inner)
+}
+
 /// Whether an `If-Match` value (already normalised) matches `current`.
 pub fn etag_matches(if_match: &str, current: &str) -> bool {
     if_match == "*" || if_match == current
@@ -162,13 +164,13 @@ impl Status {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, ApiError> {
+    fn parse(text: &str) -> Result<Self, Invalid> {
         if text.eq_ignore_ascii_case("enabled") {
             Ok(Status::Enabled)
         } else if text.eq_ignore_ascii_case("disabled") {
             Ok(Status::Disabled)
         } else {
-            Err(ApiError::invalid(format!(
+            Err(Invalid::argument(format!(
                 "The status '{}' is not valid; use 'enabled' or 'disabled'.",
                 text.escape_default()
             )))
@@ -204,13 +206,13 @@ impl AuthType {
         }
     }
 
-    fn parse(text: &str) -> Result<Self, ApiError> {
+    fn parse(text: &str) -> Result<Self, Invalid> {
         match text.to_ascii_lowercase().as_str() {
             "sas" => Ok(AuthType::Sas),
             "selfsigned" => Ok(AuthType::SelfSigned),
             "certificateauthority" => Ok(AuthType::CertificateAuthority),
             "none" => Ok(AuthType::None),
-            _ => Err(ApiError::invalid(format!(
+            _ => Err(Invalid::argument(format!(
                 "The authentication type '{}' is not valid; use sas, selfSigned, certificateAuthority or none.",
                 text.escape_default()
             ))),
@@ -221,7 +223,7 @@ impl AuthType {
 /// Stored authentication of a device or module.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct Auth {
+pub struct AuthenticationMechanism {
     /// Authentication type.
     pub kind: AuthType,
     /// Primary symmetric key (SAS only).
@@ -234,10 +236,10 @@ pub struct Auth {
     pub secondary_thumbprint: Option<String>,
 }
 
-impl Auth {
+impl AuthenticationMechanism {
     /// SAS authentication with two fresh keys.
     pub fn generated_sas() -> Self {
-        Auth {
+        AuthenticationMechanism {
             kind: AuthType::Sas,
             primary_key: Some(generate_key()),
             secondary_key: Some(generate_key()),
@@ -250,12 +252,12 @@ impl Auth {
     /// is given (an update) and a SAS key is left empty, the previous key is kept.
     pub fn from_input(
         input: Option<&AuthInput>,
-        previous: Option<&Auth>,
-    ) -> Result<Self, ApiError> {
+        previous: Option<&AuthenticationMechanism>,
+    ) -> Result<Self, Invalid> {
         let Some(input) = input else {
             return Ok(match previous {
                 Some(p) => p.clone(),
-                None => Auth::generated_sas(),
+                None => AuthenticationMechanism::generated_sas(),
             });
         };
         let kind = match input.kind.as_deref() {
@@ -277,11 +279,11 @@ impl Auth {
         match kind {
             AuthType::Sas => {
                 if primary_thumbprint.is_some() || secondary_thumbprint.is_some() {
-                    return Err(ApiError::invalid(
+                    return Err(Invalid::argument(
                         "X.509 thumbprints cannot be set when the authentication type is 'sas'.",
                     ));
                 }
-                let keep = |which: fn(&Auth) -> &Option<String>| {
+                let keep = |which: fn(&AuthenticationMechanism) -> &Option<String>| {
                     previous
                         .filter(|p| p.kind == AuthType::Sas)
                         .and_then(|p| which(p).clone())
@@ -300,7 +302,7 @@ impl Auth {
                     }
                     None => keep(|a| &a.secondary_key).unwrap_or_else(generate_key),
                 };
-                Ok(Auth {
+                Ok(AuthenticationMechanism {
                     kind,
                     primary_key: Some(primary),
                     secondary_key: Some(secondary),
@@ -310,12 +312,12 @@ impl Auth {
             }
             AuthType::SelfSigned => {
                 if primary_key.is_some() || secondary_key.is_some() {
-                    return Err(ApiError::invalid(
+                    return Err(Invalid::argument(
                         "Symmetric keys cannot be set when the authentication type is 'selfSigned'.",
                     ));
                 }
                 let Some(primary) = primary_thumbprint else {
-                    return Err(ApiError::invalid(
+                    return Err(Invalid::argument(
                         "A primary thumbprint is required when the authentication type is 'selfSigned'.",
                     ));
                 };
@@ -323,7 +325,7 @@ impl Auth {
                 if let Some(s) = &secondary_thumbprint {
                     validate_thumbprint("secondary thumbprint", s)?;
                 }
-                Ok(Auth {
+                Ok(AuthenticationMechanism {
                     kind,
                     primary_key: None,
                     secondary_key: None,
@@ -337,12 +339,12 @@ impl Auth {
                     || primary_thumbprint.is_some()
                     || secondary_thumbprint.is_some()
                 {
-                    return Err(ApiError::invalid(format!(
+                    return Err(Invalid::argument(format!(
                         "Keys and thumbprints cannot be set when the authentication type is '{}'.",
                         kind.as_str()
                     )));
                 }
-                Ok(Auth {
+                Ok(AuthenticationMechanism {
                     kind,
                     primary_key: None,
                     secondary_key: None,
@@ -381,7 +383,7 @@ pub struct AuthInput {
     /// `symmetricKey`.
     pub symmetric_key: Option<SymmetricKeyInput>,
     /// `x509Thumbprint`.
-    pub x509_thumbprint: Option<ThumbprintInput>,
+    pub x509_thumbprint: Option<X509ThumbprintInput>,
     /// `type`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -400,7 +402,7 @@ pub struct SymmetricKeyInput {
 /// `x509Thumbprint` as sent by clients.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct ThumbprintInput {
+pub struct X509ThumbprintInput {
     /// `primaryThumbprint`.
     pub primary_thumbprint: Option<String>,
     /// `secondaryThumbprint`.
@@ -472,7 +474,7 @@ pub struct DeviceRecord {
     /// Cloud-to-device messages waiting.
     pub cloud_to_device_message_count: u64,
     /// Authentication.
-    pub auth: Auth,
+    pub auth: AuthenticationMechanism,
     /// IoT Edge capability.
     pub iot_edge: bool,
     /// Device scope (edge devices and their children).
@@ -491,8 +493,12 @@ impl DeviceRecord {
     }
 
     /// A new device from a validated request.
-    pub fn create(device_id: &str, input: &DeviceInput) -> Result<Self, ApiError> {
-        let generation_id = new_generation_id();
+    pub fn create(
+        device_id: &str,
+        input: &DeviceInput,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Invalid> {
+        let generation_id = new_generation_id(now);
         let mut record = DeviceRecord {
             device_id: device_id.to_owned(),
             generation_id,
@@ -503,48 +509,37 @@ impl DeviceRecord {
             connection_state_updated_time: None,
             last_activity_time: None,
             cloud_to_device_message_count: 0,
-            auth: Auth::from_input(input.authentication.as_ref(), None)?,
+            auth: AuthenticationMechanism::from_input(input.authentication.as_ref(), None)?,
             iot_edge: false,
             device_scope: None,
             parent_scopes: Vec::new(),
             model_id: String::new(),
         };
         record.apply_mutable(input)?;
-        if record.iot_edge && record.device_scope.is_none() {
-            record.device_scope = Some(format!(
-                "ms-azure-iot-edge://{}-{}",
-                record.device_id, record.generation_id
-            ));
-        }
         Ok(record)
     }
 
     /// Applies an update request to an existing device and bumps its ETag.
-    pub fn update(&mut self, input: &DeviceInput) -> Result<(), ApiError> {
-        self.auth = Auth::from_input(input.authentication.as_ref(), Some(&self.auth))?;
+    pub fn update(&mut self, input: &DeviceInput, now: DateTime<Utc>) -> Result<(), Invalid> {
+        self.auth =
+            AuthenticationMechanism::from_input(input.authentication.as_ref(), Some(&self.auth))?;
         let old_status = self.status;
         self.apply_mutable(input)?;
         if self.status != old_status {
-            self.status_updated_time = Some(now_string());
-        }
-        if self.iot_edge && self.device_scope.is_none() {
-            self.device_scope = Some(format!(
-                "ms-azure-iot-edge://{}-{}",
-                self.device_id, self.generation_id
-            ));
+            self.status_updated_time = Some(crate::clock::format_time(now));
         }
         self.etag_counter += 1;
         Ok(())
     }
 
-    fn apply_mutable(&mut self, input: &DeviceInput) -> Result<(), ApiError> {
+    fn apply_mutable(&mut self, input: &DeviceInput) -> Result<(), Invalid> {
         if let Some(s) = &input.status {
             self.status = Status::parse(s)?;
         }
         if let Some(reason) = &input.status_reason
             && reason.chars().count() > MAX_STATUS_REASON_LEN
         {
-            return Err(ApiError::invalid(format!(
+            return Err(Invalid::argument(format!(
                 "The statusReason is longer than {MAX_STATUS_REASON_LEN} characters."
             )));
         }
@@ -554,8 +549,24 @@ impl DeviceRecord {
             .as_ref()
             .and_then(|c| c.iot_edge)
             .unwrap_or(false);
-        if let Some(scope) = &input.device_scope {
-            self.device_scope = Some(scope.clone()).filter(|s| !s.is_empty());
+        let given_scope = input.device_scope.as_deref();
+        if let Some(scope) = given_scope {
+            self.device_scope = Some(scope.to_owned()).filter(|s| !s.is_empty());
+        }
+        // An IoT Edge device's scope is its own, generated from its id and generation id; it
+        // is generated when missing (or when a leaf device becomes an edge device) and
+        // dropped when an edge device becomes a leaf. A scope the request gives is kept for
+        // the registry's scope rules to judge.
+        let own_prefix = format!("ms-azure-iot-edge://{}-", self.device_id);
+        let has_own = self
+            .device_scope
+            .as_deref()
+            .and_then(|s| s.strip_prefix(&own_prefix))
+            .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()));
+        if self.iot_edge && given_scope.is_none_or(str::is_empty) && !has_own {
+            self.device_scope = Some(format!("{own_prefix}{}", self.generation_id));
+        } else if !self.iot_edge && has_own && given_scope.is_none() {
+            self.device_scope = None;
         }
         if self.iot_edge {
             // A nested edge device names its parent itself.
@@ -616,7 +627,7 @@ pub struct ModuleRecord {
     /// Cloud-to-device messages waiting.
     pub cloud_to_device_message_count: u64,
     /// Authentication.
-    pub auth: Auth,
+    pub auth: AuthenticationMechanism,
     /// Plug and Play model id.
     #[serde(default)]
     pub model_id: String,
@@ -629,40 +640,46 @@ impl ModuleRecord {
     }
 
     /// A new module from a validated request.
-    pub fn create(device_id: &str, module_id: &str, input: &ModuleInput) -> Result<Self, ApiError> {
+    pub fn create(
+        device_id: &str,
+        module_id: &str,
+        input: &ModuleInput,
+        now: DateTime<Utc>,
+    ) -> Result<Self, Invalid> {
         Ok(ModuleRecord {
             device_id: device_id.to_owned(),
             module_id: module_id.to_owned(),
             managed_by: input.managed_by.clone(),
-            generation_id: new_generation_id(),
+            generation_id: new_generation_id(now),
             etag_counter: 1,
             connection_state_updated_time: None,
             last_activity_time: None,
             cloud_to_device_message_count: 0,
-            auth: Auth::from_input(input.authentication.as_ref(), None)?,
+            auth: AuthenticationMechanism::from_input(input.authentication.as_ref(), None)?,
             model_id: String::new(),
         })
     }
 
     /// A system module (`$edgeAgent`, `$edgeHub`) created with an IoT Edge device.
-    pub fn system(device_id: &str, module_id: &str) -> Self {
+    pub fn system(device_id: &str, module_id: &str, now: DateTime<Utc>) -> Self {
         ModuleRecord {
             device_id: device_id.to_owned(),
             module_id: module_id.to_owned(),
             managed_by: None,
-            generation_id: new_generation_id(),
+            generation_id: new_generation_id(now),
             etag_counter: 1,
             connection_state_updated_time: None,
             last_activity_time: None,
             cloud_to_device_message_count: 0,
-            auth: Auth::generated_sas(),
+            auth: AuthenticationMechanism::generated_sas(),
             model_id: String::new(),
         }
     }
 
     /// Applies an update request and bumps the ETag.
-    pub fn update(&mut self, input: &ModuleInput) -> Result<(), ApiError> {
-        self.auth = Auth::from_input(input.authentication.as_ref(), Some(&self.auth))?;
+    pub fn update(&mut self, input: &ModuleInput) -> Result<(), Invalid> {
+        self.auth =
+            AuthenticationMechanism::from_input(input.authentication.as_ref(), Some(&self.auth))?;
         self.managed_by = input.managed_by.clone();
         self.etag_counter += 1;
         Ok(())
@@ -723,24 +740,17 @@ mod tests {
     }
 
     #[test]
-    fn time_format() {
-        let t = DateTime::parse_from_rfc3339("2024-01-02T03:04:05.678901234Z")
-            .map(|t| t.with_timezone(&Utc))
-            .unwrap_or_default();
-        assert_eq!(format_time(t), "2024-01-02T03:04:05.6789012Z");
-    }
-
-    #[test]
     fn generation_ids_are_unique() {
-        let a = new_generation_id();
-        let b = new_generation_id();
+        let a = new_generation_id(Utc::now());
+        let b = new_generation_id(Utc::now());
         assert_ne!(a, b);
         assert_eq!(a.len(), 18);
     }
 
     #[test]
     fn sas_keys_generated_and_kept() {
-        let auth = Auth::from_input(None, None).unwrap_or_else(|_| Auth::generated_sas());
+        let auth = AuthenticationMechanism::from_input(None, None)
+            .unwrap_or_else(|_| AuthenticationMechanism::generated_sas());
         assert_eq!(auth.kind, AuthType::Sas);
         let empty = AuthInput {
             kind: Some("sas".into()),
@@ -750,7 +760,7 @@ mod tests {
             }),
             x509_thumbprint: None,
         };
-        let kept = Auth::from_input(Some(&empty), Some(&auth)).ok();
+        let kept = AuthenticationMechanism::from_input(Some(&empty), Some(&auth)).ok();
         assert_eq!(
             kept.as_ref().and_then(|a| a.primary_key.clone()),
             auth.primary_key

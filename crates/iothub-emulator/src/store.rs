@@ -25,7 +25,6 @@ use std::sync::{Arc, Mutex};
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::Value;
 
-use crate::error::ApiError;
 use crate::model::{DeviceRecord, ModuleRecord};
 use crate::twin::TwinState;
 
@@ -134,19 +133,10 @@ impl Store {
         })
     }
 
-    /// Runs `f` with the connection on the blocking pool.
-    pub async fn call<T, F>(self: &Arc<Self>, f: F) -> Result<T, ApiError>
-    where
-        F: FnOnce(&mut Connection) -> Result<T, ApiError> + Send + 'static,
-        T: Send + 'static,
-    {
-        self.with_connection(f)
-            .await
-            .map_err(|e| ApiError::from(StoreError::Join(e)))?
-    }
-
-    /// Like [`call`](Self::call), for domain code whose errors are not HTTP errors.
-    pub async fn call_domain<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
+    /// Runs `f` with the connection on tokio's blocking pool. `E` is the caller's error type
+    /// (the registry's, the C2D queues', ...); a failed blocking task becomes
+    /// [`StoreError::Join`].
+    pub async fn call<T, E, F>(self: &Arc<Self>, f: F) -> Result<T, E>
     where
         F: FnOnce(&mut Connection) -> Result<T, E> + Send + 'static,
         T: Send + 'static,
@@ -374,11 +364,11 @@ mod tests {
     fn device_round_trip_and_twin_column() -> Result<(), Box<dyn std::error::Error>> {
         let store = Store::open_in_memory()?;
         let conn = store.conn.lock().map_err(|_| "poisoned")?;
-        let record =
-            DeviceRecord::create("d1", &DeviceInput::default()).map_err(|e| e.to_string())?;
+        let record = DeviceRecord::create("d1", &DeviceInput::default(), chrono::Utc::now())
+            .map_err(|e| e.to_string())?;
         let row = DeviceRow {
             record,
-            twin: TwinState::new(),
+            twin: TwinState::new(crate::clock::NEVER),
         };
         put_device(&conn, &row)?;
         let back = get_device(&conn, "d1")?.ok_or("missing")?;

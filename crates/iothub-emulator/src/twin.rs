@@ -1,8 +1,17 @@
 //! Device and module twins: tags, desired and reported properties, versions, metadata and
 //! the limits IoT Hub documents.
 //!
-//! Limits enforced (all answered with 400 `ArgumentInvalid`):
-//! - keys: non-empty, at most 1024 UTF-8 bytes, no `.`, `$`, space or control character;
+//! Every write path takes its change through one validator ([`TwinChange`]): the service's
+//! update (`PATCH /twins`) and replacement (`PUT /twins`), bulk registry operations, IoT Edge
+//! configuration content, and a device's reported-properties update
+//! ([`TwinChange::reported_patch`]). Rules enforced (all answered with 400 `ArgumentInvalid`,
+//! nothing written):
+//! - keys: non-empty, at most 1024 UTF-8 bytes, no `.`, `$`, `#`, space or control character
+//!   (IoT Hub's twin article lists `.`, `$`, space and the C0/C1 control characters; the hub
+//!   also refuses `#`);
+//! - `null` removes a property in an update only; a replacement (`PUT`) holding a `null`
+//!   value anywhere in tags or desired properties is refused and names the key (the hub does
+//!   not read it as "remove");
 //! - string values at most 4096 UTF-8 bytes; every number (integer or not, in any
 //!   spelling such as `1e30`) within ±2^52;
 //! - depth: at most 10 levels of nested objects *below* the section root (the documented
@@ -16,8 +25,9 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde_json::{Map, Value, json};
 
-use crate::error::ApiError;
-use crate::model::{Auth, DeviceRecord, ModuleRecord, NEVER, now_string};
+use crate::clock::NEVER;
+use crate::error::Invalid;
+use crate::model::{AuthenticationMechanism, DeviceRecord, ModuleRecord};
 
 /// Maximum size of `tags`, in bytes.
 pub const MAX_TAGS_BYTES: usize = 8 * 1024;
@@ -150,13 +160,13 @@ pub struct TwinState {
 }
 
 impl TwinState {
-    /// The twin of a newly created identity.
-    pub fn new() -> Self {
-        let now = now_string();
+    /// The twin of a newly created identity; `now` is IoT Hub's time format
+    /// ([`crate::clock::format_time`]).
+    pub fn new(now: &str) -> Self {
         TwinState {
             tags: Map::new(),
-            desired: Section::new(true, &now),
-            reported: Section::new(false, &now),
+            desired: Section::new(true, now),
+            reported: Section::new(false, now),
             version: 1,
         }
     }
@@ -250,19 +260,22 @@ impl TwinState {
         Value::Object(doc)
     }
 
-    /// Applies a service-side change and bumps the twin version. Nothing changes when the
-    /// result would break a limit.
-    pub fn apply(&mut self, change: &TwinChange, how: TwinUpdate) -> Result<(), ApiError> {
+    /// Applies a change and bumps the twin version, stamping `$metadata` with `now` (IoT Hub's
+    /// time format). Nothing changes when the result would break a limit.
+    ///
+    /// # Errors
+    /// [`Invalid`] (`ArgumentInvalid`) when a section would exceed its size or depth limit.
+    pub fn apply(&mut self, change: &TwinChange, how: TwinWrite, now: &str) -> Result<(), Invalid> {
         let mut next = self.clone();
-        let now = now_string();
-        if how == TwinUpdate::Replace {
+        let now = now.to_owned();
+        if how == TwinWrite::Replace {
             next.tags = strip_nulls(change.tags.as_ref().unwrap_or(&Map::new()));
             next.desired
                 .replace(change.desired.as_ref().unwrap_or(&Map::new()), &now);
             if let Some(reported) = &change.reported {
                 next.reported.replace(reported, &now);
             }
-        } else if how == TwinUpdate::ReplaceGiven {
+        } else if how == TwinWrite::ReplaceGiven {
             if let Some(tags) = &change.tags {
                 next.tags = strip_nulls(tags);
             }
@@ -292,18 +305,14 @@ impl TwinState {
     }
 }
 
-impl Default for TwinState {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// How a [`TwinChange`] is applied.
+/// How a [`TwinChange`] is applied, in IoT Hub's terms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TwinUpdate {
-    /// JSON merge-patch of each given section (`PATCH /twins`); `null` removes a key.
-    Merge,
-    /// Tags and desired properties are replaced; an absent section becomes empty (`PUT /twins`).
+pub enum TwinWrite {
+    /// Update: a JSON merge-patch of each given section (`PATCH /twins`, a device's reported
+    /// properties); `null` removes a key.
+    Update,
+    /// Replace: tags and desired properties are replaced; an absent section becomes empty
+    /// (`PUT /twins`).
     Replace,
     /// Only the given sections are replaced (bulk create/update with twin data).
     ReplaceGiven,
@@ -321,28 +330,37 @@ pub struct TwinChange {
 }
 
 impl TwinChange {
-    /// Reads a twin from a request body (`PATCH`/`PUT /twins/...`). Only `tags` and
-    /// `properties.desired` may be changed from the service side; non-empty reported
-    /// properties are rejected.
-    pub fn from_twin_body(body: &Value) -> Result<Self, ApiError> {
+    /// Reads a twin from a service request body (`PATCH`/`PUT /twins/...`), to be applied
+    /// as `how`. Only `tags` and `properties.desired` may be changed from the service side;
+    /// non-empty reported properties are rejected, and so is a `null` value in a replacement.
+    ///
+    /// # Errors
+    /// [`Invalid`]: `IotHubFormatError` for a body or section that is not an object,
+    /// `ArgumentInvalid` for a key or value that breaks a rule.
+    pub fn from_twin_body(body: &Value, how: TwinWrite) -> Result<Self, Invalid> {
         let Some(obj) = body.as_object() else {
-            return Err(ApiError::format("The twin must be a JSON object."));
+            return Err(Invalid::format("The twin must be a JSON object."));
         };
-        let tags = section_from(obj.get("tags"), SectionKind::Tags)?;
+        let nulls = if how == TwinWrite::Replace {
+            Nulls::Refused
+        } else {
+            Nulls::Remove
+        };
+        let tags = section_from(obj.get("tags"), SectionKind::Tags, nulls)?;
         let (desired, reported) = match obj.get("properties") {
             None | Some(Value::Null) => (None, None),
             Some(Value::Object(p)) => (
-                section_from(p.get("desired"), SectionKind::Desired)?,
-                section_from(p.get("reported"), SectionKind::Reported)?,
+                section_from(p.get("desired"), SectionKind::Desired, nulls)?,
+                section_from(p.get("reported"), SectionKind::Reported, nulls)?,
             ),
             Some(_) => {
-                return Err(ApiError::format(
+                return Err(Invalid::format(
                     "The twin 'properties' must be a JSON object.",
                 ));
             }
         };
         if reported.as_ref().is_some_and(|r| !r.is_empty()) {
-            return Err(ApiError::invalid(
+            return Err(Invalid::argument(
                 "Reported properties are read-only from the service side; only tags and properties.desired can be updated.",
             ));
         }
@@ -355,20 +373,46 @@ impl TwinChange {
 
     /// Reads the twin parts of an `ExportImportDevice` (`tags`, `properties.desired`,
     /// `properties.reported`).
-    pub fn from_import(tags: Option<&Value>, properties: Option<&Value>) -> Result<Self, ApiError> {
-        let tags = section_from(tags, SectionKind::Tags)?;
+    ///
+    /// A `null` value is dropped (bulk entries are merged or replace only the sections they
+    /// carry).
+    ///
+    /// # Errors
+    /// As [`from_twin_body`](Self::from_twin_body).
+    pub fn from_import(tags: Option<&Value>, properties: Option<&Value>) -> Result<Self, Invalid> {
+        let tags = section_from(tags, SectionKind::Tags, Nulls::Remove)?;
         let (desired, reported) = match properties {
             None | Some(Value::Null) => (None, None),
             Some(Value::Object(p)) => (
-                section_from(p.get("desired"), SectionKind::Desired)?,
-                section_from(p.get("reported"), SectionKind::Reported)?,
+                section_from(p.get("desired"), SectionKind::Desired, Nulls::Remove)?,
+                section_from(p.get("reported"), SectionKind::Reported, Nulls::Remove)?,
             ),
-            Some(_) => return Err(ApiError::format("'properties' must be a JSON object.")),
+            Some(_) => return Err(Invalid::format("'properties' must be a JSON object.")),
         };
         Ok(TwinChange {
             tags,
             desired,
             reported,
+        })
+    }
+
+    /// A device's (or module's) update of its reported properties: a JSON merge-patch of
+    /// `properties.reported` (`null` removes), the write path of the device side (MQTT
+    /// `$iothub/twin/PATCH/properties/reported/`). Apply it with [`TwinWrite::Update`].
+    ///
+    /// # Errors
+    /// [`Invalid`]: `IotHubFormatError` when `patch` is not an object, `ArgumentInvalid` for
+    /// a key or value that breaks a rule.
+    pub fn reported_patch(patch: &Value) -> Result<Self, Invalid> {
+        if !patch.is_object() {
+            return Err(Invalid::format(
+                "A reported-properties update must be a JSON object.",
+            ));
+        }
+        Ok(TwinChange {
+            tags: None,
+            desired: None,
+            reported: section_from(Some(patch), SectionKind::Reported, Nulls::Remove)?,
         })
     }
 
@@ -383,7 +427,8 @@ impl TwinChange {
 fn section_from(
     value: Option<&Value>,
     kind: SectionKind,
-) -> Result<Option<Map<String, Value>>, ApiError> {
+    nulls: Nulls,
+) -> Result<Option<Map<String, Value>>, Invalid> {
     match value {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Object(m)) => {
@@ -392,19 +437,28 @@ fn section_from(
                 m.remove("$metadata");
                 m.remove("$version");
             }
-            check_keys_and_values(kind, &m, kind.name())?;
+            check_keys_and_values(kind, &m, kind.name(), nulls)?;
             Ok(Some(m))
         }
-        Some(_) => Err(ApiError::format(format!(
+        Some(_) => Err(Invalid::format(format!(
             "'{}' must be a JSON object.",
             kind.name()
         ))),
     }
 }
 
-fn check_key(kind: SectionKind, key: &str, path: &str) -> Result<(), ApiError> {
+/// What a `null` value means in a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Nulls {
+    /// Removes the key (updates).
+    Remove,
+    /// Refused (replacements).
+    Refused,
+}
+
+fn check_key(kind: SectionKind, key: &str, path: &str) -> Result<(), Invalid> {
     let bad = |why: &str| {
-        Err(ApiError::invalid(format!(
+        Err(Invalid::argument(format!(
             "Invalid key '{}' in {} (at {path}): {why}",
             key.escape_default(),
             kind.name()
@@ -418,10 +472,10 @@ fn check_key(kind: SectionKind, key: &str, path: &str) -> Result<(), ApiError> {
     }
     if let Some(c) = key
         .chars()
-        .find(|c| matches!(c, '.' | '$' | ' ') || c.is_control())
+        .find(|c| matches!(c, '.' | '$' | '#' | ' ') || c.is_control())
     {
         return bad(&format!(
-            "keys cannot contain {c:?} ('.', '$', space and control characters are not allowed)."
+            "keys cannot contain {c:?} ('.', '$', '#', space and control characters are not allowed)."
         ));
     }
     Ok(())
@@ -431,19 +485,29 @@ fn check_keys_and_values(
     kind: SectionKind,
     map: &Map<String, Value>,
     path: &str,
-) -> Result<(), ApiError> {
+    nulls: Nulls,
+) -> Result<(), Invalid> {
     for (k, v) in map {
         check_key(kind, k, path)?;
-        check_value(kind, v, &format!("{path}.{k}"))?;
+        if v.is_null() && nulls == Nulls::Refused {
+            return Err(Invalid::argument(format!(
+                "The value of '{}' (at {path}) in {} is null: null removes a property only in an update (PATCH), a replacement (PUT) cannot hold it.",
+                k.escape_default(),
+                kind.name()
+            )));
+        }
+        check_value(kind, v, &format!("{path}.{k}"), nulls)?;
     }
     Ok(())
 }
 
-fn check_value(kind: SectionKind, v: &Value, path: &str) -> Result<(), ApiError> {
+fn check_value(kind: SectionKind, v: &Value, path: &str, nulls: Nulls) -> Result<(), Invalid> {
     match v {
-        Value::Object(m) => check_keys_and_values(kind, m, path),
-        Value::Array(items) => items.iter().try_for_each(|i| check_value(kind, i, path)),
-        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(ApiError::invalid(format!(
+        Value::Object(m) => check_keys_and_values(kind, m, path, nulls),
+        Value::Array(items) => items
+            .iter()
+            .try_for_each(|i| check_value(kind, i, path, nulls)),
+        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(Invalid::argument(format!(
             "The string value at {path} is {} bytes; twin string values are limited to {MAX_STRING_BYTES} bytes.",
             s.len()
         ))),
@@ -459,7 +523,7 @@ fn check_value(kind: SectionKind, v: &Value, path: &str) -> Result<(), ApiError>
                     .is_none_or(|f| !f.is_finite() || f.abs() > MAX_INT as f64)
             };
             if out_of_range {
-                Err(ApiError::invalid(format!(
+                Err(Invalid::argument(format!(
                     "The number at {path} is outside the range IoT Hub accepts (-4503599627370496 to 4503599627370496)."
                 )))
             } else {
@@ -471,17 +535,17 @@ fn check_value(kind: SectionKind, v: &Value, path: &str) -> Result<(), ApiError>
 }
 
 /// Checks a section's resulting size and depth.
-fn check_section(kind: SectionKind, values: &Map<String, Value>) -> Result<(), ApiError> {
+fn check_section(kind: SectionKind, values: &Map<String, Value>) -> Result<(), Invalid> {
     let depth = values.values().map(object_depth).max().unwrap_or(0);
     if depth > MAX_DEPTH {
-        return Err(ApiError::invalid(format!(
+        return Err(Invalid::argument(format!(
             "{} would nest objects {depth} levels deep; the maximum depth is {MAX_DEPTH}.",
             kind.name()
         )));
     }
     let size = map_size(values);
     if size > kind.max_bytes() {
-        return Err(ApiError::invalid(format!(
+        return Err(Invalid::argument(format!(
             "{} would be {size} bytes; the maximum size is {} bytes.",
             kind.name(),
             kind.max_bytes()
@@ -593,7 +657,7 @@ fn insert_identity_fields(
     doc: &mut Map<String, Value>,
     last_activity_time: Option<&str>,
     cloud_to_device_message_count: u64,
-    auth: &Auth,
+    auth: &AuthenticationMechanism,
     model_id: &str,
 ) {
     doc.insert(
@@ -620,26 +684,29 @@ fn insert_identity_fields(
 mod tests {
     use super::*;
 
+    const NOW: &str = "2026-01-02T03:04:05.0000000Z";
+    const LATER: &str = "2026-01-02T03:09:00.0000000Z";
+
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap_or_default()
     }
 
     #[test]
     fn new_twin_etag_and_versions() {
-        let t = TwinState::new();
+        let t = TwinState::new(NOW);
         assert_eq!(t.etag(), "AAAAAAAAAAE=");
         assert_eq!(t.desired.version, 1);
     }
 
     #[test]
     fn patch_merges_and_removes() {
-        let mut t = TwinState::new();
+        let mut t = TwinState::new(NOW);
         let change = TwinChange {
             tags: Some(obj(json!({"a": {"b": 1, "c": 2}, "d": true}))),
             desired: Some(obj(json!({"temp": 21, "nested": {"x": 1}}))),
             reported: None,
         };
-        assert!(t.apply(&change, TwinUpdate::Merge).is_ok());
+        assert!(t.apply(&change, TwinWrite::Update, NOW).is_ok());
         assert_eq!(t.version, 2);
         assert_eq!(t.desired.version, 2);
         let change2 = TwinChange {
@@ -647,7 +714,7 @@ mod tests {
             desired: Some(obj(json!({"nested": {"y": 2}}))),
             reported: None,
         };
-        assert!(t.apply(&change2, TwinUpdate::Merge).is_ok());
+        assert!(t.apply(&change2, TwinWrite::Update, NOW).is_ok());
         assert_eq!(Value::Object(t.tags.clone()), json!({"a": {"c": 2}}));
         assert_eq!(
             Value::Object(t.desired.values.clone()),
@@ -662,13 +729,13 @@ mod tests {
 
     #[test]
     fn replace_sets_sections() {
-        let mut t = TwinState::new();
+        let mut t = TwinState::new(NOW);
         let change = TwinChange {
             tags: Some(obj(json!({"a": 1}))),
             desired: None,
             reported: None,
         };
-        assert!(t.apply(&change, TwinUpdate::Replace).is_ok());
+        assert!(t.apply(&change, TwinWrite::Replace, NOW).is_ok());
         assert_eq!(Value::Object(t.tags.clone()), json!({"a": 1}));
         assert!(t.desired.values.is_empty());
         assert_eq!(t.desired.version, 2);
@@ -676,14 +743,18 @@ mod tests {
 
     #[test]
     fn render_round_trip() {
-        let mut t = TwinState::new();
+        let mut t = TwinState::new(NOW);
         let change = TwinChange {
             tags: Some(obj(json!({"a": 1}))),
             desired: Some(obj(json!({"b": {"c": "x"}}))),
             reported: None,
         };
-        assert!(t.apply(&change, TwinUpdate::Merge).is_ok());
-        let dev = crate::model::DeviceRecord::create("d", &crate::model::DeviceInput::default());
+        assert!(t.apply(&change, TwinWrite::Update, NOW).is_ok());
+        let dev = crate::model::DeviceRecord::create(
+            "d",
+            &crate::model::DeviceInput::default(),
+            chrono::Utc::now(),
+        );
         let Ok(dev) = dev else { panic!("device") };
         let doc = t.render_device(&dev);
         assert_eq!(TwinState::from_doc(&doc), t);
@@ -693,18 +764,18 @@ mod tests {
     #[test]
     fn depth_limit() {
         let ten = json!({"one":{"two":{"three":{"four":{"five":{"six":{"seven":{"eight":{"nine":{"ten":{"property":"value"}}}}}}}}}}});
-        let mut t = TwinState::new();
+        let mut t = TwinState::new(NOW);
         let ok = TwinChange {
             desired: Some(obj(ten)),
             ..Default::default()
         };
-        assert!(t.apply(&ok, TwinUpdate::Merge).is_ok());
+        assert!(t.apply(&ok, TwinWrite::Update, NOW).is_ok());
         let eleven = json!({"one":{"two":{"three":{"four":{"five":{"six":{"seven":{"eight":{"nine":{"ten":{"eleven":{"p":1}}}}}}}}}}}});
         let bad = TwinChange {
             desired: Some(obj(eleven)),
             ..Default::default()
         };
-        let err = t.apply(&bad, TwinUpdate::Merge).err();
+        let err = t.apply(&bad, TwinWrite::Update, NOW).err();
         assert_eq!(
             err.map(|e| e.code()),
             Some(crate::error::ErrorCode::ArgumentInvalid)
@@ -713,7 +784,7 @@ mod tests {
 
     #[test]
     fn size_limits() {
-        let mut t = TwinState::new();
+        let mut t = TwinState::new(NOW);
         let big = "x".repeat(4000);
         let mut tags = Map::new();
         for i in 0..3 {
@@ -723,7 +794,7 @@ mod tests {
             tags: Some(tags),
             ..Default::default()
         };
-        assert!(t.apply(&bad, TwinUpdate::Merge).is_err());
+        assert!(t.apply(&bad, TwinWrite::Update, NOW).is_err());
         assert_eq!(t.version, 1, "failed change leaves the twin untouched");
     }
 
@@ -734,16 +805,89 @@ mod tests {
             json!({"$x": 1}),
             json!({"a b": 1}),
             json!({"a": {"\u{1}": 1}}),
+            json!({"x#y": 1}),
+            json!({"a": {"b#": 1}}),
         ] {
-            assert!(TwinChange::from_twin_body(&json!({"tags": bad})).is_err());
+            assert!(TwinChange::from_twin_body(&json!({"tags": bad}), TwinWrite::Update).is_err());
         }
         assert!(
-            TwinChange::from_twin_body(&json!({"properties": {"reported": {"a": 1}}})).is_err()
+            TwinChange::from_twin_body(
+                &json!({"properties": {"reported": {"a": 1}}}),
+                TwinWrite::Update
+            )
+            .is_err()
         );
         let ok = TwinChange::from_twin_body(
             &json!({"properties": {"desired": {"a": 1, "$metadata": {}, "$version": 4}}}),
+            TwinWrite::Update,
         );
         assert_eq!(ok.ok().and_then(|c| c.desired), Some(obj(json!({"a": 1}))));
-        assert!(TwinChange::from_twin_body(&json!({"tags": {"n": 4503599627370497u64}})).is_err());
+        assert!(
+            TwinChange::from_twin_body(
+                &json!({"tags": {"n": 4503599627370497u64}}),
+                TwinWrite::Update
+            )
+            .is_err()
+        );
+    }
+
+    /// Null deletes only in an update; a replacement holding a null names the key, at any
+    /// depth and in tags and desired properties alike.
+    #[test]
+    fn null_is_refused_in_a_replacement() {
+        for body in [
+            json!({"tags": {"my-tag": null}}),
+            json!({"tags": {"a": {"b": null}}}),
+            json!({"properties": {"desired": {"d": null}}}),
+        ] {
+            let err = TwinChange::from_twin_body(&body, TwinWrite::Replace).err();
+            let err = err.unwrap_or_else(|| panic!("{body} accepted"));
+            assert_eq!(err.code(), crate::error::ErrorCode::ArgumentInvalid);
+            assert!(err.message().contains("is null"), "{}", err.message());
+            assert!(TwinChange::from_twin_body(&body, TwinWrite::Update).is_ok());
+        }
+        let err =
+            TwinChange::from_twin_body(&json!({"tags": {"my-tag": null}}), TwinWrite::Replace)
+                .err()
+                .map(|e| e.message().to_owned())
+                .unwrap_or_default();
+        assert!(err.contains("'my-tag'"), "{err}");
+    }
+
+    /// `$metadata` stamps come from the caller's clock, so they are exact under a fixed time.
+    #[test]
+    fn metadata_uses_the_given_time() {
+        let mut t = TwinState::new(NOW);
+        assert_eq!(t.desired.metadata["$lastUpdated"], NOW);
+        let change = TwinChange::from_twin_body(
+            &json!({"properties": {"desired": {"a": {"b": 1}}}}),
+            TwinWrite::Update,
+        )
+        .unwrap_or_default();
+        assert!(t.apply(&change, TwinWrite::Update, LATER).is_ok());
+        assert_eq!(t.desired.metadata["$lastUpdated"], LATER);
+        assert_eq!(t.desired.metadata["a"]["b"]["$lastUpdated"], LATER);
+        assert_eq!(t.reported.metadata["$lastUpdated"], NOW);
+    }
+
+    /// The device side's reported-properties update goes through the same rules.
+    #[test]
+    fn reported_patch_uses_the_same_rules() {
+        let mut t = TwinState::new(NOW);
+        let change = TwinChange::reported_patch(&json!({"fw": "1.0", "gone": null}));
+        let change = change.unwrap_or_default();
+        assert!(t.apply(&change, TwinWrite::Update, LATER).is_ok());
+        assert_eq!(
+            Value::Object(t.reported.values.clone()),
+            json!({"fw": "1.0"})
+        );
+        assert_eq!(t.reported.version, 2);
+        for bad in [
+            json!({"a#b": 1}),
+            json!({"s": "x".repeat(5000)}),
+            json!([1]),
+        ] {
+            assert!(TwinChange::reported_patch(&bad).is_err(), "{bad}");
+        }
     }
 }

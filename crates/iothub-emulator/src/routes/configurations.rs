@@ -35,9 +35,8 @@ use super::extract::{
 use super::query::query_error;
 use super::{AppState, json_response};
 use crate::error::{ApiError, ErrorCode};
-use crate::model::{MAX_ID_LEN, ModuleRecord, etag_matches, identity_etag, now_string};
-use crate::store::ModuleRow;
-use crate::twin::{TwinChange, TwinState, TwinUpdate};
+use crate::model::{MAX_ID_LEN, etag_matches, identity_etag};
+use crate::twin::{TwinChange, TwinWrite};
 use crate::{query, store};
 
 /// Most configurations per hub (IoT Hub's limit for paid tiers).
@@ -163,13 +162,14 @@ pub async fn put_configuration(
         Some(_) => return Err(ApiError::format("'content' must be an object.")),
     };
     let if_match = if_match(&headers)?;
+    let now = state.registry.now();
     let doc = state
         .store
         .call(move |c| {
             let tx = c.transaction()?;
             check_queries(&tx, &target_condition, &metric_queries)?;
             let existing = store::get_configuration(&tx, &id)?;
-            let now = now_string();
+            let now = crate::clock::format_time(now);
             let doc = match (existing, if_match) {
                 (Some(_), None) => {
                     return Err(ApiError::new(
@@ -522,37 +522,15 @@ pub async fn apply_configuration_content(
                 module_id.escape_default()
             )));
         }
-        let change = TwinChange::from_twin_body(&json!({ "properties": { "desired": desired } }))?;
+        let change = TwinChange::from_twin_body(
+            &json!({ "properties": { "desired": desired } }),
+            TwinWrite::ReplaceGiven,
+        )?;
         changes.push((module_id.clone(), change));
     }
-    let st = state.clone();
     state
-        .store
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let Some(device) = store::get_device(&tx, &id)? else {
-                return Err(st.device_not_found(&id));
-            };
-            if !device.record.iot_edge {
-                return Err(ApiError::invalid(format!(
-                    "Device '{}' is not an IoT Edge device; configuration content can only be applied to IoT Edge devices.",
-                    id.escape_default()
-                )));
-            }
-            for (module_id, change) in &changes {
-                let mut row = match store::get_module(&tx, &id, module_id)? {
-                    Some(row) => row,
-                    None => ModuleRow {
-                        record: ModuleRecord::system(&id, module_id),
-                        twin: TwinState::new(),
-                    },
-                };
-                row.twin.apply(change, TwinUpdate::ReplaceGiven)?;
-                store::put_module(&tx, &row)?;
-            }
-            tx.commit()?;
-            Ok(())
-        })
+        .registry
+        .apply_configuration_content(id, changes)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }

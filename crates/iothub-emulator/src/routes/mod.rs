@@ -5,7 +5,9 @@ mod configurations;
 mod devices;
 pub(crate) mod extract;
 mod keys;
+mod modules;
 mod query;
+pub(crate) mod response;
 mod twins;
 mod websocket;
 
@@ -15,31 +17,32 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, Request};
-use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use serde_json::Value;
 
 use crate::amqp::AmqpContext;
 use crate::auth::Policies;
 use crate::c2d::C2dQueues;
-use crate::error::{ApiError, ErrorCode, JSON_CONTENT_TYPE};
+use crate::error::{ApiError, ErrorCode};
 use crate::journal::{self, Journal, MAX_BODY_BYTES};
+use crate::registry::Registry;
 use crate::store::Store;
+
 use crate::throttle::Throttle;
+pub use response::json_response;
 
 /// Shared state of the HTTP API.
 #[derive(Debug)]
 pub struct Shared {
-    /// The store.
+    /// The registry (identities, twins, bulk, keys).
+    pub registry: Registry,
+    /// The store (read by queries and configurations).
     pub store: Arc<Store>,
     /// Shared access policies.
     pub policies: Arc<Policies>,
     /// Throttling state (shared with the AMQP endpoint).
     pub throttle: Arc<Throttle>,
-    /// Logical hub name (used in messages).
-    pub hub_name: String,
     /// Port the HTTPS listener is bound to.
     pub https_port: u16,
     /// Cloud-to-device queues.
@@ -57,33 +60,6 @@ impl Deref for AppState {
 
     fn deref(&self) -> &Shared {
         &self.0
-    }
-}
-
-impl AppState {
-    /// 404 DeviceNotFound for `id`.
-    pub fn device_not_found(&self, id: &str) -> ApiError {
-        ApiError::new(
-            ErrorCode::DeviceNotFound,
-            format!(
-                "Device '{}' is not registered on IoT hub '{}'.",
-                id.escape_default(),
-                self.hub_name
-            ),
-        )
-    }
-
-    /// 404 ModuleNotFound for `device_id/module_id`.
-    pub fn module_not_found(&self, device_id: &str, module_id: &str) -> ApiError {
-        ApiError::new(
-            ErrorCode::ModuleNotFound,
-            format!(
-                "Module '{}' is not registered on device '{}' of IoT hub '{}'.",
-                module_id.escape_default(),
-                device_id.escape_default(),
-                self.hub_name
-            ),
-        )
     }
 }
 
@@ -116,12 +92,12 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
             "/devices/{id}/commands",
             axum::routing::delete(devices::purge_commands),
         )
-        .route("/devices/{id}/modules", get(devices::list_modules))
+        .route("/devices/{id}/modules", get(modules::list_modules))
         .route(
             "/devices/{id}/modules/{mid}",
-            get(devices::get_module)
-                .put(devices::put_module)
-                .delete(devices::delete_module),
+            get(modules::get_module)
+                .put(modules::put_module)
+                .delete(modules::delete_module),
         )
         .route(
             "/twins/{id}",
@@ -235,20 +211,6 @@ async fn log_requests(request: Request, next: Next) -> Response {
             tracing::info!(%method, %path, status, error = code.name(), ms = format!("{millis:.1}"), "request")
         }
         None => tracing::info!(%method, %path, status, ms = format!("{millis:.1}"), "request"),
-    }
-    response
-}
-
-/// A JSON response with IoT Hub's content type and an optional quoted `ETag` header.
-pub fn json_response(status: StatusCode, body: &Value, etag: Option<&str>) -> Response {
-    let mut response = (status, body.to_string()).into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(JSON_CONTENT_TYPE),
-    );
-    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok()) {
-        headers.insert(header::ETAG, etag);
     }
     response
 }

@@ -8,124 +8,28 @@ use serde_json::Value;
 use super::extract::{Authorized, JsonBody, MethodOp, PathParams, TwinRead, TwinWrite, if_match};
 use super::{AppState, json_response};
 use crate::error::ApiError;
-use crate::model::{etag_matches, validate_id};
-use crate::store;
-use crate::twin::{TwinChange, TwinUpdate};
+use crate::registry::TwinDocument;
+use crate::twin::TwinWrite as How;
 
 /// Largest direct-method payload IoT Hub accepts.
 const MAX_METHOD_PAYLOAD_BYTES: usize = 128 * 1024;
 
-fn check_twin_body_ids(
-    body: &Value,
-    device_id: &str,
-    module_id: Option<&str>,
-) -> Result<(), ApiError> {
-    if let Some(b) = body.get("deviceId").and_then(Value::as_str)
-        && b != device_id
-    {
-        return Err(ApiError::invalid(format!(
-            "The deviceId '{}' in the body does not match the id '{}' in the URL.",
-            b.escape_default(),
-            device_id.escape_default()
-        )));
-    }
-    if let (Some(b), Some(m)) = (body.get("moduleId").and_then(Value::as_str), module_id)
-        && b != m
-    {
-        return Err(ApiError::invalid(format!(
-            "The moduleId '{}' in the body does not match the id '{}' in the URL.",
-            b.escape_default(),
-            m.escape_default()
-        )));
-    }
-    Ok(())
+fn twin_response(twin: &TwinDocument) -> Response {
+    json_response(StatusCode::OK, &twin.doc, Some(&twin.etag))
 }
 
-async fn read_twin(
+async fn write(
     state: AppState,
-    device_id: String,
-    module_id: Option<String>,
-) -> Result<Response, ApiError> {
-    validate_id("device", &device_id)?;
-    if let Some(m) = &module_id {
-        validate_id("module", m)?;
-    }
-    let st = state.clone();
-    let (doc, etag) = state
-        .store
-        .call(move |c| match &module_id {
-            None => match store::get_device(c, &device_id)? {
-                Some(row) => Ok((row.twin.render_device(&row.record), row.twin.etag())),
-                None => Err(st.device_not_found(&device_id)),
-            },
-            Some(m) => match store::get_module(c, &device_id, m)? {
-                Some(row) => Ok((row.twin.render_module(&row.record), row.twin.etag())),
-                None if store::get_device(c, &device_id)?.is_none() => {
-                    Err(st.device_not_found(&device_id))
-                }
-                None => Err(st.module_not_found(&device_id, m)),
-            },
-        })
-        .await?;
-    Ok(json_response(StatusCode::OK, &doc, Some(&etag)))
-}
-
-async fn write_twin(
-    state: AppState,
-    device_id: String,
-    module_id: Option<String>,
-    headers: HeaderMap,
+    (device_id, module_id): (String, Option<String>),
+    headers: &HeaderMap,
     body: Value,
-    how: TwinUpdate,
+    how: How,
 ) -> Result<Response, ApiError> {
-    validate_id("device", &device_id)?;
-    if let Some(m) = &module_id {
-        validate_id("module", m)?;
-    }
-    check_twin_body_ids(&body, &device_id, module_id.as_deref())?;
-    let change = TwinChange::from_twin_body(&body)?;
-    let if_match = if_match(&headers)?;
-    let st = state.clone();
-    let (doc, etag) = state
-        .store
-        .call(move |c| {
-            let tx = c.transaction()?;
-            let result = match &module_id {
-                None => {
-                    let Some(mut row) = store::get_device(&tx, &device_id)? else {
-                        return Err(st.device_not_found(&device_id));
-                    };
-                    if let Some(expected) = &if_match
-                        && !etag_matches(expected, &row.twin.etag())
-                    {
-                        return Err(ApiError::precondition_failed("twin"));
-                    }
-                    row.twin.apply(&change, how)?;
-                    store::put_device(&tx, &row)?;
-                    (row.twin.render_device(&row.record), row.twin.etag())
-                }
-                Some(m) => {
-                    let Some(mut row) = store::get_module(&tx, &device_id, m)? else {
-                        if store::get_device(&tx, &device_id)?.is_none() {
-                            return Err(st.device_not_found(&device_id));
-                        }
-                        return Err(st.module_not_found(&device_id, m));
-                    };
-                    if let Some(expected) = &if_match
-                        && !etag_matches(expected, &row.twin.etag())
-                    {
-                        return Err(ApiError::precondition_failed("module twin"));
-                    }
-                    row.twin.apply(&change, how)?;
-                    store::put_module(&tx, &row)?;
-                    (row.twin.render_module(&row.record), row.twin.etag())
-                }
-            };
-            tx.commit()?;
-            Ok(result)
-        })
+    let twin = state
+        .registry
+        .write_twin(device_id, module_id, body, how, if_match(headers)?)
         .await?;
-    Ok(json_response(StatusCode::OK, &doc, Some(&etag)))
+    Ok(twin_response(&twin))
 }
 
 /// `GET /twins/{id}`.
@@ -134,10 +38,10 @@ pub async fn get_device_twin(
     State(state): State<AppState>,
     PathParams(id): PathParams<String>,
 ) -> Result<Response, ApiError> {
-    read_twin(state, id, None).await
+    Ok(twin_response(&state.registry.get_twin(id, None).await?))
 }
 
-/// `PATCH /twins/{id}`: merges tags and desired properties.
+/// `PATCH /twins/{id}`: updates (merges) tags and desired properties.
 pub async fn patch_device_twin(
     _auth: Authorized<TwinWrite>,
     State(state): State<AppState>,
@@ -145,7 +49,7 @@ pub async fn patch_device_twin(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    write_twin(state, id, None, headers, body, TwinUpdate::Merge).await
+    write(state, (id, None), &headers, body, How::Update).await
 }
 
 /// `PUT /twins/{id}`: replaces tags and desired properties.
@@ -156,7 +60,7 @@ pub async fn replace_device_twin(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    write_twin(state, id, None, headers, body, TwinUpdate::Replace).await
+    write(state, (id, None), &headers, body, How::Replace).await
 }
 
 /// `GET /twins/{id}/modules/{mid}`.
@@ -165,7 +69,9 @@ pub async fn get_module_twin(
     State(state): State<AppState>,
     PathParams((id, mid)): PathParams<(String, String)>,
 ) -> Result<Response, ApiError> {
-    read_twin(state, id, Some(mid)).await
+    Ok(twin_response(
+        &state.registry.get_twin(id, Some(mid)).await?,
+    ))
 }
 
 /// `PATCH /twins/{id}/modules/{mid}`.
@@ -176,7 +82,7 @@ pub async fn patch_module_twin(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    write_twin(state, id, Some(mid), headers, body, TwinUpdate::Merge).await
+    write(state, (id, Some(mid)), &headers, body, How::Update).await
 }
 
 /// `PUT /twins/{id}/modules/{mid}`.
@@ -187,7 +93,7 @@ pub async fn replace_module_twin(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
-    write_twin(state, id, Some(mid), headers, body, TwinUpdate::Replace).await
+    write(state, (id, Some(mid)), &headers, body, How::Replace).await
 }
 
 fn timeout_field(body: &Value, name: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
@@ -239,26 +145,12 @@ async fn invoke(
     module_id: Option<String>,
     body: Value,
 ) -> Result<Response, ApiError> {
-    validate_id("device", &device_id)?;
+    crate::model::validate_id("device", &device_id)?;
     if let Some(m) = &module_id {
-        validate_id("module", m)?;
+        crate::model::validate_id("module", m)?;
     }
     let connect_timeout = validate_method_body(&body)?;
-    let st = state.clone();
-    state
-        .store
-        .call(move |c| {
-            if store::get_device(c, &device_id)?.is_none() {
-                return Err(st.device_not_found(&device_id));
-            }
-            if let Some(m) = &module_id
-                && store::get_module(c, &device_id, m)?.is_none()
-            {
-                return Err(st.module_not_found(&device_id, m));
-            }
-            Ok(())
-        })
-        .await?;
+    state.registry.require_target(device_id, module_id).await?;
     // Devices cannot connect to the emulator yet, so every target is offline.
     Err(ApiError::device_not_online(connect_timeout))
 }

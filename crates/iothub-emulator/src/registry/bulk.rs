@@ -1,0 +1,302 @@
+//! Bulk registry operations: up to 100 `ExportImportDevice` entries in one request.
+//!
+//! Requests that are wrong as a whole (empty, more than 100 devices, an id twice) are refused
+//! before anything is applied. Then each entry is applied on its own, inside one SQLite
+//! transaction with a savepoint per entry: what succeeds is committed, what fails leaves no
+//! trace and is reported as a [`BulkFailure`]. Entries go through the same identity, scope
+//! and twin rules as single-device writes.
+
+use std::collections::HashSet;
+
+use rusqlite::Connection;
+use serde::Deserialize;
+use serde_json::Value;
+
+use super::identities::{create_device, delete_device_row, require_device, update_device};
+use super::{Ctx, Registry, RegistryError, check_ids};
+use crate::error::{ErrorCode, Invalid};
+use crate::model::{AuthInput, CapabilitiesInput, DeviceInput};
+use crate::store;
+use crate::twin::{TwinChange, TwinWrite};
+
+/// Most devices in one bulk registry operation (IoT Hub's limit).
+pub const MAX_BULK_DEVICES: usize = 100;
+
+/// One entry the hub could not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkFailure {
+    /// The entry's `id` as sent (empty when missing).
+    pub device_id: String,
+    /// IoT Hub's code.
+    pub code: ErrorCode,
+    /// What went wrong.
+    pub message: String,
+    /// The import mode's wire name, when the entry got that far.
+    pub operation: Option<&'static str>,
+}
+
+/// `ExportImportDevice` as sent by clients.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ImportDevice {
+    id: Option<String>,
+    module_id: Option<String>,
+    #[serde(rename = "eTag")]
+    e_tag: Option<String>,
+    import_mode: Option<String>,
+    status: Option<String>,
+    status_reason: Option<String>,
+    authentication: Option<AuthInput>,
+    #[serde(rename = "twinETag")]
+    twin_e_tag: Option<String>,
+    tags: Option<Value>,
+    properties: Option<Value>,
+    capabilities: Option<CapabilitiesInput>,
+    device_scope: Option<String>,
+    parent_scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ImportMode {
+    Create,
+    Update,
+    CreateOrUpdate,
+    UpdateIfMatchETag,
+    CreateOrUpdateIfMatchETag,
+    Delete,
+    DeleteIfMatchETag,
+    UpdateTwin,
+    UpdateTwinIfMatchETag,
+}
+
+impl ImportMode {
+    const ALL: [(ImportMode, &'static str); 9] = [
+        (ImportMode::Create, "create"),
+        (ImportMode::Update, "update"),
+        (ImportMode::CreateOrUpdate, "createOrUpdate"),
+        (ImportMode::UpdateIfMatchETag, "updateIfMatchETag"),
+        (
+            ImportMode::CreateOrUpdateIfMatchETag,
+            "createOrUpdateIfMatchETag",
+        ),
+        (ImportMode::Delete, "delete"),
+        (ImportMode::DeleteIfMatchETag, "deleteIfMatchETag"),
+        (ImportMode::UpdateTwin, "updateTwin"),
+        (ImportMode::UpdateTwinIfMatchETag, "updateTwinIfMatchETag"),
+    ];
+
+    fn parse(text: Option<&str>) -> Result<Self, Invalid> {
+        let Some(text) = text else {
+            return Ok(ImportMode::CreateOrUpdate);
+        };
+        Self::ALL
+            .iter()
+            .find(|(_, name)| name.eq_ignore_ascii_case(text))
+            .map(|(mode, _)| *mode)
+            .ok_or_else(|| {
+                Invalid::argument(format!(
+                    "The importMode '{}' is not valid; use one of {}.",
+                    text.escape_default(),
+                    Self::ALL
+                        .iter()
+                        .map(|(_, n)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ))
+            })
+    }
+
+    fn name(self) -> &'static str {
+        Self::ALL
+            .iter()
+            .find(|(m, _)| *m == self)
+            .map(|(_, n)| *n)
+            .unwrap_or("createOrUpdate")
+    }
+}
+
+/// Checks an entry's `eTag`/`twinETag` (an `*IfMatchETag` mode requires one that matches).
+fn check_entry_etag(
+    given: Option<&str>,
+    current: &str,
+    what: &'static str,
+) -> Result<(), RegistryError> {
+    match given.and_then(crate::model::parse_etag) {
+        Some(e) if crate::model::etag_matches(e, current) => Ok(()),
+        _ => Err(RegistryError::PreconditionFailed { what }),
+    }
+}
+
+/// Applies one entry; an error leaves the caller's savepoint to be rolled back.
+fn apply_one(
+    conn: &Connection,
+    ctx: &Ctx,
+    dev: &ImportDevice,
+    mode: ImportMode,
+) -> Result<(), RegistryError> {
+    let id = dev.id.as_deref().unwrap_or_default();
+    check_ids(id, None)?;
+    if dev.module_id.as_deref().is_some_and(|m| !m.is_empty()) {
+        return Err(Invalid::argument(
+            "Module identities cannot be changed through bulk registry operations.",
+        )
+        .into());
+    }
+    let input = DeviceInput {
+        device_id: Some(id.to_owned()),
+        status: dev.status.clone(),
+        status_reason: dev.status_reason.clone(),
+        authentication: dev.authentication.clone(),
+        capabilities: dev.capabilities.clone(),
+        device_scope: dev.device_scope.clone(),
+        parent_scopes: dev.parent_scopes.clone(),
+    };
+    let change = TwinChange::from_import(dev.tags.as_ref(), dev.properties.as_ref())?;
+    match mode {
+        ImportMode::Delete | ImportMode::DeleteIfMatchETag => {
+            let row = require_device(conn, ctx, id)?;
+            if mode == ImportMode::DeleteIfMatchETag {
+                check_entry_etag(dev.e_tag.as_deref(), &row.record.etag(), "device")?;
+            }
+            delete_device_row(conn, ctx, &row)?;
+        }
+        ImportMode::UpdateTwin | ImportMode::UpdateTwinIfMatchETag => {
+            let mut row = require_device(conn, ctx, id)?;
+            if mode == ImportMode::UpdateTwinIfMatchETag {
+                check_entry_etag(dev.twin_e_tag.as_deref(), &row.twin.etag(), "twin")?;
+            }
+            if !change.is_empty() {
+                row.twin.apply(&change, TwinWrite::Update, &ctx.now_text)?;
+                store::put_device(conn, &row)?;
+            }
+        }
+        _ => {
+            let may_create = matches!(
+                mode,
+                ImportMode::Create
+                    | ImportMode::CreateOrUpdate
+                    | ImportMode::CreateOrUpdateIfMatchETag
+            );
+            let may_update = mode != ImportMode::Create;
+            match store::get_device(conn, id)? {
+                Some(_) if !may_update => {
+                    return Err(RegistryError::DeviceAlreadyExists {
+                        device_id: id.to_owned(),
+                        hub: ctx.hub.clone(),
+                    });
+                }
+                None if !may_create => return Err(ctx.device_not_found(id)),
+                Some(mut row) => {
+                    if matches!(
+                        mode,
+                        ImportMode::UpdateIfMatchETag | ImportMode::CreateOrUpdateIfMatchETag
+                    ) {
+                        check_entry_etag(dev.e_tag.as_deref(), &row.record.etag(), "device")?;
+                    }
+                    if !change.is_empty() {
+                        row.twin
+                            .apply(&change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
+                    }
+                    update_device(conn, ctx, &mut row, &input)?;
+                }
+                None => {
+                    let mut row = create_device(conn, ctx, id, &input)?;
+                    if !change.is_empty() {
+                        row.twin
+                            .apply(&change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
+                        store::put_device(conn, &row)?;
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks the request as a whole.
+fn check_request(items: &[Value]) -> Result<(), RegistryError> {
+    if items.is_empty() {
+        return Err(Invalid::argument("The bulk registry request holds no devices.").into());
+    }
+    if items.len() > MAX_BULK_DEVICES {
+        return Err(RegistryError::refused(
+            ErrorCode::TooManyDevices,
+            format!(
+                "The bulk registry request holds {} devices; at most {MAX_BULK_DEVICES} are allowed per request.",
+                items.len()
+            ),
+        ));
+    }
+    let mut seen = HashSet::new();
+    for item in items {
+        if let Some(id) = item.get("id").and_then(Value::as_str)
+            && !seen.insert(id)
+        {
+            return Err(RegistryError::refused(
+                ErrorCode::DeviceDefinedMultipleTimes,
+                format!(
+                    "The device '{}' appears more than once in the request.",
+                    id.escape_default()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+impl Registry {
+    /// Runs a bulk registry operation over `items` (`ExportImportDevice` JSON objects) and
+    /// returns the entries that failed (empty when all succeeded).
+    ///
+    /// # Errors
+    /// For the request as a whole, before anything is applied: `ArgumentInvalid` (empty),
+    /// `TooManyDevices` (more than [`MAX_BULK_DEVICES`]), `DeviceDefinedMultipleTimes`; a
+    /// store failure rolls everything back.
+    pub async fn bulk(&self, items: Vec<Value>) -> Result<Vec<BulkFailure>, RegistryError> {
+        check_request(&items)?;
+        self.write(move |tx, ctx| {
+            let mut failures = Vec::new();
+            for item in items {
+                let raw_id = item
+                    .get("id")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned();
+                let parsed = serde_json::from_value::<ImportDevice>(item).map_err(|e| {
+                    RegistryError::from(Invalid::format(format!(
+                        "The device entry is not valid: {e}."
+                    )))
+                });
+                let (mode, outcome) = match parsed {
+                    Err(e) => (None, Err(e)),
+                    Ok(dev) => match ImportMode::parse(dev.import_mode.as_deref()) {
+                        Err(e) => (None, Err(e.into())),
+                        Ok(mode) => {
+                            // A savepoint per device, through cached statements (what
+                            // `Transaction::savepoint` does, without parsing the SQL each time).
+                            tx.prepare_cached("SAVEPOINT bulk_device")?.execute([])?;
+                            let outcome = apply_one(tx, ctx, &dev, mode);
+                            if outcome.is_err() {
+                                tx.prepare_cached("ROLLBACK TO bulk_device")?.execute([])?;
+                            }
+                            tx.prepare_cached("RELEASE bulk_device")?.execute([])?;
+                            (Some(mode), outcome)
+                        }
+                    },
+                };
+                match outcome {
+                    Ok(()) => {}
+                    Err(RegistryError::Store(e)) => return Err(RegistryError::Store(e)),
+                    Err(e) => failures.push(BulkFailure {
+                        device_id: raw_id,
+                        code: e.code(),
+                        message: e.to_string(),
+                        operation: mode.map(ImportMode::name),
+                    }),
+                }
+            }
+            Ok(failures)
+        })
+        .await
+    }
+}

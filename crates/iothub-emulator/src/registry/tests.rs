@@ -1,0 +1,424 @@
+//! The registry's rules, driven directly (no HTTP) with a fixed clock.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+use super::{Registry, RegistryError};
+use crate::clock::fixed_clock;
+use crate::error::ErrorCode;
+use crate::model::{CapabilitiesInput, DeviceInput};
+use crate::store::Store;
+use crate::twin::TwinWrite;
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn at() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-04T05:06:07.1234567Z")
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_default()
+}
+
+fn registry() -> Result<Registry, Box<dyn std::error::Error>> {
+    let store = Arc::new(Store::open_in_memory()?);
+    Ok(Registry::new(store, fixed_clock(at()), "testhub"))
+}
+
+fn edge() -> DeviceInput {
+    DeviceInput {
+        capabilities: Some(CapabilitiesInput {
+            iot_edge: Some(true),
+        }),
+        ..DeviceInput::default()
+    }
+}
+
+fn code<T: std::fmt::Debug>(r: Result<T, RegistryError>) -> Option<ErrorCode> {
+    r.err().map(|e| e.code())
+}
+
+#[tokio::test]
+async fn twin_metadata_and_status_time_come_from_the_clock() -> TestResult {
+    let reg = registry()?;
+    reg.put_device("d1".into(), DeviceInput::default(), None)
+        .await?;
+    let twin = reg
+        .write_twin(
+            "d1".into(),
+            None,
+            json!({"properties": {"desired": {"a": 1}}}),
+            TwinWrite::Update,
+            None,
+        )
+        .await?;
+    let stamp = "2026-03-04T05:06:07.1234567Z";
+    assert_eq!(
+        twin.doc["properties"]["desired"]["$metadata"]["a"]["$lastUpdated"],
+        stamp
+    );
+    assert_eq!(
+        twin.doc["properties"]["reported"]["$metadata"]["$lastUpdated"],
+        stamp
+    );
+    let disabled = DeviceInput {
+        status: Some("disabled".into()),
+        ..DeviceInput::default()
+    };
+    let record = reg
+        .put_device("d1".into(), disabled, Some("*".into()))
+        .await?;
+    assert_eq!(record.status_updated_time.as_deref(), Some(stamp));
+    Ok(())
+}
+
+/// `PUT /twins/d1` with `{"tags":{"my-tag":null}}` is refused and the twin keeps its tags.
+#[tokio::test]
+async fn a_null_in_a_replacement_is_refused_and_writes_nothing() -> TestResult {
+    let reg = registry()?;
+    reg.put_device("d1".into(), DeviceInput::default(), None)
+        .await?;
+    reg.write_twin(
+        "d1".into(),
+        None,
+        json!({"tags": {"keep": 1, "my-tag": "x"}}),
+        TwinWrite::Update,
+        None,
+    )
+    .await?;
+    let refused = reg
+        .write_twin(
+            "d1".into(),
+            None,
+            json!({"tags": {"my-tag": null}}),
+            TwinWrite::Replace,
+            None,
+        )
+        .await;
+    let message = refused
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert_eq!(code(refused), Some(ErrorCode::ArgumentInvalid));
+    assert!(message.contains("my-tag"), "{message}");
+    let twin = reg.get_twin("d1".into(), None).await?;
+    assert_eq!(twin.doc["tags"], json!({"keep": 1, "my-tag": "x"}));
+    assert_eq!(twin.doc["version"], 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn forbidden_key_characters_are_refused_on_every_write_path() -> TestResult {
+    let reg = registry()?;
+    reg.put_device("d1".into(), DeviceInput::default(), None)
+        .await?;
+    for body in [
+        json!({"properties": {"desired": {"a#b": 1}}}),
+        json!({"tags": {"x#y": 1}}),
+        json!({"tags": {"a.b": 1}}),
+        json!({"tags": {"a b": 1}}),
+        json!({"tags": {"$a": 1}}),
+        json!({"tags": {"a\u{7}": 1}}),
+    ] {
+        for how in [TwinWrite::Update, TwinWrite::Replace] {
+            let r = reg
+                .write_twin("d1".into(), None, body.clone(), how, None)
+                .await;
+            assert_eq!(code(r), Some(ErrorCode::ArgumentInvalid), "{body} {how:?}");
+        }
+    }
+    let bulk = reg
+        .bulk(vec![
+            json!({"id": "d1", "importMode": "updateTwin", "tags": {"x#y": 1}}),
+        ])
+        .await?;
+    assert_eq!(bulk.len(), 1);
+    assert_eq!(bulk[0].code, ErrorCode::ArgumentInvalid);
+    let reported = reg
+        .update_reported_properties("d1".into(), None, json!({"fw#1": "x"}))
+        .await;
+    assert_eq!(code(reported), Some(ErrorCode::ArgumentInvalid));
+    let twin = reg.get_twin("d1".into(), None).await?;
+    assert_eq!(twin.doc["version"], 1, "nothing was written");
+    Ok(())
+}
+
+#[tokio::test]
+async fn reported_properties_update_through_the_registry() -> TestResult {
+    let reg = registry()?;
+    reg.put_device("d1".into(), DeviceInput::default(), None)
+        .await?;
+    let twin = reg
+        .update_reported_properties("d1".into(), None, json!({"fw": "1.2", "temp": 20}))
+        .await?;
+    assert_eq!(twin.doc["properties"]["reported"]["fw"], "1.2");
+    assert_eq!(twin.doc["properties"]["reported"]["$version"], 2);
+    let twin = reg
+        .update_reported_properties("d1".into(), None, json!({"temp": null}))
+        .await?;
+    assert!(twin.doc["properties"]["reported"].get("temp").is_none());
+    let missing = reg
+        .update_reported_properties("nope".into(), None, json!({"a": 1}))
+        .await;
+    assert_eq!(code(missing), Some(ErrorCode::DeviceNotFound));
+    Ok(())
+}
+
+#[tokio::test]
+async fn edge_system_modules_are_reserved() -> TestResult {
+    let reg = registry()?;
+    reg.put_device("E".into(), edge(), None).await?;
+    for module in ["$edgeAgent", "$edgeHub"] {
+        for how in [TwinWrite::Update, TwinWrite::Replace] {
+            let r = reg
+                .write_twin(
+                    "E".into(),
+                    Some(module.into()),
+                    json!({"properties": {"desired": {"schemaVersion": "9"}}}),
+                    how,
+                    None,
+                )
+                .await;
+            let message = r
+                .as_ref()
+                .err()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            assert_eq!(
+                code(r),
+                Some(ErrorCode::SystemModuleModifyUnauthorizedAccess),
+                "{module} {how:?}"
+            );
+            assert!(message.contains("Unauthorized to modify reserved module"));
+        }
+        // Tags are not managed by the hub.
+        reg.write_twin(
+            "E".into(),
+            Some(module.into()),
+            json!({"tags": {"site": "a"}}),
+            TwinWrite::Update,
+            None,
+        )
+        .await?;
+        let twin = reg.get_twin("E".into(), Some(module.into())).await?;
+        assert_eq!(twin.doc["properties"]["desired"]["$version"], 1);
+        let r = reg.delete_module("E".into(), module.into(), None).await;
+        assert_eq!(
+            code(r),
+            Some(ErrorCode::SystemModuleModifyUnauthorizedAccess)
+        );
+        let r = reg
+            .put_module(
+                "E".into(),
+                module.into(),
+                Default::default(),
+                Some("*".into()),
+            )
+            .await;
+        assert_eq!(
+            code(r),
+            Some(ErrorCode::SystemModuleModifyUnauthorizedAccess)
+        );
+    }
+    // Other `$` module ids are IoT Hub's too.
+    let r = reg
+        .put_module("E".into(), "$custom".into(), Default::default(), None)
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::ArgumentInvalid));
+    // Configuration content is the path that sets them.
+    let change = crate::twin::TwinChange::from_twin_body(
+        &json!({"properties": {"desired": {"schemaVersion": "1.1"}}}),
+        TwinWrite::ReplaceGiven,
+    )?;
+    reg.apply_configuration_content("E".into(), vec![("$edgeAgent".into(), change)])
+        .await?;
+    let twin = reg.get_twin("E".into(), Some("$edgeAgent".into())).await?;
+    assert_eq!(twin.doc["properties"]["desired"]["schemaVersion"], "1.1");
+    Ok(())
+}
+
+fn scope_of(v: &crate::model::DeviceRecord) -> String {
+    v.device_scope.clone().unwrap_or_default()
+}
+
+#[tokio::test]
+async fn device_scopes_must_name_a_registered_edge_device() -> TestResult {
+    let reg = registry()?;
+    let e = reg.put_device("E".into(), edge(), None).await?;
+    let scope = scope_of(&e);
+    assert!(scope.starts_with("ms-azure-iot-edge://E-"), "{scope}");
+    let leaf = DeviceInput {
+        device_scope: Some(scope.clone()),
+        ..DeviceInput::default()
+    };
+    let l = reg.put_device("L".into(), leaf, None).await?;
+    assert_eq!(l.parent_scopes, vec![scope.clone()]);
+    // The case: the leaf updated (with its ETag) to a scope no edge device has.
+    let bogus = DeviceInput {
+        device_scope: Some("arbitrary-string".into()),
+        ..DeviceInput::default()
+    };
+    let r = reg
+        .put_device("L".into(), bogus.clone(), Some(l.etag()))
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    assert_eq!(
+        reg.get_device("L".into()).await?.device_scope,
+        Some(scope.clone())
+    );
+    // The same on create, for a well-formed scope of a device that is not an edge device,
+    // and through a bulk registry operation.
+    let r = reg.put_device("L2".into(), bogus.clone(), None).await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    let of_leaf = DeviceInput {
+        device_scope: Some(format!("ms-azure-iot-edge://L-{}", l.generation_id)),
+        ..DeviceInput::default()
+    };
+    let r = reg.put_device("L3".into(), of_leaf, None).await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    let failures = reg
+        .bulk(vec![
+            json!({"id": "B1", "importMode": "create", "deviceScope": "nope"}),
+            json!({"id": "B2", "importMode": "create", "deviceScope": scope}),
+        ])
+        .await?;
+    assert_eq!(failures.len(), 1);
+    assert_eq!(failures[0].device_id, "B1");
+    assert_eq!(failures[0].code, ErrorCode::InvalidDeviceScope);
+    assert!(matches!(
+        reg.get_device("B1".into()).await,
+        Err(RegistryError::DeviceNotFound { .. })
+    ));
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_edge_device_keeps_its_own_scope_and_one_acyclic_parent() -> TestResult {
+    let reg = registry()?;
+    let e1 = reg.put_device("E1".into(), edge(), None).await?;
+    let e2 = reg.put_device("E2".into(), edge(), None).await?;
+    // Its own scope cannot change.
+    let moved = DeviceInput {
+        device_scope: Some(scope_of(&e2)),
+        ..edge()
+    };
+    let r = reg.put_device("E1".into(), moved, Some("*".into())).await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    // A nested edge device names one registered edge parent.
+    let child_of = |scopes: Vec<String>| DeviceInput {
+        parent_scopes: Some(scopes),
+        ..edge()
+    };
+    let e2 = reg
+        .put_device("E2".into(), child_of(vec![scope_of(&e1)]), Some("*".into()))
+        .await?;
+    assert_eq!(e2.parent_scopes, vec![scope_of(&e1)]);
+    let r = reg
+        .put_device(
+            "E3".into(),
+            child_of(vec![scope_of(&e1), scope_of(&e2)]),
+            None,
+        )
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    let r = reg
+        .put_device(
+            "E3".into(),
+            child_of(vec!["ms-azure-iot-edge://X-1".into()]),
+            None,
+        )
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    // E1 under E2 would be a loop (E2 is under E1).
+    let r = reg
+        .put_device("E1".into(), child_of(vec![scope_of(&e2)]), Some("*".into()))
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    let r = reg
+        .put_device("E1".into(), child_of(vec![scope_of(&e1)]), Some("*".into()))
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_a_parent_releases_its_children() -> TestResult {
+    let reg = registry()?;
+    let e = reg.put_device("E".into(), edge(), None).await?;
+    let leaf = DeviceInput {
+        device_scope: Some(scope_of(&e)),
+        ..DeviceInput::default()
+    };
+    let l = reg.put_device("L".into(), leaf, None).await?;
+    let nested = DeviceInput {
+        parent_scopes: Some(vec![scope_of(&e)]),
+        ..edge()
+    };
+    reg.put_device("N".into(), nested, None).await?;
+    // A device whose id merely starts like the parent's is untouched.
+    reg.put_device("E-2".into(), DeviceInput::default(), None)
+        .await?;
+    reg.delete_device("E".into(), None).await?;
+    let l2 = reg.get_device("L".into()).await?;
+    assert_eq!(l2.device_scope, None);
+    assert!(l2.parent_scopes.is_empty());
+    assert_ne!(l2.etag(), l.etag());
+    let n = reg.get_device("N".into()).await?;
+    assert!(n.parent_scopes.is_empty());
+    assert!(
+        n.device_scope
+            .is_some_and(|s| s.starts_with("ms-azure-iot-edge://N-"))
+    );
+    // The old scope names nothing now.
+    let again = DeviceInput {
+        device_scope: Some(scope_of(&e)),
+        ..DeviceInput::default()
+    };
+    let r = reg.put_device("L".into(), again, Some("*".into())).await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    Ok(())
+}
+
+#[tokio::test]
+async fn not_found_and_etag_rules_are_one_each() -> TestResult {
+    let reg = registry()?;
+    assert_eq!(
+        code(reg.get_device("x".into()).await),
+        Some(ErrorCode::DeviceNotFound)
+    );
+    assert_eq!(
+        code(reg.get_twin("x".into(), Some("m".into())).await),
+        Some(ErrorCode::DeviceNotFound)
+    );
+    reg.put_device("d".into(), DeviceInput::default(), None)
+        .await?;
+    assert_eq!(
+        code(reg.get_twin("d".into(), Some("m".into())).await),
+        Some(ErrorCode::ModuleNotFound)
+    );
+    let r = reg
+        .write_twin(
+            "d".into(),
+            None,
+            json!({"tags": {"a": 1}}),
+            TwinWrite::Update,
+            Some("AAAA".into()),
+        )
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::PreconditionFailed));
+    let r = reg.delete_device("d".into(), Some("bm9wZQ==".into())).await;
+    assert_eq!(code(r), Some(ErrorCode::PreconditionFailed));
+    let r = reg
+        .put_device("d".into(), DeviceInput::default(), None)
+        .await;
+    let message = r
+        .as_ref()
+        .err()
+        .map(ToString::to_string)
+        .unwrap_or_default();
+    assert_eq!(code(r), Some(ErrorCode::DeviceAlreadyExists));
+    assert!(message.contains("testhub"), "{message}");
+    let _: Value = reg.get_twin("d".into(), None).await?.doc;
+    Ok(())
+}

@@ -1,0 +1,235 @@
+//! Device and module twins: read, update (merge), replace, a device's reported properties,
+//! and IoT Edge configuration content.
+
+use rusqlite::Connection;
+use serde_json::Value;
+
+use super::identities::{require_device, require_module};
+use super::{Ctx, Registry, RegistryError, check_etag, check_ids, is_system_module};
+use crate::error::Invalid;
+use crate::model::ModuleRecord;
+use crate::store::{self, ModuleRow};
+use crate::twin::{TwinChange, TwinState, TwinWrite};
+
+/// A twin as IoT Hub returns it, with its ETag (unquoted).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TwinDocument {
+    /// The twin JSON (`GET /twins/{id}` shape).
+    pub doc: Value,
+    /// The twin's ETag.
+    pub etag: String,
+}
+
+fn check_twin_body_ids(
+    body: &Value,
+    device_id: &str,
+    module_id: Option<&str>,
+) -> Result<(), Invalid> {
+    if let Some(b) = body.get("deviceId").and_then(Value::as_str)
+        && b != device_id
+    {
+        return Err(Invalid::argument(format!(
+            "The deviceId '{}' in the body does not match the id '{}' in the URL.",
+            b.escape_default(),
+            device_id.escape_default()
+        )));
+    }
+    if let (Some(b), Some(m)) = (body.get("moduleId").and_then(Value::as_str), module_id)
+        && b != m
+    {
+        return Err(Invalid::argument(format!(
+            "The moduleId '{}' in the body does not match the id '{}' in the URL.",
+            b.escape_default(),
+            m.escape_default()
+        )));
+    }
+    Ok(())
+}
+
+/// Who writes a twin: the service (tags and desired properties) or the device itself
+/// (reported properties).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))]
+enum Writer {
+    Service,
+    Device,
+}
+
+/// Applies `change` to the twin of a device or module in one transaction.
+fn write_twin_in(
+    conn: &Connection,
+    ctx: &Ctx,
+    (device_id, module_id): (&str, Option<&str>),
+    change: &TwinChange,
+    how: TwinWrite,
+    if_match: Option<&str>,
+    writer: Writer,
+) -> Result<TwinDocument, RegistryError> {
+    match module_id {
+        None => {
+            let mut row = require_device(conn, ctx, device_id)?;
+            check_etag(if_match, &row.twin.etag(), "twin")?;
+            row.twin.apply(change, how, &ctx.now_text)?;
+            store::put_device(conn, &row)?;
+            Ok(TwinDocument {
+                doc: row.twin.render_device(&row.record),
+                etag: row.twin.etag(),
+            })
+        }
+        Some(m) => {
+            let mut row = require_module(conn, ctx, device_id, m)?;
+            check_etag(if_match, &row.twin.etag(), "module twin")?;
+            let before = row.twin.desired.values.clone();
+            row.twin.apply(change, how, &ctx.now_text)?;
+            // IoT Edge system modules: tags may change, desired properties only through
+            // configuration content (IoT Hub answers 401 SystemModuleModifyUnauthorizedAccess).
+            if writer == Writer::Service && is_system_module(m) && row.twin.desired.values != before
+            {
+                return Err(RegistryError::SystemModule {
+                    module_id: m.to_owned(),
+                });
+            }
+            store::put_module(conn, &row)?;
+            Ok(TwinDocument {
+                doc: row.twin.render_module(&row.record),
+                etag: row.twin.etag(),
+            })
+        }
+    }
+}
+
+impl Registry {
+    /// Reads the twin of a device (`module_id` `None`) or module.
+    ///
+    /// # Errors
+    /// `ArgumentInvalid`, `DeviceNotFound`, `ModuleNotFound`, or a store failure.
+    pub async fn get_twin(
+        &self,
+        device_id: String,
+        module_id: Option<String>,
+    ) -> Result<TwinDocument, RegistryError> {
+        check_ids(&device_id, module_id.as_deref())?;
+        self.read(move |c, ctx| match &module_id {
+            None => {
+                let row = require_device(c, ctx, &device_id)?;
+                Ok(TwinDocument {
+                    doc: row.twin.render_device(&row.record),
+                    etag: row.twin.etag(),
+                })
+            }
+            Some(m) => {
+                let row = require_module(c, ctx, &device_id, m)?;
+                Ok(TwinDocument {
+                    doc: row.twin.render_module(&row.record),
+                    etag: row.twin.etag(),
+                })
+            }
+        })
+        .await
+    }
+
+    /// The service's twin write: an update (`PATCH`, [`TwinWrite::Update`]) or a replacement
+    /// (`PUT`, [`TwinWrite::Replace`]) of tags and desired properties from a twin body.
+    ///
+    /// # Errors
+    /// `IotHubFormatError`/`ArgumentInvalid` for a body that breaks the twin rules
+    /// ([`crate::twin`]), `SystemModuleModifyUnauthorizedAccess` when the desired properties
+    /// of `$edgeAgent`/`$edgeHub` would change, `DeviceNotFound`, `ModuleNotFound`,
+    /// `PreconditionFailed`, or a store failure. Nothing is written on error.
+    pub async fn write_twin(
+        &self,
+        device_id: String,
+        module_id: Option<String>,
+        body: Value,
+        how: TwinWrite,
+        if_match: Option<String>,
+    ) -> Result<TwinDocument, RegistryError> {
+        check_ids(&device_id, module_id.as_deref())?;
+        check_twin_body_ids(&body, &device_id, module_id.as_deref())?;
+        let change = TwinChange::from_twin_body(&body, how)?;
+        self.write(move |c, ctx| {
+            write_twin_in(
+                c,
+                ctx,
+                (&device_id, module_id.as_deref()),
+                &change,
+                how,
+                if_match.as_deref(),
+                Writer::Service,
+            )
+        })
+        .await
+    }
+
+    /// A device's (or module's) update of its own reported properties: a JSON merge-patch
+    /// (`null` removes), through the same twin rules as the service's writes. This is the
+    /// write path of the device side (MQTT `$iothub/twin/PATCH/properties/reported/`), which
+    /// is not served yet; the registry's tests drive it.
+    ///
+    /// # Errors
+    /// `IotHubFormatError`/`ArgumentInvalid` for a patch that breaks the twin rules,
+    /// `DeviceNotFound`, `ModuleNotFound`, or a store failure.
+    #[cfg_attr(not(test), allow(dead_code))]
+    pub async fn update_reported_properties(
+        &self,
+        device_id: String,
+        module_id: Option<String>,
+        patch: Value,
+    ) -> Result<TwinDocument, RegistryError> {
+        check_ids(&device_id, module_id.as_deref())?;
+        let change = TwinChange::reported_patch(&patch)?;
+        self.write(move |c, ctx| {
+            write_twin_in(
+                c,
+                ctx,
+                (&device_id, module_id.as_deref()),
+                &change,
+                TwinWrite::Update,
+                None,
+                Writer::Device,
+            )
+        })
+        .await
+    }
+
+    /// Applies IoT Edge configuration content (`POST /devices/{id}/applyConfigurationContent`):
+    /// each module's desired properties are replaced, creating module twins that do not
+    /// exist yet. This is the one path that sets the system modules' desired properties.
+    ///
+    /// # Errors
+    /// `DeviceNotFound`, `ArgumentInvalid` when the device is not an IoT Edge device, the
+    /// twin limits, or a store failure.
+    pub async fn apply_configuration_content(
+        &self,
+        device_id: String,
+        modules: Vec<(String, TwinChange)>,
+    ) -> Result<(), RegistryError> {
+        check_ids(&device_id, None)?;
+        for (module_id, _) in &modules {
+            check_ids(&device_id, Some(module_id))?;
+        }
+        self.write(move |c, ctx| {
+            let device = require_device(c, ctx, &device_id)?;
+            if !device.record.iot_edge {
+                return Err(Invalid::argument(format!(
+                    "Device '{}' is not an IoT Edge device; configuration content can only be applied to IoT Edge devices.",
+                    device_id.escape_default()
+                ))
+                .into());
+            }
+            for (module_id, change) in &modules {
+                let mut row = match store::get_module(c, &device_id, module_id)? {
+                    Some(row) => row,
+                    None => ModuleRow {
+                        record: ModuleRecord::system(&device_id, module_id, ctx.now),
+                        twin: TwinState::new(&ctx.now_text),
+                    },
+                };
+                row.twin.apply(change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
+                store::put_module(c, &row)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,84 @@
+//! The one place where errors become HTTP responses.
+//!
+//! Domain errors ([`RegistryError`], [`Invalid`], [`C2dError`], [`QueryError`] and store
+//! failures) turn into an [`ApiError`] here, and an [`ApiError`] into IoT Hub's error
+//! response: the status from the code, the `iothub-errorcode` header and the JSON body.
+
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::Value;
+
+use crate::c2d::C2dError;
+use crate::error::ApiError;
+use crate::registry::RegistryError;
+use crate::store::StoreError;
+
+/// Header carrying the error name on every error response.
+pub const IOTHUB_ERRORCODE: HeaderName = HeaderName::from_static("iothub-errorcode");
+
+/// `application/json; charset=utf-8`, as IoT Hub sends it.
+pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let code = self.code();
+        let status =
+            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = (status, self.body().to_string()).into_response();
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(JSON_CONTENT_TYPE),
+        );
+        headers.insert(IOTHUB_ERRORCODE, HeaderValue::from_static(code.name()));
+        if let Some(seconds) = self.retry_after() {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response.extensions_mut().insert(code);
+        response
+    }
+}
+
+impl From<RegistryError> for ApiError {
+    fn from(e: RegistryError) -> Self {
+        match e {
+            RegistryError::Store(store) => ApiError::internal(&store),
+            other => ApiError::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+impl From<C2dError> for ApiError {
+    fn from(error: C2dError) -> Self {
+        match error {
+            C2dError::Store(e) => ApiError::internal(&e),
+            other => ApiError::new(other.code(), other.to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        ApiError::internal(&e)
+    }
+}
+
+/// A JSON response with IoT Hub's content type and an optional quoted `ETag` header.
+pub fn json_response(status: StatusCode, body: &Value, etag: Option<&str>) -> Response {
+    let mut response = (status, body.to_string()).into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    if let Some(etag) = etag.and_then(|e| HeaderValue::from_str(&format!("\"{e}\"")).ok()) {
+        headers.insert(header::ETAG, etag);
+    }
+    response
+}
