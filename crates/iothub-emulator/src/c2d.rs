@@ -266,22 +266,6 @@ impl C2dQueues {
         Ok(removed)
     }
 
-    /// Number of messages waiting in a device's (or module's) queue.
-    ///
-    /// # Errors
-    /// [`C2dError::Store`].
-    pub async fn queue_depth(
-        &self,
-        device_id: &str,
-        module_id: Option<&str>,
-    ) -> Result<u64, C2dError> {
-        let device_id = device_id.to_owned();
-        let module_id = module_id.unwrap_or("").to_owned();
-        self.store
-            .call(move |conn| Ok(queue_depth(conn, &device_id, &module_id)?))
-            .await
-    }
-
     /// Takes up to [`FEEDBACK_BATCH_SIZE`] feedback records that no other receiver holds, or
     /// `None` when there are none.
     ///

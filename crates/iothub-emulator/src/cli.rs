@@ -5,10 +5,10 @@ use std::path::PathBuf;
 
 use clap::Parser;
 
-use crate::emulator::{
+use iothub_emulator::{
     DEFAULT_AMQPS_PORT, DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT, EmulatorBuilder,
+    ThrottleConfig, ThrottleProfile,
 };
-use crate::throttle::{ThrottleConfig, ThrottleProfile};
 
 /// Data directory used when `--data-dir` is not given (relative to the working directory).
 pub const DEFAULT_DATA_DIR: &str = "iothub-emulator-data";
@@ -111,7 +111,7 @@ impl Cli {
         if let Some(rate) = self.throttle_rate {
             throttle = throttle.with_failure_rate(rate);
         }
-        let mut builder = crate::Emulator::builder()
+        let mut builder = iothub_emulator::Emulator::builder()
             .in_memory(self.in_memory)
             .bind(self.bind)
             .https_port(self.https_port)

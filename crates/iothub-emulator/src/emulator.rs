@@ -38,14 +38,12 @@ pub enum Error {
     #[error("invalid configuration: {0}")]
     Config(String),
     /// A listener could not be bound.
-    #[error("cannot listen for {protocol} on {addr}; choose another port with {flag}")]
+    #[error("cannot listen for {protocol} on {addr}")]
     Bind {
-        /// Protocol of the listener (`HTTPS`).
+        /// Protocol of the listener (`HTTPS` or `AMQPS`).
         protocol: &'static str,
         /// The address tried.
         addr: SocketAddr,
-        /// The command-line flag that sets the port.
-        flag: &'static str,
         /// The cause.
         #[source]
         source: std::io::Error,
@@ -243,21 +241,23 @@ impl EmulatorBuilder {
             )));
         }
         let ports = [
-            ("--https-port", self.https_port),
-            ("--amqps-port", self.amqps_port),
-            ("--mqtts-port", self.mqtts_port),
+            ("HTTPS", self.https_port),
+            ("AMQPS", self.amqps_port),
+            ("MQTTS", self.mqtts_port),
         ];
         for (i, (flag_a, a)) in ports.iter().enumerate() {
             for (flag_b, b) in &ports[i + 1..] {
                 if *a != 0 && a == b {
                     return Err(Error::Config(format!(
-                        "{flag_a} and {flag_b} are both {a}; give them different ports"
+                        "the {flag_a} and {flag_b} ports are both {a}; give them different ports"
                     )));
                 }
             }
         }
         if !self.in_memory && self.data_dir.is_none() {
-            return Err(Error::Config("a data directory is required unless the store is in memory (--data-dir or --in-memory)".into()));
+            return Err(Error::Config(
+                "a data directory is required unless the store is in memory".into(),
+            ));
         }
         Ok(())
     }
@@ -271,7 +271,7 @@ impl EmulatorBuilder {
             .clone()
             .unwrap_or_else(|| WELL_KNOWN_KEY.to_owned());
         let hub_key = parse_hub_key(&key_text)
-            .map_err(|e| Error::Config(format!("{e} (--key / IOTHUB_EMULATOR_KEY)")))?;
+            .map_err(|e| Error::Config(format!("the hub key is not valid: {e}")))?;
 
         let data_dir = match &self.data_dir {
             Some(dir) => {
@@ -327,13 +327,11 @@ impl EmulatorBuilder {
             .map_err(|source| Error::Bind {
                 protocol: "HTTPS",
                 addr: requested,
-                flag: "--https-port",
                 source,
             })?;
         let local_addr = listener.local_addr().map_err(|source| Error::Bind {
             protocol: "HTTPS",
             addr: requested,
-            flag: "--https-port",
             source,
         })?;
 
@@ -343,13 +341,11 @@ impl EmulatorBuilder {
             .map_err(|source| Error::Bind {
                 protocol: "AMQPS",
                 addr: amqps_requested,
-                flag: "--amqps-port",
                 source,
             })?;
         let amqps_addr = amqps_listener.local_addr().map_err(|source| Error::Bind {
             protocol: "AMQPS",
             addr: amqps_requested,
-            flag: "--amqps-port",
             source,
         })?;
 

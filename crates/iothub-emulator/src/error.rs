@@ -182,12 +182,6 @@ impl ErrorCode {
     pub const fn http_status(self) -> u16 {
         (self.code() / 1000) as u16
     }
-
-    /// Whether the code blames the request (a 4xx status), not the hub.
-    pub const fn is_client_error(self) -> bool {
-        let status = self.http_status();
-        status >= 400 && status < 500
-    }
 }
 
 impl std::fmt::Display for ErrorCode {
@@ -374,11 +368,6 @@ impl Invalid {
     pub fn code(&self) -> ErrorCode {
         self.code
     }
-
-    /// The message.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
 }
 
 impl From<Invalid> for ApiError {
@@ -398,8 +387,6 @@ mod tests {
         assert_eq!(ErrorCode::ThrottlingException.http_status(), 429);
         assert_eq!(ErrorCode::IotHubUnauthorizedAccess.http_status(), 401);
         assert_eq!(ErrorCode::GenericMethodNotAllowed.http_status(), 405);
-        assert!(ErrorCode::PreconditionFailed.is_client_error());
-        assert!(!ErrorCode::ServerError.is_client_error());
     }
 
     #[test]

@@ -24,30 +24,38 @@
 //! well-known development key ([`WELL_KNOWN_KEY`]), the limits chosen where IoT Hub's
 //! documentation is unsure, and what is not implemented yet.
 //!
-//! Module map: [`error`] (IoT Hub error codes and bodies), [`model`] (identities),
-//! [`twin`] (twin documents and limits), [`store`] (SQLite), [`auth`] (policies and SAS
-//! checks), [`throttle`], [`journal`], [`tls`], [`query`] (the query engine), [`cli`].
+//! The public surface is what a test author needs: [`Emulator`] and its [`EmulatorBuilder`],
+//! [`ThrottleConfig`] (with [`Quota`], [`ThrottleProfile`], [`OperationClass`]),
+//! [`ConnectionLimits`], the shared access [`Policies`] and the [`WELL_KNOWN_KEY`].
+//!
+//! Inside, the crate is layered. The domain (`registry`: identities, modules, twins, bulk
+//! operations and key regeneration with their own error type; `twin` and `model`: documents
+//! and validation; `c2d`: cloud-to-device queues; `query`: the query engine; `store`:
+//! SQLite; `clock`: injectable time) uses no HTTP or AMQP type. The transports sit on top:
+//! `routes` (HTTPS, with the one conversion from domain errors to IoT Hub's error
+//! responses), `amqp` (AMQPS and AMQP over WebSockets), `auth`, `throttle`, `journal`,
+//! `conn` and `server`. The crate's `architecture` test checks that the domain imports no
+//! transport and that no modules import each other in a cycle.
 
 mod amqp;
-pub mod auth;
-pub mod c2d;
-pub mod cli;
+mod auth;
+mod c2d;
 mod clock;
-pub mod conn;
+mod conn;
 mod emulator;
-pub mod error;
-pub mod journal;
-pub mod model;
-pub mod query;
+mod error;
+mod journal;
+mod model;
+mod query;
 mod registry;
 mod routes;
 mod server;
-pub mod store;
-pub mod throttle;
-pub mod tls;
-pub mod twin;
+mod store;
+mod throttle;
+mod tls;
+mod twin;
 
-pub use auth::WELL_KNOWN_KEY;
+pub use auth::{POLICY_NAMES, Policies, Policy, WELL_KNOWN_KEY};
 pub use conn::ConnectionLimits;
 pub use emulator::{
     DATABASE_FILE, DEFAULT_AMQPS_PORT, DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT,

@@ -1,11 +1,13 @@
 //! The `iothub-emulator` binary: parses flags, starts the emulator, prints the connection
 //! string line and waits for Ctrl-C or SIGTERM.
 
+mod cli;
+
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use clap::Parser;
-use iothub_emulator::cli::Cli;
+use cli::Cli;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -27,6 +29,16 @@ async fn main() -> ExitCode {
             while let Some(s) = source {
                 message.push_str(&format!(": {s}"));
                 source = s.source();
+            }
+            if let iothub_emulator::Error::Bind { protocol, .. } = &e {
+                let flag = if *protocol == "AMQPS" {
+                    "--amqps-port"
+                } else {
+                    "--https-port"
+                };
+                message.push_str(&format!(
+                    " (choose another port with {flag}, or 0 for a free one)"
+                ));
             }
             eprintln!("{message}");
             return ExitCode::FAILURE;

@@ -843,13 +843,13 @@ mod tests {
             let err = TwinChange::from_twin_body(&body, TwinWrite::Replace).err();
             let err = err.unwrap_or_else(|| panic!("{body} accepted"));
             assert_eq!(err.code(), crate::error::ErrorCode::ArgumentInvalid);
-            assert!(err.message().contains("is null"), "{}", err.message());
+            assert!(err.to_string().contains("is null"), "{err}");
             assert!(TwinChange::from_twin_body(&body, TwinWrite::Update).is_ok());
         }
         let err =
             TwinChange::from_twin_body(&json!({"tags": {"my-tag": null}}), TwinWrite::Replace)
                 .err()
-                .map(|e| e.message().to_owned())
+                .map(|e| e.to_string())
                 .unwrap_or_default();
         assert!(err.contains("'my-tag'"), "{err}");
     }

@@ -109,7 +109,7 @@ async fn accepted_token_forms() -> TestResult {
         .await
         .expect(200, None);
     // The secondary key of a policy works too.
-    let service = iothub_emulator::auth::Policies::new(&key);
+    let service = iothub_emulator::Policies::new(&key);
     let secondary = SharedAccessKey::from_base64(
         &service
             .get("service")

@@ -144,7 +144,9 @@ async fn startup_errors_are_clear() -> TestResult {
         .await
         .err();
     let text = err.map(|e| e.to_string()).unwrap_or_default();
-    assert!(text.contains("--https-port"), "{text}");
+    // Library errors name what failed, not the binary's flags.
+    assert!(text.contains("cannot listen for HTTPS"), "{text}");
+    assert!(!text.contains("--"), "{text}");
     let err = Emulator::builder()
         .data_dir(dir.path())
         .https_port(0)
@@ -152,11 +154,8 @@ async fn startup_errors_are_clear() -> TestResult {
         .start()
         .await
         .err();
-    assert!(
-        err.map(|e| e.to_string())
-            .unwrap_or_default()
-            .contains("--key")
-    );
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("hub key"), "{text}");
     let err = Emulator::builder()
         .data_dir(dir.path())
         .https_port(0)
@@ -165,10 +164,10 @@ async fn startup_errors_are_clear() -> TestResult {
         .start()
         .await
         .err();
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
     assert!(
-        err.map(|e| e.to_string())
-            .unwrap_or_default()
-            .contains("--amqps-port")
+        text.contains("AMQPS and MQTTS ports are both 9000"),
+        "{text}"
     );
     let err = Emulator::builder()
         .data_dir(dir.path())
@@ -177,11 +176,28 @@ async fn startup_errors_are_clear() -> TestResult {
         .start()
         .await
         .err();
-    assert!(
-        err.map(|e| e.to_string())
-            .unwrap_or_default()
-            .contains("--hub-name")
-    );
+    let text = err.map(|e| e.to_string()).unwrap_or_default();
+    assert!(text.contains("hub name 'bad name'"), "{text}");
+    Ok(())
+}
+
+/// The binary, unlike the library, points at its own flag when a port is taken.
+#[tokio::test]
+async fn binary_names_the_flag_of_a_taken_port() -> TestResult {
+    let hub = Hub::start().await;
+    let dir = tempfile::tempdir()?;
+    let output = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
+        .arg("--data-dir")
+        .arg(dir.path())
+        .args(["--https-port", &hub.emu.https_port().to_string()])
+        .args(["--amqps-port", "0", "--mqtts-port", "0"])
+        .env("RUST_LOG", "off")
+        .env_remove("IOTHUB_EMULATOR_KEY")
+        .output()?;
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot listen for HTTPS"), "{stderr}");
+    assert!(stderr.contains("--https-port"), "{stderr}");
     Ok(())
 }
 
@@ -457,7 +473,7 @@ async fn binary_survives_kill_9() -> TestResult {
 #[tokio::test]
 async fn connection_string_token_works_with_policy_helper() -> TestResult {
     let hub = Hub::start().await;
-    for policy in iothub_emulator::auth::POLICY_NAMES {
+    for policy in iothub_emulator::POLICY_NAMES {
         let cs = hub.emu.policy_connection_string(policy).ok_or("policy")?;
         assert!(cs.contains(&format!("SharedAccessKeyName={policy};")));
         // A token signed with the connection string's key is accepted: every policy may query.
