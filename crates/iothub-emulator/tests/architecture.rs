@@ -48,11 +48,15 @@ fn crate_refs(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn graph() -> Result<(BTreeMap<String, BTreeSet<String>>, Vec<(PathBuf, String)>), std::io::Error> {
+/// Each top-level module's imports of other top-level modules.
+type Imports = BTreeMap<String, BTreeSet<String>>;
+
+/// The import graph and every source file with its text.
+fn graph() -> Result<(Imports, Vec<(PathBuf, String)>), std::io::Error> {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rust_files(&src, &mut files)?;
-    let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut deps = Imports::new();
     let mut texts = Vec::new();
     for file in files {
         let Some(module) = top_module(&src, &file) else {
@@ -102,7 +106,7 @@ fn no_import_cycles_between_modules() -> Result<(), Box<dyn std::error::Error>> 
     // Depth-first search for a back edge; report the cycle it closes.
     fn visit(
         node: &str,
-        deps: &BTreeMap<String, BTreeSet<String>>,
+        deps: &Imports,
         path: &mut Vec<String>,
         done: &mut BTreeSet<String>,
     ) -> Option<Vec<String>> {
