@@ -374,7 +374,6 @@ impl EmulatorBuilder {
         let tracker = Tracker::new(self.limits);
         let state = AppState(Arc::new(Shared {
             registry,
-            store,
             policies,
             throttle,
             https_port: local_addr.port(),

@@ -235,16 +235,6 @@ impl ApiError {
         Self::new(ErrorCode::IotHubUnauthorizedAccess, message)
     }
 
-    /// 412 PreconditionFailed.
-    pub fn precondition_failed(what: &str) -> Self {
-        Self::new(
-            ErrorCode::PreconditionFailed,
-            format!(
-                "Precondition failed: the ETag in If-Match does not match the current ETag of the {what}."
-            ),
-        )
-    }
-
     /// 404 DeviceNotOnline in the nested shape IoT Hub uses for direct methods.
     pub fn device_not_online(connect_timeout_secs: u64) -> Self {
         let timeout = format!(
@@ -292,11 +282,6 @@ impl ApiError {
     /// Seconds for a `Retry-After` header, when the client should wait.
     pub fn retry_after(&self) -> Option<u64> {
         self.retry_after
-    }
-
-    /// The detail message (without the `ErrorCode:<Name>;` prefix).
-    pub fn message(&self) -> &str {
-        &self.message
     }
 
     /// The JSON body IoT Hub would send for this error.

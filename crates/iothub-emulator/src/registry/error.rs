@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use crate::error::{ErrorCode, Invalid};
+use crate::query::QueryError;
 use crate::store::StoreError;
 
 /// Why a registry operation was refused or failed.
@@ -89,6 +90,11 @@ pub enum RegistryError {
         /// What is wrong.
         message: String,
     },
+    /// The query engine refused a query (400 `ArgumentInvalid`, `GenericBadRequest` for a
+    /// continuation token that is not the engine's); its database failures count as store
+    /// failures.
+    #[error(transparent)]
+    Query(crate::query::QueryError),
     /// The store failed; nothing of the operation was written.
     #[error("registry store failure")]
     Store(#[from] StoreError),
@@ -106,6 +112,9 @@ impl RegistryError {
             RegistryError::SystemModule { .. } => ErrorCode::SystemModuleModifyUnauthorizedAccess,
             RegistryError::Invalid(e) => e.code(),
             RegistryError::Refused { code, .. } => *code,
+            RegistryError::Query(QueryError::BadContinuation) => ErrorCode::GenericBadRequest,
+            RegistryError::Query(QueryError::Sql(_)) => ErrorCode::ServerError,
+            RegistryError::Query(_) => ErrorCode::ArgumentInvalid,
             RegistryError::Store(_) => ErrorCode::ServerError,
         }
     }
@@ -122,5 +131,14 @@ impl RegistryError {
 impl From<rusqlite::Error> for RegistryError {
     fn from(e: rusqlite::Error) -> Self {
         RegistryError::Store(StoreError::from(e))
+    }
+}
+
+impl From<QueryError> for RegistryError {
+    fn from(e: QueryError) -> Self {
+        match e {
+            QueryError::Sql(sql) => RegistryError::Store(StoreError::from(sql)),
+            other => RegistryError::Query(other),
+        }
     }
 }

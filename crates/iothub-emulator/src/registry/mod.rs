@@ -11,6 +11,7 @@
 //! `statusUpdatedTime` and generation ids are exact under a fixed clock.
 
 mod bulk;
+mod configurations;
 mod error;
 mod identities;
 mod keys;
@@ -22,6 +23,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
+pub use configurations::MAX_LIST_CONFIGURATIONS;
 pub use error::RegistryError;
 pub use keys::{KeyPolicy, KeyTarget};
 pub use twins::TwinDocument;
@@ -133,6 +135,30 @@ impl Registry {
                 Ok(value)
             })
             .await
+    }
+}
+
+impl Registry {
+    /// Runs a query in IoT Hub's query language and returns one page (see [`crate::query`]).
+    ///
+    /// # Errors
+    /// `ArgumentInvalid` for a query the engine refuses, `GenericBadRequest` for a foreign
+    /// continuation token, or a store failure.
+    pub async fn query(
+        &self,
+        text: String,
+        max_items: Option<u32>,
+        continuation: Option<String>,
+    ) -> Result<crate::query::QueryPage, RegistryError> {
+        self.read(move |c, _| {
+            Ok(crate::query::execute(
+                c,
+                &text,
+                max_items,
+                continuation.as_deref(),
+            )?)
+        })
+        .await
     }
 }
 

@@ -227,12 +227,11 @@ async fn edge_system_modules_are_reserved() -> TestResult {
         .await;
     assert_eq!(code(r), Some(ErrorCode::ArgumentInvalid));
     // Configuration content is the path that sets them.
-    let change = crate::twin::TwinChange::from_twin_body(
-        &json!({"properties": {"desired": {"schemaVersion": "1.1"}}}),
-        TwinWrite::ReplaceGiven,
-    )?;
-    reg.apply_configuration_content("E".into(), vec![("$edgeAgent".into(), change)])
-        .await?;
+    reg.apply_configuration_content(
+        "E".into(),
+        json!({"modulesContent": {"$edgeAgent": {"properties.desired": {"schemaVersion": "1.1"}}}}),
+    )
+    .await?;
     let twin = reg.get_twin("E".into(), Some("$edgeAgent".into())).await?;
     assert_eq!(twin.doc["properties"]["desired"]["schemaVersion"], "1.1");
     Ok(())

@@ -2,7 +2,7 @@
 //! and IoT Edge configuration content.
 
 use rusqlite::Connection;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::identities::{require_device, require_module};
 use super::{Ctx, Registry, RegistryError, check_etag, check_ids, is_system_module};
@@ -192,21 +192,63 @@ impl Registry {
         .await
     }
 
-    /// Applies IoT Edge configuration content (`POST /devices/{id}/applyConfigurationContent`):
-    /// each module's desired properties are replaced, creating module twins that do not
-    /// exist yet. This is the one path that sets the system modules' desired properties.
+    /// Applies IoT Edge configuration content (`POST /devices/{id}/applyConfigurationContent`
+    /// with `{"modulesContent": {"<module>": {"properties.desired": {...}}}}`), as IoT Hub
+    /// does: every module named gets the given desired properties as its twin's complete
+    /// desired properties, and modules that do not exist yet are registered (with generated
+    /// SAS keys). Everything is checked before anything is written. This is the one path that
+    /// sets the system modules' desired properties.
     ///
     /// # Errors
-    /// `DeviceNotFound`, `ArgumentInvalid` when the device is not an IoT Edge device, the
-    /// twin limits, or a store failure.
+    /// `DeviceNotFound`; `ArgumentInvalid` when the device is not an IoT Edge device or
+    /// `modulesContent` is missing or empty; `IotHubFormatError` when a module entry is not
+    /// `{"properties.desired": {...}}`; the twin rules as for twin updates; a store failure.
     pub async fn apply_configuration_content(
         &self,
         device_id: String,
-        modules: Vec<(String, TwinChange)>,
+        body: Value,
     ) -> Result<(), RegistryError> {
         check_ids(&device_id, None)?;
-        for (module_id, _) in &modules {
+        let modules = match body.get("modulesContent") {
+            Some(Value::Object(m)) if !m.is_empty() => m.clone(),
+            None | Some(Value::Null) => {
+                return Err(Invalid::argument(
+                    "'modulesContent' is required: configuration content is applied to the modules of an IoT Edge device.",
+                )
+                .into());
+            }
+            Some(Value::Object(_)) => {
+                return Err(Invalid::argument("'modulesContent' names no module.").into());
+            }
+            Some(_) => return Err(Invalid::format("'modulesContent' must be an object.").into()),
+        };
+        let mut changes = Vec::with_capacity(modules.len());
+        for (module_id, content) in &modules {
             check_ids(&device_id, Some(module_id))?;
+            let desired = match content {
+                Value::Object(c) if c.len() == 1 && c.contains_key("properties.desired") => {
+                    c["properties.desired"].clone()
+                }
+                _ => {
+                    return Err(Invalid::format(format!(
+                        "The content of module '{}' must be {{\"properties.desired\": {{...}}}}.",
+                        module_id.escape_default()
+                    ))
+                    .into());
+                }
+            };
+            if !desired.is_object() {
+                return Err(Invalid::format(format!(
+                    "'properties.desired' of module '{}' must be an object.",
+                    module_id.escape_default()
+                ))
+                .into());
+            }
+            let change = TwinChange::from_twin_body(
+                &json!({ "properties": { "desired": desired } }),
+                TwinWrite::ReplaceGiven,
+            )?;
+            changes.push((module_id.clone(), change));
         }
         self.write(move |c, ctx| {
             let device = require_device(c, ctx, &device_id)?;
@@ -217,7 +259,7 @@ impl Registry {
                 ))
                 .into());
             }
-            for (module_id, change) in &modules {
+            for (module_id, change) in &changes {
                 let mut row = match store::get_module(c, &device_id, module_id)? {
                     Some(row) => row,
                     None => ModuleRow {

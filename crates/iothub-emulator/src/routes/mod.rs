@@ -27,7 +27,6 @@ use crate::c2d::C2dQueues;
 use crate::error::{ApiError, ErrorCode};
 use crate::journal::{self, Journal, MAX_BODY_BYTES};
 use crate::registry::Registry;
-use crate::store::Store;
 
 use crate::throttle::Throttle;
 pub use response::json_response;
@@ -37,8 +36,6 @@ pub use response::json_response;
 pub struct Shared {
     /// The registry (identities, twins, bulk, keys).
     pub registry: Registry,
-    /// The store (read by queries and configurations).
-    pub store: Arc<Store>,
     /// Shared access policies.
     pub policies: Arc<Policies>,
     /// Throttling state (shared with the AMQP endpoint).

@@ -7,23 +7,11 @@ use serde_json::Value;
 
 use super::extract::{Authorized, INT32_MAX, JsonBody, QueryOp, parse_count};
 use super::{AppState, json_response};
-use crate::error::{ApiError, ErrorCode};
-use crate::query::{self, QueryError};
+use crate::error::ApiError;
 
 const MAX_ITEM_COUNT: HeaderName = HeaderName::from_static("x-ms-max-item-count");
 const CONTINUATION: HeaderName = HeaderName::from_static("x-ms-continuation");
 const ITEM_TYPE: HeaderName = HeaderName::from_static("x-ms-item-type");
-
-/// Maps a query engine error to an API error (400 for the client's mistakes, 500 for SQL).
-pub fn query_error(e: QueryError) -> ApiError {
-    match e {
-        QueryError::Syntax { .. } | QueryError::Unsupported { .. } => {
-            ApiError::invalid(e.to_string())
-        }
-        QueryError::BadContinuation => ApiError::new(ErrorCode::GenericBadRequest, e.to_string()),
-        QueryError::Sql(inner) => ApiError::internal(&inner),
-    }
-}
 
 fn header_text(headers: &HeaderMap, name: &HeaderName) -> Result<Option<String>, ApiError> {
     headers
@@ -58,12 +46,7 @@ pub async fn query_devices(
     let continuation = header_text(&headers, &CONTINUATION)?
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty());
-    let page = state
-        .store
-        .call(move |c| {
-            query::execute(c, &text, max_items, continuation.as_deref()).map_err(query_error)
-        })
-        .await?;
+    let page = state.registry.query(text, max_items, continuation).await?;
     let mut response = json_response(StatusCode::OK, &Value::Array(page.items), None);
     let out = response.headers_mut();
     if let Ok(item_type) = HeaderValue::from_str(page.item_type) {

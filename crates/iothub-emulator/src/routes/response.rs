@@ -1,7 +1,7 @@
 //! The one place where errors become HTTP responses.
 //!
-//! Domain errors ([`RegistryError`], [`Invalid`], [`C2dError`], [`QueryError`] and store
-//! failures) turn into an [`ApiError`] here, and an [`ApiError`] into IoT Hub's error
+//! Domain errors ([`RegistryError`], which carries the query engine's and the store's, and
+//! [`C2dError`]) turn into an [`ApiError`] here, and an [`ApiError`] into IoT Hub's error
 //! response: the status from the code, the `iothub-errorcode` header and the JSON body.
 
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -11,7 +11,6 @@ use serde_json::Value;
 use crate::c2d::C2dError;
 use crate::error::ApiError;
 use crate::registry::RegistryError;
-use crate::store::StoreError;
 
 /// Header carrying the error name on every error response.
 pub const IOTHUB_ERRORCODE: HeaderName = HeaderName::from_static("iothub-errorcode");
@@ -43,6 +42,7 @@ impl From<RegistryError> for ApiError {
     fn from(e: RegistryError) -> Self {
         match e {
             RegistryError::Store(store) => ApiError::internal(&store),
+            RegistryError::Query(crate::query::QueryError::Sql(sql)) => ApiError::internal(&sql),
             other => ApiError::new(other.code(), other.to_string()),
         }
     }
@@ -54,18 +54,6 @@ impl From<C2dError> for ApiError {
             C2dError::Store(e) => ApiError::internal(&e),
             other => ApiError::new(other.code(), other.to_string()),
         }
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        ApiError::internal(&e)
-    }
-}
-
-impl From<rusqlite::Error> for ApiError {
-    fn from(e: rusqlite::Error) -> Self {
-        ApiError::internal(&e)
     }
 }
 
