@@ -26,15 +26,16 @@ use serde::{Deserialize, Serialize};
 /// bulk modes.
 ///
 /// Its own type, so that an ETag and a key (both strings on the wire) cannot be swapped in a
-/// call: build one with [`ETag::new`] or `"…".parse()`, or say "any version" with
-/// [`ETag::any()`]. Nothing turns a missing value into "any" implicitly.
+/// call: take the one the resource came with (`&device.etag`), build one with
+/// [`ETag::new`] or `"…".parse()`, or say "any version" with [`ETag::any()`]. Nothing turns
+/// a missing value into "any" implicitly.
 ///
 /// In a header it is sent quoted ([`header_value`](ETag::header_value)); a value that
 /// already starts and ends with `"` is sent unchanged. In JSON (`serde`) it is the bare
 /// value.
 ///
 /// ```
-/// use iothub_core::ETag;
+/// # use iothub_core::ETag;
 /// assert_eq!(ETag::new("MQ==").header_value(), "\"MQ==\"");
 /// assert_eq!(ETag::any().header_value(), "\"*\"");
 /// assert!("*".parse::<ETag>().unwrap().is_any());
