@@ -1,7 +1,9 @@
 //! Public data types: identities, twins, bulk entries, statistics and direct methods.
 //!
 //! These are this crate's own types, converted to and from the generated `iothub-rest` types,
-//! so that regenerating the low-level client does not change this API. They serialize with
+//! so that regenerating the low-level client does not change this API; the string values
+//! ([`DeviceStatus`], [`AuthenticationType`], [`ImportMode`]) and [`ETag`] are re-exported
+//! from `iothub-core`. They serialize with
 //! IoT Hub's JSON names, so `serde_json` can print them or build them from JSON.
 //!
 //! Types that callers build for requests ([`ExportImportDevice`], [`CloudToDeviceMethod`],
