@@ -4,6 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use fe2o3_amqp::types::definitions::{self, AmqpError, ErrorCondition, LinkError};
+use iothub_core::ErrorCode as Code;
 
 /// An IoT Hub error code as the hub reports it: a name and, for the codes the hub
 /// publishes, a six-digit number whose first three digits are the HTTP-style status.
@@ -32,19 +33,16 @@ impl ErrorCode {
 
     /// The six-digit number IoT Hub publishes for this code, if known.
     pub fn number(&self) -> Option<u32> {
-        Some(match self.name.as_str() {
-            "ArgumentInvalid" => 400004,
-            "IotHubUnauthorizedAccess" => 401002,
-            "DeviceMaximumQueueDepthExceeded" => 403004,
-            "IotHubQuotaExceeded" => 403002,
-            "DeviceNotFound" => 404001,
-            "ModuleNotFound" => 404010,
-            "MessageTooLarge" => 413001,
-            "ThrottlingException" => 429001,
-            "ServerError" => 500001,
-            "ServiceUnavailable" => 503001,
-            _ => return None,
-        })
+        self.known().number()
+    }
+
+    /// The code in `iothub-core`'s table (`Unknown` for a name it does not list).
+    fn known(&self) -> Code {
+        Code::from_name(&self.name)
+    }
+
+    fn is(&self, code: &Code) -> bool {
+        self.known() == *code
     }
 }
 
@@ -149,37 +147,36 @@ impl Error {
         }
     }
 
-    fn has_code(&self, name: &str) -> bool {
-        self.code().is_some_and(|c| c.name() == name)
+    fn has_code(&self, code: &Code) -> bool {
+        self.code().is_some_and(|c| c.is(code))
     }
 
     /// The device (or module) is not registered: DeviceNotFound (404001) or ModuleNotFound
     /// (404010).
     pub fn is_device_not_found(&self) -> bool {
-        self.has_code("DeviceNotFound") || self.has_code("ModuleNotFound")
+        self.has_code(&Code::DeviceNotFound) || self.has_code(&Code::ModuleNotFound)
     }
 
     /// The device's queue is full: DeviceMaximumQueueDepthExceeded (403004). IoT Hub keeps
     /// at most 50 messages per device; purge, let messages expire, or wait for the device.
     pub fn is_queue_full(&self) -> bool {
-        self.has_code("DeviceMaximumQueueDepthExceeded")
+        self.has_code(&Code::DeviceMaximumQueueDepthExceeded)
     }
 
     /// The message is over IoT Hub's 64 KB limit: MessageTooLarge (413001).
     pub fn is_message_too_large(&self) -> bool {
-        self.has_code("MessageTooLarge")
+        self.has_code(&Code::MessageTooLarge)
     }
 
     /// The hub throttled the request (429xxx); retry later.
     pub fn is_throttled(&self) -> bool {
-        self.code().is_some_and(|c| {
-            c.number().is_some_and(|n| n / 1000 == 429) || c.name().contains("Throttl")
-        })
+        self.code()
+            .is_some_and(|c| c.known().status() == Some(429) || c.name().contains("Throttl"))
     }
 
     /// The token was refused, or the hub refused the operation for lack of rights.
     pub fn is_unauthorized(&self) -> bool {
-        matches!(self, Error::Unauthorized { .. }) || self.has_code("IotHubUnauthorizedAccess")
+        matches!(self, Error::Unauthorized { .. }) || self.has_code(&Code::IotHubUnauthorizedAccess)
     }
 
     /// The operation timed out.
@@ -204,8 +201,8 @@ impl Error {
             )
             || self
                 .code()
-                .and_then(ErrorCode::number)
-                .is_some_and(|n| n >= 500_000)
+                .and_then(|c| c.known().status())
+                .is_some_and(|status| status >= 500)
     }
 
     pub(crate) fn amqp(e: impl std::error::Error + Send + Sync + 'static) -> Self {
@@ -225,19 +222,23 @@ pub(crate) fn from_amqp_error(error: &definitions::Error) -> HubError {
         _ => (None, description.clone()),
     };
     let name = named.unwrap_or_else(|| {
-        match &error.condition {
-            ErrorCondition::AmqpError(AmqpError::NotFound) => "DeviceNotFound",
+        let code = match &error.condition {
+            ErrorCondition::AmqpError(AmqpError::NotFound) => Code::DeviceNotFound,
             ErrorCondition::AmqpError(AmqpError::ResourceLimitExceeded) => {
-                "DeviceMaximumQueueDepthExceeded"
+                Code::DeviceMaximumQueueDepthExceeded
             }
-            ErrorCondition::LinkError(LinkError::MessageSizeExceeded) => "MessageTooLarge",
-            ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess) => "IotHubUnauthorizedAccess",
-            ErrorCondition::AmqpError(AmqpError::InternalError) => "ServerError",
-            ErrorCondition::Custom(s) if s.as_str().contains("throttl") => "ThrottlingException",
-            ErrorCondition::Custom(s) if s.as_str().contains("argument") => "ArgumentInvalid",
-            _ => "Unknown",
-        }
-        .to_owned()
+            ErrorCondition::LinkError(LinkError::MessageSizeExceeded) => Code::MessageTooLarge,
+            ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess) => {
+                Code::IotHubUnauthorizedAccess
+            }
+            ErrorCondition::AmqpError(AmqpError::InternalError) => Code::ServerError,
+            ErrorCondition::Custom(s) if s.as_str().contains("throttl") => {
+                Code::ThrottlingException
+            }
+            ErrorCondition::Custom(s) if s.as_str().contains("argument") => Code::ArgumentInvalid,
+            _ => return "Unknown".to_owned(),
+        };
+        code.name().to_owned()
     });
     let tracking_id = error.info.as_ref().and_then(|info| {
         info.iter().find_map(|(k, v)| {
@@ -265,5 +266,104 @@ fn condition_text(condition: &ErrorCondition) -> String {
         ErrorCondition::Custom(s) => s.to_string(),
         #[allow(unreachable_patterns)]
         _ => format!("{condition:?}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fe2o3_amqp::types::primitives::Symbol;
+
+    fn hub(name: &str) -> Error {
+        Error::Hub(HubError {
+            code: ErrorCode::new(name),
+            condition: String::new(),
+            description: String::new(),
+            tracking_id: None,
+        })
+    }
+
+    #[test]
+    fn numbers_come_from_the_shared_table() {
+        for (name, number) in [
+            ("DeviceNotFound", Some(404001)),
+            ("ModuleNotFound", Some(404010)),
+            ("DeviceMaximumQueueDepthExceeded", Some(403004)),
+            ("MessageTooLarge", Some(413001)),
+            ("ThrottlingException", Some(429001)),
+            ("ThrottleBacklogLimitExceeded", Some(429002)),
+            ("IotHubUnauthorizedAccess", Some(401002)),
+            ("ServerError", Some(500001)),
+            ("Unknown", None),
+            ("SomethingNew", None),
+        ] {
+            assert_eq!(ErrorCode::new(name).number(), number, "{name}");
+        }
+        assert_eq!(
+            ErrorCode::new("DeviceNotFound").to_string(),
+            "DeviceNotFound (404001)"
+        );
+        assert_eq!(ErrorCode::new("SomethingNew").to_string(), "SomethingNew");
+    }
+
+    #[test]
+    fn checks_by_code() {
+        assert!(hub("DeviceNotFound").is_device_not_found());
+        assert!(hub("ModuleNotFound").is_device_not_found());
+        assert!(!hub("DeviceNotOnline").is_device_not_found());
+        assert!(hub("DeviceMaximumQueueDepthExceeded").is_queue_full());
+        assert!(hub("MessageTooLarge").is_message_too_large());
+        assert!(hub("IotHubUnauthorizedAccess").is_unauthorized());
+        for throttled in [
+            "ThrottlingException",
+            "GenericTooManyRequests",
+            "DeviceThrottlingLimitExceeded",
+            "SomeNewThrottlingCode",
+        ] {
+            let e = hub(throttled);
+            assert!(e.is_throttled(), "{throttled}");
+            assert!(e.is_transient(), "{throttled}");
+        }
+        assert!(hub("ServerError").is_transient());
+        assert!(hub("ServiceUnavailable").is_transient());
+        assert!(!hub("DeviceNotFound").is_transient());
+        assert!(!hub("Unknown").is_transient());
+    }
+
+    #[test]
+    fn amqp_conditions_map_to_codes() {
+        let from = |condition: ErrorCondition, description: Option<&str>| {
+            from_amqp_error(&definitions::Error::new(
+                condition,
+                description.map(str::to_owned),
+                None,
+            ))
+        };
+        let e = from(ErrorCondition::AmqpError(AmqpError::NotFound), None);
+        assert_eq!(e.code.name(), "DeviceNotFound");
+        let e = from(
+            ErrorCondition::AmqpError(AmqpError::ResourceLimitExceeded),
+            None,
+        );
+        assert_eq!(e.code.number(), Some(403004));
+        let e = from(
+            ErrorCondition::LinkError(LinkError::MessageSizeExceeded),
+            None,
+        );
+        assert_eq!(e.code.name(), "MessageTooLarge");
+        let e = from(
+            ErrorCondition::Custom(Symbol::from("com.microsoft:device-throttled")),
+            None,
+        );
+        assert_eq!(e.code.number(), Some(429001));
+        let e = from(ErrorCondition::AmqpError(AmqpError::NotAllowed), None);
+        assert_eq!(e.code.name(), "Unknown");
+        // The name in the description wins over the condition.
+        let e = from(
+            ErrorCondition::AmqpError(AmqpError::NotFound),
+            Some("ErrorCode:ModuleNotFound;no such module"),
+        );
+        assert_eq!(e.code.name(), "ModuleNotFound");
+        assert_eq!(e.description, "no such module");
     }
 }

@@ -9,6 +9,7 @@ use fe2o3_amqp::types::messaging::{
     ApplicationProperties, Data, Message as AmqpMessage, MessageId, Properties,
 };
 use fe2o3_amqp::types::primitives::{Binary, OrderedMap, SimpleValue, Symbol, Timestamp};
+use iothub_core::limits::{MAX_ID_LEN, is_valid_id};
 
 /// The feedback a message asks for: IoT Hub's `iothub-ack` application property.
 ///
@@ -229,7 +230,7 @@ impl Message {
                 && !is_valid_id(id)
             {
                 return Err(crate::Error::InvalidMessage(format!(
-                    "the {name} must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ ' (IoT Hub's message format)"
+                    "the {name} must be 1 to {MAX_ID_LEN} ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ ' (IoT Hub's message format)"
                 )));
             }
         }
@@ -286,16 +287,6 @@ impl Message {
     }
 }
 
-/// IoT Hub's rule for device ids, module ids, message ids and correlation ids: 1 to 128
-/// case-sensitive ASCII characters, letters, digits and `- : . + % _ # * ? ! ( ) , = @ ; $ '`
-/// (identity registry guide; message format guide).
-pub(crate) fn is_valid_id(id: &str) -> bool {
-    (1..=128).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-:.+%_#*?!(),=@;$'".contains(&b))
-}
-
 /// `/devices/{id}/messages/devicebound` (or the module form), ids percent-encoded.
 ///
 /// # Errors
@@ -309,7 +300,7 @@ pub(crate) fn checked_devicebound_address(
             && !is_valid_id(id)
         {
             return Err(crate::Error::InvalidMessage(format!(
-                "the {name} '{}' must be 1 to 128 ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ ' (IoT Hub's identity rules)",
+                "the {name} '{}' must be 1 to {MAX_ID_LEN} ASCII letters, digits or - : . + % _ # * ? ! ( ) , = @ ; $ ' (IoT Hub's identity rules)",
                 id.escape_default()
             )));
         }

@@ -15,8 +15,8 @@ use crate::model::{BulkRegistryOperationResult, ExportImportDevice};
 use crate::operation::{Op, decode_with, into_future};
 use crate::retry::Idempotency;
 
-/// The most entries IoT Hub accepts in one bulk request.
-pub const MAX_BULK_DEVICES: usize = 100;
+#[doc(inline)]
+pub use iothub_core::limits::MAX_BULK_DEVICES;
 
 /// Progress of a chunked bulk operation, reported after each chunk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use iothub_core::redact::Redacted;
 use iothub_rest::types as wire;
 use serde::{Deserialize, Serialize};
 
@@ -458,12 +459,11 @@ pub struct RotatedKeys {
 
 impl fmt::Debug for RotatedKeys {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = |k: &Option<String>| k.as_ref().map(|_| "<redacted>");
         f.debug_struct("RotatedKeys")
             .field("device_id", &self.device_id)
             .field("module_id", &self.module_id)
-            .field("primary_key", &shown(&self.primary_key))
-            .field("secondary_key", &shown(&self.secondary_key))
+            .field("primary_key", &Redacted(&self.primary_key))
+            .field("secondary_key", &Redacted(&self.secondary_key))
             .finish()
     }
 }

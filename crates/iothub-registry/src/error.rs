@@ -1,6 +1,5 @@
 //! The crate's error type and the decoding of IoT Hub's error responses.
 
-use std::fmt;
 use std::time::Duration;
 
 use reqwest::header::HeaderMap;
@@ -241,147 +240,9 @@ impl From<ConfigError> for Error {
     }
 }
 
-macro_rules! error_codes {
-    ($( $(#[$doc:meta])* $name:ident = $num:literal, )*) => {
-        /// An IoT Hub error code: its name (as in the `iothub-errorcode` header and the
-        /// `ErrorCode:<Name>;` prefix of the message) and its six-digit number, whose first
-        /// three digits are the HTTP status.
-        #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-        #[non_exhaustive]
-        pub enum ErrorCode {
-            $( $(#[$doc])* $name, )*
-            /// A code this crate does not know, with whatever IoT Hub sent.
-            Unknown {
-                /// The name, if one was sent.
-                name: Option<String>,
-                /// The number, if one was sent.
-                number: Option<u32>,
-            },
-        }
-
-        impl ErrorCode {
-            /// The code's name, for example `DeviceNotFound` (`"Unknown"` when none was sent).
-            pub fn name(&self) -> &str {
-                match self {
-                    $( ErrorCode::$name => stringify!($name), )*
-                    ErrorCode::Unknown { name, .. } => name.as_deref().unwrap_or("Unknown"),
-                }
-            }
-
-            /// The six-digit number, for example `404001`.
-            pub fn number(&self) -> Option<u32> {
-                match self {
-                    $( ErrorCode::$name => Some($num), )*
-                    ErrorCode::Unknown { number, .. } => *number,
-                }
-            }
-
-            /// The code with this name (case-insensitive), or `Unknown`.
-            pub fn from_name(name: &str) -> Self {
-                $( if name.eq_ignore_ascii_case(stringify!($name)) { return ErrorCode::$name; } )*
-                ErrorCode::Unknown { name: Some(name.to_owned()), number: None }
-            }
-
-            /// The code with this number, or `Unknown`.
-            pub fn from_number(number: u32) -> Self {
-                match number {
-                    $( $num => ErrorCode::$name, )*
-                    _ => ErrorCode::Unknown { name: None, number: Some(number) },
-                }
-            }
-        }
-    };
-}
-
-error_codes! {
-    /// 400001: the api-version is missing or not supported.
-    InvalidProtocolVersion = 400001,
-    /// 400002: the service found an unexpected number of devices.
-    DeviceInvalidResultCount = 400002,
-    /// 400003: the operation is not valid in the current state.
-    InvalidOperation = 400003,
-    /// 400004: an argument is invalid.
-    ArgumentInvalid = 400004,
-    /// 400005: a required argument is missing.
-    ArgumentNull = 400005,
-    /// 400006: the request body is malformed.
-    IotHubFormatError = 400006,
-    /// 400011: a device appears more than once in a bulk request.
-    DeviceDefinedMultipleTimes = 400011,
-    /// 400012: the body could not be deserialized.
-    DeserializationError = 400012,
-    /// 400013: a bulk registry operation failed.
-    BulkRegistryOperationFailure = 400013,
-    /// 400301: a module cannot be registered under a module.
-    CannotRegisterModuleToModule = 400301,
-    /// 401001: the hub does not exist.
-    IotHubNotFound = 401001,
-    /// 401002: the credential is not valid or lacks the rights for the operation.
-    IotHubUnauthorizedAccess = 401002,
-    /// 401003: the request is not authorized.
-    IotHubUnauthorized = 401003,
-    /// 403001: the hub is suspended.
-    IotHubSuspended = 403001,
-    /// 403002: the hub's daily quota is used up.
-    IotHubQuotaExceeded = 403002,
-    /// 403003: too many jobs.
-    JobQuotaExceeded = 403003,
-    /// 403004: the device's cloud-to-device queue is full.
-    DeviceMaximumQueueDepthExceeded = 403004,
-    /// 403005: too many CBS tokens on the connection.
-    IotHubMaxCbsTokenExceeded = 403005,
-    /// 404001: the device is not registered.
-    DeviceNotFound = 404001,
-    /// 404002: the job does not exist.
-    JobNotFound = 404002,
-    /// 404010: the module is not registered on the device.
-    ModuleNotFound = 404010,
-    /// 404103: the device is not connected or has not registered the method.
-    DeviceNotOnline = 404103,
-    /// 409001: a device with this id already exists.
-    DeviceAlreadyExists = 409001,
-    /// 409301: a module with this id already exists on the device.
-    ModuleAlreadyExistsOnDevice = 409301,
-    /// 412001: the `If-Match` ETag does not match the stored one.
-    PreconditionFailed = 412001,
-    /// 412002: the message lock was lost.
-    DeviceMessageLockLost = 412002,
-    /// 413001: the message or body is too large.
-    MessageTooLarge = 413001,
-    /// 413002: more than 100 devices in one bulk request.
-    TooManyDevices = 413002,
-    /// 413003: too many modules on the device.
-    TooManyModulesOnDevice = 413003,
-    /// 429000: too many requests.
-    GenericTooManyRequests = 429000,
-    /// 429001: the request was throttled.
-    ThrottlingException = 429001,
-    /// 429002: the throttling backlog is full.
-    ThrottleBacklogLimitExceeded = 429002,
-    /// 429003: the request waited too long in the throttling backlog.
-    ThrottlingBacklogTimeout = 429003,
-    /// 429004: too many active jobs.
-    ThrottlingMaxActiveJobCountExceeded = 429004,
-    /// 429005: the per-device throttling limit was reached.
-    DeviceThrottlingLimitExceeded = 429005,
-    /// 500001: internal server error.
-    ServerError = 500001,
-    /// 500002: the job was cancelled.
-    JobCancelled = 500002,
-    /// 503001: the service is unavailable.
-    ServiceUnavailable = 503001,
-    /// 503003: a partition was not found.
-    PartitionNotFound = 503003,
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.number() {
-            Some(n) => write!(f, "{} ({n})", self.name()),
-            None => f.write_str(self.name()),
-        }
-    }
-}
+// IoT Hub's error codes are shared vocabulary, defined in `iothub-core`.
+#[doc(inline)]
+pub use iothub_core::ErrorCode;
 
 /// An error answer from IoT Hub, decoded from its status, `iothub-errorcode` header and body.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -241,7 +241,10 @@
 //! # Model types
 //!
 //! The public types in this crate are its own, converted from the code generated in
-//! `iothub-rest`, so that regenerating that client cannot break users.
+//! `iothub-rest`, so that regenerating that client cannot break users. IoT Hub's vocabulary
+//! ([`ErrorCode`], [`DeviceStatus`], [`AuthenticationType`], [`ImportMode`], [`ETag`],
+//! [`MAX_BULK_DEVICES`]) is defined once in `iothub-core`, shared with the other iothub-rs
+//! crates, and re-exported here.
 
 #![deny(missing_docs)]
 

@@ -1,7 +1,9 @@
 //! Public data types: identities, twins, bulk entries, statistics and direct methods.
 //!
 //! These are this crate's own types, converted to and from the generated `iothub-rest` types,
-//! so that regenerating the low-level client does not change this API. They serialize with
+//! so that regenerating the low-level client does not change this API; the string values
+//! ([`DeviceStatus`], [`AuthenticationType`], [`ImportMode`]) and [`ETag`] are re-exported
+//! from `iothub-core`. They serialize with
 //! IoT Hub's JSON names, so `serde_json` can print them or build them from JSON.
 //!
 //! Types that callers build for requests ([`ExportImportDevice`], [`CloudToDeviceMethod`],
@@ -16,6 +18,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use iothub_core::redact::Redacted;
 use iothub_rest::types as wire;
 use serde::{Deserialize, Serialize};
 
@@ -25,125 +28,13 @@ use serde_json::{Map, Value};
 /// A JSON object (twin tags, desired or reported properties).
 pub type JsonObject = Map<String, Value>;
 
-macro_rules! string_enum {
-    (
-        $(#[$meta:meta])* $name:ident => $gen:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $wire:literal, )*
-        }
-    ) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-        pub enum $name {
-            $( $(#[$vmeta])* #[serde(rename = $wire)] $variant, )*
-        }
+// The registry's string values and the ETag type are IoT Hub's vocabulary, shared through
+// `iothub-core` and re-exported under this crate's names.
+#[doc(inline)]
+pub use iothub_core::{AuthenticationType, DeviceStatus, ETag, ImportMode, UnknownValue};
 
-        impl $name {
-            /// The value IoT Hub uses on the wire.
-            pub fn as_str(self) -> &'static str {
-                match self { $( $name::$variant => $wire, )* }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = UnknownValue;
-            /// Parses the wire value, ignoring ASCII case.
-            fn from_str(s: &str) -> Result<Self, UnknownValue> {
-                $( if s.eq_ignore_ascii_case($wire) { return Ok($name::$variant); } )*
-                Err(UnknownValue(s.to_owned()))
-            }
-        }
-
-        impl From<$name> for wire::$gen {
-            fn from(v: $name) -> Self {
-                match v { $( $name::$variant => wire::$gen::$variant, )* }
-            }
-        }
-
-        impl From<wire::$gen> for $name {
-            fn from(v: wire::$gen) -> Self {
-                match v { $( wire::$gen::$variant => $name::$variant, )* }
-            }
-        }
-    };
-}
-
-/// A string that is not one of an enum's values.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown value `{0}`")]
-pub struct UnknownValue(pub String);
-
-string_enum! {
-    /// Whether an identity may connect.
-    DeviceStatus => DeviceStatus {
-        /// The identity may connect.
-        Enabled = "enabled",
-        /// The identity is refused.
-        Disabled = "disabled",
-    }
-}
-
-string_enum! {
-    /// How an identity authenticates.
-    AuthenticationType => AuthenticationType {
-        /// Shared access keys.
-        Sas = "sas",
-        /// X.509 certificate with registered thumbprints.
-        SelfSigned = "selfSigned",
-        /// X.509 certificate signed by a registered certificate authority.
-        CertificateAuthority = "certificateAuthority",
-        /// No authentication (modules managed by IoT Edge).
-        None = "none",
-    }
-}
-
-string_enum! {
-    /// What one entry of a bulk registry request does.
-    ImportMode => ImportMode {
-        /// Create; fails for an existing identity.
-        Create = "create",
-        /// Update; fails for a missing identity.
-        Update = "update",
-        /// Update if `etag` matches.
-        UpdateIfMatchETag = "updateIfMatchETag",
-        /// Delete.
-        Delete = "delete",
-        /// Delete if `etag` matches.
-        DeleteIfMatchETag = "deleteIfMatchETag",
-        /// Create, or update an existing identity.
-        CreateOrUpdate = "createOrUpdate",
-        /// Create, or update if `etag` matches.
-        CreateOrUpdateIfMatchETag = "createOrUpdateIfMatchETag",
-        /// Update the twin only.
-        UpdateTwin = "updateTwin",
-        /// Update the twin only, if `twin_etag` matches.
-        UpdateTwinIfMatchETag = "updateTwinIfMatchETag",
-    }
-}
-
-/// An entity tag: the version stamp IoT Hub puts on a device, module or twin, used for
-/// optimistic concurrency (`If-Match`) and in the `*IfMatchETag` bulk modes.
-///
-/// Its own type, so that an ETag and a key (both strings on the wire) cannot be swapped in a
-/// call: read one from a [`Device`], [`Module`] or [`Twin`] (`&device.etag`), build one with
-/// [`ETag::new`] or `"…".parse()`, or say "any version" with [`ETag::any()`]. Nothing turns
-/// a missing value into "any" behind your back.
-///
-/// In a header it is sent quoted (`If-Match: "AAAAAAAAAAE="`), as the official SDKs do; a
-/// value that already starts and ends with `"` is sent unchanged. In a JSON body (bulk
-/// entries) it is the bare value.
-///
-/// ```
-/// use iothub_registry::ETag;
-/// assert_eq!(ETag::new("MQ==").header_value(), "\"MQ==\"");
-/// assert_eq!(ETag::any().header_value(), "\"*\"");
-/// assert!("*".parse::<ETag>().unwrap().is_any());
-/// ```
+/// [`ETag`] is its own type so that an ETag and a key (both strings on the wire) cannot be
+/// swapped in a call. Holds doctests only.
 ///
 /// A key where an ETag belongs does not compile:
 ///
@@ -162,63 +53,19 @@ string_enum! {
 /// rm.update_module_with_sas("dev1", "mod1", None, "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "", "").await;
 /// # }
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct ETag(String);
-
-impl ETag {
-    /// Matches any version (`If-Match: "*"`): an unconditional write.
-    pub fn any() -> Self {
-        ETag("*".to_owned())
-    }
-
-    /// A specific ETag value, as IoT Hub returned it (quoted or not).
-    pub fn new(etag: impl Into<String>) -> Self {
-        ETag(etag.into())
-    }
-
-    /// True for [`ETag::any()`] (the value `*`).
-    pub fn is_any(&self) -> bool {
-        self.0 == "*"
-    }
-
-    /// The `If-Match` header value: the ETag in double quotes.
-    pub fn header_value(&self) -> String {
-        ensure_quoted(&self.0)
-    }
-
-    /// The ETag as given.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ETag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for ETag {
-    type Err = std::convert::Infallible;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Ok(ETag::new(s))
-    }
-}
-
-impl From<&ETag> for ETag {
-    fn from(etag: &ETag) -> Self {
-        etag.clone()
-    }
-}
-
-fn ensure_quoted(etag: &str) -> String {
-    if etag.len() > 1 && etag.starts_with('"') && etag.ends_with('"') {
-        etag.to_owned()
-    } else {
-        format!("\"{etag}\"")
-    }
-}
+///
+/// The same calls with ETags compile:
+///
+/// ```
+/// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
+/// use iothub_registry::{DeviceStatus, ETag};
+/// let device = rm.get_device("dev1").await?;
+/// rm.update_device_with_sas("dev1", &device.etag, "", "", DeviceStatus::Enabled).await?;
+/// rm.update_module_with_sas("dev1", "mod1", None, ETag::any(), "", "").await?;
+/// # Ok(()) }
+/// ```
+#[cfg(doctest)]
+pub struct ETagIsNotAString;
 
 /// A pair of base64 shared access keys. `Debug` shows only whether each key is set.
 #[derive(Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -233,10 +80,9 @@ pub struct SymmetricKey {
 
 impl fmt::Debug for SymmetricKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = |key: &Option<String>| key.as_ref().map(|_| "<redacted>");
         f.debug_struct("SymmetricKey")
-            .field("primary_key", &shown(&self.primary_key))
-            .field("secondary_key", &shown(&self.secondary_key))
+            .field("primary_key", &Redacted(&self.primary_key))
+            .field("secondary_key", &Redacted(&self.secondary_key))
             .finish()
     }
 }
@@ -883,11 +729,12 @@ impl From<wire::DeviceCapabilities> for DeviceCapabilities {
 
 /// The ETag IoT Hub always sends with an identity or twin.
 fn required_etag(etag: Option<String>, what: &str) -> crate::Result<ETag> {
-    etag.map(ETag).ok_or_else(|| crate::Error::InvalidResponse {
-        status: None,
-        body: format!("{what} without an etag"),
-        source: None,
-    })
+    etag.map(ETag::new)
+        .ok_or_else(|| crate::Error::InvalidResponse {
+            status: None,
+            body: format!("{what} without an etag"),
+            source: None,
+        })
 }
 
 /// A wire string that must be one of an enum's values.
@@ -971,7 +818,7 @@ impl FromWire<wire::Twin> for Twin {
             authentication_type: known(t.authentication_type, "authentication type")?,
             device_id: t.device_id,
             module_id: t.module_id,
-            device_etag: t.device_etag.map(ETag),
+            device_etag: t.device_etag.map(ETag::new),
             version: t.version,
             tags: t.tags,
             properties: t.properties.map(Into::into),
