@@ -98,6 +98,9 @@ error_codes! {
     DeserializationError = 400012,
     /// 400013: a bulk registry operation failed for some of its entries.
     BulkRegistryOperationFailure = 400013,
+    /// 400028: a `deviceScope` or `parentScopes` entry is not the scope of an IoT Edge device
+    /// that can be the parent.
+    InvalidDeviceScope = 400028,
     /// 400035: the `policyKey` of a key regeneration is not `primary`, `secondary` or
     /// `both`.
     InvalidPolicyKey = 400035,

@@ -30,12 +30,12 @@ use crate::clock::format_time;
 use crate::error::ErrorCode;
 use crate::store::{Store, StoreError};
 
-/// Most messages a device (or module) queue holds.
-pub const MAX_QUEUE_DEPTH: u64 = 50;
+/// Most messages a device (or module) queue holds (IoT Hub's quota).
+pub const MAX_QUEUE_DEPTH: u64 = iothub_core::limits::MAX_C2D_QUEUE_DEPTH as u64;
 /// Largest message accepted (body, properties and application properties), in bytes (64 KB).
-pub const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+pub const MAX_MESSAGE_BYTES: usize = iothub_core::limits::MAX_C2D_MESSAGE_BYTES;
 /// Lifetime of a message that has no absolute expiry time (one hour).
-pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+pub const DEFAULT_TTL: Duration = iothub_core::limits::C2D_DEFAULT_TTL;
 /// Most feedback records in one feedback message.
 pub const FEEDBACK_BATCH_SIZE: usize = 64;
 /// Content type of feedback messages.

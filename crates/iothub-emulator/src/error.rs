@@ -18,176 +18,14 @@
 
 use chrono::Utc;
 
-/// The IoT Hub error codes the emulator can answer with.
-///
-/// Each code has the name IoT Hub puts in `iothub-errorcode` and in the `Message` text, and a
-/// six-digit number whose first three digits are the HTTP status. Numbers are the ones IoT Hub
-/// publishes; where IoT Hub publishes a name but no number (the `Generic*` and
-/// `Configuration*` codes), the emulator uses the status followed by `000`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// 400000: the request is malformed in a way no more specific code describes.
-    GenericBadRequest,
-    /// 400001: the `api-version` query parameter is missing or not supported.
-    InvalidProtocolVersion,
-    /// 400003: the operation is not valid in the current state.
-    InvalidOperation,
-    /// 400004: a value in the request is invalid.
-    ArgumentInvalid,
-    /// 400005: a required value is missing.
-    ArgumentNull,
-    /// 400006: the request body is not valid JSON or has the wrong shape.
-    IotHubFormatError,
-    /// 400011: the same device id appears twice in one bulk request.
-    DeviceDefinedMultipleTimes,
-    /// 400013: a bulk registry operation failed for some devices.
-    BulkRegistryOperationFailure,
-    /// 400028: a `deviceScope` or `parentScopes` entry is not the scope of an IoT Edge device
-    /// that may be the parent.
-    InvalidDeviceScope,
-    /// 400301: a module cannot be registered under a module.
-    CannotRegisterModuleToModule,
-    /// 400000 (no published number): `policyKey` of a key regeneration is not one of
-    /// primaryKey, secondaryKey, both.
-    InvalidPolicyKey,
-    /// 400000 (no published number): a configuration's target condition is not a valid query
-    /// condition.
-    InvalidConfigurationTargetCondition,
-    /// 400000 (no published number): a configuration's custom metric query is not valid.
-    InvalidConfigurationCustomMetricsQuery,
-    /// 401002: the request has no valid credentials or lacks the rights for the operation.
-    IotHubUnauthorizedAccess,
-    /// 401100: the IoT Edge system modules (`$edgeAgent`, `$edgeHub`) are managed by the hub;
-    /// their identities and desired properties cannot be changed through the registry API.
-    SystemModuleModifyUnauthorizedAccess,
-    /// 403004: the device's cloud-to-device queue already holds 50 messages.
-    DeviceMaximumQueueDepthExceeded,
-    /// 404000: the route does not exist.
-    GenericNotFound,
-    /// 404001: the device is not registered.
-    DeviceNotFound,
-    /// 404010: the module is not registered on the device.
-    ModuleNotFound,
-    /// 404103: the device is not connected, so a direct method cannot be invoked.
-    DeviceNotOnline,
-    /// 404000 (no published number): the configuration does not exist.
-    ConfigurationNotFound,
-    /// 405000: the route exists but not for this HTTP method.
-    GenericMethodNotAllowed,
-    /// 409001: a device with this id already exists.
-    DeviceAlreadyExists,
-    /// 409301: a module with this id already exists on the device.
-    ModuleAlreadyExistsOnDevice,
-    /// 409000 (no published number): a configuration with this id already exists.
-    ConfigurationAlreadyExists,
-    /// 412001: the `If-Match` ETag does not match the current one.
-    PreconditionFailed,
-    /// 413001: the request body is too large.
-    MessageTooLarge,
-    /// 413002: a bulk request holds more than 100 devices.
-    TooManyDevices,
-    /// 413000 (no published number): the hub already holds the maximum number of configurations.
-    ConfigurationCountLimitExceeded,
-    /// 429001: the request was throttled.
-    ThrottlingException,
-    /// 500001: the emulator failed internally.
-    ServerError,
-    /// 503001: the emulator is shutting down or otherwise unavailable.
-    ServiceUnavailable,
-}
+/// IoT Hub's error codes: the vocabulary shared with the clients (`iothub-core`), with
+/// the names, numbers and statuses Microsoft publishes.
+pub use iothub_core::ErrorCode;
 
-impl ErrorCode {
-    /// The name IoT Hub uses for this code (the `iothub-errorcode` header value).
-    pub const fn name(self) -> &'static str {
-        match self {
-            ErrorCode::GenericBadRequest => "GenericBadRequest",
-            ErrorCode::InvalidProtocolVersion => "InvalidProtocolVersion",
-            ErrorCode::InvalidOperation => "InvalidOperation",
-            ErrorCode::ArgumentInvalid => "ArgumentInvalid",
-            ErrorCode::ArgumentNull => "ArgumentNull",
-            ErrorCode::IotHubFormatError => "IotHubFormatError",
-            ErrorCode::DeviceDefinedMultipleTimes => "DeviceDefinedMultipleTimes",
-            ErrorCode::BulkRegistryOperationFailure => "BulkRegistryOperationFailure",
-            ErrorCode::InvalidDeviceScope => "InvalidDeviceScope",
-            ErrorCode::CannotRegisterModuleToModule => "CannotRegisterModuleToModule",
-            ErrorCode::InvalidPolicyKey => "InvalidPolicyKey",
-            ErrorCode::InvalidConfigurationTargetCondition => "InvalidConfigurationTargetCondition",
-            ErrorCode::InvalidConfigurationCustomMetricsQuery => {
-                "InvalidConfigurationCustomMetricsQuery"
-            }
-            ErrorCode::IotHubUnauthorizedAccess => "IotHubUnauthorizedAccess",
-            ErrorCode::SystemModuleModifyUnauthorizedAccess => {
-                "SystemModuleModifyUnauthorizedAccess"
-            }
-            ErrorCode::DeviceMaximumQueueDepthExceeded => "DeviceMaximumQueueDepthExceeded",
-            ErrorCode::GenericNotFound => "GenericNotFound",
-            ErrorCode::DeviceNotFound => "DeviceNotFound",
-            ErrorCode::ModuleNotFound => "ModuleNotFound",
-            ErrorCode::DeviceNotOnline => "DeviceNotOnline",
-            ErrorCode::ConfigurationNotFound => "ConfigurationNotFound",
-            ErrorCode::GenericMethodNotAllowed => "GenericMethodNotAllowed",
-            ErrorCode::DeviceAlreadyExists => "DeviceAlreadyExists",
-            ErrorCode::ModuleAlreadyExistsOnDevice => "ModuleAlreadyExistsOnDevice",
-            ErrorCode::ConfigurationAlreadyExists => "ConfigurationAlreadyExists",
-            ErrorCode::PreconditionFailed => "PreconditionFailed",
-            ErrorCode::MessageTooLarge => "MessageTooLarge",
-            ErrorCode::TooManyDevices => "TooManyDevices",
-            ErrorCode::ConfigurationCountLimitExceeded => "ConfigurationCountLimitExceeded",
-            ErrorCode::ThrottlingException => "ThrottlingException",
-            ErrorCode::ServerError => "ServerError",
-            ErrorCode::ServiceUnavailable => "ServiceUnavailable",
-        }
-    }
-
-    /// The six-digit numeric code (first three digits are the HTTP status).
-    pub const fn code(self) -> u32 {
-        match self {
-            ErrorCode::GenericBadRequest => 400000,
-            ErrorCode::InvalidProtocolVersion => 400001,
-            ErrorCode::InvalidOperation => 400003,
-            ErrorCode::ArgumentInvalid => 400004,
-            ErrorCode::ArgumentNull => 400005,
-            ErrorCode::IotHubFormatError => 400006,
-            ErrorCode::DeviceDefinedMultipleTimes => 400011,
-            ErrorCode::BulkRegistryOperationFailure => 400013,
-            ErrorCode::InvalidDeviceScope => 400028,
-            ErrorCode::CannotRegisterModuleToModule => 400301,
-            ErrorCode::InvalidPolicyKey
-            | ErrorCode::InvalidConfigurationTargetCondition
-            | ErrorCode::InvalidConfigurationCustomMetricsQuery => 400000,
-            ErrorCode::IotHubUnauthorizedAccess => 401002,
-            ErrorCode::SystemModuleModifyUnauthorizedAccess => 401100,
-            ErrorCode::DeviceMaximumQueueDepthExceeded => 403004,
-            ErrorCode::GenericNotFound => 404000,
-            ErrorCode::DeviceNotFound => 404001,
-            ErrorCode::ModuleNotFound => 404010,
-            ErrorCode::DeviceNotOnline => 404103,
-            ErrorCode::ConfigurationNotFound => 404000,
-            ErrorCode::GenericMethodNotAllowed => 405000,
-            ErrorCode::DeviceAlreadyExists => 409001,
-            ErrorCode::ModuleAlreadyExistsOnDevice => 409301,
-            ErrorCode::ConfigurationAlreadyExists => 409000,
-            ErrorCode::PreconditionFailed => 412001,
-            ErrorCode::MessageTooLarge => 413001,
-            ErrorCode::TooManyDevices => 413002,
-            ErrorCode::ConfigurationCountLimitExceeded => 413000,
-            ErrorCode::ThrottlingException => 429001,
-            ErrorCode::ServerError => 500001,
-            ErrorCode::ServiceUnavailable => 503001,
-        }
-    }
-
-    /// The HTTP status this code is answered with (the first three digits of [`code`](Self::code)).
-    pub const fn http_status(self) -> u16 {
-        (self.code() / 1000) as u16
-    }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
+/// The HTTP status `code` is answered with (500 for a code without a number, which the
+/// emulator never produces).
+pub fn http_status(code: &ErrorCode) -> u16 {
+    code.status().unwrap_or(500)
 }
 
 /// How the error body is laid out.
@@ -275,8 +113,8 @@ impl ApiError {
     }
 
     /// The error code.
-    pub fn code(&self) -> ErrorCode {
-        self.code
+    pub fn code(&self) -> &ErrorCode {
+        &self.code
     }
 
     /// Seconds for a `Retry-After` header, when the client should wait.
@@ -299,7 +137,7 @@ impl ApiError {
             }),
             Shape::Nested { info } => {
                 let inner = serde_json::json!({
-                    "errorCode": self.code.code(),
+                    "errorCode": self.code.number(),
                     "trackingId": format!("{tracking_id}-G:0-TimeStamp:{}", now.format("%m/%d/%Y %H:%M:%S")),
                     "message": self.message,
                     "info": info,
@@ -351,7 +189,7 @@ impl Invalid {
 
     /// The error code.
     pub fn code(&self) -> ErrorCode {
-        self.code
+        self.code.clone()
     }
 }
 
@@ -367,11 +205,16 @@ mod tests {
 
     #[test]
     fn codes_map_to_statuses() {
-        assert_eq!(ErrorCode::DeviceNotFound.http_status(), 404);
-        assert_eq!(ErrorCode::TooManyDevices.http_status(), 413);
-        assert_eq!(ErrorCode::ThrottlingException.http_status(), 429);
-        assert_eq!(ErrorCode::IotHubUnauthorizedAccess.http_status(), 401);
-        assert_eq!(ErrorCode::GenericMethodNotAllowed.http_status(), 405);
+        assert_eq!(http_status(&ErrorCode::DeviceNotFound), 404);
+        assert_eq!(http_status(&ErrorCode::TooManyDevices), 413);
+        assert_eq!(http_status(&ErrorCode::ThrottlingException), 429);
+        assert_eq!(http_status(&ErrorCode::IotHubUnauthorizedAccess), 401);
+        assert_eq!(http_status(&ErrorCode::GenericMethodNotAllowed), 405);
+        assert_eq!(
+            http_status(&ErrorCode::SystemModuleModifyUnauthorizedAccess),
+            401
+        );
+        assert_eq!(http_status(&ErrorCode::InvalidDeviceScope), 400);
     }
 
     #[test]

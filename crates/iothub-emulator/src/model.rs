@@ -13,23 +13,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::clock::NEVER;
 use crate::error::Invalid;
 
-/// Longest device, module or configuration id.
-pub const MAX_ID_LEN: usize = 128;
+pub use iothub_core::limits::{MAX_ID_LEN, MAX_STATUS_REASON_LEN, is_valid_id};
+pub use iothub_core::{AuthenticationType, DeviceStatus};
 
-/// Longest `statusReason`.
-pub const MAX_STATUS_REASON_LEN: usize = 128;
-
-/// Characters allowed in ids besides ASCII letters and digits.
-const ID_SPECIALS: &str = "-:.+%_#*?!(),=@;$'";
-
-/// IoT Hub's id rule (device and module ids; message and correlation ids follow it too):
-/// 1–128 chars, ASCII alphanumeric plus `- : . + % _ # * ? ! ( ) , = @ ; $ '`.
-pub fn is_valid_id(id: &str) -> bool {
-    (1..=MAX_ID_LEN).contains(&id.len())
-        && id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || ID_SPECIALS.contains(c))
-}
+use iothub_core::limits::ID_SPECIAL_CHARS as ID_SPECIALS;
 
 /// Checks a device or module id against [`is_valid_id`], saying what is wrong.
 pub fn validate_id(kind: &str, id: &str) -> Result<(), Invalid> {
@@ -112,103 +99,31 @@ pub fn identity_etag(counter: u64) -> String {
     B64.encode(counter.to_string())
 }
 
-/// Parses one ETag as sent in `If-Match` or in a body's `eTag`: `*`, `"x"`, `W/"x"` or a
-/// bare `x`, where `x` is non-empty and has no quote, comma, space or control character.
-pub fn parse_etag(raw: &str) -> Option<&str> {
-    let t = raw.trim_matches(|c| c == ' ' || c == '\t');
-    if t == "*" {
-        return Some(t);
-    }
-    let t = t.strip_prefix("W/").unwrap_or(t);
-    let inner = match t.strip_prefix('"') {
-        Some(rest) => rest.strip_suffix('"')?,
-        None => t,
-    };
-    let valid = !inner.is_empty()
-        && inner
-            .chars()
-            .all(|c| c.is_ascii_graphic() && c != '"' && c != ',');
-    valid.then_some(inner)
+/// Reads one ETag as sent in `If-Match` or a body's `eTag` (`*`, `"x"`, `W/"x"` or a bare
+/// `x`); `None` when it is empty or malformed.
+pub use iothub_core::etag::parse_if_match as parse_etag;
+
+/// Whether an `If-Match` value (already read with [`parse_etag`]) matches `current`.
+pub use iothub_core::etag::matches as etag_matches;
+
+/// Parses a `status` as IoT Hub does (any ASCII case).
+fn parse_status(text: &str) -> Result<DeviceStatus, Invalid> {
+    text.parse().map_err(|_| {
+        Invalid::argument(format!(
+            "The status '{}' is not valid; use 'enabled' or 'disabled'.",
+            text.escape_default()
+        ))
+    })
 }
 
-/// Whether an `If-Match` value (already normalised) matches `current`.
-pub fn etag_matches(if_match: &str, current: &str) -> bool {
-    if_match == "*" || if_match == current
-}
-
-/// Device status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    /// The device can connect.
-    Enabled,
-    /// The device cannot connect.
-    Disabled,
-}
-
-impl Status {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Enabled => "enabled",
-            Status::Disabled => "disabled",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, Invalid> {
-        if text.eq_ignore_ascii_case("enabled") {
-            Ok(Status::Enabled)
-        } else if text.eq_ignore_ascii_case("disabled") {
-            Ok(Status::Disabled)
-        } else {
-            Err(Invalid::argument(format!(
-                "The status '{}' is not valid; use 'enabled' or 'disabled'.",
-                text.escape_default()
-            )))
-        }
-    }
-}
-
-/// How an identity authenticates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum AuthType {
-    /// Symmetric keys.
-    #[serde(rename = "sas")]
-    Sas,
-    /// Self-signed X.509 certificate identified by thumbprint.
-    #[serde(rename = "selfSigned")]
-    SelfSigned,
-    /// X.509 certificate signed by a registered CA.
-    #[serde(rename = "certificateAuthority")]
-    CertificateAuthority,
-    /// No authentication (modules managed by a parent, for instance).
-    #[serde(rename = "none")]
-    None,
-}
-
-impl AuthType {
-    /// Wire name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AuthType::Sas => "sas",
-            AuthType::SelfSigned => "selfSigned",
-            AuthType::CertificateAuthority => "certificateAuthority",
-            AuthType::None => "none",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, Invalid> {
-        match text.to_ascii_lowercase().as_str() {
-            "sas" => Ok(AuthType::Sas),
-            "selfsigned" => Ok(AuthType::SelfSigned),
-            "certificateauthority" => Ok(AuthType::CertificateAuthority),
-            "none" => Ok(AuthType::None),
-            _ => Err(Invalid::argument(format!(
-                "The authentication type '{}' is not valid; use sas, selfSigned, certificateAuthority or none.",
-                text.escape_default()
-            ))),
-        }
-    }
+/// Parses an `authentication.type` as IoT Hub does (any ASCII case).
+fn parse_authentication_type(text: &str) -> Result<AuthenticationType, Invalid> {
+    text.parse().map_err(|_| {
+        Invalid::argument(format!(
+            "The authentication type '{}' is not valid; use sas, selfSigned, certificateAuthority or none.",
+            text.escape_default()
+        ))
+    })
 }
 
 /// Stored authentication of a device or module.
@@ -216,7 +131,7 @@ impl AuthType {
 #[serde(rename_all = "camelCase")]
 pub struct AuthenticationMechanism {
     /// Authentication type.
-    pub kind: AuthType,
+    pub kind: AuthenticationType,
     /// Primary symmetric key (SAS only).
     pub primary_key: Option<String>,
     /// Secondary symmetric key (SAS only).
@@ -231,7 +146,7 @@ impl AuthenticationMechanism {
     /// SAS authentication with two fresh keys.
     pub fn generated_sas() -> Self {
         AuthenticationMechanism {
-            kind: AuthType::Sas,
+            kind: AuthenticationType::Sas,
             primary_key: Some(generate_key()),
             secondary_key: Some(generate_key()),
             primary_thumbprint: None,
@@ -252,8 +167,8 @@ impl AuthenticationMechanism {
             });
         };
         let kind = match input.kind.as_deref() {
-            Some(t) => AuthType::parse(t)?,
-            None => AuthType::Sas,
+            Some(t) => parse_authentication_type(t)?,
+            None => AuthenticationType::Sas,
         };
         let nonempty = |v: &Option<String>| {
             v.as_deref()
@@ -268,7 +183,7 @@ impl AuthenticationMechanism {
         let primary_thumbprint = thumbs.and_then(|t| nonempty(&t.primary_thumbprint));
         let secondary_thumbprint = thumbs.and_then(|t| nonempty(&t.secondary_thumbprint));
         match kind {
-            AuthType::Sas => {
+            AuthenticationType::Sas => {
                 if primary_thumbprint.is_some() || secondary_thumbprint.is_some() {
                     return Err(Invalid::argument(
                         "X.509 thumbprints cannot be set when the authentication type is 'sas'.",
@@ -276,7 +191,7 @@ impl AuthenticationMechanism {
                 }
                 let keep = |which: fn(&AuthenticationMechanism) -> &Option<String>| {
                     previous
-                        .filter(|p| p.kind == AuthType::Sas)
+                        .filter(|p| p.kind == AuthenticationType::Sas)
                         .and_then(|p| which(p).clone())
                 };
                 let primary = match primary_key {
@@ -301,7 +216,7 @@ impl AuthenticationMechanism {
                     secondary_thumbprint: None,
                 })
             }
-            AuthType::SelfSigned => {
+            AuthenticationType::SelfSigned => {
                 if primary_key.is_some() || secondary_key.is_some() {
                     return Err(Invalid::argument(
                         "Symmetric keys cannot be set when the authentication type is 'selfSigned'.",
@@ -324,7 +239,7 @@ impl AuthenticationMechanism {
                     secondary_thumbprint,
                 })
             }
-            AuthType::CertificateAuthority | AuthType::None => {
+            AuthenticationType::CertificateAuthority | AuthenticationType::None => {
                 if primary_key.is_some()
                     || secondary_key.is_some()
                     || primary_thumbprint.is_some()
@@ -453,7 +368,7 @@ pub struct DeviceRecord {
     /// Change counter; the ETag is derived from it.
     pub etag_counter: u64,
     /// Enabled or disabled.
-    pub status: Status,
+    pub status: DeviceStatus,
     /// Why the status was set.
     pub status_reason: Option<String>,
     /// When the status last changed (`None`: never).
@@ -494,7 +409,7 @@ impl DeviceRecord {
             device_id: device_id.to_owned(),
             generation_id,
             etag_counter: 1,
-            status: Status::Enabled,
+            status: DeviceStatus::Enabled,
             status_reason: None,
             status_updated_time: None,
             connection_state_updated_time: None,
@@ -525,7 +440,7 @@ impl DeviceRecord {
 
     fn apply_mutable(&mut self, input: &DeviceInput) -> Result<(), Invalid> {
         if let Some(s) = &input.status {
-            self.status = Status::parse(s)?;
+            self.status = parse_status(s)?;
         }
         if let Some(reason) = &input.status_reason
             && reason.chars().count() > MAX_STATUS_REASON_LEN
@@ -742,7 +657,7 @@ mod tests {
     fn sas_keys_generated_and_kept() {
         let auth = AuthenticationMechanism::from_input(None, None)
             .unwrap_or_else(|_| AuthenticationMechanism::generated_sas());
-        assert_eq!(auth.kind, AuthType::Sas);
+        assert_eq!(auth.kind, AuthenticationType::Sas);
         let empty = AuthInput {
             kind: Some("sas".into()),
             symmetric_key: Some(SymmetricKeyInput {

@@ -284,7 +284,7 @@ mod tests {
         }
         let err = t.check(OperationClass::Query).err();
         assert_eq!(
-            err.as_ref().map(|e| e.code()),
+            err.as_ref().map(|e| e.code().clone()),
             Some(ErrorCode::ThrottlingException)
         );
         assert!(t.check(OperationClass::Registry).is_ok());

@@ -13,7 +13,7 @@
 //!   value anywhere in tags or desired properties is refused and names the key (the hub does
 //!   not read it as "remove");
 //! - string values at most 4096 UTF-8 bytes; every number (integer or not, in any
-//!   spelling such as `1e30`) within ±2^52;
+//!   spelling such as `1e30`) from -2^52 to 2^52 - 1, the range of IoT Hub's twin article;
 //! - depth: at most 10 levels of nested objects *below* the section root (the documented
 //!   example nests `one` … `ten` under `desired` and is accepted; an eleventh level is not);
 //! - size: tags ≤ 8 KiB, desired ≤ 32 KiB, reported ≤ 32 KiB, where size is the sum of UTF-8
@@ -29,18 +29,11 @@ use crate::clock::NEVER;
 use crate::error::Invalid;
 use crate::model::{AuthenticationMechanism, DeviceRecord, ModuleRecord};
 
-/// Maximum size of `tags`, in bytes.
-pub const MAX_TAGS_BYTES: usize = 8 * 1024;
-/// Maximum size of desired (and reported) properties, in bytes.
-pub const MAX_PROPERTIES_BYTES: usize = 32 * 1024;
-/// Maximum levels of nested objects below a section root.
-pub const MAX_DEPTH: usize = 10;
-/// Maximum key length in UTF-8 bytes.
-pub const MAX_KEY_BYTES: usize = 1024;
-/// Maximum string value length in UTF-8 bytes.
-pub const MAX_STRING_BYTES: usize = 4 * 1024;
-/// Largest integer magnitude allowed in a twin (2^52).
-const MAX_INT: i128 = 4_503_599_627_370_496;
+use iothub_core::limits::{
+    MAX_TWIN_DEPTH as MAX_DEPTH, MAX_TWIN_INTEGER, MAX_TWIN_KEY_BYTES as MAX_KEY_BYTES,
+    MAX_TWIN_PROPERTIES_BYTES as MAX_PROPERTIES_BYTES, MAX_TWIN_STRING_BYTES as MAX_STRING_BYTES,
+    MAX_TWIN_TAGS_BYTES as MAX_TAGS_BYTES, MIN_TWIN_INTEGER,
+};
 
 /// Which twin section a value belongs to (for messages and limits).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -514,17 +507,19 @@ fn check_value(kind: SectionKind, v: &Value, path: &str, nulls: Nulls) -> Result
         Value::Number(n) => {
             // The range applies to every number however it is spelled: `1e30` and
             // `4503599627370497.0` are refused like `4503599627370497`.
+            let range = MIN_TWIN_INTEGER..=MAX_TWIN_INTEGER;
             let out_of_range = if let Some(i) = n.as_i64() {
-                i128::from(i).abs() > MAX_INT
-            } else if let Some(u) = n.as_u64() {
-                i128::from(u) > MAX_INT
+                !range.contains(&i)
+            } else if n.as_u64().is_some() {
+                true // above i64::MAX
             } else {
-                n.as_f64()
-                    .is_none_or(|f| !f.is_finite() || f.abs() > MAX_INT as f64)
+                n.as_f64().is_none_or(|f| {
+                    !f.is_finite() || f < MIN_TWIN_INTEGER as f64 || f > MAX_TWIN_INTEGER as f64
+                })
             };
             if out_of_range {
                 Err(Invalid::argument(format!(
-                    "The number at {path} is outside the range IoT Hub accepts (-4503599627370496 to 4503599627370496)."
+                    "The number at {path} is outside the range IoT Hub accepts ({MIN_TWIN_INTEGER} to {MAX_TWIN_INTEGER})."
                 )))
             } else {
                 Ok(())

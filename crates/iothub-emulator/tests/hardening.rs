@@ -374,6 +374,8 @@ async fn numbers_are_parsed_strictly_and_consistently() -> TestResult {
         "-1e30",
         "1152921504606846976",
         "4503599627370497.0",
+        "4503599627370496",
+        "-4503599627370497",
         "1E16",
     ] {
         let body = format!("{{\"properties\":{{\"desired\":{{\"big\":{big}}}}}}}");
@@ -387,7 +389,7 @@ async fn numbers_are_parsed_strictly_and_consistently() -> TestResult {
         .await
         .expect(400, Some("ArgumentInvalid"));
     }
-    let body = "{\"properties\":{\"desired\":{\"ok\":1.5e3,\"edge\":4503599627370496}}}".to_owned();
+    let body = "{\"properties\":{\"desired\":{\"ok\":1.5e3,\"edge\":4503599627370495,\"low\":-4503599627370496}}}".to_owned();
     hub.raw(
         Some(&auth),
         Method::PATCH,

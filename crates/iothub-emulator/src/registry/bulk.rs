@@ -19,8 +19,8 @@ use crate::model::{AuthInput, CapabilitiesInput, DeviceInput};
 use crate::store;
 use crate::twin::{TwinChange, TwinWrite};
 
-/// Most devices in one bulk registry operation (IoT Hub's limit).
-pub const MAX_BULK_DEVICES: usize = 100;
+use iothub_core::ImportMode;
+use iothub_core::limits::MAX_BULK_DEVICES;
 
 /// One entry the hub could not apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,63 +56,22 @@ struct ImportDevice {
     parent_scopes: Option<Vec<String>>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ImportMode {
-    Create,
-    Update,
-    CreateOrUpdate,
-    UpdateIfMatchETag,
-    CreateOrUpdateIfMatchETag,
-    Delete,
-    DeleteIfMatchETag,
-    UpdateTwin,
-    UpdateTwinIfMatchETag,
-}
-
-impl ImportMode {
-    const ALL: [(ImportMode, &'static str); 9] = [
-        (ImportMode::Create, "create"),
-        (ImportMode::Update, "update"),
-        (ImportMode::CreateOrUpdate, "createOrUpdate"),
-        (ImportMode::UpdateIfMatchETag, "updateIfMatchETag"),
-        (
-            ImportMode::CreateOrUpdateIfMatchETag,
-            "createOrUpdateIfMatchETag",
-        ),
-        (ImportMode::Delete, "delete"),
-        (ImportMode::DeleteIfMatchETag, "deleteIfMatchETag"),
-        (ImportMode::UpdateTwin, "updateTwin"),
-        (ImportMode::UpdateTwinIfMatchETag, "updateTwinIfMatchETag"),
-    ];
-
-    fn parse(text: Option<&str>) -> Result<Self, Invalid> {
-        let Some(text) = text else {
-            return Ok(ImportMode::CreateOrUpdate);
-        };
-        Self::ALL
-            .iter()
-            .find(|(_, name)| name.eq_ignore_ascii_case(text))
-            .map(|(mode, _)| *mode)
-            .ok_or_else(|| {
-                Invalid::argument(format!(
-                    "The importMode '{}' is not valid; use one of {}.",
-                    text.escape_default(),
-                    Self::ALL
-                        .iter()
-                        .map(|(_, n)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ))
-            })
-    }
-
-    fn name(self) -> &'static str {
-        Self::ALL
-            .iter()
-            .find(|(m, _)| *m == self)
-            .map(|(_, n)| *n)
-            .unwrap_or("createOrUpdate")
-    }
+/// Reads an entry's `importMode` (any ASCII case; `createOrUpdate` when absent).
+fn parse_mode(text: Option<&str>) -> Result<ImportMode, Invalid> {
+    let Some(text) = text else {
+        return Ok(ImportMode::CreateOrUpdate);
+    };
+    text.parse().map_err(|_| {
+        Invalid::argument(format!(
+            "The importMode '{}' is not valid; use one of {}.",
+            text.escape_default(),
+            ImportMode::ALL
+                .iter()
+                .map(|m| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    })
 }
 
 /// Checks an entry's `eTag`/`twinETag` (an `*IfMatchETag` mode requires one that matches).
@@ -269,7 +228,7 @@ impl Registry {
                 });
                 let (mode, outcome) = match parsed {
                     Err(e) => (None, Err(e)),
-                    Ok(dev) => match ImportMode::parse(dev.import_mode.as_deref()) {
+                    Ok(dev) => match parse_mode(dev.import_mode.as_deref()) {
                         Err(e) => (None, Err(e.into())),
                         Ok(mode) => {
                             // A savepoint per device, through cached statements (what
@@ -291,7 +250,7 @@ impl Registry {
                         device_id: raw_id,
                         code: e.code(),
                         message: e.to_string(),
-                        operation: mode.map(ImportMode::name),
+                        operation: mode.map(ImportMode::as_str),
                     }),
                 }
             }

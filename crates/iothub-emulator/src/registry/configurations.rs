@@ -32,7 +32,7 @@ use crate::model::{MAX_ID_LEN, etag_matches, identity_etag};
 use crate::{query, store};
 
 /// Most configurations per hub (IoT Hub's limit for paid tiers).
-pub const MAX_CONFIGURATIONS: u64 = 100;
+pub const MAX_CONFIGURATIONS: u64 = iothub_core::limits::MAX_CONFIGURATIONS as u64;
 /// Most configurations `GET /configurations` returns.
 pub const MAX_LIST_CONFIGURATIONS: u32 = 20;
 

@@ -111,7 +111,7 @@ impl RegistryError {
             RegistryError::PreconditionFailed { .. } => ErrorCode::PreconditionFailed,
             RegistryError::SystemModule { .. } => ErrorCode::SystemModuleModifyUnauthorizedAccess,
             RegistryError::Invalid(e) => e.code(),
-            RegistryError::Refused { code, .. } => *code,
+            RegistryError::Refused { code, .. } => code.clone(),
             RegistryError::Query(QueryError::BadContinuation) => ErrorCode::GenericBadRequest,
             RegistryError::Query(QueryError::Sql(_)) => ErrorCode::ServerError,
             RegistryError::Query(_) => ErrorCode::ArgumentInvalid,

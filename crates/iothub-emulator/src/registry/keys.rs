@@ -4,7 +4,7 @@
 use super::identities::no_keys;
 use super::{Registry, RegistryError};
 use crate::error::ErrorCode;
-use crate::model::{AuthType, AuthenticationMechanism, generate_key};
+use crate::model::{AuthenticationMechanism, AuthenticationType, generate_key};
 use crate::store;
 
 /// Which keys to regenerate (`policyKey`).
@@ -89,7 +89,7 @@ pub struct KeyRegeneration {
 
 /// New keys for `auth` as `policy` says; `None` when the identity does not use SAS keys.
 fn rotate(auth: &mut AuthenticationMechanism, policy: KeyPolicy) -> Option<(String, String)> {
-    if auth.kind != AuthType::Sas {
+    if auth.kind != AuthenticationType::Sas {
         return None;
     }
     if policy != KeyPolicy::Secondary {

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 use crate::model::{DeviceInput, DeviceRecord, validate_id};
 
 /// Most devices `GET /devices` returns.
-pub const MAX_LIST_DEVICES: u32 = 1000;
+pub const MAX_LIST_DEVICES: u32 = iothub_core::limits::MAX_LIST_DEVICES as u32;
 
 fn device_response(record: &DeviceRecord) -> Response {
     json_response(StatusCode::OK, &record.to_wire(), Some(&record.etag()))

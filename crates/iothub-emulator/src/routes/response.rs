@@ -20,16 +20,18 @@ pub const JSON_CONTENT_TYPE: &str = "application/json; charset=utf-8";
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let code = self.code();
-        let status =
-            StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let code = self.code().clone();
+        let status = StatusCode::from_u16(crate::error::http_status(&code))
+            .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let mut response = (status, self.body().to_string()).into_response();
         let headers = response.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static(JSON_CONTENT_TYPE),
         );
-        headers.insert(IOTHUB_ERRORCODE, HeaderValue::from_static(code.name()));
+        if let Ok(name) = HeaderValue::from_str(code.name()) {
+            headers.insert(IOTHUB_ERRORCODE, name);
+        }
         if let Some(seconds) = self.retry_after() {
             headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }

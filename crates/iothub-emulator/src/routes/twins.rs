@@ -11,8 +11,9 @@ use crate::error::ApiError;
 use crate::registry::TwinDocument;
 use crate::twin::TwinWrite as How;
 
-/// Largest direct-method payload IoT Hub accepts.
-const MAX_METHOD_PAYLOAD_BYTES: usize = 128 * 1024;
+use iothub_core::limits::{
+    MAX_METHOD_PAYLOAD_BYTES, METHOD_CONNECT_TIMEOUT_SECS, METHOD_RESPONSE_TIMEOUT_SECS,
+};
 
 fn twin_response(twin: &TwinDocument) -> Response {
     json_response(StatusCode::OK, &twin.doc, Some(&twin.etag))
@@ -96,7 +97,12 @@ pub async fn replace_module_twin(
     write(state, (id, Some(mid)), &headers, body, How::Replace).await
 }
 
-fn timeout_field(body: &Value, name: &str, min: u64, max: u64) -> Result<Option<u64>, ApiError> {
+fn timeout_field(
+    body: &Value,
+    name: &str,
+    range: std::ops::RangeInclusive<u32>,
+) -> Result<Option<u64>, ApiError> {
+    let (min, max) = (u64::from(*range.start()), u64::from(*range.end()));
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(v) => match v.as_u64() {
@@ -122,8 +128,13 @@ fn validate_method_body(body: &Value) -> Result<u64, ApiError> {
         }
         Some(_) => return Err(ApiError::format("methodName must be a string.")),
     }
-    timeout_field(body, "responseTimeoutInSeconds", 5, 300)?;
-    let connect = timeout_field(body, "connectTimeoutInSeconds", 0, 300)?.unwrap_or(0);
+    timeout_field(
+        body,
+        "responseTimeoutInSeconds",
+        METHOD_RESPONSE_TIMEOUT_SECS,
+    )?;
+    let connect =
+        timeout_field(body, "connectTimeoutInSeconds", METHOD_CONNECT_TIMEOUT_SECS)?.unwrap_or(0);
     let payload_len = body
         .get("payload")
         .map(|p| p.to_string().len())
