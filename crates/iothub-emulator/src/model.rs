@@ -357,6 +357,15 @@ pub struct ModuleInput {
     pub authentication: Option<AuthInput>,
 }
 
+/// A device's `capabilities`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DeviceCapabilities {
+    /// `iotEdge`: the device is an IoT Edge device (it gets the `$edgeAgent` and `$edgeHub`
+    /// system modules and a device scope of its own).
+    pub iot_edge: bool,
+}
+
 /// A stored device identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -381,8 +390,9 @@ pub struct DeviceRecord {
     pub cloud_to_device_message_count: u64,
     /// Authentication.
     pub auth: AuthenticationMechanism,
-    /// IoT Edge capability.
-    pub iot_edge: bool,
+    /// `capabilities` (stored flat, as `iotEdge`, like earlier versions of the store).
+    #[serde(flatten)]
+    pub capabilities: DeviceCapabilities,
     /// Device scope (edge devices and their children).
     pub device_scope: Option<String>,
     /// Parent scopes.
@@ -416,7 +426,7 @@ impl DeviceRecord {
             last_activity_time: None,
             cloud_to_device_message_count: 0,
             auth: AuthenticationMechanism::from_input(input.authentication.as_ref(), None)?,
-            iot_edge: false,
+            capabilities: DeviceCapabilities::default(),
             device_scope: None,
             parent_scopes: Vec::new(),
             model_id: String::new(),
@@ -450,7 +460,7 @@ impl DeviceRecord {
             )));
         }
         self.status_reason = input.status_reason.clone().filter(|r| !r.is_empty());
-        self.iot_edge = input
+        self.capabilities.iot_edge = input
             .capabilities
             .as_ref()
             .and_then(|c| c.iot_edge)
@@ -469,12 +479,12 @@ impl DeviceRecord {
             .as_deref()
             .and_then(|s| s.strip_prefix(&own_prefix))
             .is_some_and(|g| !g.is_empty() && g.bytes().all(|b| b.is_ascii_digit()));
-        if self.iot_edge && given_scope.is_none_or(str::is_empty) && !has_own {
+        if self.capabilities.iot_edge && given_scope.is_none_or(str::is_empty) && !has_own {
             self.device_scope = Some(format!("{own_prefix}{}", self.generation_id));
-        } else if !self.iot_edge && has_own && given_scope.is_none() {
+        } else if !self.capabilities.iot_edge && has_own && given_scope.is_none() {
             self.device_scope = None;
         }
-        if self.iot_edge {
+        if self.capabilities.iot_edge {
             // A nested edge device names its parent itself.
             if let Some(scopes) = &input.parent_scopes {
                 self.parent_scopes = scopes.clone();
@@ -502,7 +512,7 @@ impl DeviceRecord {
             "lastActivityTime": self.last_activity_time.as_deref().unwrap_or(NEVER),
             "cloudToDeviceMessageCount": self.cloud_to_device_message_count,
             "authentication": self.auth.to_wire(),
-            "capabilities": { "iotEdge": self.iot_edge },
+            "capabilities": self.capabilities,
             "parentScopes": self.parent_scopes,
         });
         if let (Some(scope), Some(obj)) = (&self.device_scope, v.as_object_mut()) {

@@ -225,7 +225,7 @@ impl TwinState {
             &device.model_id,
         );
         self.insert_common(&mut doc);
-        doc.insert("capabilities".into(), json!({ "iotEdge": device.iot_edge }));
+        doc.insert("capabilities".into(), json!(device.capabilities));
         if let Some(scope) = &device.device_scope {
             doc.insert("deviceScope".into(), Value::String(scope.clone()));
         }
@@ -567,7 +567,13 @@ pub fn value_size(v: &Value) -> usize {
     match v {
         Value::Object(m) => map_size(m),
         Value::Array(items) => items.iter().map(value_size).sum(),
-        Value::String(s) => s.len(),
+        // IoT Hub counts strings by their UTF-8 length without the C0 and C1 control
+        // characters (the twin article's size rule).
+        Value::String(s) => s
+            .chars()
+            .filter(|c| !c.is_control())
+            .map(char::len_utf8)
+            .sum(),
         Value::Number(_) => 8,
         Value::Bool(_) | Value::Null => 4,
     }
@@ -884,5 +890,29 @@ mod tests {
         ] {
             assert!(TwinChange::reported_patch(&bad).is_err(), "{bad}");
         }
+    }
+
+    /// Section sizes follow the twin article: keys and strings by UTF-8 length (control
+    /// characters not counted), numbers 8 bytes, booleans 4 bytes.
+    #[test]
+    fn sizes_count_as_the_twin_article_says() {
+        assert_eq!(value_size(&json!("abc")), 3);
+        assert_eq!(value_size(&json!("é")), 2);
+        assert_eq!(value_size(&json!("a\u{1}b\u{85}")), 2);
+        assert_eq!(value_size(&json!(12.5)), 8);
+        assert_eq!(value_size(&json!(true)), 4);
+        assert_eq!(value_size(&json!({"ab": {"c": 1}})), 2 + 1 + 8);
+        // 8 KiB of tags exactly fits; one byte more does not.
+        let mut t = TwinState::new(NOW);
+        let fits = TwinChange {
+            tags: Some(obj(json!({"k": "x".repeat(8 * 1024 - 1)}))),
+            ..Default::default()
+        };
+        assert!(t.apply(&fits, TwinWrite::Update, NOW).is_ok());
+        let over = TwinChange {
+            tags: Some(obj(json!({"k": "x".repeat(8 * 1024)}))),
+            ..Default::default()
+        };
+        assert!(t.apply(&over, TwinWrite::Update, NOW).is_err());
     }
 }

@@ -69,7 +69,7 @@ pub(super) fn create_device(
         twin: TwinState::new(&ctx.now_text),
     };
     store::put_device(conn, &row)?;
-    if row.record.iot_edge {
+    if row.record.capabilities.iot_edge {
         for module_id in super::EDGE_SYSTEM_MODULES {
             let module = ModuleRow {
                 record: ModuleRecord::system(device_id, module_id, ctx.now),
@@ -91,7 +91,7 @@ pub(super) fn update_device(
     let before = row.record.clone();
     row.record.update(input, ctx.now)?;
     scopes::check_update(conn, &before, &row.record)?;
-    if before.iot_edge && !row.record.iot_edge {
+    if before.capabilities.iot_edge && !row.record.capabilities.iot_edge {
         scopes::release_children(conn, ctx, &before)?;
     }
     store::put_device(conn, row)?;
@@ -106,7 +106,7 @@ pub(super) fn delete_device_row(
     row: &DeviceRow,
 ) -> Result<(), RegistryError> {
     store::delete_device(conn, &row.record.device_id)?;
-    if row.record.iot_edge {
+    if row.record.capabilities.iot_edge {
         scopes::release_children(conn, ctx, &row.record)?;
     }
     Ok(())

@@ -51,7 +51,7 @@ fn edge_device_with_scope(
     };
     Ok(store::get_device(conn, owner)?
         .map(|row| row.record)
-        .filter(|r| r.iot_edge && r.device_scope.as_deref() == Some(scope)))
+        .filter(|r| r.capabilities.iot_edge && r.device_scope.as_deref() == Some(scope)))
 }
 
 fn parent_of(conn: &Connection, scope: &str, what: &str) -> Result<DeviceRecord, RegistryError> {
@@ -65,7 +65,7 @@ fn parent_of(conn: &Connection, scope: &str, what: &str) -> Result<DeviceRecord,
 
 /// Checks the scopes of a device about to be written.
 pub(super) fn check(conn: &Connection, record: &DeviceRecord) -> Result<(), RegistryError> {
-    if record.iot_edge {
+    if record.capabilities.iot_edge {
         let own = record.device_scope.as_deref().unwrap_or_default();
         if scope_owner(own) != Some(record.device_id.as_str()) {
             return Err(invalid(format!(
@@ -120,8 +120,8 @@ pub(super) fn check_update(
     before: &DeviceRecord,
     after: &DeviceRecord,
 ) -> Result<(), RegistryError> {
-    if before.iot_edge
-        && after.iot_edge
+    if before.capabilities.iot_edge
+        && after.capabilities.iot_edge
         && before.device_scope.is_some()
         && after.device_scope != before.device_scope
     {
@@ -152,7 +152,7 @@ pub(super) fn release_children(
             continue;
         };
         let record = &mut row.record;
-        let changed = if record.iot_edge {
+        let changed = if record.capabilities.iot_edge {
             let before = record.parent_scopes.len();
             record.parent_scopes.retain(|s| s != scope);
             record.parent_scopes.len() != before

@@ -252,7 +252,7 @@ impl Registry {
         }
         self.write(move |c, ctx| {
             let device = require_device(c, ctx, &device_id)?;
-            if !device.record.iot_edge {
+            if !device.record.capabilities.iot_edge {
                 return Err(Invalid::argument(format!(
                     "Device '{}' is not an IoT Edge device; configuration content can only be applied to IoT Edge devices.",
                     device_id.escape_default()
