@@ -114,12 +114,20 @@ pub(super) fn check(conn: &Connection, record: &DeviceRecord) -> Result<(), Regi
     Ok(())
 }
 
-/// Checks an update: an IoT Edge device keeps the scope it has, then [`check`].
+/// Checks an update: an IoT Edge device keeps the scope it has, then [`check`] when the
+/// scopes or the edge capability change (an update that leaves them alone is not refused for
+/// a parent stored before these rules were enforced).
 pub(super) fn check_update(
     conn: &Connection,
     before: &DeviceRecord,
     after: &DeviceRecord,
 ) -> Result<(), RegistryError> {
+    if before.device_scope == after.device_scope
+        && before.parent_scopes == after.parent_scopes
+        && before.capabilities == after.capabilities
+    {
+        return Ok(());
+    }
     if before.capabilities.iot_edge
         && after.capabilities.iot_edge
         && before.device_scope.is_some()
