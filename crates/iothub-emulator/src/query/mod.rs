@@ -222,8 +222,10 @@ pub fn execute(
     let plan = sql::plan(query, &ast)?;
     let page_size = effective_page_size(max_item_count);
     let fingerprint = fingerprint(query);
-    let keyset = !matches!(plan.shape, Shape::Aggregate { .. });
-    let key_count = if keyset { plan.key_columns().len() } else { 0 };
+    let key_count = match &plan.shape {
+        Shape::Aggregate { group_by, .. } => *group_by,
+        _ => plan.key_columns().len(),
+    };
     let position = match continuation.map(str::trim).filter(|t| !t.is_empty()) {
         None => Position::default(),
         Some(token) => decode_token(token, &fingerprint, key_count)?,
@@ -243,10 +245,9 @@ pub fn execute(
             item_type,
         });
     }
-    let (items, last_key, more) = if keyset {
-        run_keyset(conn, &plan, &position, limit)?
-    } else {
-        run_aggregate(conn, &plan, &position, limit)?
+    let (items, last_key, more) = match &plan.shape {
+        Shape::Aggregate { .. } => run_aggregate(conn, &plan, &position, limit)?,
+        _ => run_keyset(conn, &plan, &position, limit)?,
     };
     let returned = position.returned.saturating_add(items.len() as u64);
     let continuation = if more && returned < plan.top.unwrap_or(u64::MAX) {
@@ -272,9 +273,10 @@ fn effective_page_size(requested: Option<u32>) -> u32 {
 /// Where a continuation token says to resume.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Position {
-    /// Items returned by earlier pages (the group offset for aggregates).
+    /// Items returned by earlier pages (counted against `TOP`).
     returned: u64,
-    /// Key of the last returned twin (keyset paging), `None` at the start.
+    /// Key of the last returned item, `None` at the start: the ids of a twin, or the group
+    /// keys of a group (each the JSON text of the value, `""` when missing).
     after: Option<Vec<String>>,
 }
 
@@ -314,7 +316,8 @@ fn decode_token(token: &str, fingerprint: &str, key_count: usize) -> Result<Posi
         .get("n")
         .and_then(Value::as_u64)
         .ok_or(QueryError::BadContinuation)?;
-    // Keyset tokens always carry the last returned key, offset tokens never do.
+    // Tokens carry the last returned key, except for aggregates without groups (which have a
+    // single page and no tokens).
     let after = match (obj.get("k"), key_count) {
         (None, 0) => None,
         (Some(Value::Array(parts)), n) if n > 0 && parts.len() == n => Some(
@@ -371,9 +374,9 @@ fn run_keyset(
         .collect();
     params.push(sql_limit(limit.saturating_add(1)));
     let sql = format!(
-        "SELECT {} FROM {} AS {TABLE_ALIAS}{} ORDER BY {} LIMIT ?{}",
+        "SELECT {} FROM {}{} ORDER BY {} LIMIT ?{}",
         select_cols.join(", "),
-        plan.table(),
+        plan.source(),
         where_clause(&conditions),
         keys.iter()
             .map(|k| format!("{TABLE_ALIAS}.{k}"))
@@ -407,50 +410,98 @@ fn run_keyset(
     Ok((items, last_key, more))
 }
 
-/// Aggregate queries: ordered by group key, resuming at a group offset.
+/// Aggregate queries: one scan computes the group keys and aggregate inputs of every
+/// matching twin (materialized, so that SQLite reads them from the pinned index alone), then
+/// the groups are formed, ordered by group keys and resumed after the last returned one.
 fn run_aggregate(
     conn: &rusqlite::Connection,
     plan: &Plan,
     position: &Position,
     limit: u64,
 ) -> Result<PageRows, QueryError> {
-    let Shape::Aggregate { columns, group_by } = &plan.shape else {
+    let Shape::Aggregate {
+        inputs,
+        columns,
+        group_by,
+    } = &plan.shape
+    else {
         return Ok((Vec::new(), None, false));
     };
     let mut params = plan.params.clone();
-    let conditions: Vec<String> = plan.filter.iter().cloned().collect();
-    let grouping = if group_by.is_empty() {
+    let filter: Vec<String> = plan.filter.iter().cloned().collect();
+    // Group keys are JSON text or NULL (missing); NULL sorts first, like "".
+    let keys: Vec<String> = (0..*group_by)
+        .map(|i| format!("COALESCE(r.c{i}, '')"))
+        .collect();
+    let mut outer = Vec::new();
+    if let Some(after) = &position.after {
+        let mut placeholders = Vec::new();
+        for k in after {
+            params.push(SqlValue::Text(k.clone()));
+            placeholders.push(format!("?{}", params.len()));
+        }
+        outer.push(format!(
+            "({}) > ({})",
+            keys.join(", "),
+            placeholders.join(", ")
+        ));
+    }
+    let grouping = if *group_by == 0 {
         String::new()
     } else {
-        let g = group_by.join(", ");
+        let g = (0..*group_by)
+            .map(|i| format!("r.c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(" GROUP BY {g} ORDER BY {g}")
     };
+    let select = keys
+        .iter()
+        .cloned()
+        .chain(columns.iter().map(|c| c.sql.clone()))
+        .collect::<Vec<_>>()
+        .join(", ");
     params.push(sql_limit(limit.saturating_add(1)));
-    params.push(sql_limit(position.returned));
-    let sql = format!(
-        "SELECT {} FROM {} AS {TABLE_ALIAS}{}{grouping} LIMIT ?{} OFFSET ?{}",
-        columns
-            .iter()
-            .map(|c| c.sql.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        plan.table(),
-        where_clause(&conditions),
-        params.len() - 1,
-        params.len()
-    );
+    let sql = if inputs.is_empty() {
+        // Only COUNT(): no per-twin values to compute.
+        format!(
+            "SELECT {select} FROM {}{} LIMIT ?{}",
+            plan.source(),
+            where_clause(&filter),
+            params.len()
+        )
+    } else {
+        format!(
+            "WITH r AS MATERIALIZED (SELECT {} FROM {}{}) SELECT {select} FROM r{}{grouping} LIMIT ?{}",
+            inputs
+                .iter()
+                .enumerate()
+                .map(|(i, sql)| format!("{sql} AS c{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.source(),
+            where_clause(&filter),
+            where_clause(&outer),
+            params.len()
+        )
+    };
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut items = Vec::new();
+    let mut last_key = None;
     let mut more = false;
     while let Some(row) = rows.next()? {
         if items.len() as u64 == limit {
             more = true;
             break;
         }
-        items.push(project(row, 0, columns)?);
+        let key = (0..*group_by)
+            .map(|i| row.get::<_, String>(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        items.push(project(row, *group_by, columns)?);
+        last_key = Some(key);
     }
-    Ok((items, None, more))
+    Ok((items, last_key.filter(|k| !k.is_empty()), more))
 }
 
 fn where_clause(conditions: &[String]) -> String {
