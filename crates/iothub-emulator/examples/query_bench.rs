@@ -214,8 +214,7 @@ fn shapes(devices: usize) -> Vec<Shape> {
             name: "GROUP BY tags.fleet, COUNT()",
             target: "<= 100 ms",
             call: Call::Query {
-                text: "SELECT tags.fleet, COUNT() AS n FROM devices GROUP BY tags.fleet"
-                    .to_owned(),
+                text: "SELECT tags.fleet, COUNT() AS n FROM devices GROUP BY tags.fleet".to_owned(),
                 page: 1000,
                 expect: 100,
             },
@@ -251,7 +250,9 @@ async fn main() -> BenchResult<()> {
         .start()
         .await?;
     let cs: ConnectionString = emu.connection_string().parse()?;
-    let key = cs.shared_access_key().ok_or("no key in the connection string")?;
+    let key = cs
+        .shared_access_key()
+        .ok_or("no key in the connection string")?;
     let expiry = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs() + 24 * 3600;
     let token = sas::generate_sas_token(cs.host_name(), key, cs.shared_access_key_name(), expiry)
         .expose()

@@ -1464,21 +1464,31 @@ fn eval(twin: &Value, e: &parser::Expr) -> Ev {
     }
 }
 
+/// Property paths the generated conditions use.
+const PATHS: &[&str] = &[
+    "tags.floor",
+    "tags.name",
+    "tags.flag",
+    "tags.n",
+    "tags.location",
+    "tags.location.region",
+    "tags.missing",
+    "properties.reported.temp",
+    "properties.reported.fw",
+    "properties.desired.t",
+    "deviceId",
+    "tags.list[1]",
+    "tags.j",
+    "status",
+    "connectionState",
+    "etag",
+    "version",
+    "properties.reported.$metadata.$lastUpdated",
+    "properties.desired.$version",
+    "properties.reported",
+];
+
 fn gen_operand(rng: &mut Rng) -> String {
-    const PATHS: &[&str] = &[
-        "tags.floor",
-        "tags.name",
-        "tags.flag",
-        "tags.n",
-        "tags.location",
-        "tags.location.region",
-        "tags.missing",
-        "properties.reported.temp",
-        "properties.reported.fw",
-        "properties.desired.t",
-        "deviceId",
-        "tags.list[1]",
-    ];
     const LITERALS: &[&str] = &[
         "1",
         "2",
@@ -1498,6 +1508,12 @@ fn gen_operand(rng: &mut Rng) -> String {
         "null",
         "undefined",
         "'d3'",
+        "'enabled'",
+        "'disabled'",
+        "'Disconnected'",
+        "'{\"a\":1}'",
+        "'[1]'",
+        "'2024-01-01T00:00:00.000Z'",
     ];
     if rng.below(3) == 0 {
         LITERALS[rng.below(LITERALS.len())].to_owned()
@@ -1535,7 +1551,7 @@ fn gen_cond(rng: &mut Rng, depth: u32) -> String {
             3 => {
                 let items: Vec<String> = (0..rng.below(4))
                     .map(|_| gen_operand(rng))
-                    .filter(|s| !s.contains('.') && !s.contains('[') && s != "deviceId")
+                    .filter(|s| !PATHS.contains(&s.as_str()))
                     .collect();
                 let op = ["IN", "NIN", "NOT IN"][rng.below(3)];
                 format!("{} {op} [{}]", gen_value(rng, 1), items.join(", "))
@@ -1572,20 +1588,31 @@ fn gen_cond(rng: &mut Rng, depth: u32) -> String {
 #[test]
 fn sql_translation_matches_reference_semantics() {
     let conn = fleet();
+    let mut d6 = twin(
+        "d6",
+        None,
+        json!({"floor": 2.5, "name": "", "flag": true, "list": [1, "x"], "location": "US", "j": {"a": 1}}),
+        json!({"t": -1}),
+        json!({"temp": 0, "fw": "1."}),
+    );
+    d6["status"] = json!("disabled");
+    d6["version"] = json!(7);
+    add_device(&conn, &d6);
+    // A string that reads like an object, and one like an array.
     add_device(
         &conn,
         &twin(
-            "d6",
+            "d7",
             None,
-            json!({"floor": 2.5, "name": "", "flag": true, "list": [1, "x"], "location": "US"}),
-            json!({"t": -1}),
-            json!({"temp": 0, "fw": "1."}),
+            json!({"j": "{\"a\":1}", "list": "[1]"}),
+            json!({}),
+            json!({}),
         ),
     );
     let twins = run(&conn, "SELECT * FROM devices").items;
     let mut rng = Rng(0xD1B5_4A32_D192_ED03);
     let mut non_trivial = 0;
-    for _ in 0..3000 {
+    for _ in 0..4000 {
         let cond = gen_cond(&mut rng, 4);
         let q = format!("SELECT deviceId FROM devices WHERE {cond}");
         let ast = match parser::parse(&q) {
@@ -1705,4 +1732,407 @@ fn count_walks_every_page() {
         1250
     );
     assert_eq!(count(&conn, "SELECT * FROM devices").unwrap(), 2500);
+}
+
+// ------------------------------------------- paging under concurrent writes
+
+/// Writes device twins the way the emulator does (`store::put_device`, an upsert that keeps
+/// the row) and deletes them with `store::delete_device`.
+struct Writer<'a> {
+    conn: &'a Connection,
+}
+
+impl Writer<'_> {
+    fn put(&self, id: &str, tags: Value, disabled: bool) {
+        use crate::model::{DeviceInput, DeviceRecord, Status};
+        use crate::twin::{TwinChange, TwinState, TwinUpdate};
+        let mut record = DeviceRecord::create(id, &DeviceInput::default()).expect("record");
+        if disabled {
+            record.status = Status::Disabled;
+        }
+        let mut twin = TwinState::new();
+        let change = TwinChange {
+            tags: tags.as_object().cloned(),
+            desired: None,
+            reported: None,
+        };
+        twin.apply(&change, TwinUpdate::Merge).expect("tags");
+        crate::store::put_device(self.conn, &crate::store::DeviceRow { record, twin })
+            .expect("put device");
+    }
+
+    fn delete(&self, id: &str) {
+        crate::store::delete_device(self.conn, id).expect("delete device");
+    }
+}
+
+/// Pages through `query` with pages of `k`, calling `between` after every page, and returns
+/// the ids of all items in order.
+fn page_through(
+    conn: &Connection,
+    query: &str,
+    k: u32,
+    mut between: impl FnMut(usize),
+) -> Vec<String> {
+    let mut seen = Vec::new();
+    let mut token: Option<String> = None;
+    for page_no in 0.. {
+        let page = execute(conn, query, Some(k), token.as_deref())
+            .unwrap_or_else(|e| panic!("{query} page {page_no}: {e}"));
+        seen.extend(ids(&page));
+        match page.continuation {
+            Some(t) => token = Some(t),
+            None => break,
+        }
+        between(page_no);
+    }
+    seen
+}
+
+#[test]
+fn paging_never_skips_or_repeats_twins_under_concurrent_writes() {
+    let conn = db();
+    let w = Writer { conn: &conn };
+    const N: usize = 240;
+    let id = |i: usize| format!("p{i:04}");
+    for i in 0..N {
+        w.put(&id(i), json!({"keep": true, "n": 0}), i % 3 == 0);
+    }
+    // Devices deleted along the way (ahead of the cursor and behind it), and status flips.
+    let doomed: Vec<usize> = (0..N).filter(|i| i % 17 == 5).collect();
+    let flipped: Vec<usize> = (0..N).filter(|i| i % 11 == 4).collect();
+    for (query, k) in [
+        ("SELECT * FROM devices", 7),
+        (
+            "SELECT deviceId, tags.n FROM devices WHERE tags.keep = true",
+            9,
+        ),
+        ("SELECT * FROM devices WHERE status = 'enabled'", 5),
+        (
+            "SELECT * FROM devices WHERE STARTSWITH(deviceId, 'p0') AND tags.keep = true",
+            8,
+        ),
+    ] {
+        // Start from the same devices for every query.
+        for i in 0..N {
+            w.put(&id(i), json!({"keep": true, "n": 0}), i % 3 == 0);
+        }
+        for extra in ["a-new", "p0001x", "zz-new", "p9999"] {
+            w.delete(extra);
+        }
+        let mut next_doomed = doomed.iter();
+        let seen = page_through(&conn, query, k, |page| {
+            // Rewrite many twins (every one of them moves nothing in the order), create
+            // devices before and after the cursor, delete one, and flip a status.
+            for i in (page % 5..N).step_by(5) {
+                w.put(
+                    &id(i),
+                    json!({"keep": true, "n": page + 1}),
+                    i % 3 == 0 && !flipped.contains(&i),
+                );
+            }
+            let fresh = ["a-new", "p0001x", "zz-new", "p9999"][page % 4];
+            w.put(fresh, json!({"keep": true}), false);
+            if let Some(&d) = next_doomed.next() {
+                w.delete(&id(d));
+            }
+            if let Some(&f) = flipped.get(page % flipped.len()) {
+                w.put(&id(f), json!({"keep": true}), page % 2 == 0);
+            }
+        });
+        let mut counts = std::collections::HashMap::new();
+        for s in &seen {
+            *counts.entry(s.as_str()).or_insert(0) += 1;
+        }
+        assert!(
+            counts.values().all(|&c| c == 1),
+            "{query}: repeated twins in {seen:?}"
+        );
+        // Every twin that existed and matched throughout appears exactly once.
+        let wanted_status = query.contains("status");
+        for i in 0..N {
+            let matched_throughout =
+                !doomed.contains(&i) && (!wanted_status || (i % 3 != 0 && !flipped.contains(&i)));
+            if matched_throughout {
+                assert_eq!(
+                    counts.get(id(i).as_str()),
+                    Some(&1),
+                    "{query}: {} missing",
+                    id(i)
+                );
+            }
+        }
+        // Keys come out in order.
+        let mut sorted = seen.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted, "{query}");
+    }
+}
+
+#[test]
+fn group_pages_never_skip_or_repeat_groups_under_concurrent_writes() {
+    let conn = db();
+    let w = Writer { conn: &conn };
+    for i in 0..60 {
+        w.put(
+            &format!("g{i:03}"),
+            json!({"g": format!("k{:02}", i % 12)}),
+            false,
+        );
+    }
+    // One device without the grouped tag: its group has no key.
+    w.put("g-none", json!({}), false);
+    let q = "SELECT tags.g AS g, COUNT() AS n FROM devices GROUP BY tags.g";
+    let mut token: Option<String> = None;
+    let mut groups: Vec<Value> = Vec::new();
+    for page_no in 0.. {
+        let page = execute(&conn, q, Some(3), token.as_deref()).expect("page");
+        groups.extend(
+            page.items
+                .iter()
+                .map(|i| i.get("g").cloned().unwrap_or(Value::Null)),
+        );
+        let Some(t) = page.continuation else { break };
+        token = Some(t);
+        // A new group before the cursor, one after it, and a group that disappears.
+        w.put(
+            &format!("h{page_no:03}"),
+            json!({"g": format!("a{page_no}")}),
+            false,
+        );
+        w.put(
+            &format!("i{page_no:03}"),
+            json!({"g": format!("z{page_no}")}),
+            false,
+        );
+        if page_no == 0 {
+            for i in (11..60).step_by(12) {
+                w.delete(&format!("g{i:03}"));
+            }
+        }
+    }
+    let mut expected: Vec<Value> = vec![Value::Null];
+    expected.extend((0..11).map(|k| json!(format!("k{k:02}"))));
+    let groups_of_k: Vec<Value> = groups
+        .iter()
+        .filter(|g| g.is_null() || g.as_str().is_some_and(|s| s.starts_with('k')))
+        .cloned()
+        .collect();
+    assert_eq!(groups_of_k, expected);
+    let mut unique = groups.clone();
+    unique.dedup();
+    assert_eq!(unique, groups, "a group came twice");
+    // Groups created after the cursor are seen; those before it are not.
+    assert!(groups.contains(&json!("z0")));
+    assert!(!groups.contains(&json!("a1")));
+}
+
+// -------------------------------------------- what the query index leaves out
+
+#[test]
+fn stripped_fields_and_metadata_read_the_stored_twin() {
+    let conn = fleet();
+    // Fields left out of the query document still filter and project.
+    assert_eq!(where_ids(&conn, "etag = 'AAAAAAAAAAE='").len(), 5);
+    assert_eq!(where_ids(&conn, "deviceEtag = 'MQ=='").len(), 5);
+    assert_eq!(where_ids(&conn, "version = 2").len(), 5);
+    assert_eq!(where_ids(&conn, "Version >= 3").len(), 0);
+    assert_eq!(where_ids(&conn, "authenticationType = 'sas'").len(), 5);
+    assert_eq!(where_ids(&conn, "IS_DEFINED(x509Thumbprint)").len(), 5);
+    assert_eq!(
+        where_ids(&conn, "x509Thumbprint.primaryThumbprint = null").len(),
+        5
+    );
+    assert_eq!(where_ids(&conn, "cloudToDeviceMessageCount = 0").len(), 5);
+    assert_eq!(where_ids(&conn, "statusUpdateTime < '1970'").len(), 5);
+    assert_eq!(
+        where_ids(
+            &conn,
+            "properties.reported.$metadata.$lastUpdated = '2024-01-01T00:00:00.000Z' AND IS_DEFINED(properties.reported.temp)"
+        ),
+        ["d1", "d2", "d3", "d4"]
+    );
+    assert_eq!(
+        where_ids(&conn, "NOT IS_DEFINED(properties.desired.$metadata)"),
+        Vec::<String>::new()
+    );
+    // The objects holding $metadata are returned whole.
+    let page = run(
+        &conn,
+        "SELECT properties.reported AS r, properties.desired.$metadata AS m, etag, tags.floor FROM devices WHERE deviceId = 'd2'",
+    );
+    assert_eq!(
+        page.items,
+        vec![json!({
+            "r": {"temp": 30, "connectivity": {"type": "cellular"}, "fw": "1.3.0",
+                  "$metadata": {"$lastUpdated": "2024-01-01T00:00:00.000Z"}, "$version": 1},
+            "m": {"$lastUpdated": "2024-01-01T00:00:00.000Z"},
+            "etag": "AAAAAAAAAAE=",
+            "floor": 2,
+        })]
+    );
+    let page = run(
+        &conn,
+        "SELECT properties.desired.$version AS v, COUNT() AS n FROM devices GROUP BY properties.desired.$version",
+    );
+    assert_eq!(page.items, vec![json!({"v": 2, "n": 5})]);
+    let page = run(
+        &conn,
+        "SELECT version, COUNT() AS n FROM devices WHERE tags.floor >= 2 GROUP BY version",
+    );
+    assert_eq!(page.items, vec![json!({"version": 2, "n": 2})]);
+    // Conditions on objects that hold metadata see an object either way.
+    assert_eq!(where_ids(&conn, "IS_DEFINED(properties.reported)").len(), 5);
+    assert_eq!(
+        where_ids(&conn, "properties.reported = properties.reported").len(),
+        0
+    );
+}
+
+// ------------------------------------------------------ key ranges and indexes
+
+#[test]
+fn startswith_on_ids_matches_the_exact_prefix() {
+    let conn = db();
+    for id in [
+        "Dev-1", "dev-1", "dev-10", "dev-2", "dev", "de", "dev~", "dew", "x",
+    ] {
+        add_device(&conn, &twin(id, None, json!({}), json!({}), json!({})));
+    }
+    for (prefix, expected) in [
+        ("dev", vec!["dev", "dev-1", "dev-10", "dev-2", "dev~"]),
+        ("dev-1", vec!["dev-1", "dev-10"]),
+        ("Dev", vec!["Dev-1"]),
+        ("DEV", vec![]),
+        ("dev~", vec!["dev~"]),
+        (
+            "",
+            vec![
+                "Dev-1", "de", "dev", "dev-1", "dev-10", "dev-2", "dev~", "dew", "x",
+            ],
+        ),
+        ("\u{10FFFF}", vec![]),
+        ("dev\u{10FFFF}", vec![]),
+        ("x", vec!["x"]),
+        ("xy", vec![]),
+    ] {
+        let q = format!("SELECT * FROM devices WHERE STARTSWITH(deviceId, '{prefix}')");
+        assert_eq!(ids(&run(&conn, &q)), expected, "{q}");
+        // The same answer under NOT, OR and in pages of one.
+        let q = format!(
+            "SELECT * FROM devices WHERE NOT (NOT STARTSWITH(deviceId, '{prefix}') OR deviceId = 'nope')"
+        );
+        assert_eq!(ids(&run(&conn, &q)), expected, "{q}");
+        let q =
+            format!("SELECT deviceId FROM devices WHERE STARTSWITH(devices.deviceId, '{prefix}')");
+        let paged = page_through(&conn, &q, 1, |_| {});
+        assert_eq!(paged, expected, "{q}");
+    }
+    // Module ids.
+    for (d, m) in [("d", "m1"), ("d", "m10"), ("d", "n1"), ("e", "m1")] {
+        add_module(&conn, &twin(d, Some(m), json!({}), json!({}), json!({})));
+    }
+    assert_eq!(
+        ids(&run(
+            &conn,
+            "SELECT * FROM devices.modules WHERE STARTSWITH(moduleId, 'm1')"
+        )),
+        ["d/m1", "d/m10", "e/m1"]
+    );
+    assert_eq!(
+        ids(&run(
+            &conn,
+            "SELECT * FROM devices.modules WHERE deviceId = 'd' AND STARTSWITH(moduleId, 'm')"
+        )),
+        ["d/m1", "d/m10"]
+    );
+}
+
+#[test]
+fn status_and_connection_state_searches_agree_with_the_general_form() {
+    let conn = db();
+    let w = Writer { conn: &conn };
+    for i in 0..50 {
+        w.put(&format!("s{i:02}"), json!({"i": i}), i % 7 == 0);
+    }
+    for (indexed, general) in [
+        ("status = 'disabled'", "NOT NOT (status = 'disabled')"),
+        ("'enabled' = status", "NOT NOT ('enabled' = status)"),
+        ("status = 'Disabled'", "NOT NOT (status = 'Disabled')"),
+        (
+            "connectionState = 'Disconnected' AND tags.i < 10",
+            "NOT NOT (connectionState = 'Disconnected') AND tags.i < 10",
+        ),
+        (
+            "connectionState = 'Connected'",
+            "NOT NOT (connectionState = 'Connected')",
+        ),
+    ] {
+        let a = where_ids(&conn, indexed);
+        assert_eq!(a, where_ids(&conn, general), "{indexed}");
+        let paged = page_through(
+            &conn,
+            &format!("SELECT * FROM devices WHERE {indexed}"),
+            3,
+            |_| {},
+        );
+        assert_eq!(paged, a, "{indexed}");
+    }
+    assert_eq!(where_ids(&conn, "status = 'disabled'").len(), 8);
+    assert_eq!(
+        run(
+            &conn,
+            "SELECT COUNT() AS n FROM devices WHERE status = 'disabled'"
+        )
+        .items,
+        vec![json!({"n": 8})]
+    );
+}
+
+// -------------------------------------------------------------- migration
+
+/// A database written by the previous schema (version 2: no query indexes) is upgraded in
+/// place when the store opens it, and keeps its twins.
+#[test]
+fn version_2_databases_get_the_query_indexes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("old.db");
+    {
+        let old = Connection::open(&path).expect("open");
+        old.execute_batch(
+            "CREATE TABLE devices (device_id TEXT PRIMARY KEY, status TEXT NOT NULL,
+                                   record TEXT NOT NULL, twin TEXT NOT NULL);
+             CREATE TABLE modules (device_id TEXT NOT NULL, module_id TEXT NOT NULL,
+                                   record TEXT NOT NULL, twin TEXT NOT NULL,
+                                   PRIMARY KEY (device_id, module_id));
+             PRAGMA user_version = 2;",
+        )
+        .expect("v2 schema");
+        add_device(
+            &old,
+            &twin("old-1", None, json!({"fleet": "f1"}), json!({}), json!({})),
+        );
+    }
+    drop(crate::store::Store::open(&path).expect("store opens a v2 database"));
+    let conn = Connection::open(&path).expect("reopen");
+    let version: i64 = conn
+        .pragma_query_value(None, "user_version", |r| r.get(0))
+        .expect("version");
+    assert_eq!(version, 3);
+    let indexes: Vec<String> = conn
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
+        .expect("prepare")
+        .query_map([], |r| r.get(0))
+        .expect("indexes")
+        .collect::<Result<_, _>>()
+        .expect("names");
+    for expected in [
+        "devices_by_connection_state",
+        "devices_by_status",
+        "devices_query",
+        "modules_query",
+    ] {
+        assert!(indexes.iter().any(|i| i == expected), "{indexes:?}");
+    }
+    assert_eq!(where_ids(&conn, "tags.fleet = 'f1'"), ["old-1"]);
 }
