@@ -120,7 +120,7 @@ fn import_body(i: usize) -> Value {
     json!({
         "id": device_id(i),
         "importMode": "create",
-        "status": if i % 10 == 0 { "disabled" } else { "enabled" },
+        "status": if i.is_multiple_of(10) { "disabled" } else { "enabled" },
         "tags": { "fleet": format!("f{}", i % 100), "site": { "row": i % 37 } },
         "properties": { "reported": { "temp": i % 50, "fw": format!("1.{}.0", i % 7) } },
     })
