@@ -279,6 +279,17 @@ async fn main() -> BenchResult<()> {
         started.elapsed().as_secs_f64(),
         opts.devices.div_ceil(BULK)
     );
+    let db = dir.path().join(iothub_emulator::DATABASE_FILE);
+    let size = |suffix: &str| {
+        let mut path = db.clone().into_os_string();
+        path.push(suffix);
+        std::fs::metadata(path).map_or(0, |m| m.len())
+    };
+    println!(
+        "database: {:.0} MB (+ {:.0} MB write-ahead log)",
+        size("") as f64 / 1e6,
+        size("-wal") as f64 / 1e6
+    );
 
     println!();
     println!(
