@@ -28,10 +28,16 @@ use serde_json::Value;
 use crate::model::{DeviceRecord, ModuleRecord};
 use crate::twin::TwinState;
 
-/// Schema version kept in `PRAGMA user_version`.
-const SCHEMA_VERSION: i64 = 2;
+/// Schema version kept in `PRAGMA user_version`. Version 3 added the query indexes; a
+/// version 2 database gets them when it is opened (in one transaction).
+const SCHEMA_VERSION: i64 = 3;
 
-const SCHEMA: &str = "
+/// The tables and indexes, created when missing, in one transaction. The `*_query` and
+/// `devices_by_*` indexes serve the query engine: their expressions are the exact SQL the
+/// engine generates (see `query::sql`, which checks this text in its tests), so SQLite reads
+/// the values from the index instead of parsing every twin.
+pub(crate) const SCHEMA: &str = "
+BEGIN;
 CREATE TABLE IF NOT EXISTS devices (
     device_id TEXT PRIMARY KEY,
     status    TEXT NOT NULL,
@@ -69,6 +75,15 @@ CREATE TABLE IF NOT EXISTS c2d_feedback (
     created_ms INTEGER NOT NULL,
     record     TEXT NOT NULL
 );
+CREATE INDEX IF NOT EXISTS devices_query ON devices (device_id,
+    jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount'));
+CREATE INDEX IF NOT EXISTS modules_query ON modules (device_id, module_id,
+    jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount'));
+CREATE INDEX IF NOT EXISTS devices_by_status ON devices (
+    (jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount') ->> '$.\"status\"'), device_id);
+CREATE INDEX IF NOT EXISTS devices_by_connection_state ON devices (
+    (jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount') ->> '$.\"connectionState\"'), device_id);
+COMMIT;
 ";
 
 /// A store failure. Handlers turn it into a 500 without showing its text to clients.

@@ -4,7 +4,10 @@
 //! `twin` JSON column of the `devices` or `modules` table (using SQLite's
 //! `json_extract`/`json_type`/`->` functions), and returns one page of
 //! results. Filtering, grouping and aggregation run inside SQLite; Rust only
-//! turns the selected rows into JSON values.
+//! turns the selected rows into JSON values. The statement reads the twins
+//! from the store's query indexes, which hold them in SQLite's binary JSON
+//! form (the private `sql` module explains how); the results are
+//! those of the stored twins.
 //!
 //! # Supported language
 //!
@@ -22,20 +25,49 @@
 //!   `MIN(path)`, `MAX(path)`.
 //! * Conditions: `= != <> < <= > >=`, `AND OR NOT`, parentheses,
 //!   `IN [..]`, `NIN [..]` (also `NOT IN`), `+ - * / %`, and the functions
-//!   `IS_DEFINED IS_NULL IS_BOOL IS_NUMBER IS_STRING IS_OBJECT IS_ARRAY
-//!   IS_PRIMITIVE STARTSWITH ENDSWITH CONTAINS ARRAY_CONTAINS`
-//!   (`STARTS_WITH`/`ENDS_WITH` are accepted too). Microsoft's query-language
-//!   article lists only `IS_DEFINED` for twin queries and a longer set (math,
-//!   `LOWER`, `UPPER`, `SUBSTRING`, `CONCAT`, ...) for message routing only;
-//!   `ARRAY_CONTAINS` is what Microsoft's own CLI sends to list the children of
-//!   an edge device (`array_contains(parentScopes, '<scope>')`). Routing-only
-//!   functions are refused as unsupported.
+//!   `IS_DEFINED`, `STARTSWITH`, `ENDSWITH` and `ARRAY_CONTAINS` (see
+//!   [Functions](#functions)).
 //! * Literals: strings in single or double quotes with `\' \" \\ \uXXXX`
 //!   escapes (and `\/ \b \f \n \r \t`), integers, decimals with optional
 //!   exponent, `0x` hexadecimal integers, `true`, `false`, `null`,
 //!   `undefined`, and constant arrays in `IN`/`NIN`.
 //! * Queries are limited to 8192 characters, like IoT Hub's.
 //! * `FROM devices.jobs` is rejected with [`QueryError::Unsupported`].
+//!
+//! # Functions
+//!
+//! The engine accepts the functions IoT Hub accepts in twin queries and no
+//! others; any other function is a [`QueryError::Syntax`] error (HTTP 400,
+//! where IoT Hub answers "The query is invalid"). Sources:
+//!
+//! * `IS_DEFINED`: the only function Microsoft's query-language article
+//!   ("IoT Hub query language for device and module twins, jobs, and message
+//!   routing", section Functions) lists for twin and job queries.
+//! * `STARTSWITH`, `ENDSWITH`: not in that list, but what the hub accepts.
+//!   IoT Hub answered `SELECT * FROM devices WHERE STARTS_WITH(deviceId,
+//!   'test')` with "The query is invalid. Please check the format of the query
+//!   and try again." while `STARTSWITH` works (MicrosoftDocs/azure-docs
+//!   issue 110329; also issue 85381, and pull request 110421, which changed
+//!   the article to these spellings). Microsoft's tools send `STARTSWITH` in
+//!   twin queries (Azure IoT Explorer's device search, the .NET service SDK
+//!   samples). The underscored `STARTS_WITH`/`ENDS_WITH` are the spellings of
+//!   message routing conditions, so they are refused here.
+//! * `ARRAY_CONTAINS`: Microsoft's Azure CLI lists the children of an edge
+//!   device with `array_contains(parentScopes, '<scope>')`.
+//! * Refused: the functions the article lists for message routing conditions
+//!   only. That covers the type checks `IS_NULL`, `IS_BOOL`, `IS_NUMBER`,
+//!   `IS_STRING`, `IS_OBJECT`, `IS_ARRAY`, `IS_PRIMITIVE` and `AS_NUMBER`, the
+//!   math functions, and the string functions `CONCAT`, `LENGTH`, `LOWER`,
+//!   `UPPER`, `SUBSTRING`, `INDEX_OF`, `STARTS_WITH`, `ENDS_WITH` and
+//!   `CONTAINS`. For `CONTAINS`, a user also reported that it fails in twin
+//!   queries while `STARTSWITH` works (MicrosoftDocs/azure-docs issue 105649).
+//!
+//! The rest of the grammar follows the article's (`SELECT [TOP n]`, `AS`,
+//! `FROM devices | devices.modules`, `WHERE`, `GROUP BY`, the operators,
+//! `IN`/`NIN`, decimal and `0x` numbers, quoted strings, `undefined`, `null`).
+//! A few forms the article does not mention are accepted because nothing shows
+//! the hub refusing them: `NOT IN`, `COUNT(*)`, the JSON escapes `\/ \b \f
+//! \n \r \t`, exponents, several `GROUP BY` paths, and `['name']` paths.
 //!
 //! # Semantics
 //!
@@ -57,9 +89,8 @@
 //!   missing property as well.
 //! * Arithmetic works on numbers only; `/` is floating-point division, `%`
 //!   the truncated remainder, and division by zero is undefined.
-//! * `STARTSWITH`, `ENDSWITH` and `CONTAINS` take two strings (else
-//!   undefined) and are case-sensitive. The `IS_*` functions are always true
-//!   or false.
+//! * `STARTSWITH` and `ENDSWITH` take two strings (else undefined) and are
+//!   case-sensitive (ordinal). `IS_DEFINED` is always true or false.
 //! * `ARRAY_CONTAINS(array, value)` is undefined unless `array` is a property
 //!   holding an array; it is true when a top-level element equals `value`
 //!   (same type and value, as for `=`), else false.
@@ -95,20 +126,38 @@
 //!   A twin where a grouped property is missing falls in a group whose
 //!   object has no key for it.
 //!
+//! # Performance
+//!
+//! Conditions and aggregates read the twins from the store's query indexes,
+//! which hold each twin as binary JSON without the `$metadata` of its
+//! properties and without a few identity fields (`etag`, `deviceEtag`,
+//! `version`, `statusUpdateTime`, `authenticationType`, `x509Thumbprint`,
+//! `cloudToDeviceMessageCount`). Conditions on `deviceId` (`=`, `IN`,
+//! `STARTSWITH`; for modules also `moduleId`) and `status = '…'` /
+//! `connectionState = '…'` on device twins search an index; other conditions
+//! scan the query index in id order and stop once the page is full; `GROUP BY`
+//! scans it once. Paths into `$metadata` or those identity fields, and the
+//! output of the objects holding `$metadata`, read the stored twin text
+//! instead: slower, same results.
+//!
 //! # Paging
 //!
-//! Twins are returned ordered by device id (then module id). Pages hold
-//! `max_item_count` items: 100 when absent or 0, at most 1000 (larger values
-//! are clamped; IoT Hub documents pages of up to 1000 items). `TOP n` caps
-//! the total across all pages. A page carries a continuation token only when
-//! more items follow.
+//! Twins are returned ordered by device id (then module id), groups by their
+//! group keys (a missing key first). Pages hold `max_item_count` items: 100
+//! when absent or 0, at most 1000 (larger values are clamped; IoT Hub
+//! documents pages of up to 1000 items). `TOP n` caps the total across all
+//! pages. A page carries a continuation token only when more items follow.
 //!
 //! The token is opaque: base64 of a small JSON document holding a hash of
-//! the query text and the position reached. Twin and projection queries
-//! resume after the last returned key (keyset paging), so twins added or
-//! removed between pages never cause duplicates or skips of other twins.
-//! Aggregate queries resume by group offset. A token that is malformed or was
-//! issued for a different query text yields [`QueryError::BadContinuation`].
+//! the query text and the position reached: the ids of the last returned
+//! twin, or the keys of the last returned group. The next page resumes after
+//! that key (keyset paging). Ids never change and a twin update rewrites its
+//! row in place, so twins or groups created, updated or deleted between pages
+//! never cause another twin or group to be repeated or skipped: whatever
+//! exists from the first page to the last is returned exactly once (what is
+//! created meanwhile appears if it sorts after the position reached). A token
+//! that is malformed or was issued for a different query text yields
+//! [`QueryError::BadContinuation`].
 
 mod lexer;
 mod parser;
@@ -153,8 +202,9 @@ pub struct QueryPage {
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     /// The query is malformed or inconsistent (for example a projected
-    /// property missing from `GROUP BY`, or more than 8192 characters); the
-    /// message gives the position and the token at fault.
+    /// property missing from `GROUP BY`, a function twin queries do not have,
+    /// or more than 8192 characters); the message gives the position and the
+    /// token at fault.
     #[error("{message}")]
     Syntax {
         /// Human-readable description, e.g.
@@ -162,8 +212,9 @@ pub enum QueryError {
         message: String,
     },
     /// The query uses something the emulator does not support: `FROM
-    /// devices.jobs`, a function other than the ones listed above, or an
-    /// expression too complex to evaluate.
+    /// devices.jobs`, or an expression too complex to evaluate. (Functions
+    /// that twin queries do not have are [`QueryError::Syntax`] errors, as
+    /// IoT Hub refuses them.)
     #[error("{message}")]
     Unsupported {
         /// Human-readable description of the unsupported feature.
@@ -200,10 +251,9 @@ pub fn count(conn: &rusqlite::Connection, query: &str) -> Result<u64, QueryError
 /// previous page (`x-ms-continuation`); an empty or blank token is treated as
 /// absent.
 ///
-/// The connection is only read from. The tables must have at least the
-/// columns `devices(device_id TEXT, twin TEXT)` and
-/// `modules(device_id TEXT, module_id TEXT, twin TEXT)`, with `twin` holding
-/// the JSON twin document.
+/// The connection is only read from. It must hold the store's schema
+/// (`store::SCHEMA`): the `devices` and `modules` tables, with `twin` holding
+/// the JSON twin document, and the query indexes the statements name.
 pub fn execute(
     conn: &rusqlite::Connection,
     query: &str,
@@ -222,8 +272,10 @@ pub fn execute(
     let plan = sql::plan(query, &ast)?;
     let page_size = effective_page_size(max_item_count);
     let fingerprint = fingerprint(query);
-    let keyset = !matches!(plan.shape, Shape::Aggregate { .. });
-    let key_count = if keyset { plan.key_columns().len() } else { 0 };
+    let key_count = match &plan.shape {
+        Shape::Aggregate { group_by, .. } => *group_by,
+        _ => plan.key_columns().len(),
+    };
     let position = match continuation.map(str::trim).filter(|t| !t.is_empty()) {
         None => Position::default(),
         Some(token) => decode_token(token, &fingerprint, key_count)?,
@@ -243,10 +295,9 @@ pub fn execute(
             item_type,
         });
     }
-    let (items, last_key, more) = if keyset {
-        run_keyset(conn, &plan, &position, limit)?
-    } else {
-        run_aggregate(conn, &plan, &position, limit)?
+    let (items, last_key, more) = match &plan.shape {
+        Shape::Aggregate { .. } => run_aggregate(conn, &plan, &position, limit)?,
+        _ => run_keyset(conn, &plan, &position, limit)?,
     };
     let returned = position.returned.saturating_add(items.len() as u64);
     let continuation = if more && returned < plan.top.unwrap_or(u64::MAX) {
@@ -272,9 +323,10 @@ fn effective_page_size(requested: Option<u32>) -> u32 {
 /// Where a continuation token says to resume.
 #[derive(Debug, Default, Clone, PartialEq)]
 struct Position {
-    /// Items returned by earlier pages (the group offset for aggregates).
+    /// Items returned by earlier pages (counted against `TOP`).
     returned: u64,
-    /// Key of the last returned twin (keyset paging), `None` at the start.
+    /// Key of the last returned item, `None` at the start: the ids of a twin, or the group
+    /// keys of a group (each the JSON text of the value, `""` when missing).
     after: Option<Vec<String>>,
 }
 
@@ -314,7 +366,8 @@ fn decode_token(token: &str, fingerprint: &str, key_count: usize) -> Result<Posi
         .get("n")
         .and_then(Value::as_u64)
         .ok_or(QueryError::BadContinuation)?;
-    // Keyset tokens always carry the last returned key, offset tokens never do.
+    // Tokens carry the last returned key, except for aggregates without groups (which have a
+    // single page and no tokens).
     let after = match (obj.get("k"), key_count) {
         (None, 0) => None,
         (Some(Value::Array(parts)), n) if n > 0 && parts.len() == n => Some(
@@ -371,9 +424,9 @@ fn run_keyset(
         .collect();
     params.push(sql_limit(limit.saturating_add(1)));
     let sql = format!(
-        "SELECT {} FROM {} AS {TABLE_ALIAS}{} ORDER BY {} LIMIT ?{}",
+        "SELECT {} FROM {}{} ORDER BY {} LIMIT ?{}",
         select_cols.join(", "),
-        plan.table(),
+        plan.source(),
         where_clause(&conditions),
         keys.iter()
             .map(|k| format!("{TABLE_ALIAS}.{k}"))
@@ -407,50 +460,98 @@ fn run_keyset(
     Ok((items, last_key, more))
 }
 
-/// Aggregate queries: ordered by group key, resuming at a group offset.
+/// Aggregate queries: one scan computes the group keys and aggregate inputs of every
+/// matching twin (materialized, so that SQLite reads them from the pinned index alone), then
+/// the groups are formed, ordered by group keys and resumed after the last returned one.
 fn run_aggregate(
     conn: &rusqlite::Connection,
     plan: &Plan,
     position: &Position,
     limit: u64,
 ) -> Result<PageRows, QueryError> {
-    let Shape::Aggregate { columns, group_by } = &plan.shape else {
+    let Shape::Aggregate {
+        inputs,
+        columns,
+        group_by,
+    } = &plan.shape
+    else {
         return Ok((Vec::new(), None, false));
     };
     let mut params = plan.params.clone();
-    let conditions: Vec<String> = plan.filter.iter().cloned().collect();
-    let grouping = if group_by.is_empty() {
+    let filter: Vec<String> = plan.filter.iter().cloned().collect();
+    // Group keys are JSON text or NULL (missing); NULL sorts first, like "".
+    let keys: Vec<String> = (0..*group_by)
+        .map(|i| format!("COALESCE(r.c{i}, '')"))
+        .collect();
+    let mut outer = Vec::new();
+    if let Some(after) = &position.after {
+        let mut placeholders = Vec::new();
+        for k in after {
+            params.push(SqlValue::Text(k.clone()));
+            placeholders.push(format!("?{}", params.len()));
+        }
+        outer.push(format!(
+            "({}) > ({})",
+            keys.join(", "),
+            placeholders.join(", ")
+        ));
+    }
+    let grouping = if *group_by == 0 {
         String::new()
     } else {
-        let g = group_by.join(", ");
+        let g = (0..*group_by)
+            .map(|i| format!("r.c{i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         format!(" GROUP BY {g} ORDER BY {g}")
     };
+    let select = keys
+        .iter()
+        .cloned()
+        .chain(columns.iter().map(|c| c.sql.clone()))
+        .collect::<Vec<_>>()
+        .join(", ");
     params.push(sql_limit(limit.saturating_add(1)));
-    params.push(sql_limit(position.returned));
-    let sql = format!(
-        "SELECT {} FROM {} AS {TABLE_ALIAS}{}{grouping} LIMIT ?{} OFFSET ?{}",
-        columns
-            .iter()
-            .map(|c| c.sql.as_str())
-            .collect::<Vec<_>>()
-            .join(", "),
-        plan.table(),
-        where_clause(&conditions),
-        params.len() - 1,
-        params.len()
-    );
+    let sql = if inputs.is_empty() {
+        // Only COUNT(): no per-twin values to compute.
+        format!(
+            "SELECT {select} FROM {}{} LIMIT ?{}",
+            plan.source(),
+            where_clause(&filter),
+            params.len()
+        )
+    } else {
+        format!(
+            "WITH r AS MATERIALIZED (SELECT {} FROM {}{}) SELECT {select} FROM r{}{grouping} LIMIT ?{}",
+            inputs
+                .iter()
+                .enumerate()
+                .map(|(i, sql)| format!("{sql} AS c{i}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.source(),
+            where_clause(&filter),
+            where_clause(&outer),
+            params.len()
+        )
+    };
     let mut stmt = conn.prepare(&sql)?;
     let mut rows = stmt.query(rusqlite::params_from_iter(params))?;
     let mut items = Vec::new();
+    let mut last_key = None;
     let mut more = false;
     while let Some(row) = rows.next()? {
         if items.len() as u64 == limit {
             more = true;
             break;
         }
-        items.push(project(row, 0, columns)?);
+        let key = (0..*group_by)
+            .map(|i| row.get::<_, String>(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        items.push(project(row, *group_by, columns)?);
+        last_key = Some(key);
     }
-    Ok((items, None, more))
+    Ok((items, last_key.filter(|k| !k.is_empty()), more))
 }
 
 fn where_clause(conditions: &[String]) -> String {

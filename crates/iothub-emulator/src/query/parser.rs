@@ -93,37 +93,55 @@ pub(crate) enum CmpOp {
     Ge,
 }
 
-/// Built-in scalar functions usable in `WHERE`.
+/// Built-in scalar functions usable in `WHERE`: the ones IoT Hub accepts in twin queries
+/// (see the parent module for where each comes from).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Func {
     IsDefined,
-    IsNull,
-    IsBool,
-    IsNumber,
-    IsString,
-    IsObject,
-    IsArray,
-    IsPrimitive,
     StartsWith,
     EndsWith,
-    Contains,
     ArrayContains,
 }
+
+/// The function names of twin queries, in the order error messages list them.
+pub(crate) const FUNCTION_NAMES: &str = "IS_DEFINED, STARTSWITH, ENDSWITH and ARRAY_CONTAINS";
+
+/// Functions of IoT Hub's message routing conditions that twin queries do not have. IoT Hub
+/// answers a twin query using one with "The query is invalid".
+const ROUTING_ONLY: &[&str] = &[
+    "ABS",
+    "EXP",
+    "POWER",
+    "SQUARE",
+    "CEILING",
+    "FLOOR",
+    "SIGN",
+    "SQRT",
+    "AS_NUMBER",
+    "IS_ARRAY",
+    "IS_BOOL",
+    "IS_NULL",
+    "IS_NUMBER",
+    "IS_OBJECT",
+    "IS_PRIMITIVE",
+    "IS_STRING",
+    "CONCAT",
+    "LENGTH",
+    "LOWER",
+    "UPPER",
+    "SUBSTRING",
+    "INDEX_OF",
+    "STARTS_WITH",
+    "ENDS_WITH",
+    "CONTAINS",
+];
 
 impl Func {
     fn lookup(name: &str) -> Option<Self> {
         Some(match name.to_ascii_uppercase().as_str() {
             "IS_DEFINED" => Self::IsDefined,
-            "IS_NULL" => Self::IsNull,
-            "IS_BOOL" => Self::IsBool,
-            "IS_NUMBER" => Self::IsNumber,
-            "IS_STRING" => Self::IsString,
-            "IS_OBJECT" => Self::IsObject,
-            "IS_ARRAY" => Self::IsArray,
-            "IS_PRIMITIVE" => Self::IsPrimitive,
-            "STARTSWITH" | "STARTS_WITH" => Self::StartsWith,
-            "ENDSWITH" | "ENDS_WITH" => Self::EndsWith,
-            "CONTAINS" => Self::Contains,
+            "STARTSWITH" => Self::StartsWith,
+            "ENDSWITH" => Self::EndsWith,
             "ARRAY_CONTAINS" => Self::ArrayContains,
             _ => return None,
         })
@@ -131,9 +149,26 @@ impl Func {
 
     fn arity(self) -> usize {
         match self {
-            Self::StartsWith | Self::EndsWith | Self::Contains | Self::ArrayContains => 2,
-            _ => 1,
+            Self::StartsWith | Self::EndsWith | Self::ArrayContains => 2,
+            Self::IsDefined => 1,
         }
+    }
+}
+
+/// Why `name` is not a twin query function, for the error message.
+fn unknown_function(name: &str) -> String {
+    let upper = name.to_ascii_uppercase();
+    let hint = match upper.as_str() {
+        "STARTS_WITH" => " (use STARTSWITH)",
+        "ENDS_WITH" => " (use ENDSWITH)",
+        _ => "",
+    };
+    if ROUTING_ONLY.contains(&upper.as_str()) {
+        format!(
+            "{upper} is a message routing function, not a twin query function{hint}; twin queries support {FUNCTION_NAMES}"
+        )
+    } else {
+        format!("unknown function; twin queries support {FUNCTION_NAMES}")
     }
 }
 
@@ -796,13 +831,12 @@ impl Parser<'_> {
             ));
         }
         let Some(func) = Func::lookup(name) else {
-            return Err(QueryError::Unsupported {
-                message: format!(
-                    "Unsupported function '{}' at position {}: twin queries support IS_DEFINED, IS_NULL, IS_BOOL, IS_NUMBER, IS_STRING, IS_OBJECT, IS_ARRAY, IS_PRIMITIVE, STARTSWITH, ENDSWITH, CONTAINS and ARRAY_CONTAINS",
-                    super::lexer::snippet(name),
-                    super::lexer::char_position(self.src, name_tok.start)
-                ),
-            });
+            return Err(error_at(
+                self.src,
+                name_tok.start,
+                name_tok.end,
+                &unknown_function(name),
+            ));
         };
         self.advance(); // '('
         self.enter()?;
@@ -1093,10 +1127,20 @@ mod tests {
     }
 
     #[test]
-    fn unknown_function_is_unsupported() {
-        let e = parse("SELECT * FROM devices WHERE LOWER(a) = 'x'").expect_err("unsupported");
-        assert!(matches!(e, QueryError::Unsupported { .. }), "{e:?}");
-        assert!(e.to_string().contains("'LOWER' at position 29"), "{e}");
+    fn unknown_and_routing_only_functions_are_invalid() {
+        let e = parse("SELECT * FROM devices WHERE LOWER(a) = 'x'").expect_err("invalid");
+        assert!(matches!(e, QueryError::Syntax { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "Syntax error at position 29 near 'LOWER': LOWER is a message routing function, not a twin query function; twin queries support IS_DEFINED, STARTSWITH, ENDSWITH and ARRAY_CONTAINS"
+        );
+        let e = err("SELECT * FROM devices WHERE starts_with(deviceId, 'x')");
+        assert!(e.contains("near 'starts_with': STARTS_WITH is a message routing function, not a twin query function (use STARTSWITH)"), "{e}");
+        let e = err("SELECT * FROM devices WHERE FOO(a)");
+        assert!(
+            e.contains("near 'FOO': unknown function; twin queries support"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -7,8 +7,37 @@
 //! Undefined is represented by SQL `NULL` and booleans by `1`/`0`, which
 //! makes SQLite's three-valued `AND`/`OR`/`NOT` match IoT Hub's. Each
 //! property reference is evaluated with `json_type` (to check the JSON type)
-//! and `json_extract` (for the value); SQLite caches the parsed twin between
-//! those calls within a row. Literal values are bound as parameters.
+//! and `json_extract` (for the value). Literal values are bound as parameters.
+//!
+//! # Where the values come from
+//!
+//! Property references read [`QUERY_DOC`]: the twin as JSONB without the `$metadata` of its
+//! desired and reported properties and without the identity fields that queries rarely use
+//! ([`STRIPPED_FIELDS`]). That is the expression of the `devices_query` and `modules_query`
+//! indexes (`store::SCHEMA`), keyed by the table's ids, so SQLite reads it from the index,
+//! already in binary form, instead of parsing the JSON text of every twin: conditions and
+//! aggregates scan a narrow index in id order and only the twins returned are read from the
+//! table. The statement names the index (`INDEXED BY`), because the planner would otherwise
+//! prefer the primary-key index, which is narrower but holds no twin.
+//!
+//! References to what the document leaves out read the stored twin text instead (slower,
+//! same results): paths into `properties.desired.$metadata` / `properties.reported.$metadata`
+//! or a stripped field, and the output of `properties`, `properties.desired` and
+//! `properties.reported` (which hold metadata). Conditions on those three objects may use the
+//! document, as an object's type is all a condition can test about it.
+//!
+//! A condition in a position where only `true` selects a twin (the `WHERE` condition itself
+//! and the operands of `AND`/`OR` under it, but not under `NOT`) can treat false and undefined
+//! alike. There, `path = 'text'` and `path IN ['text', ...]` read the value with a single
+//! `->>` instead of testing its type first: a number, boolean or null never equals a string,
+//! and an object or array (whose text starts with `{` or `[`) cannot equal a literal that
+//! does not start with one.
+//!
+//! `status = '…'` and `connectionState = '…'` on device twins use the expression indexes
+//! `devices_by_status` / `devices_by_connection_state`, whose expression is the exact SQL of
+//! the left-hand side, so equality is a search and the rows come out in id order.
+//! `deviceId` (and a module's `moduleId`) use the key columns, and
+//! `STARTSWITH(deviceId, '…')` adds a key range to its exact test.
 
 use rusqlite::types::Value as SqlValue;
 
@@ -21,6 +50,45 @@ use super::parser::{
 
 /// The table alias used for the twin collection in generated SQL.
 pub(crate) const TABLE_ALIAS: &str = "t";
+
+/// The twin document that conditions and aggregates read: the twin as JSONB without the
+/// `$metadata` of its desired and reported properties and without [`STRIPPED_FIELDS`]. It is
+/// the expression of the `devices_query` / `modules_query` indexes, with `t.twin` for `twin`;
+/// SQLite reads it from those indexes only if the two texts match exactly.
+pub(crate) const QUERY_DOC: &str = "jsonb_remove(t.twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount')";
+
+/// Top-level twin fields left out of [`QUERY_DOC`] (read from the stored twin when a query
+/// refers to them).
+const STRIPPED_FIELDS: &[&str] = &[
+    "etag",
+    "deviceEtag",
+    "statusUpdateTime",
+    "authenticationType",
+    "x509Thumbprint",
+    "version",
+    "cloudToDeviceMessageCount",
+];
+
+/// The stored twin text, for the paths whose value includes `$metadata`.
+const FULL_DOC: &str = "t.twin";
+
+/// The indexes a statement can be pinned to.
+pub(crate) mod index {
+    /// `devices(device_id, <QUERY_DOC>)`.
+    pub(crate) const DEVICES_QUERY: &str = "devices_query";
+    /// `modules(device_id, module_id, <QUERY_DOC>)`.
+    pub(crate) const MODULES_QUERY: &str = "modules_query";
+    /// `devices(<status as a string>, device_id)`.
+    pub(crate) const DEVICES_BY_STATUS: &str = "devices_by_status";
+    /// `devices(<connectionState as a string>, device_id)`.
+    pub(crate) const DEVICES_BY_CONNECTION_STATE: &str = "devices_by_connection_state";
+}
+
+/// Top-level string fields of device twins with an expression index, with the index name.
+const INDEXED_FIELDS: &[(&str, &str)] = &[
+    ("status", index::DEVICES_BY_STATUS),
+    ("connectionState", index::DEVICES_BY_CONNECTION_STATE),
+];
 
 /// Largest SQL text generated for one expression. Some operators (`%`)
 /// repeat their operands, so deeply nested expressions could otherwise grow
@@ -64,6 +132,7 @@ pub(crate) enum ColumnKind {
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Column {
     pub key: String,
+    /// For aggregate queries, SQL over the scanned values (`r.c0`, `r.c1`, ...).
     pub sql: String,
     pub kind: ColumnKind,
 }
@@ -76,10 +145,15 @@ pub(crate) enum Shape {
     /// A projection list without aggregates: one object per row.
     Projection(Vec<Column>),
     /// Aggregates, optionally grouped: one object per group (or exactly one
-    /// object without `GROUP BY`). `group_by` holds SQL expressions.
+    /// object without `GROUP BY`).
     Aggregate {
+        /// The values computed for each twin, scanned once into `r(c0, c1, ...)`: the
+        /// `group_by` group keys first, then the inputs of the aggregates.
+        inputs: Vec<String>,
+        /// The outer columns, over `r`.
         columns: Vec<Column>,
-        group_by: Vec<String>,
+        /// How many of `inputs` are group keys (`r.c0` ... `r.c{n-1}`).
+        group_by: usize,
     },
 }
 
@@ -95,6 +169,8 @@ pub(crate) struct Plan {
     pub params: Vec<SqlValue>,
     /// `TOP n`.
     pub top: Option<u64>,
+    /// The index the scan must use (`INDEXED BY`), if any.
+    pub index: Option<&'static str>,
 }
 
 impl Plan {
@@ -113,6 +189,14 @@ impl Plan {
             Collection::Devices | Collection::Jobs => &["device_id"],
         }
     }
+
+    /// `<table> AS t`, with the index the statement is pinned to.
+    pub(crate) fn source(&self) -> String {
+        match self.index {
+            Some(index) => format!("{} AS {TABLE_ALIAS} INDEXED BY {index}", self.table()),
+            None => format!("{} AS {TABLE_ALIAS}", self.table()),
+        }
+    }
 }
 
 /// A compiled expression with what is statically known about its type.
@@ -128,18 +212,30 @@ enum Val {
     Num(String),
     /// SQL yielding text or NULL.
     Str(String),
-    /// An array constant (only usable with the `IS_*` functions).
+    /// An array constant (only usable with `IS_DEFINED`).
     Array,
-    /// A property of the twin; the string is the quoted SQL JSON path literal.
-    Json(String),
+    /// A property of the twin.
+    Json(JsonRef),
 }
 
-fn json_type(path: &str) -> String {
-    format!("json_type({TABLE_ALIAS}.twin, {path})")
+/// A property of the twin: the document SQL and the quoted SQL JSON path literal.
+#[derive(Debug, Clone)]
+struct JsonRef {
+    doc: &'static str,
+    path: String,
 }
 
-fn json_value(path: &str) -> String {
-    format!("json_extract({TABLE_ALIAS}.twin, {path})")
+fn json_type(r: &JsonRef) -> String {
+    format!("json_type({}, {})", r.doc, r.path)
+}
+
+fn json_value(r: &JsonRef) -> String {
+    format!("json_extract({}, {})", r.doc, r.path)
+}
+
+/// The value at `r` as JSON text (`NULL` when missing).
+fn json_text(r: &JsonRef) -> String {
+    format!("({} -> {})", r.doc, r.path)
 }
 
 /// The value as a string, or `None` when it can never be a string.
@@ -184,7 +280,7 @@ fn as_bool(v: &Val) -> Option<String> {
 fn null_test(v: &Val) -> Option<String> {
     match v {
         Val::Null => Some("1".to_owned()),
-        Val::Json(p) => Some(format!("({} IS 'null')", json_type(p))),
+        Val::Json(r) => Some(format!("({} IS 'null')", json_type(r))),
         _ => None,
     }
 }
@@ -201,13 +297,13 @@ fn type_test(v: &Val, types: &[&str]) -> String {
         Val::Num(s) if static_match("integer") => format!("({s} IS NOT NULL)"),
         Val::Str(s) if static_match("text") => format!("({s} IS NOT NULL)"),
         Val::Bool(_) | Val::Num(_) | Val::Str(_) => "0".to_owned(),
-        Val::Json(p) => {
+        Val::Json(r) => {
             let list = types
                 .iter()
                 .map(|t| format!("'{t}'"))
                 .collect::<Vec<_>>()
                 .join(", ");
-            format!("(COALESCE({}, '') IN ({list}))", json_type(p))
+            format!("(COALESCE({}, '') IN ({list}))", json_type(r))
         }
     }
 }
@@ -250,6 +346,34 @@ struct Resolved {
     json_path: String,
     /// The last property name, used to name projected fields.
     last_name: Option<String>,
+    /// [`QUERY_DOC`] leaves the value out: the path leads into the `$metadata` of desired or
+    /// reported properties or into a stripped field.
+    stripped: bool,
+    /// The value contains parts that [`QUERY_DOC`] leaves out (`properties`,
+    /// `properties.desired`, `properties.reported` hold `$metadata`).
+    holds_stripped: bool,
+}
+
+impl Resolved {
+    /// The property, read for a condition or an aggregate input.
+    fn for_condition(&self) -> JsonRef {
+        JsonRef {
+            doc: if self.stripped { FULL_DOC } else { QUERY_DOC },
+            path: self.sql_path.clone(),
+        }
+    }
+
+    /// The property, read to return its value.
+    fn for_output(&self) -> JsonRef {
+        JsonRef {
+            doc: if self.stripped || self.holds_stripped {
+                FULL_DOC
+            } else {
+                QUERY_DOC
+            },
+            path: self.sql_path.clone(),
+        }
+    }
 }
 
 /// Translates a parsed query into a [`Plan`].
@@ -269,19 +393,61 @@ pub(crate) fn plan(src: &str, query: &Query) -> Result<Plan, QueryError> {
     };
     let filter = match &query.filter {
         Some(e) => {
-            let v = tr.expr(e)?;
+            let v = tr.condition(e)?;
             Some(as_bool(&v).unwrap_or_else(|| "NULL".to_owned()))
         }
         None => None,
     };
     let shape = tr.shape(query)?;
+    let reads_doc = filter.as_deref().is_some_and(|f| f.contains(QUERY_DOC))
+        || match &shape {
+            Shape::Twins => false,
+            Shape::Projection(cols) => cols.iter().any(|c| c.sql.contains(QUERY_DOC)),
+            Shape::Aggregate { inputs, .. } => inputs.iter().any(|i| i.contains(QUERY_DOC)),
+        };
+    let index = tr.choose_index(query.filter.as_ref(), reads_doc)?;
     Ok(Plan {
         collection: query.from,
         shape,
         filter,
         params: tr.params,
         top: query.top,
+        index,
     })
+}
+
+/// Whether an equality with the string `s` can read the value with `->>` alone in a
+/// position where only `true` selects: objects and arrays, which `->>` turns into their JSON
+/// text, start with `{` or `[`.
+fn plain_string(s: &str) -> bool {
+    !s.starts_with(['{', '['])
+}
+
+/// The top-level `AND` operands of a condition.
+fn conjuncts(e: &Expr) -> &[Expr] {
+    match &e.kind {
+        ExprKind::And(parts) => parts,
+        _ => std::slice::from_ref(e),
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix` (in UTF-8 byte order,
+/// which is code point order), or `None` when there is none (`prefix` is empty or only
+/// U+10FFFF characters).
+pub(crate) fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = match last {
+            '\u{D7FF}' => Some('\u{E000}'),
+            c => char::from_u32(u32::from(c) + 1),
+        };
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+        // U+10FFFF has no successor: increment the character before it instead.
+    }
+    None
 }
 
 impl Translator<'_> {
@@ -358,10 +524,21 @@ impl Translator<'_> {
             Some(Segment::Name { name, .. }) => Some(name.clone()),
             _ => None,
         };
+        let name_at = |i: usize| match names.get(i) {
+            Some(Segment::Name { name, .. }) => Some(name.as_str()),
+            _ => None,
+        };
+        let in_properties = name_at(0) == Some("properties");
+        let section = matches!(name_at(1), Some("desired" | "reported"));
+        let in_metadata = in_properties && section && name_at(2) == Some("$metadata");
+        let stripped_field = name_at(0).is_some_and(|n| STRIPPED_FIELDS.contains(&n));
+        let holds_metadata = in_properties && (names.len() == 1 || (section && names.len() == 2));
         Ok(Resolved {
             sql_path: sql_string(&json_path),
             json_path,
             last_name,
+            stripped: in_metadata || stripped_field,
+            holds_stripped: holds_metadata,
         })
     }
 
@@ -376,10 +553,89 @@ impl Translator<'_> {
         }
     }
 
+    /// A condition in a position where only `true` selects a twin (see the module docs):
+    /// `AND` and `OR` keep that position for their operands, string equality and `IN` read
+    /// their property with one `->>`, and everything else is an ordinary expression.
+    fn condition(&mut self, e: &Expr) -> Result<Val, QueryError> {
+        match &e.kind {
+            ExprKind::And(parts) | ExprKind::Or(parts) => {
+                let op = if matches!(e.kind, ExprKind::And(_)) {
+                    "AND"
+                } else {
+                    "OR"
+                };
+                let mut sqls = Vec::with_capacity(parts.len());
+                for p in parts {
+                    let v = self.condition(p)?;
+                    sqls.push(as_bool(&v).unwrap_or_else(|| "NULL".to_owned()));
+                }
+                Ok(Val::Bool(balanced(&sqls, op)))
+            }
+            ExprKind::Cmp(CmpOp::Eq, l, r) => {
+                let (path, text) = match (&l.kind, &r.kind) {
+                    (ExprKind::Path(p), ExprKind::Literal(Literal::Str(s)))
+                    | (ExprKind::Literal(Literal::Str(s)), ExprKind::Path(p)) => (p, s),
+                    _ => return self.expr(e),
+                };
+                match self.plain_property(path, std::slice::from_ref(text))? {
+                    Some(value) => {
+                        let x = self.param(SqlValue::Text(text.clone()));
+                        Ok(Val::Bool(format!("({value} = {x})")))
+                    }
+                    None => self.expr(e),
+                }
+            }
+            ExprKind::In {
+                expr,
+                list,
+                negated: false,
+            } => {
+                let ExprKind::Path(path) = &expr.kind else {
+                    return self.expr(e);
+                };
+                let texts: Option<Vec<String>> = list
+                    .iter()
+                    .map(|l| match l {
+                        Literal::Str(s) => Some(s.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                let Some(texts) = texts.filter(|t| !t.is_empty()) else {
+                    return self.expr(e);
+                };
+                match self.plain_property(path, &texts)? {
+                    Some(value) => {
+                        let set: Vec<String> = texts
+                            .into_iter()
+                            .map(|t| self.param(SqlValue::Text(t)))
+                            .collect();
+                        Ok(Val::Bool(format!("({value} IN ({}))", set.join(", "))))
+                    }
+                    None => self.expr(e),
+                }
+            }
+            _ => self.expr(e),
+        }
+    }
+
+    /// `(<doc> ->> <path>)` for comparing a twin property with `texts` where only `true`
+    /// selects, or `None` when the general translation is needed (key columns, or a text
+    /// starting with `{` or `[`).
+    fn plain_property(&self, path: &Path, texts: &[String]) -> Result<Option<String>, QueryError> {
+        let resolved = self.resolve(path)?;
+        if self.key_column(&resolved.json_path).is_some() || !texts.iter().all(|t| plain_string(t))
+        {
+            return Ok(None);
+        }
+        let r = resolved.for_condition();
+        Ok(Some(format!("({} ->> {})", r.doc, r.path)))
+    }
+
     fn expr(&mut self, e: &Expr) -> Result<Val, QueryError> {
         let v = self.expr_unchecked(e)?;
         let len = match &v {
-            Val::Bool(s) | Val::Num(s) | Val::Str(s) | Val::Json(s) => s.len(),
+            Val::Bool(s) | Val::Num(s) | Val::Str(s) => s.len(),
+            Val::Json(r) => r.path.len(),
             Val::Undefined | Val::Null | Val::Array => 0,
         };
         if len > MAX_SQL_LEN {
@@ -403,7 +659,7 @@ impl Translator<'_> {
                     // Ids are also the table's key columns: a condition on them is answered
                     // from the primary-key index instead of a scan of every twin.
                     Some(column) => Val::Str(format!("{TABLE_ALIAS}.{column}")),
-                    None => Val::Json(resolved.sql_path),
+                    None => Val::Json(resolved.for_condition()),
                 }
             }
             ExprKind::Neg(inner) => {
@@ -462,9 +718,102 @@ impl Translator<'_> {
                 for a in args {
                     vals.push(self.expr(a)?);
                 }
-                Val::Bool(call(*func, &vals))
+                let exact = call(*func, &vals);
+                Val::Bool(match self.key_prefix(*func, args)? {
+                    Some((column, prefix)) => self.key_range(column, &prefix, exact),
+                    None => exact,
+                })
             }
         })
+    }
+
+    /// `STARTSWITH(<key column>, '<literal>')`: the column and the prefix.
+    fn key_prefix(
+        &self,
+        func: Func,
+        args: &[Expr],
+    ) -> Result<Option<(&'static str, String)>, QueryError> {
+        let (Func::StartsWith, [target, prefix]) = (func, args) else {
+            return Ok(None);
+        };
+        let (ExprKind::Path(p), ExprKind::Literal(Literal::Str(prefix))) =
+            (&target.kind, &prefix.kind)
+        else {
+            return Ok(None);
+        };
+        let resolved = self.resolve(p)?;
+        Ok(self
+            .key_column(&resolved.json_path)
+            .map(|column| (column, prefix.clone())))
+    }
+
+    /// `exact` (the prefix test on a key column) preceded by the key range holding every
+    /// string that starts with `prefix`, so that SQLite searches the key index instead of
+    /// scanning. Outside the range `exact` is false too, so the value is unchanged.
+    fn key_range(&mut self, column: &str, prefix: &str, exact: String) -> String {
+        if prefix.is_empty() {
+            return exact;
+        }
+        let col = format!("{TABLE_ALIAS}.{column}");
+        let low = self.param(SqlValue::Text(prefix.to_owned()));
+        match prefix_successor(prefix) {
+            Some(high) => {
+                let high = self.param(SqlValue::Text(high));
+                format!("({col} >= {low} AND {col} < {high} AND {exact})")
+            }
+            None => format!("({col} >= {low} AND {exact})"),
+        }
+    }
+
+    /// The index the statement is pinned to: an id condition searches the query index; an
+    /// equality on a device's `status` or `connectionState` searches its expression index;
+    /// otherwise a statement reading [`QUERY_DOC`] scans the query index.
+    fn choose_index(
+        &self,
+        filter: Option<&Expr>,
+        reads_doc: bool,
+    ) -> Result<Option<&'static str>, QueryError> {
+        let query_index = match self.collection {
+            Collection::Modules => index::MODULES_QUERY,
+            Collection::Devices | Collection::Jobs => index::DEVICES_QUERY,
+        };
+        let mut field_index = None;
+        for part in filter.map(conjuncts).unwrap_or_default() {
+            let path = match &part.kind {
+                ExprKind::Cmp(CmpOp::Eq, l, r) => match (&l.kind, &r.kind) {
+                    (ExprKind::Path(p), ExprKind::Literal(Literal::Str(s)))
+                    | (ExprKind::Literal(Literal::Str(s)), ExprKind::Path(p))
+                        if plain_string(s) =>
+                    {
+                        p
+                    }
+                    _ => continue,
+                },
+                ExprKind::In { expr, .. } => match &expr.kind {
+                    ExprKind::Path(p) => p,
+                    _ => continue,
+                },
+                ExprKind::Call(Func::StartsWith, args) => match args.first().map(|a| &a.kind) {
+                    Some(ExprKind::Path(p)) => p,
+                    _ => continue,
+                },
+                _ => continue,
+            };
+            let resolved = self.resolve(path)?;
+            if self.key_column(&resolved.json_path).is_some() {
+                return Ok(reads_doc.then_some(query_index));
+            }
+            if self.collection == Collection::Devices
+                && matches!(part.kind, ExprKind::Cmp(..))
+                && field_index.is_none()
+            {
+                field_index = INDEXED_FIELDS
+                    .iter()
+                    .find(|(field, _)| resolved.json_path == format!("$.\"{field}\""))
+                    .map(|(_, index)| *index);
+            }
+        }
+        Ok(field_index.or(reads_doc.then_some(query_index)))
     }
 
     /// The key column holding the value at `json_path`, for the ids every twin carries (always
@@ -540,11 +889,11 @@ impl Translator<'_> {
             }
             Select::Items(items) => items,
         };
-        let mut group_sql = Vec::new();
+        let mut inputs = Vec::new();
         let mut group_paths = Vec::new();
         for g in &query.group_by {
             let r = self.resolve(g)?;
-            group_sql.push(format!("({TABLE_ALIAS}.twin -> {})", r.sql_path));
+            inputs.push(json_text(&r.for_output()));
             group_paths.push(r.json_path);
         }
         let has_aggregates = items
@@ -557,15 +906,19 @@ impl Translator<'_> {
             let (default_key, sql, kind) = match &item.kind {
                 ItemKind::Path(p) => {
                     let r = self.resolve(p)?;
-                    if grouped && !group_paths.contains(&r.json_path) {
-                        let what = if query.group_by.is_empty() {
-                            "cannot mix properties and aggregates without GROUP BY"
-                        } else {
-                            "property must appear in GROUP BY"
+                    let sql = if grouped {
+                        let Some(k) = group_paths.iter().position(|g| *g == r.json_path) else {
+                            let what = if query.group_by.is_empty() {
+                                "cannot mix properties and aggregates without GROUP BY"
+                            } else {
+                                "property must appear in GROUP BY"
+                            };
+                            return Err(self.semantic_error(p.start, p.end, what));
                         };
-                        return Err(self.semantic_error(p.start, p.end, what));
-                    }
-                    let sql = format!("({TABLE_ALIAS}.twin -> {})", r.sql_path);
+                        format!("r.c{k}")
+                    } else {
+                        json_text(&r.for_output())
+                    };
                     (r.last_name, sql, ColumnKind::JsonText)
                 }
                 ItemKind::Aggregate(func, arg) => {
@@ -579,8 +932,9 @@ impl Translator<'_> {
                             ));
                         }
                         (f, Some(p)) => {
-                            let v = Val::Json(self.resolve(p)?.sql_path);
-                            aggregate(*f, &v)
+                            let v = Val::Json(self.resolve(p)?.for_condition());
+                            inputs.push(aggregate_input(*f, &v));
+                            aggregate(*f, &format!("r.c{}", inputs.len() - 1))
                         }
                     };
                     (None, sql, ColumnKind::Scalar)
@@ -605,8 +959,9 @@ impl Translator<'_> {
         }
         Ok(if grouped {
             Shape::Aggregate {
+                inputs,
                 columns,
-                group_by: group_sql,
+                group_by: query.group_by.len(),
             }
         } else {
             Shape::Projection(columns)
@@ -668,25 +1023,18 @@ fn call(func: Func, args: &[Val]) -> String {
             Val::Undefined => "0".to_owned(),
             Val::Null | Val::Array => "1".to_owned(),
             Val::Bool(s) | Val::Num(s) | Val::Str(s) => format!("({s} IS NOT NULL)"),
-            Val::Json(p) => format!("({} IS NOT NULL)", json_type(&p)),
+            Val::Json(r) => format!("({} IS NOT NULL)", json_type(&r)),
         },
-        Func::IsNull => type_test(&arg(0), &["null"]),
-        Func::IsBool => type_test(&arg(0), &["true", "false"]),
-        Func::IsNumber => type_test(&arg(0), &["integer", "real"]),
-        Func::IsString => type_test(&arg(0), &["text"]),
-        Func::IsObject => type_test(&arg(0), &["object"]),
-        Func::IsArray => type_test(&arg(0), &["array"]),
-        Func::IsPrimitive => type_test(&arg(0), PRIMITIVE_TYPES),
-        Func::StartsWith | Func::EndsWith | Func::Contains => {
+        Func::StartsWith | Func::EndsWith => {
             let (Some(s), Some(x)) = (as_str(&arg(0)), as_str(&arg(1))) else {
                 return "NULL".to_owned();
             };
-            match func {
-                Func::StartsWith => format!("(substr({s}, 1, length({x})) = {x})"),
-                Func::EndsWith => format!(
+            if func == Func::StartsWith {
+                format!("(substr({s}, 1, length({x})) = {x})")
+            } else {
+                format!(
                     "(length({s}) >= length({x}) AND substr({s}, length({s}) - length({x}) + 1) = {x})"
-                ),
-                _ => format!("(instr({s}, {x}) > 0)"),
+                )
             }
         }
         Func::ArrayContains => array_contains(&arg(0), &arg(1)),
@@ -697,7 +1045,7 @@ fn call(func: Func, args: &[Val]) -> String {
 /// twin property holding an array; true when one top-level element has the value's type and
 /// value (nested arrays are not searched).
 fn array_contains(array: &Val, value: &Val) -> String {
-    let Val::Json(p) = array else {
+    let Val::Json(a) = array else {
         return "NULL".to_owned();
     };
     let element = match value {
@@ -715,31 +1063,41 @@ fn array_contains(array: &Val, value: &Val) -> String {
         Val::Undefined | Val::Array => "0".to_owned(),
     };
     format!(
-        "(CASE WHEN {} = 'array' THEN EXISTS (SELECT 1 FROM json_each({TABLE_ALIAS}.twin, {p}) AS je WHERE {element}) END)",
-        json_type(p)
+        "(CASE WHEN {} = 'array' THEN EXISTS (SELECT 1 FROM json_each({}, {}) AS je WHERE {element}) END)",
+        json_type(a),
+        a.doc,
+        a.path
     )
 }
 
-/// An aggregate over a property; values of other types are ignored.
-fn aggregate(func: AggFunc, v: &Val) -> String {
-    let num = as_num(v).unwrap_or_else(|| "NULL".to_owned());
+/// The value an aggregate over a property reads from each twin: numbers for `SUM`/`AVG`,
+/// numbers and strings for `MIN`/`MAX` (`NULL` otherwise, which aggregates skip).
+fn aggregate_input(func: AggFunc, v: &Val) -> String {
     match func {
-        AggFunc::Count => "COUNT(*)".to_owned(),
-        AggFunc::Sum => format!("COALESCE(SUM({num}), 0)"),
-        AggFunc::Avg => format!("AVG({num})"),
+        AggFunc::Count => "1".to_owned(),
+        AggFunc::Sum | AggFunc::Avg => as_num(v).unwrap_or_else(|| "NULL".to_owned()),
         AggFunc::Min | AggFunc::Max => {
-            // Numbers and strings; SQLite orders numbers before text, as
-            // Cosmos DB does.
-            let Val::Json(p) = v else {
+            let Val::Json(r) = v else {
                 return "NULL".to_owned();
             };
-            let f = if func == AggFunc::Min { "MIN" } else { "MAX" };
             format!(
-                "{f}(CASE WHEN {} IN ('integer', 'real', 'text') THEN {} END)",
-                json_type(p),
-                json_value(p)
+                "(CASE WHEN {} IN ('integer', 'real', 'text') THEN {} END)",
+                json_type(r),
+                json_value(r)
             )
         }
+    }
+}
+
+/// An aggregate over the scanned `input` column. SQLite orders numbers before text, as
+/// Cosmos DB does, for `MIN`/`MAX`.
+fn aggregate(func: AggFunc, input: &str) -> String {
+    match func {
+        AggFunc::Count => "COUNT(*)".to_owned(),
+        AggFunc::Sum => format!("COALESCE(SUM({input}), 0)"),
+        AggFunc::Avg => format!("AVG({input})"),
+        AggFunc::Min => format!("MIN({input})"),
+        AggFunc::Max => format!("MAX({input})"),
     }
 }
 
@@ -753,19 +1111,21 @@ mod tests {
         plan(src, &q).unwrap_or_else(|e| panic!("{src}: {e}"))
     }
 
-    /// SQLite's plan for the filter of `src` over a table shaped like the store's.
+    /// SQLite's plan for the filter of `src` over the store's schema, selecting the key and
+    /// the twin in key order (the first page of a twin query).
     fn query_plan(src: &str) -> String {
         let plan = plan_of(src);
         let conn = rusqlite::Connection::open_in_memory().expect("db");
-        conn.execute_batch(
-            "CREATE TABLE devices(device_id TEXT PRIMARY KEY, twin TEXT NOT NULL);
-             CREATE TABLE modules(device_id TEXT NOT NULL, module_id TEXT NOT NULL, twin TEXT NOT NULL,
-                                  PRIMARY KEY(device_id, module_id));",
-        )
-        .expect("tables");
+        conn.execute_batch(crate::store::SCHEMA).expect("schema");
+        let keys = plan
+            .key_columns()
+            .iter()
+            .map(|k| format!("{TABLE_ALIAS}.{k}"))
+            .collect::<Vec<_>>()
+            .join(", ");
         let sql = format!(
-            "EXPLAIN QUERY PLAN SELECT 1 FROM {} AS {TABLE_ALIAS} WHERE {}",
-            plan.table(),
+            "EXPLAIN QUERY PLAN SELECT {keys}, {TABLE_ALIAS}.twin FROM {} WHERE {} ORDER BY {keys} LIMIT 101",
+            plan.source(),
             plan.filter.as_deref().unwrap_or("1")
         );
         let mut stmt = conn.prepare(&sql).expect("prepare");
@@ -790,8 +1150,133 @@ mod tests {
                 "{src}: {plan}"
             );
         }
-        // A tag condition still scans (no index on twin paths).
-        assert!(query_plan("SELECT * FROM devices WHERE tags.a = 1").contains("SCAN"));
+    }
+
+    #[test]
+    fn prefix_successor_is_the_least_upper_bound() {
+        assert_eq!(prefix_successor("abc").as_deref(), Some("abd"));
+        assert_eq!(prefix_successor("a~").as_deref(), Some("a\u{7f}"));
+        assert_eq!(prefix_successor("a\u{7f}").as_deref(), Some("a\u{80}"));
+        assert_eq!(prefix_successor("x\u{D7FF}").as_deref(), Some("x\u{E000}"));
+        assert_eq!(prefix_successor("x\u{10FFFF}").as_deref(), Some("y"));
+        assert_eq!(
+            prefix_successor("x\u{10FFFF}\u{10FFFF}").as_deref(),
+            Some("y")
+        );
+        assert_eq!(prefix_successor("\u{10FFFF}"), None);
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("a\0").as_deref(), Some("a\u{1}"));
+        // Every string starting with the prefix sorts between it and its successor, in byte
+        // order (SQLite's BINARY collation).
+        for prefix in ["d", "dev-0", "é", "\u{7ff}", "\u{ffff}", "a\u{10FFFF}"] {
+            let high = prefix_successor(prefix).expect("successor");
+            for tail in ["", "\0", "z", "\u{10FFFF}", "\u{10FFFF}\u{10FFFF}x"] {
+                let s = format!("{prefix}{tail}");
+                assert!(
+                    prefix.as_bytes() <= s.as_bytes() && s.as_bytes() < high.as_bytes(),
+                    "{s:?}"
+                );
+            }
+            assert!(!high.starts_with(prefix));
+        }
+    }
+
+    #[test]
+    fn prefix_conditions_on_ids_search_the_key_index() {
+        for src in [
+            "SELECT * FROM devices WHERE STARTSWITH(deviceId, 'sc-05')",
+            "SELECT * FROM devices WHERE STARTSWITH(deviceId, 'sc-05') AND tags.a = 1",
+            "SELECT * FROM devices.modules WHERE deviceId = 'd1' AND STARTSWITH(moduleId, 'm')",
+        ] {
+            let plan = query_plan(src);
+            assert!(plan.starts_with("SEARCH"), "{src}: {plan}");
+            assert!(!plan.contains("TEMP B-TREE"), "{src}: {plan}");
+        }
+        // No range for an empty prefix (every id matches) or a non-literal one.
+        let p = plan_of("SELECT * FROM devices WHERE STARTSWITH(deviceId, '')");
+        assert!(!p.filter.unwrap_or_default().contains(">="));
+        let p = plan_of("SELECT * FROM devices WHERE STARTSWITH(deviceId, tags.p)");
+        assert!(!p.filter.unwrap_or_default().contains(">="));
+    }
+
+    #[test]
+    fn twin_conditions_read_the_query_index() {
+        // The first page stops at the LIMIT: the index is scanned in key order, no sort.
+        for src in [
+            "SELECT * FROM devices WHERE tags.fleet = 'f7'",
+            "SELECT * FROM devices WHERE properties.reported.temp > 3 OR IS_DEFINED(tags.x)",
+            "SELECT * FROM devices.modules WHERE properties.reported.status = 'scanning'",
+            "SELECT * FROM devices WHERE ARRAY_CONTAINS(parentScopes, 'x')",
+        ] {
+            let plan = query_plan(src);
+            assert!(
+                plan.starts_with("SCAN t USING INDEX devices_query")
+                    || plan.starts_with("SCAN t USING INDEX modules_query"),
+                "{src}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{src}: {plan}");
+        }
+        // Equality on status and connectionState searches their expression indexes.
+        for (src, index) in [
+            (
+                "SELECT * FROM devices WHERE status = 'disabled'",
+                "devices_by_status",
+            ),
+            (
+                "SELECT * FROM devices WHERE 'Connected' = connectionState AND tags.a = 1",
+                "devices_by_connection_state",
+            ),
+        ] {
+            let plan = query_plan(src);
+            assert!(
+                plan.starts_with(&format!("SEARCH t USING INDEX {index} (<expr>=?)")),
+                "{src}: {plan}"
+            );
+            assert!(!plan.contains("TEMP B-TREE"), "{src}: {plan}");
+        }
+        // Paths into $metadata or a stripped field read the stored twin.
+        for src in [
+            "SELECT * FROM devices WHERE properties.reported.$metadata.$lastUpdated > '2024'",
+            "SELECT * FROM devices WHERE etag = 'AAAAAAAAAAE='",
+            "SELECT * FROM devices WHERE Version > 2",
+        ] {
+            let p = plan_of(src);
+            let f = p.filter.unwrap_or_default();
+            assert!(f.contains("t.twin") && !f.contains(QUERY_DOC), "{f}");
+            assert_eq!(p.index, None);
+        }
+    }
+
+    /// The index expressions of the store's schema are the SQL the translator generates, so
+    /// that SQLite reads them from the indexes.
+    #[test]
+    fn store_indexes_match_the_generated_sql() {
+        let in_table = |sql: &str| sql.replace("t.twin", "twin");
+        let doc = in_table(QUERY_DOC);
+        let schema = crate::store::SCHEMA;
+        for (table, keys, index) in [
+            ("devices", "device_id", index::DEVICES_QUERY),
+            ("modules", "device_id, module_id", index::MODULES_QUERY),
+        ] {
+            let ddl =
+                format!("CREATE INDEX IF NOT EXISTS {index} ON {table} ({keys},\n    {doc});");
+            assert!(schema.contains(&ddl), "{ddl}");
+        }
+        for (field, index) in INDEXED_FIELDS {
+            let value = format!(r#"({QUERY_DOC} ->> '$."{field}"')"#);
+            let ddl = format!(
+                "CREATE INDEX IF NOT EXISTS {index} ON devices (\n    {}, device_id);",
+                in_table(&value)
+            );
+            assert!(schema.contains(&ddl), "{ddl}");
+            let p = plan_of(&format!("SELECT * FROM devices WHERE {field} = 'x'"));
+            assert_eq!(p.filter, Some(format!("({value} = ?1)")));
+            assert_eq!(p.index, Some(*index));
+        }
+        // Under NOT the type matters: the general form, and no search.
+        let p = plan_of("SELECT * FROM devices WHERE NOT (status = 'x')");
+        assert!(p.filter.unwrap_or_default().contains("CASE WHEN json_type"));
+        assert_eq!(p.index, Some(index::DEVICES_QUERY));
     }
 
     fn plan_err(src: &str) -> QueryError {
@@ -818,14 +1303,18 @@ mod tests {
         assert_eq!(
             p.shape,
             Shape::Aggregate {
+                inputs: vec![],
                 columns: vec![Column {
                     key: "numberOfDevices".into(),
                     sql: "COUNT(*)".into(),
                     kind: ColumnKind::Scalar,
                 }],
-                group_by: vec![],
+                group_by: 0,
             }
         );
+        // Nothing to read from the twins: no index is forced, so SQLite counts the
+        // narrowest one.
+        assert_eq!(p.index, None);
     }
 
     #[test]
@@ -837,8 +1326,28 @@ mod tests {
         let Shape::Projection(cols) = &p.shape else {
             panic!("projection expected")
         };
-        assert_eq!(cols[0].sql, r#"(t.twin -> '$."deviceId"')"#);
-        assert_eq!(cols[4].sql, r#"(t.twin -> '$."tags"."arr"[1]')"#);
+        assert_eq!(cols[0].sql, format!(r#"({QUERY_DOC} -> '$."deviceId"')"#));
+        assert_eq!(
+            cols[4].sql,
+            format!(r#"({QUERY_DOC} -> '$."tags"."arr"[1]')"#)
+        );
+        // Objects holding $metadata are returned from the stored twin.
+        let p = plan_of(
+            "SELECT properties.reported, properties.desired.$metadata AS m, properties AS p, properties.reported.x FROM devices",
+        );
+        let Shape::Projection(cols) = &p.shape else {
+            panic!("projection expected")
+        };
+        let sql: Vec<&str> = cols.iter().map(|c| c.sql.as_str()).collect();
+        assert_eq!(
+            sql,
+            [
+                r#"(t.twin -> '$."properties"."reported"')"#,
+                r#"(t.twin -> '$."properties"."desired"."$metadata"')"#,
+                r#"(t.twin -> '$."properties"')"#,
+                &format!(r#"({QUERY_DOC} -> '$."properties"."reported"."x"')"#),
+            ]
+        );
         let p = plan_of("SELECT COUNT(), SUM(tags.x), AVG(tags.x) AS a, MIN(tags.x) FROM devices");
         assert_eq!(keys(&p.shape), ["$1", "$2", "a", "$3"]);
     }
@@ -870,11 +1379,20 @@ mod tests {
 
     #[test]
     fn grouping_rules() {
-        let p = plan_of("SELECT tags.r AS r, COUNT() AS n FROM devices GROUP BY tags.r");
-        let Shape::Aggregate { group_by, .. } = &p.shape else {
+        let p =
+            plan_of("SELECT tags.r AS r, COUNT() AS n, MAX(tags.x) FROM devices GROUP BY tags.r");
+        let Shape::Aggregate {
+            inputs,
+            columns,
+            group_by,
+        } = &p.shape
+        else {
             panic!("aggregate expected")
         };
-        assert_eq!(group_by, &[r#"(t.twin -> '$."tags"."r"')"#.to_owned()]);
+        assert_eq!(*group_by, 1);
+        assert_eq!(inputs[0], format!(r#"({QUERY_DOC} -> '$."tags"."r"')"#));
+        let sql: Vec<&str> = columns.iter().map(|c| c.sql.as_str()).collect();
+        assert_eq!(sql, ["r.c0", "COUNT(*)", "MAX(r.c1)"]);
         let e = plan_err("SELECT tags.x, COUNT() FROM devices GROUP BY tags.r").to_string();
         assert!(
             e.contains("near 'tags.x': property must appear in GROUP BY"),
@@ -916,15 +1434,41 @@ mod tests {
     }
 
     #[test]
+    fn string_equality_reads_one_value_where_only_true_selects() {
+        let value = format!(r#"({QUERY_DOC} ->> '$."tags"."a"')"#);
+        let p = plan_of(
+            "SELECT * FROM devices WHERE tags.a = 'x' AND ('y' = tags.a OR tags.a IN ['p', 'q'])",
+        );
+        assert_eq!(
+            p.filter,
+            Some(format!(
+                "(({value} = ?1) AND (({value} = ?2) OR ({value} IN (?3, ?4))))"
+            ))
+        );
+        // Not under NOT, not for other literals, not for texts that could be an object's.
+        for src in [
+            "SELECT * FROM devices WHERE NOT tags.a = 'x'",
+            "SELECT * FROM devices WHERE tags.a = 1",
+            "SELECT * FROM devices WHERE tags.a = '{}'",
+            "SELECT * FROM devices WHERE tags.a IN ['x', 1]",
+            "SELECT * FROM devices WHERE tags.a NIN ['x']",
+            "SELECT * FROM devices WHERE (tags.a = 'x') = true",
+        ] {
+            let f = plan_of(src).filter.unwrap_or_default();
+            assert!(!f.contains(" ->> "), "{src}: {f}");
+        }
+    }
+
+    #[test]
     fn statically_undefined_comparisons() {
         let p = plan_of("SELECT * FROM devices WHERE 1 = 'a'");
         assert_eq!(p.filter.as_deref(), Some("NULL"));
         let p = plan_of("SELECT * FROM devices WHERE tags.a");
         assert_eq!(
-            p.filter.as_deref(),
-            Some(
-                r#"(CASE json_type(t.twin, '$."tags"."a"') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"#
-            )
+            p.filter,
+            Some(format!(
+                r#"(CASE json_type({QUERY_DOC}, '$."tags"."a"') WHEN 'true' THEN 1 WHEN 'false' THEN 0 END)"#
+            ))
         );
     }
 
