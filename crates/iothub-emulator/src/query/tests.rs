@@ -1744,19 +1744,22 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn put(&self, id: &str, tags: Value, disabled: bool) {
-        use crate::model::{DeviceInput, DeviceRecord, Status};
-        use crate::twin::{TwinChange, TwinState, TwinUpdate};
-        let mut record = DeviceRecord::create(id, &DeviceInput::default()).expect("record");
+        use crate::model::{DeviceInput, DeviceRecord, DeviceStatus};
+        use crate::twin::{TwinChange, TwinState, TwinWrite};
+        let now = chrono::Utc::now();
+        let mut record = DeviceRecord::create(id, &DeviceInput::default(), now).expect("record");
         if disabled {
-            record.status = Status::Disabled;
+            record.status = DeviceStatus::Disabled;
         }
-        let mut twin = TwinState::new();
+        let stamp = crate::clock::format_time(now);
+        let mut twin = TwinState::new(&stamp);
         let change = TwinChange {
             tags: tags.as_object().cloned(),
             desired: None,
             reported: None,
         };
-        twin.apply(&change, TwinUpdate::Merge).expect("tags");
+        twin.apply(&change, TwinWrite::Update, &stamp)
+            .expect("tags");
         crate::store::put_device(self.conn, &crate::store::DeviceRow { record, twin })
             .expect("put device");
     }
