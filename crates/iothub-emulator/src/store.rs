@@ -79,6 +79,7 @@ CREATE INDEX IF NOT EXISTS devices_query ON devices (device_id,
     jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount'));
 CREATE INDEX IF NOT EXISTS modules_query ON modules (device_id, module_id,
     jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount'));
+CREATE INDEX IF NOT EXISTS modules_by_module_id ON modules (module_id, device_id);
 CREATE INDEX IF NOT EXISTS devices_by_status ON devices (
     (jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount') ->> '$.\"status\"'), device_id);
 CREATE INDEX IF NOT EXISTS devices_by_connection_state ON devices (

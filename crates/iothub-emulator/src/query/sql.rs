@@ -82,6 +82,8 @@ pub(crate) mod index {
     pub(crate) const DEVICES_BY_STATUS: &str = "devices_by_status";
     /// `devices(<connectionState as a string>, device_id)`.
     pub(crate) const DEVICES_BY_CONNECTION_STATE: &str = "devices_by_connection_state";
+    /// `modules(module_id, device_id)`: a module id without a device id.
+    pub(crate) const MODULES_BY_MODULE_ID: &str = "modules_by_module_id";
 }
 
 /// Top-level string fields of device twins with an expression index, with the index name.
@@ -778,6 +780,7 @@ impl Translator<'_> {
             Collection::Devices | Collection::Jobs => index::DEVICES_QUERY,
         };
         let mut field_index = None;
+        let mut module_key = false;
         for part in filter.map(conjuncts).unwrap_or_default() {
             let path = match &part.kind {
                 ExprKind::Cmp(CmpOp::Eq, l, r) => match (&l.kind, &r.kind) {
@@ -800,8 +803,14 @@ impl Translator<'_> {
                 _ => continue,
             };
             let resolved = self.resolve(path)?;
-            if self.key_column(&resolved.json_path).is_some() {
-                return Ok(reads_doc.then_some(query_index));
+            match self.key_column(&resolved.json_path) {
+                // A module id alone searches `modules(module_id, device_id)` (NIN cannot).
+                Some("module_id") => {
+                    module_key |= !matches!(part.kind, ExprKind::In { negated: true, .. });
+                    continue;
+                }
+                Some(_) => return Ok(reads_doc.then_some(query_index)),
+                None => {}
             }
             if self.collection == Collection::Devices
                 && matches!(part.kind, ExprKind::Cmp(..))
@@ -812,6 +821,9 @@ impl Translator<'_> {
                     .find(|(field, _)| resolved.json_path == format!("$.\"{field}\""))
                     .map(|(_, index)| *index);
             }
+        }
+        if module_key {
+            return Ok(Some(index::MODULES_BY_MODULE_ID));
         }
         Ok(field_index.or(reads_doc.then_some(query_index)))
     }
@@ -1192,6 +1204,20 @@ mod tests {
             assert!(plan.starts_with("SEARCH"), "{src}: {plan}");
             assert!(!plan.contains("TEMP B-TREE"), "{src}: {plan}");
         }
+        // A module id without a device id searches modules(module_id, device_id).
+        for src in [
+            "SELECT * FROM devices.modules WHERE moduleId = '$edgeAgent'",
+            "SELECT deviceId FROM devices.modules WHERE moduleId IN ['a', 'b'] AND tags.x = 1",
+            "SELECT * FROM devices.modules WHERE STARTSWITH(moduleId, 'm')",
+        ] {
+            let plan = query_plan(src);
+            assert!(
+                plan.starts_with("SEARCH t USING INDEX modules_by_module_id"),
+                "{src}: {plan}"
+            );
+        }
+        let plan = query_plan("SELECT * FROM devices.modules WHERE moduleId = 'm'");
+        assert!(!plan.contains("TEMP B-TREE"), "{plan}");
         // No range for an empty prefix (every id matches) or a non-literal one.
         let p = plan_of("SELECT * FROM devices WHERE STARTSWITH(deviceId, '')");
         assert!(!p.filter.unwrap_or_default().contains(">="));
