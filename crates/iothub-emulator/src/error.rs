@@ -160,6 +160,29 @@ impl std::fmt::Display for ApiError {
 
 impl std::error::Error for ApiError {}
 
+/// A JSON decoding error as a message that shows no value from the input: serde quotes the
+/// offending string (`invalid type: string "…", expected …`), which could be a key, so every
+/// double-quoted part is replaced by `"…"`. Field and variant names (in backquotes) and the
+/// position stay.
+pub fn json_problem(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let mut out = String::with_capacity(text.len());
+    let mut quoted = false;
+    for c in text.chars() {
+        if c == '"' {
+            if !quoted {
+                out.push_str("\"…");
+            } else {
+                out.push('"');
+            }
+            quoted = !quoted;
+        } else if !quoted {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// Bad input found by a domain rule (ids, keys, identities, twin documents): IoT Hub's code
 /// (`ArgumentInvalid` or `IotHubFormatError`, sometimes a more specific one) and a message
 /// naming what is wrong.
@@ -228,6 +251,18 @@ mod tests {
         let rest = exception.strip_prefix("Tracking ID:").unwrap_or_default();
         assert_eq!(rest.find("-G:0-TimeStamp:"), Some(32));
         assert!(rest[..32].chars().all(|c| c.is_ascii_hexdigit()));
+    }
+
+    #[test]
+    fn json_problems_show_no_input_values() {
+        let err = serde_json::from_str::<std::collections::BTreeMap<String, u8>>(
+            r#"{"primaryKey": "SECRETKEY"}"#,
+        )
+        .err();
+        let text = err.as_ref().map(json_problem).unwrap_or_default();
+        assert!(!text.contains("SECRETKEY"), "{text}");
+        assert!(text.contains("invalid type: string \"…\""), "{text}");
+        assert!(text.contains("line 1"), "{text}");
     }
 
     #[test]

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! The `Authorization` header is never written, and the values of `primaryKey` and
-//! `secondaryKey` anywhere in a body are replaced by `"***"` (empty ones are kept). A body that is not JSON is
+//! `secondaryKey` (of any type) and a `symmetricKey` that is not an object, anywhere in a
+//! body, are replaced by `"***"` (empty and null ones are kept). A body that is not JSON is
 //! written as `null`.
 
 use std::fs::{File, OpenOptions};
@@ -67,14 +68,20 @@ impl Journal {
     }
 }
 
-/// Replaces non-empty `primaryKey` / `secondaryKey` values, at any depth, by `"***"`.
+/// Replaces the values of `primaryKey` / `secondaryKey` (whatever their type, unless null or
+/// empty), and a `symmetricKey` that is not an object, at any depth, by `"***"`.
 pub fn redact_keys(value: &mut Value) {
     match value {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
-                if (k == "primaryKey" || k == "secondaryKey")
-                    && v.as_str().is_some_and(|s| !s.is_empty())
-                {
+                let secret = match k.as_str() {
+                    "primaryKey" | "secondaryKey" => {
+                        !v.is_null() && v.as_str().is_none_or(|s| !s.is_empty())
+                    }
+                    "symmetricKey" => !v.is_null() && !v.is_object(),
+                    _ => false,
+                };
+                if secret {
                     *v = Value::String("***".into());
                 } else {
                     redact_keys(v);
@@ -227,7 +234,7 @@ mod tests {
 
     #[test]
     fn redacts_nested_keys() {
-        let mut v = json!([{"authentication": {"symmetricKey": {"primaryKey": "abc", "secondaryKey": "def"}}, "primaryKey": null, "secondaryKey": ""}]);
+        let mut v = json!([{"authentication": {"symmetricKey": {"primaryKey": "abc", "secondaryKey": "def"}}, "primaryKey": null, "secondaryKey": ""}, {"symmetricKey": "SECRET", "x": {"primaryKey": ["SECRET"]}}]);
         redact_keys(&mut v);
         assert_eq!(v[0]["authentication"]["symmetricKey"]["primaryKey"], "***");
         assert_eq!(
@@ -236,6 +243,9 @@ mod tests {
         );
         assert_eq!(v[0]["primaryKey"], Value::Null);
         assert_eq!(v[0]["secondaryKey"], "");
+        assert_eq!(v[1]["symmetricKey"], "***");
+        assert_eq!(v[1]["x"]["primaryKey"], "***");
+        assert!(!v.to_string().contains("SECRET"));
     }
 
     #[test]

@@ -334,11 +334,7 @@ impl TwinChange {
         let Some(obj) = body.as_object() else {
             return Err(Invalid::format("The twin must be a JSON object."));
         };
-        let nulls = if how == TwinWrite::Replace {
-            Nulls::Refused
-        } else {
-            Nulls::Remove
-        };
+        let nulls = Nulls::for_write(how);
         let tags = section_from(obj.get("tags"), SectionKind::Tags, nulls)?;
         let (desired, reported) = match obj.get("properties") {
             None | Some(Value::Null) => (None, None),
@@ -365,20 +361,24 @@ impl TwinChange {
     }
 
     /// Reads the twin parts of an `ExportImportDevice` (`tags`, `properties.desired`,
-    /// `properties.reported`).
-    ///
-    /// A `null` value is dropped (bulk entries are merged or replace only the sections they
-    /// carry).
+    /// `properties.reported`), to be applied as `how`: the `updateTwin` modes update
+    /// ([`TwinWrite::Update`], `null` removes), the create and update modes replace the
+    /// sections they carry ([`TwinWrite::ReplaceGiven`], `null` refused as in `PUT`).
     ///
     /// # Errors
     /// As [`from_twin_body`](Self::from_twin_body).
-    pub fn from_import(tags: Option<&Value>, properties: Option<&Value>) -> Result<Self, Invalid> {
-        let tags = section_from(tags, SectionKind::Tags, Nulls::Remove)?;
+    pub fn from_import(
+        tags: Option<&Value>,
+        properties: Option<&Value>,
+        how: TwinWrite,
+    ) -> Result<Self, Invalid> {
+        let nulls = Nulls::for_write(how);
+        let tags = section_from(tags, SectionKind::Tags, nulls)?;
         let (desired, reported) = match properties {
             None | Some(Value::Null) => (None, None),
             Some(Value::Object(p)) => (
-                section_from(p.get("desired"), SectionKind::Desired, Nulls::Remove)?,
-                section_from(p.get("reported"), SectionKind::Reported, Nulls::Remove)?,
+                section_from(p.get("desired"), SectionKind::Desired, nulls)?,
+                section_from(p.get("reported"), SectionKind::Reported, nulls)?,
             ),
             Some(_) => return Err(Invalid::format("'properties' must be a JSON object.")),
         };
@@ -447,6 +447,17 @@ enum Nulls {
     Remove,
     /// Refused (replacements).
     Refused,
+}
+
+impl Nulls {
+    /// `null` removes in an update; anything that replaces a section refuses it.
+    fn for_write(how: TwinWrite) -> Self {
+        if how == TwinWrite::Update {
+            Nulls::Remove
+        } else {
+            Nulls::Refused
+        }
+    }
 }
 
 fn check_key(kind: SectionKind, key: &str, path: &str) -> Result<(), Invalid> {

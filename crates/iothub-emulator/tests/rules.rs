@@ -185,3 +185,61 @@ async fn device_scopes_name_registered_edge_devices() -> TestResult {
     assert_eq!(child.body["parentScopes"], json!([]));
     Ok(())
 }
+
+/// A twin number is stored and returned exactly as written (no rounding on the way).
+#[tokio::test]
+async fn twin_numbers_come_back_as_written() -> TestResult {
+    let hub = Hub::start().await;
+    hub.create_device("n1").await;
+    let auth = common::token(&hub.emu, "iothubowner");
+    let body =
+        r#"{"tags":{"a":1125899906842623.75,"b":123.45678901234567,"c":2251799813685247.75}}"#;
+    let patched = hub
+        .raw(
+            Some(&auth),
+            Method::PATCH,
+            &hub.url("/twins/n1"),
+            Some(body.to_owned()),
+            &[],
+        )
+        .await;
+    patched.expect(200, None);
+    let got = hub.call(Method::GET, "/twins/n1", None).await;
+    // The same doubles (the text may be the shortest spelling of the same double).
+    for twin in [&patched.body, &got.body] {
+        assert_eq!(
+            twin["tags"]["a"].as_f64(),
+            Some(1_125_899_906_842_623.0 + 0.75)
+        );
+        assert_eq!(twin["tags"]["b"].as_f64(), Some(123.45678901234567));
+        assert_eq!(
+            twin["tags"]["c"].as_f64(),
+            Some(2_251_799_813_685_247.0 + 0.75)
+        );
+    }
+    Ok(())
+}
+
+/// Decoding errors name the field, never the value (a key sent in the wrong shape).
+#[tokio::test]
+async fn malformed_bodies_do_not_echo_their_values() -> TestResult {
+    let hub = Hub::start().await;
+    let r = hub
+        .call(
+            Method::PUT,
+            "/devices/k4",
+            Some(json!({"deviceId": "k4", "authentication": {"type": "sas", "symmetricKey": "SECRETKEYVALUE"}})),
+        )
+        .await;
+    r.expect(400, Some("IotHubFormatError"));
+    assert!(!r.body.to_string().contains("SECRETKEYVALUE"), "{}", r.body);
+    let r = hub
+        .call(
+            Method::POST,
+            "/devices",
+            Some(json!([{"id": "k5", "authentication": {"symmetricKey": "SECRETKEYVALUE"}}])),
+        )
+        .await;
+    assert!(!r.body.to_string().contains("SECRETKEYVALUE"), "{}", r.body);
+    Ok(())
+}

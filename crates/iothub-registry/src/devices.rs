@@ -327,6 +327,11 @@ impl RegistryManager {
     /// Pass the identity's ETag (`&device.etag`) to update only the version you read, or
     /// [`ETag::any()`] to update whatever is stored.
     ///
+    /// The request replaces the identity: as in Python's `update_device_with_sas`,
+    /// `capabilities.iotEdge` is sent as `false` unless you call `.iot_edge(true)`. Updating
+    /// an IoT Edge device without it turns it into a leaf device, which drops its device
+    /// scope and releases its child devices.
+    ///
     /// ```no_run
     /// # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
     /// use iothub_registry::{DeviceStatus, ETag};

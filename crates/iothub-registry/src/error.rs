@@ -161,8 +161,10 @@ impl Error {
             .is_some_and(ServiceError::is_device_not_online)
     }
 
-    /// 401: IoT Hub refused the credential. (A credential that could not produce a token at
-    /// all is [`Error::Auth`], see [`is_auth`](Self::is_auth).)
+    /// 401: IoT Hub refused the credential or its rights for the operation; this includes
+    /// 401100 `SystemModuleModifyUnauthorizedAccess` (the IoT Edge system modules are the
+    /// hub's; match [`code`](Self::code) to tell it apart). A credential that could not
+    /// produce a token at all is [`Error::Auth`], see [`is_auth`](Self::is_auth).
     pub fn is_unauthorized(&self) -> bool {
         self.service_error()
             .is_some_and(ServiceError::is_unauthorized)

@@ -110,7 +110,11 @@ fn apply_one(
         device_scope: dev.device_scope.clone(),
         parent_scopes: dev.parent_scopes.clone(),
     };
-    let change = TwinChange::from_import(dev.tags.as_ref(), dev.properties.as_ref())?;
+    let how = match mode {
+        ImportMode::UpdateTwin | ImportMode::UpdateTwinIfMatchETag => TwinWrite::Update,
+        _ => TwinWrite::ReplaceGiven,
+    };
+    let change = TwinChange::from_import(dev.tags.as_ref(), dev.properties.as_ref(), how)?;
     match mode {
         ImportMode::Delete | ImportMode::DeleteIfMatchETag => {
             let row = require_device(conn, ctx, id)?;
@@ -223,7 +227,8 @@ impl Registry {
                     .to_owned();
                 let parsed = serde_json::from_value::<ImportDevice>(item).map_err(|e| {
                     RegistryError::from(Invalid::format(format!(
-                        "The device entry is not valid: {e}."
+                        "The device entry is not valid: {}.",
+                        crate::error::json_problem(&e)
                     )))
                 });
                 let (mode, outcome) = match parsed {

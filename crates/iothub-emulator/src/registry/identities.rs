@@ -63,7 +63,7 @@ pub(super) fn create_device(
     input: &DeviceInput,
 ) -> Result<DeviceRow, RegistryError> {
     let record = DeviceRecord::create(device_id, input, ctx.now)?;
-    scopes::check(conn, &record)?;
+    scopes::check_new(conn, &record)?;
     let row = DeviceRow {
         record,
         twin: TwinState::new(&ctx.now_text),

@@ -421,3 +421,104 @@ async fn not_found_and_etag_rules_are_one_each() -> TestResult {
     let _: Value = reg.get_twin("d".into(), None).await?.doc;
     Ok(())
 }
+
+/// Bulk create/update and configuration content replace the sections they carry, so a null
+/// is refused there as in `PUT`; `updateTwin` updates, so a null removes.
+#[tokio::test]
+async fn nulls_follow_the_write_kind_in_bulk_and_configuration_content() -> TestResult {
+    let reg = registry()?;
+    let failures = reg
+        .bulk(vec![
+            json!({"id": "b1", "importMode": "create", "tags": {"a": null}}),
+            json!({"id": "b2", "importMode": "create", "properties": {"desired": {"a": {"b": null}}}}),
+            json!({"id": "b3", "importMode": "create", "tags": {"a": 1, "b": 2}}),
+        ])
+        .await?;
+    let failed: Vec<_> = failures
+        .iter()
+        .map(|f| (f.device_id.as_str(), f.code.clone()))
+        .collect();
+    assert_eq!(
+        failed,
+        vec![
+            ("b1", ErrorCode::ArgumentInvalid),
+            ("b2", ErrorCode::ArgumentInvalid)
+        ]
+    );
+    let failures = reg
+        .bulk(vec![
+            json!({"id": "b3", "importMode": "updateTwin", "tags": {"a": null}}),
+        ])
+        .await?;
+    assert!(failures.is_empty(), "{failures:?}");
+    assert_eq!(
+        reg.get_twin("b3".into(), None).await?.doc["tags"],
+        json!({"b": 2})
+    );
+
+    reg.put_device("E".into(), edge(), None).await?;
+    let r = reg
+        .apply_configuration_content(
+            "E".into(),
+            json!({"modulesContent": {"$edgeAgent": {"properties.desired": {"a": null}}}}),
+        )
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::ArgumentInvalid));
+    let r = reg
+        .apply_configuration_content(
+            "E".into(),
+            json!({"modulesContent": {"$other": {"properties.desired": {"a": 1}}}}),
+        )
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::ArgumentInvalid));
+    assert_eq!(
+        code(reg.get_module("E".into(), "$other".into()).await),
+        Some(ErrorCode::ModuleNotFound)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn edge_scopes_cannot_be_chosen_kept_as_a_leaf_or_looped() -> TestResult {
+    let reg = registry()?;
+    // A new edge device does not choose its scope.
+    let chosen = DeviceInput {
+        device_scope: Some("ms-azure-iot-edge://E5-1".into()),
+        ..edge()
+    };
+    assert_eq!(
+        code(reg.put_device("E5".into(), chosen, None).await),
+        Some(ErrorCode::InvalidDeviceScope)
+    );
+    // Turning iotEdge off while sending the old own scope would make the device its own
+    // parent.
+    let f = reg.put_device("F".into(), edge(), None).await?;
+    let leaf_keeping_scope = DeviceInput {
+        device_scope: f.device_scope.clone(),
+        ..DeviceInput::default()
+    };
+    let r = reg
+        .put_device("F".into(), leaf_keeping_scope, Some("*".into()))
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    assert!(reg.get_device("F".into()).await?.capabilities.iot_edge);
+    // A chain of 20 nested edge devices cannot be closed into a loop.
+    let mut scopes = Vec::new();
+    for i in 0..20 {
+        let input = DeviceInput {
+            parent_scopes: scopes.last().map(|s: &String| vec![s.clone()]),
+            ..edge()
+        };
+        let d = reg.put_device(format!("CH{i}"), input, None).await?;
+        scopes.push(scope_of(&d));
+    }
+    let closing = DeviceInput {
+        parent_scopes: Some(vec![scopes[19].clone()]),
+        ..edge()
+    };
+    let r = reg
+        .put_device("CH0".into(), closing, Some("*".into()))
+        .await;
+    assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
+    Ok(())
+}

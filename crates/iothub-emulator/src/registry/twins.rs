@@ -225,6 +225,13 @@ impl Registry {
         let mut changes = Vec::with_capacity(modules.len());
         for (module_id, content) in &modules {
             check_ids(&device_id, Some(module_id))?;
+            if module_id.starts_with('$') && !is_system_module(module_id) {
+                return Err(Invalid::argument(format!(
+                    "The module id '{}' starts with '$', which IoT Hub reserves for its own modules ($edgeAgent, $edgeHub).",
+                    module_id.escape_default()
+                ))
+                .into());
+            }
             let desired = match content {
                 Value::Object(c) if c.len() == 1 && c.contains_key("properties.desired") => {
                     c["properties.desired"].clone()

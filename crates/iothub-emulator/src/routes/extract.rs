@@ -147,9 +147,12 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonBody<T> {
                 "The request body is required.",
             ));
         }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::format(format!("The request body is not valid: {e}.")))
+        serde_json::from_slice(&bytes).map(JsonBody).map_err(|e| {
+            ApiError::format(format!(
+                "The request body is not valid: {}.",
+                crate::error::json_problem(&e)
+            ))
+        })
     }
 }
 

@@ -198,7 +198,16 @@ async fn require_api_version(request: Request, next: Next) -> Response {
 /// Logs one line per request: method, path, status and duration. Never headers or bodies.
 async fn log_requests(request: Request, next: Next) -> Response {
     let method = request.method().clone();
-    let path = request.uri().path().to_owned();
+    // Long paths (a 60 KB id) are cut, so one request cannot flood the log.
+    let mut path = request.uri().path().to_owned();
+    if path.len() > 256 {
+        let cut = (0..=256)
+            .rev()
+            .find(|&i| path.is_char_boundary(i))
+            .unwrap_or(0);
+        path.truncate(cut);
+        path.push('…');
+    }
     let started = Instant::now();
     let response = next.run(request).await;
     let status = response.status().as_u16();

@@ -31,6 +31,11 @@ pub async fn query_devices(
     headers: HeaderMap,
     JsonBody(body): JsonBody<Value>,
 ) -> Result<Response, ApiError> {
+    if !body.is_object() {
+        return Err(ApiError::format(
+            "The query specification must be a JSON object: {\"query\": \"SELECT ...\"}.",
+        ));
+    }
     let text = match body.get("query") {
         Some(Value::String(q)) if !q.trim().is_empty() => q.clone(),
         Some(Value::String(_)) | None | Some(Value::Null) => {
