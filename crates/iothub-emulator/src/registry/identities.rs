@@ -70,7 +70,15 @@ pub(super) fn create_device(
     };
     store::put_device(conn, &row)?;
     if row.record.capabilities.iot_edge {
-        for module_id in super::EDGE_SYSTEM_MODULES {
+        add_system_modules(conn, ctx, device_id)?;
+    }
+    Ok(row)
+}
+
+/// Registers the IoT Edge system modules of `device_id` that do not exist yet.
+fn add_system_modules(conn: &Connection, ctx: &Ctx, device_id: &str) -> Result<(), RegistryError> {
+    for module_id in super::EDGE_SYSTEM_MODULES {
+        if store::get_module(conn, device_id, module_id)?.is_none() {
             let module = ModuleRow {
                 record: ModuleRecord::system(device_id, module_id, ctx.now),
                 twin: TwinState::new(&ctx.now_text),
@@ -78,7 +86,7 @@ pub(super) fn create_device(
             store::put_module(conn, &module)?;
         }
     }
-    Ok(row)
+    Ok(())
 }
 
 /// Applies an update to a stored device (identity only) and writes it.
@@ -95,6 +103,11 @@ pub(super) fn update_device(
         scopes::release_children(conn, ctx, &before)?;
     }
     store::put_device(conn, row)?;
+    if !before.capabilities.iot_edge && row.record.capabilities.iot_edge {
+        // A device that becomes an IoT Edge device gets the system modules every edge device
+        // has.
+        add_system_modules(conn, ctx, &row.record.device_id)?;
+    }
     Ok(())
 }
 

@@ -522,3 +522,24 @@ async fn edge_scopes_cannot_be_chosen_kept_as_a_leaf_or_looped() -> TestResult {
     assert_eq!(code(r), Some(ErrorCode::InvalidDeviceScope));
     Ok(())
 }
+
+#[tokio::test]
+async fn a_device_that_becomes_an_edge_device_gets_the_system_modules() -> TestResult {
+    let reg = registry()?;
+    reg.put_device("P".into(), DeviceInput::default(), None)
+        .await?;
+    assert!(reg.list_modules("P".into()).await?.is_empty());
+    let p = reg.put_device("P".into(), edge(), Some("*".into())).await?;
+    assert!(scope_of(&p).starts_with("ms-azure-iot-edge://P-"));
+    let ids: Vec<String> = reg
+        .list_modules("P".into())
+        .await?
+        .into_iter()
+        .map(|m| m.module_id)
+        .collect();
+    assert_eq!(ids, vec!["$edgeAgent".to_owned(), "$edgeHub".to_owned()]);
+    // Updating it again as an edge device adds nothing.
+    reg.put_device("P".into(), edge(), Some("*".into())).await?;
+    assert_eq!(reg.list_modules("P".into()).await?.len(), 2);
+    Ok(())
+}
