@@ -555,24 +555,32 @@ impl Translator<'_> {
         }
     }
 
+    /// `AND` / `OR` (as `e` says) over `parts`, each translated with `part`.
+    fn junction(
+        &mut self,
+        e: &Expr,
+        parts: &[Expr],
+        part: fn(&mut Self, &Expr) -> Result<Val, QueryError>,
+    ) -> Result<Val, QueryError> {
+        let op = if matches!(e.kind, ExprKind::And(_)) {
+            "AND"
+        } else {
+            "OR"
+        };
+        let mut sqls = Vec::with_capacity(parts.len());
+        for p in parts {
+            let v = part(self, p)?;
+            sqls.push(as_bool(&v).unwrap_or_else(|| "NULL".to_owned()));
+        }
+        Ok(Val::Bool(balanced(&sqls, op)))
+    }
+
     /// A condition in a position where only `true` selects a twin (see the module docs):
     /// `AND` and `OR` keep that position for their operands, string equality and `IN` read
     /// their property with one `->>`, and everything else is an ordinary expression.
     fn condition(&mut self, e: &Expr) -> Result<Val, QueryError> {
         match &e.kind {
-            ExprKind::And(parts) | ExprKind::Or(parts) => {
-                let op = if matches!(e.kind, ExprKind::And(_)) {
-                    "AND"
-                } else {
-                    "OR"
-                };
-                let mut sqls = Vec::with_capacity(parts.len());
-                for p in parts {
-                    let v = self.condition(p)?;
-                    sqls.push(as_bool(&v).unwrap_or_else(|| "NULL".to_owned()));
-                }
-                Ok(Val::Bool(balanced(&sqls, op)))
-            }
+            ExprKind::And(parts) | ExprKind::Or(parts) => self.junction(e, parts, Self::condition),
             ExprKind::Cmp(CmpOp::Eq, l, r) => {
                 let (path, text) = match (&l.kind, &r.kind) {
                     (ExprKind::Path(p), ExprKind::Literal(Literal::Str(s)))
@@ -695,19 +703,7 @@ impl Translator<'_> {
                     sql
                 })
             }
-            ExprKind::And(parts) | ExprKind::Or(parts) => {
-                let op = if matches!(e.kind, ExprKind::And(_)) {
-                    "AND"
-                } else {
-                    "OR"
-                };
-                let mut sqls = Vec::with_capacity(parts.len());
-                for p in parts {
-                    let v = self.expr(p)?;
-                    sqls.push(as_bool(&v).unwrap_or_else(|| "NULL".to_owned()));
-                }
-                Val::Bool(balanced(&sqls, op))
-            }
+            ExprKind::And(parts) | ExprKind::Or(parts) => self.junction(e, parts, Self::expr)?,
             ExprKind::Not(inner) => {
                 let v = self.expr(inner)?;
                 Val::Bool(match as_bool(&v) {
