@@ -1,76 +1,16 @@
 //! Cloud-to-device durability of the real binary: every message the hub accepted over AMQP
 //! before a `kill -9` is still queued after a restart.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use iothub_c2d::{C2dClient, Message, RetryPolicy};
 use serde_json::{Value, json};
 
-type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
-
-struct Running {
-    child: Child,
-    cs: String,
-    https_port: u16,
-    amqps_port: u16,
-}
-
-/// Starts the binary on free ports; reads the connection string (stdout) and the AMQPS port
-/// (stderr).
-fn spawn(data_dir: &std::path::Path) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "--https-port",
-            "0",
-            "--amqps-port",
-            "0",
-            "--mqtts-port",
-            "0",
-        ])
-        .env("RUST_LOG", "warn")
-        .env_remove("IOTHUB_EMULATOR_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-    let cs = line
-        .trim()
-        .strip_prefix("IOTHUB_CONNECTION_STRING=")
-        .ok_or_else(|| format!("unexpected line: {line:?}"))?
-        .to_owned();
-    let https_port = cs
-        .split(';')
-        .find_map(|p| p.strip_prefix("HostName=localhost:"))
-        .ok_or("no port")?
-        .parse()?;
-    let mut amqps_port = None;
-    let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
-    for _ in 0..20 {
-        let mut line = String::new();
-        if stderr.read_line(&mut line)? == 0 {
-            break;
-        }
-        if let Some(rest) = line.strip_prefix("AMQPS (cloud-to-device) on port ") {
-            amqps_port = rest.split(';').next().and_then(|p| p.trim().parse().ok());
-            break;
-        }
-    }
-    // Keep draining stderr so the child never blocks on a full pipe.
-    std::thread::spawn(move || for _ in stderr.lines() {});
-    Ok(Running {
-        child,
-        cs,
-        https_port,
-        amqps_port: amqps_port.ok_or("no AMQPS port on stderr")?,
-    })
-}
+use common::{Running, TestResult, spawn_binary};
 
 async fn rest(
     http: &reqwest::Client,
@@ -106,7 +46,7 @@ async fn rest(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn accepted_messages_survive_kill_9() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let hub = spawn(dir.path())?;
+    let hub = spawn_binary(dir.path())?;
     let ca = std::fs::read(dir.path().join("ca.pem"))?;
     let http = reqwest::Client::builder()
         .tls_certs_merge([reqwest::Certificate::from_pem(&ca)?])
@@ -184,7 +124,7 @@ async fn accepted_messages_survive_kill_9() -> TestResult {
         "only {acked_total} sends were acknowledged"
     );
 
-    let hub = spawn(dir.path())?;
+    let hub = spawn_binary(dir.path())?;
     let mut missing = Vec::new();
     for (id, acked) in &acknowledged {
         let device = rest(

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Hub, TestResult, client};
+use common::{Hub, Running, TestResult, client, spawn_binary};
 use iothub_emulator::{Emulator, OperationClass, Quota, ThrottleConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -318,46 +317,15 @@ async fn throttling() -> TestResult {
     Ok(())
 }
 
-/// Starts the real binary on port 0 and returns it with the port from its connection string.
-fn spawn_binary(
-    data_dir: &std::path::Path,
-) -> Result<(std::process::Child, u16, String), Box<dyn std::error::Error + Send + Sync>> {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
-        .args(["--data-dir"])
-        .arg(data_dir)
-        .args([
-            "--https-port",
-            "0",
-            "--amqps-port",
-            "0",
-            "--mqtts-port",
-            "0",
-        ])
-        .env("RUST_LOG", "warn")
-        .env_remove("IOTHUB_EMULATOR_KEY")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()?;
-    let stdout = child.stdout.take().ok_or("no stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let cs = line
-        .trim()
-        .strip_prefix("IOTHUB_CONNECTION_STRING=")
-        .ok_or_else(|| format!("unexpected line: {line:?}"))?
-        .to_owned();
-    let host = cs
-        .strip_prefix("HostName=")
-        .and_then(|r| r.split(';').next())
-        .ok_or("no HostName")?;
-    let port: u16 = host.strip_prefix("localhost:").ok_or("no port")?.parse()?;
-    Ok((child, port, cs))
-}
-
 #[tokio::test]
 async fn binary_survives_kill_9() -> TestResult {
     let dir = tempfile::tempdir()?;
-    let (mut child, port, cs) = spawn_binary(dir.path())?;
+    let Running {
+        mut child,
+        https_port: port,
+        cs,
+        ..
+    } = spawn_binary(dir.path())?;
     assert!(cs.contains(";SharedAccessKeyName=iothubowner;SharedAccessKey="));
     let ca = std::fs::read_to_string(dir.path().join("ca.pem"))?;
     let http = client(&ca);
@@ -414,7 +382,11 @@ async fn binary_survives_kill_9() -> TestResult {
         acknowledged.len()
     );
 
-    let (mut child, port, _) = spawn_binary(dir.path())?;
+    let Running {
+        mut child,
+        https_port: port,
+        ..
+    } = spawn_binary(dir.path())?;
     let auth = iothub_auth::sas::generate_sas_token(
         &format!("localhost:{port}"),
         &key,

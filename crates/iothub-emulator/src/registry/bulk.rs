@@ -13,7 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::identities::{create_device, delete_device_row, require_device, update_device};
-use super::{Ctx, Registry, RegistryError, check_ids};
+use super::{Ctx, Registry, RegistryError, check_etag, check_ids};
 use crate::error::{ErrorCode, Invalid};
 use crate::model::{AuthInput, CapabilitiesInput, DeviceInput};
 use crate::store;
@@ -80,10 +80,10 @@ fn check_entry_etag(
     current: &str,
     what: &'static str,
 ) -> Result<(), RegistryError> {
-    match given.and_then(crate::model::parse_etag) {
-        Some(e) if crate::model::etag_matches(e, current) => Ok(()),
-        _ => Err(RegistryError::PreconditionFailed { what }),
-    }
+    let given = given
+        .and_then(crate::model::parse_etag)
+        .ok_or(RegistryError::PreconditionFailed { what })?;
+    check_etag(Some(given), current, what)
 }
 
 /// Applies one entry; an error leaves the caller's savepoint to be rolled back.

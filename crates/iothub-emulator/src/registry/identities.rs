@@ -3,7 +3,7 @@
 use rusqlite::Connection;
 
 use super::{Ctx, Registry, RegistryError, check_etag, check_ids, is_system_module, scopes};
-use crate::error::{ErrorCode, Invalid};
+use crate::error::Invalid;
 use crate::model::{DeviceInput, DeviceRecord, ModuleInput, ModuleRecord};
 use crate::store::{self, DeviceRow, ModuleRow};
 use crate::twin::TwinState;
@@ -351,12 +351,4 @@ impl Registry {
         })
         .await
     }
-}
-
-/// `InvalidOperation` for a key regeneration on an identity without symmetric keys.
-pub(super) fn no_keys() -> RegistryError {
-    RegistryError::refused(
-        ErrorCode::InvalidOperation,
-        "The identity does not authenticate with symmetric keys, so it has none to regenerate.",
-    )
 }

@@ -1,7 +1,6 @@
 //! Bulk key regeneration (api-version 2024-03-31): the hub replaces the symmetric keys of
 //! many device and module identities with keys it generates.
 
-use super::identities::no_keys;
 use super::{Registry, RegistryError};
 use crate::error::ErrorCode;
 use crate::model::{AuthenticationMechanism, AuthenticationType, generate_key};
@@ -102,6 +101,14 @@ fn rotate(auth: &mut AuthenticationMechanism, policy: KeyPolicy) -> Option<(Stri
         auth.primary_key.clone().unwrap_or_default(),
         auth.secondary_key.clone().unwrap_or_default(),
     ))
+}
+
+/// `InvalidOperation` for a key regeneration on an identity without symmetric keys.
+fn no_keys() -> RegistryError {
+    RegistryError::refused(
+        ErrorCode::InvalidOperation,
+        "The identity does not authenticate with symmetric keys, so it has none to regenerate.",
+    )
 }
 
 impl Registry {

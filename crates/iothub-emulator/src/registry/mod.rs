@@ -98,7 +98,10 @@ impl Registry {
     /// `DeviceNotFound` for `device_id` (for callers outside the registry that find a device
     /// missing, such as the C2D queues).
     pub fn device_not_found(&self, device_id: &str) -> RegistryError {
-        self.ctx().device_not_found(device_id)
+        RegistryError::DeviceNotFound {
+            device_id: device_id.to_owned(),
+            hub: Arc::clone(&self.hub),
+        }
     }
 
     fn ctx(&self) -> Ctx {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use iothub_auth::{ConnectionString, sas};
@@ -193,4 +195,67 @@ impl Hub {
         r.expect(200, None);
         r.body
     }
+}
+
+/// The `iothub-emulator` binary running on free ports.
+pub struct Running {
+    pub child: Child,
+    pub cs: String,
+    pub https_port: u16,
+    pub amqps_port: u16,
+}
+
+/// Starts the binary on free ports with `data_dir`; reads the connection string (stdout) and
+/// the AMQPS port (stderr), then keeps draining stderr.
+pub fn spawn_binary(
+    data_dir: &std::path::Path,
+) -> Result<Running, Box<dyn std::error::Error + Send + Sync>> {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_iothub-emulator"))
+        .arg("--data-dir")
+        .arg(data_dir)
+        .args([
+            "--https-port",
+            "0",
+            "--amqps-port",
+            "0",
+            "--mqtts-port",
+            "0",
+        ])
+        .env("RUST_LOG", "warn")
+        .env_remove("IOTHUB_EMULATOR_KEY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
+    let cs = line
+        .trim()
+        .strip_prefix("IOTHUB_CONNECTION_STRING=")
+        .ok_or_else(|| format!("unexpected line: {line:?}"))?
+        .to_owned();
+    let https_port = cs
+        .split(';')
+        .find_map(|p| p.strip_prefix("HostName=localhost:"))
+        .ok_or("no port")?
+        .parse()?;
+    let mut amqps_port = None;
+    let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
+    for _ in 0..20 {
+        let mut line = String::new();
+        if stderr.read_line(&mut line)? == 0 {
+            break;
+        }
+        if let Some(rest) = line.strip_prefix("AMQPS (cloud-to-device) on port ") {
+            amqps_port = rest.split(';').next().and_then(|p| p.trim().parse().ok());
+            break;
+        }
+    }
+    // Keep draining stderr so the child never blocks on a full pipe.
+    std::thread::spawn(move || for _ in stderr.lines() {});
+    Ok(Running {
+        child,
+        cs,
+        https_port,
+        amqps_port: amqps_port.ok_or("no AMQPS port on stderr")?,
+    })
 }
