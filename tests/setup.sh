@@ -37,7 +37,7 @@ fi
 stamp="$venv/.conformance-requirements.sha256"
 if [ "$(cat "$stamp" 2>/dev/null || true)" != "$(digest "$requirements")" ]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
-    "$venv/bin/python" -c "import azure.iot.hub" || die "azure-iot-hub does not import in $venv"
+    "$venv/bin/python" -c "import azure.iot.hub, azure.iot.device" || die "azure-iot-hub or azure-iot-device does not import in $venv"
     digest "$requirements" > "$stamp"
 fi
 

@@ -35,6 +35,7 @@ mod error_code;
 pub mod etag;
 mod identity;
 pub mod limits;
+pub mod mqtt;
 pub mod redact;
 
 pub use error_code::ErrorCode;

@@ -9,6 +9,10 @@
 //! - a message without an absolute expiry time lives [`DEFAULT_TTL`] (the hub default);
 //! - expired and purged messages produce feedback records (`Expired`, `Purged`) when the
 //!   message asked for negative or full acknowledgement (`iothub-ack`);
+//! - a delivered message is Invisible until the device completes, rejects or abandons it, or
+//!   its lock ends; completion gives `Success` feedback (positive or full ack), rejection
+//!   `Rejected`, and a message delivered [`MAX_DELIVERY_COUNT`] times that comes back once
+//!   more is dead-lettered with `DeliveryCountExceeded` (negative or full ack);
 //! - feedback records wait in the store until a feedback receiver accepts the batch that
 //!   carries them; they are dropped with their device.
 //!
@@ -54,6 +58,61 @@ pub use iothub_c2d::Ack;
 /// Whether `ack` asks for feedback on messages that fail (expire, are purged, rejected).
 fn wants_negative(ack: Ack) -> bool {
     matches!(ack, Ack::Negative | Ack::Full)
+}
+
+/// Whether `ack` asks for feedback on messages that are completed.
+fn wants_positive(ack: Ack) -> bool {
+    matches!(ack, Ack::Positive | Ack::Full)
+}
+
+/// Most deliveries of one message: a message abandoned (or whose lock expired) after this
+/// many deliveries is dead-lettered with `DeliveryCountExceeded` feedback (IoT Hub's default
+/// `maxDeliveryCount`, C2D developer guide).
+pub const MAX_DELIVERY_COUNT: u32 = 10;
+/// How long a message received over HTTPS stays locked before it returns to the queue when
+/// it is not settled (IoT Hub's lock timeout, one minute).
+pub const LOCK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A message taken from a queue for delivery: it is Invisible until it is settled with its
+/// lock token, its lock expires, or it is released.
+#[derive(Debug, Clone)]
+pub struct DeliveredMessage {
+    /// The lock token (the `ETag` of the HTTPS device routes).
+    pub lock_token: String,
+    /// The message's sequence number in the hub.
+    pub sequence_number: i64,
+    /// How many times it has been delivered, this delivery included.
+    pub delivery_count: u32,
+    /// The sender's message id.
+    pub message_id: Option<String>,
+    /// The acknowledgement the sender asked for.
+    pub ack: Ack,
+    /// When it was enqueued.
+    pub enqueued: DateTime<Utc>,
+    /// When it expires.
+    pub expiry: DateTime<Utc>,
+    /// Its properties and application properties, as stored by the sender's transport:
+    /// `{"to", "messageId", "correlationId", "userId", "contentType", "contentEncoding",
+    /// "absoluteExpiryTime", "applicationProperties": {...}}`.
+    pub properties: Value,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// How a device settles a delivered message (C2D developer guide, "message lifecycle").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settlement {
+    /// Completed: removed, with `Success` feedback when positive feedback was asked for.
+    Complete,
+    /// Rejected: removed, with `Rejected` feedback when negative feedback was asked for.
+    Reject,
+    /// Abandoned: back in the queue, to be delivered again.
+    Abandon,
+}
+
+/// Which queue: a device's own (`module_id` empty) or a module's.
+fn queue_key(device_id: &str, module_id: Option<&str>) -> (String, String) {
+    (device_id.to_owned(), module_id.unwrap_or_default().to_owned())
 }
 
 /// A message to enqueue.
@@ -150,6 +209,7 @@ pub struct C2dQueues {
     clock: Clock,
     feedback_in_flight: Mutex<HashSet<i64>>,
     feedback_ready: Notify,
+    waiting: Mutex<HashMap<(String, String), Arc<Notify>>>,
 }
 
 impl std::fmt::Debug for C2dQueues {
@@ -169,6 +229,7 @@ impl C2dQueues {
             clock,
             feedback_in_flight: Mutex::new(HashSet::new()),
             feedback_ready: Notify::new(),
+            waiting: Mutex::new(HashMap::new()),
         });
         tokio::spawn(writer(Arc::downgrade(&queues), rx));
         tokio::spawn(sweeper(Arc::downgrade(&queues)));
@@ -217,7 +278,7 @@ impl C2dQueues {
                      RETURNING device_id, module_id, message_id, ack, generation_id",
                     params![device_id],
                 )?;
-                add_feedback(&tx, &removed, "Purged", "Message purged", now)?;
+                add_feedback(&tx, &removed, wants_negative, "Purged", "Message purged", now)?;
                 set_message_count(&tx, &device_id, "", 0)?;
                 tx.commit().map_err(StoreError::from)?;
                 Ok(Some(removed.len() as u64))
@@ -247,7 +308,7 @@ impl C2dQueues {
                 if removed.is_empty() {
                     return Ok(0);
                 }
-                add_feedback(&tx, &removed, "Expired", "Message expired", now)?;
+                add_feedback(&tx, &removed, wants_negative, "Expired", "Message expired", now)?;
                 let targets: HashSet<(String, String)> = removed
                     .iter()
                     .map(|r| (r.device_id.clone(), r.module_id.clone()))
@@ -360,6 +421,280 @@ impl C2dQueues {
     pub async fn feedback_changed(&self) {
         self.feedback_ready.notified().await;
     }
+
+    /// A notifier that is woken (one stored permit) whenever a message may have become
+    /// available in the queue of `device_id` (`module_id` `None`) or a module: enqueued,
+    /// abandoned or released. A delivery loop waits on it between receives.
+    pub fn queue_signal(&self, device_id: &str, module_id: Option<&str>) -> Arc<Notify> {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        Arc::clone(
+            waiting
+                .entry(queue_key(device_id, module_id))
+                .or_insert_with(|| Arc::new(Notify::new())),
+        )
+    }
+
+    /// Forgets the notifier of a queue nobody waits on any more.
+    pub fn drop_queue_signal(&self, device_id: &str, module_id: Option<&str>) {
+        let mut waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        let key = queue_key(device_id, module_id);
+        if waiting.get(&key).is_some_and(|n| Arc::strong_count(n) == 1) {
+            waiting.remove(&key);
+        }
+    }
+
+    fn signal(&self, device_id: &str, module_id: &str) {
+        let waiting = self.waiting.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(n) = waiting.get(&(device_id.to_owned(), module_id.to_owned())) {
+            n.notify_one();
+        }
+    }
+
+    /// Takes up to `max` messages from a queue for delivery, oldest first: each gets a new
+    /// lock token and its delivery count goes up by one, durably, before it is returned.
+    /// `lock_for` `None` keeps the lock until the message is settled or released (MQTT
+    /// deliveries, whose lock ends with the connection); `Some(d)` lets it expire after `d`
+    /// (the HTTPS device routes, [`LOCK_TIMEOUT`]). Expired and locked messages are skipped.
+    /// A message already delivered [`MAX_DELIVERY_COUNT`] times is dead-lettered instead,
+    /// with `DeliveryCountExceeded` feedback where negative feedback was asked for.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn receive(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+        max: usize,
+        lock_for: Option<Duration>,
+    ) -> Result<Vec<DeliveredMessage>, C2dError> {
+        let (device, module) = queue_key(device_id, module_id);
+        let now = self.now();
+        let locked_until = match lock_for {
+            None => i64::MAX,
+            Some(d) => now
+                .timestamp_millis()
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        };
+        let limit = i64::try_from(max).unwrap_or(i64::MAX);
+        let (delivered, dead) = self
+            .store
+            .call(move |conn| -> Result<_, C2dError> {
+                let tx = conn.transaction().map_err(StoreError::from)?;
+                let now_ms = now.timestamp_millis();
+                let mut delivered = Vec::new();
+                let mut dead = Vec::new();
+                {
+                    let mut select = tx
+                        .prepare_cached(
+                            "SELECT seq, message_id, ack, enqueued_ms, expiry_ms, properties, body, \
+                             delivery_count, generation_id FROM c2d_messages \
+                             WHERE device_id = ?1 AND module_id = ?2 AND expiry_ms > ?3 \
+                             AND (lock_token IS NULL OR locked_until_ms <= ?3) ORDER BY seq LIMIT ?4",
+                        )
+                        .map_err(StoreError::from)?;
+                    let rows = select
+                        .query_map(params![device, module, now_ms, limit], |r| {
+                            Ok((
+                                r.get::<_, i64>(0)?,
+                                r.get::<_, Option<String>>(1)?,
+                                r.get::<_, String>(2)?,
+                                r.get::<_, i64>(3)?,
+                                r.get::<_, i64>(4)?,
+                                r.get::<_, String>(5)?,
+                                r.get::<_, Vec<u8>>(6)?,
+                                r.get::<_, i64>(7)?,
+                                r.get::<_, String>(8)?,
+                            ))
+                        })
+                        .map_err(StoreError::from)?
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(StoreError::from)?;
+                    for (seq, message_id, ack, enq, exp, props, body, count, generation_id) in rows {
+                        let ack: Ack = ack.parse().unwrap_or_default();
+                        let count = u32::try_from(count).unwrap_or(u32::MAX);
+                        if count >= MAX_DELIVERY_COUNT {
+                            dead.push((seq, Removed {
+                                device_id: device.clone(),
+                                module_id: module.clone(),
+                                message_id,
+                                ack,
+                                generation_id,
+                            }));
+                            continue;
+                        }
+                        let properties: Value = serde_json::from_str(&props).map_err(|source| {
+                            StoreError::Corrupt { what: "cloud-to-device message", source }
+                        })?;
+                        delivered.push(DeliveredMessage {
+                            lock_token: uuid::Uuid::new_v4().to_string(),
+                            sequence_number: seq,
+                            delivery_count: count + 1,
+                            message_id,
+                            ack,
+                            enqueued: from_millis(enq),
+                            expiry: from_millis(exp),
+                            properties,
+                            body,
+                        });
+                    }
+                }
+                {
+                    let mut lock = tx
+                        .prepare_cached(
+                            "UPDATE c2d_messages SET delivery_count = delivery_count + 1, \
+                             lock_token = ?2, locked_until_ms = ?3 WHERE seq = ?1",
+                        )
+                        .map_err(StoreError::from)?;
+                    for m in &delivered {
+                        lock.execute(params![m.sequence_number, m.lock_token, locked_until])
+                            .map_err(StoreError::from)?;
+                    }
+                    let mut delete = tx
+                        .prepare_cached("DELETE FROM c2d_messages WHERE seq = ?1")
+                        .map_err(StoreError::from)?;
+                    for (seq, _) in &dead {
+                        delete.execute(params![seq]).map_err(StoreError::from)?;
+                    }
+                }
+                let dead: Vec<Removed> = dead.into_iter().map(|(_, r)| r).collect();
+                if !dead.is_empty() {
+                    add_feedback(
+                        &tx,
+                        &dead,
+                        wants_negative,
+                        "DeliveryCountExceeded",
+                        "Message delivery count exceeded",
+                        now,
+                    )?;
+                    let depth = queue_depth(&tx, &device, &module)?;
+                    set_message_count(&tx, &device, &module, depth)?;
+                }
+                tx.commit().map_err(StoreError::from)?;
+                Ok((delivered, dead.len()))
+            })
+            .await?;
+        if dead > 0 {
+            self.feedback_ready.notify_waiters();
+        }
+        Ok(delivered)
+    }
+
+    /// Settles a delivered message by its lock token. Returns `false` when no message of this
+    /// queue holds that lock (already settled, lock expired, or never delivered). Completion
+    /// and rejection are durable before this returns.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn settle(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+        lock_token: &str,
+        how: Settlement,
+    ) -> Result<bool, C2dError> {
+        let (device, module) = queue_key(device_id, module_id);
+        let token = lock_token.to_owned();
+        let now = self.now();
+        let (found, feedback) = {
+            let (device, module) = (device.clone(), module.clone());
+            self.store
+                .call(move |conn| -> Result<(bool, bool), C2dError> {
+                    let tx = conn.transaction().map_err(StoreError::from)?;
+                    let now_ms = now.timestamp_millis();
+                    let outcome = match how {
+                        Settlement::Abandon => {
+                            let n = tx
+                                .prepare_cached(
+                                    "UPDATE c2d_messages SET lock_token = NULL, locked_until_ms = NULL \
+                                     WHERE device_id = ?1 AND module_id = ?2 AND lock_token = ?3 \
+                                     AND locked_until_ms > ?4",
+                                )
+                                .and_then(|mut s| s.execute(params![device, module, token, now_ms]))
+                                .map_err(StoreError::from)?;
+                            (n > 0, false)
+                        }
+                        Settlement::Complete | Settlement::Reject => {
+                            let removed = remove_messages(
+                                &tx,
+                                "DELETE FROM c2d_messages WHERE device_id = ?1 AND module_id = ?2 \
+                                 AND lock_token = ?3 AND locked_until_ms > ?4 \
+                                 RETURNING device_id, module_id, message_id, ack, generation_id",
+                                params![device, module, token, now_ms],
+                            )?;
+                            let feedback = if how == Settlement::Complete {
+                                add_feedback(&tx, &removed, wants_positive, "Success", "Success", now)?
+                            } else {
+                                add_feedback(
+                                    &tx,
+                                    &removed,
+                                    wants_negative,
+                                    "Rejected",
+                                    "Message rejected",
+                                    now,
+                                )?
+                            };
+                            if !removed.is_empty() {
+                                let depth = queue_depth(&tx, &device, &module)?;
+                                set_message_count(&tx, &device, &module, depth)?;
+                            }
+                            (!removed.is_empty(), feedback > 0)
+                        }
+                    };
+                    tx.commit().map_err(StoreError::from)?;
+                    Ok(outcome)
+                })
+                .await?
+        };
+        if feedback {
+            self.feedback_ready.notify_waiters();
+        }
+        if found && how == Settlement::Abandon {
+            self.signal(&device, &module);
+        }
+        Ok(found)
+    }
+
+    /// Returns the messages locked with `lock_tokens` to their queue (a connection that
+    /// delivered them ended before the device acknowledged them); their delivery counts stay
+    /// as they are, so the next delivery counts one more.
+    ///
+    /// # Errors
+    /// [`C2dError::Store`].
+    pub async fn release(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+        lock_tokens: Vec<String>,
+    ) -> Result<(), C2dError> {
+        if lock_tokens.is_empty() {
+            return Ok(());
+        }
+        let (device, module) = queue_key(device_id, module_id);
+        {
+            let (device, module) = (device.clone(), module.clone());
+            self.store
+                .call(move |conn| -> Result<(), C2dError> {
+                    let tx = conn.transaction().map_err(StoreError::from)?;
+                    {
+                        let mut stmt = tx
+                            .prepare_cached(
+                                "UPDATE c2d_messages SET lock_token = NULL, locked_until_ms = NULL \
+                                 WHERE device_id = ?1 AND module_id = ?2 AND lock_token = ?3",
+                            )
+                            .map_err(StoreError::from)?;
+                        for token in &lock_tokens {
+                            stmt.execute(params![device, module, token])
+                                .map_err(StoreError::from)?;
+                        }
+                    }
+                    tx.commit().map_err(StoreError::from)?;
+                    Ok(())
+                })
+                .await?;
+        }
+        self.signal(&device, &module);
+        Ok(())
+    }
 }
 
 /// The group-commit writer: every message waiting when a transaction starts goes into it.
@@ -383,7 +718,10 @@ async fn writer(queues: std::sync::Weak<C2dQueues>, mut rx: mpsc::UnboundedRecei
             .call(move |conn| commit_group(conn, messages, now))
             .await;
         match outcome {
-            Ok(results) => {
+            Ok((results, targets)) => {
+                for (device, module) in targets {
+                    queues.signal(&device, &module);
+                }
                 for (reply, result) in replies.into_iter().zip(results) {
                     let _ = reply.send(result);
                 }
@@ -408,7 +746,7 @@ fn commit_group(
     conn: &mut Connection,
     messages: Vec<OutgoingMessage>,
     now: DateTime<Utc>,
-) -> Result<Vec<Result<(), C2dError>>, C2dError> {
+) -> Result<(Vec<Result<(), C2dError>>, Vec<(String, String)>), C2dError> {
     let tx = conn.transaction().map_err(StoreError::from)?;
     let mut targets: HashMap<(String, String), Option<Target>> = HashMap::new();
     let mut results = Vec::with_capacity(messages.len());
@@ -465,15 +803,17 @@ fn commit_group(
         target.added += 1;
         results.push(Ok(()));
     }
+    let mut filled = Vec::new();
     for ((device, module), target) in &targets {
         if let Some(target) = target
             && target.added > 0
         {
             set_message_count(&tx, device, module, target.depth + target.added)?;
+            filled.push((device.clone(), module.clone()));
         }
     }
     tx.commit().map_err(StoreError::from)?;
-    Ok(results)
+    Ok((results, filled))
 }
 
 async fn sweeper(queues: std::sync::Weak<C2dQueues>) {
@@ -571,17 +911,22 @@ fn remove_messages(
     Ok(rows.collect::<Result<Vec<_>, _>>()?)
 }
 
+/// Adds a feedback record for every message in `removed` whose `ack` passes `wanted`; returns
+/// how many were added.
 fn add_feedback(
     conn: &Connection,
     removed: &[Removed],
+    wanted: fn(Ack) -> bool,
     status: &str,
     description: &str,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<usize, StoreError> {
     let mut stmt = conn.prepare_cached(
         "INSERT INTO c2d_feedback (device_id, created_ms, record) VALUES (?1, ?2, ?3)",
     )?;
-    for message in removed.iter().filter(|m| wants_negative(m.ack)) {
+    let mut added = 0;
+    for message in removed.iter().filter(|m| wanted(m.ack)) {
+        added += 1;
         let record = feedback_record(
             message.message_id.as_deref(),
             &message.device_id,
@@ -596,7 +941,7 @@ fn add_feedback(
             record.to_string()
         ])?;
     }
-    Ok(())
+    Ok(added)
 }
 
 /// One feedback record as IoT Hub sends it.

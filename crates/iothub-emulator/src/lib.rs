@@ -40,6 +40,7 @@
 mod amqp;
 mod auth;
 mod c2d;
+mod events;
 mod clock;
 mod conn;
 mod emulator;
@@ -50,6 +51,7 @@ mod query;
 mod registry;
 mod routes;
 mod server;
+mod sessions;
 mod store;
 mod throttle;
 mod tls;

@@ -382,6 +382,9 @@ pub struct DeviceRecord {
     pub status_reason: Option<String>,
     /// When the status last changed (`None`: never).
     pub status_updated_time: Option<String>,
+    /// Whether the device has an open device-side connection (`connectionState`).
+    #[serde(default)]
+    pub connected: bool,
     /// When the connection state last changed (`None`: never).
     pub connection_state_updated_time: Option<String>,
     /// Last activity (`None`: never).
@@ -422,6 +425,7 @@ impl DeviceRecord {
             status: DeviceStatus::Enabled,
             status_reason: None,
             status_updated_time: None,
+            connected: false,
             connection_state_updated_time: None,
             last_activity_time: None,
             cloud_to_device_message_count: 0,
@@ -504,7 +508,7 @@ impl DeviceRecord {
             "deviceId": self.device_id,
             "generationId": self.generation_id,
             "etag": self.etag(),
-            "connectionState": "Disconnected",
+            "connectionState": connection_state(self.connected),
             "status": self.status.as_str(),
             "statusReason": self.status_reason,
             "connectionStateUpdatedTime": self.connection_state_updated_time.as_deref().unwrap_or(NEVER),
@@ -522,6 +526,15 @@ impl DeviceRecord {
     }
 }
 
+/// `connectionState` as IoT Hub spells it.
+pub fn connection_state(connected: bool) -> &'static str {
+    if connected {
+        iothub_core::ConnectionState::Connected.as_str()
+    } else {
+        iothub_core::ConnectionState::Disconnected.as_str()
+    }
+}
+
 /// A stored module identity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -536,6 +549,9 @@ pub struct ModuleRecord {
     pub generation_id: String,
     /// Change counter; the ETag is derived from it.
     pub etag_counter: u64,
+    /// Whether the module has an open device-side connection (`connectionState`).
+    #[serde(default)]
+    pub connected: bool,
     /// When the connection state last changed.
     pub connection_state_updated_time: Option<String>,
     /// Last activity.
@@ -568,6 +584,7 @@ impl ModuleRecord {
             managed_by: input.managed_by.clone(),
             generation_id: new_generation_id(now),
             etag_counter: 1,
+            connected: false,
             connection_state_updated_time: None,
             last_activity_time: None,
             cloud_to_device_message_count: 0,
@@ -584,6 +601,7 @@ impl ModuleRecord {
             managed_by: None,
             generation_id: new_generation_id(now),
             etag_counter: 1,
+            connected: false,
             connection_state_updated_time: None,
             last_activity_time: None,
             cloud_to_device_message_count: 0,
@@ -609,7 +627,7 @@ impl ModuleRecord {
             "deviceId": self.device_id,
             "generationId": self.generation_id,
             "etag": self.etag(),
-            "connectionState": "Disconnected",
+            "connectionState": connection_state(self.connected),
             "connectionStateUpdatedTime": self.connection_state_updated_time.as_deref().unwrap_or(NEVER),
             "lastActivityTime": self.last_activity_time.as_deref().unwrap_or(NEVER),
             "cloudToDeviceMessageCount": self.cloud_to_device_message_count,

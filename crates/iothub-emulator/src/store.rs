@@ -14,8 +14,12 @@
 //! - `c2d_messages(seq, device_id, module_id, message_id, ack, enqueued_ms, expiry_ms,
 //!   generation_id, properties, body)`: the cloud-to-device queues (module_id `''` for a
 //!   device's own queue); `properties` is the JSON of the AMQP properties, `body` the payload;
+//!   `delivery_count`, `lock_token` and `locked_until_ms` hold the delivery state: a message
+//!   with a lock token is Invisible (delivered, not yet settled) until the lock expires;
 //! - `c2d_feedback(seq, device_id, created_ms, record)`: feedback records waiting for a
-//!   feedback receiver, `record` as IoT Hub sends it.
+//!   feedback receiver, `record` as IoT Hub sends it;
+//! - `events(partition, seq, offset, enqueued_ms, device_id, module_id, properties, body)`: the
+//!   telemetry event log (see `events`).
 //!
 //! Rows are listed in insertion order (`rowid`).
 
@@ -28,9 +32,11 @@ use serde_json::Value;
 use crate::model::{DeviceRecord, ModuleRecord};
 use crate::twin::TwinState;
 
-/// Schema version kept in `PRAGMA user_version`. Version 3 added the query indexes; a
-/// version 2 database gets them when it is opened (in one transaction).
-const SCHEMA_VERSION: i64 = 3;
+/// Schema version kept in `PRAGMA user_version`. Version 3 added the query indexes; version 4
+/// the delivery state of cloud-to-device messages (`delivery_count`, `lock_token`,
+/// `locked_until_ms`) and the telemetry event log (`events`). An older database gets them
+/// when it is opened.
+const SCHEMA_VERSION: i64 = 4;
 
 /// The tables and indexes, created when missing, in one transaction. The `*_query` and
 /// `devices_by_*` indexes serve the query engine: their expressions are the exact SQL the
@@ -65,7 +71,10 @@ CREATE TABLE IF NOT EXISTS c2d_messages (
     expiry_ms   INTEGER NOT NULL,
     generation_id TEXT NOT NULL,
     properties  TEXT NOT NULL,
-    body        BLOB NOT NULL
+    body        BLOB NOT NULL,
+    delivery_count  INTEGER NOT NULL DEFAULT 0,
+    lock_token      TEXT,
+    locked_until_ms INTEGER
 );
 CREATE INDEX IF NOT EXISTS c2d_messages_by_target ON c2d_messages (device_id, module_id);
 CREATE INDEX IF NOT EXISTS c2d_messages_by_expiry ON c2d_messages (expiry_ms);
@@ -74,6 +83,23 @@ CREATE TABLE IF NOT EXISTS c2d_feedback (
     device_id  TEXT NOT NULL,
     created_ms INTEGER NOT NULL,
     record     TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS events (
+    partition   INTEGER NOT NULL,
+    seq         INTEGER NOT NULL,
+    offset      INTEGER NOT NULL,
+    enqueued_ms INTEGER NOT NULL,
+    device_id   TEXT NOT NULL,
+    module_id   TEXT NOT NULL DEFAULT '',
+    properties  TEXT NOT NULL,
+    body        BLOB NOT NULL,
+    PRIMARY KEY (partition, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS events_by_time ON events (enqueued_ms);
+CREATE TABLE IF NOT EXISTS event_partitions (
+    partition   INTEGER PRIMARY KEY,
+    next_seq    INTEGER NOT NULL,
+    next_offset INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS devices_query ON devices (device_id,
     jsonb_remove(twin, '$.properties.desired.$metadata', '$.properties.reported.$metadata', '$.etag', '$.deviceEtag', '$.statusUpdateTime', '$.authenticationType', '$.x509Thumbprint', '$.version', '$.cloudToDeviceMessageCount'));
@@ -142,8 +168,32 @@ impl Store {
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema { found });
         }
+        if found > 0 && found < 4 {
+            // Version 4 added the delivery state of cloud-to-device messages.
+            conn.execute_batch(
+                "BEGIN;
+                 ALTER TABLE c2d_messages ADD COLUMN delivery_count INTEGER NOT NULL DEFAULT 0;
+                 ALTER TABLE c2d_messages ADD COLUMN lock_token TEXT;
+                 ALTER TABLE c2d_messages ADD COLUMN locked_until_ms INTEGER;
+                 COMMIT;",
+            )?;
+        }
         conn.execute_batch(SCHEMA)?;
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        // No device is connected to a hub that has just started: connection states and the
+        // locks of messages delivered over connections of the previous run are released.
+        conn.execute_batch(
+            "BEGIN;
+             UPDATE devices SET record = json_set(record, '$.connected', json('false')),
+                 twin = json_set(twin, '$.connectionState', 'Disconnected')
+                 WHERE json_extract(record, '$.connected') = 1;
+             UPDATE modules SET record = json_set(record, '$.connected', json('false')),
+                 twin = json_set(twin, '$.connectionState', 'Disconnected')
+                 WHERE json_extract(record, '$.connected') = 1;
+             UPDATE c2d_messages SET lock_token = NULL, locked_until_ms = NULL
+                 WHERE lock_token IS NOT NULL;
+             COMMIT;",
+        )?;
         Ok(Store {
             conn: Mutex::new(conn),
         })

@@ -219,6 +219,7 @@ impl TwinState {
         );
         insert_identity_fields(
             &mut doc,
+            device.connected,
             device.last_activity_time.as_deref(),
             device.cloud_to_device_message_count,
             &device.auth,
@@ -244,6 +245,7 @@ impl TwinState {
         doc.insert("statusUpdateTime".into(), Value::String(NEVER.into()));
         insert_identity_fields(
             &mut doc,
+            module.connected,
             module.last_activity_time.as_deref(),
             module.cloud_to_device_message_count,
             &module.auth,
@@ -665,8 +667,33 @@ fn merge_into(
 
 /// The twin fields copied from a device or module identity: connection state (always
 /// disconnected for now), last activity, cloud-to-device count, authentication and model id.
+/// The JSON merge patch (RFC 7396) that turns `before` into `after`: changed and new keys
+/// with their new values, removed keys as `null`, nested objects as nested patches. This is
+/// the shape of IoT Hub's desired-property notifications.
+pub fn merge_patch(before: &Map<String, Value>, after: &Map<String, Value>) -> Map<String, Value> {
+    let mut patch = Map::new();
+    for key in before.keys() {
+        if !after.contains_key(key) {
+            patch.insert(key.clone(), Value::Null);
+        }
+    }
+    for (key, new) in after {
+        match (before.get(key), new) {
+            (Some(old), new) if old == new => {}
+            (Some(Value::Object(old)), Value::Object(new)) => {
+                patch.insert(key.clone(), Value::Object(merge_patch(old, new)));
+            }
+            _ => {
+                patch.insert(key.clone(), new.clone());
+            }
+        }
+    }
+    patch
+}
+
 fn insert_identity_fields(
     doc: &mut Map<String, Value>,
+    connected: bool,
     last_activity_time: Option<&str>,
     cloud_to_device_message_count: u64,
     auth: &AuthenticationMechanism,
@@ -674,7 +701,7 @@ fn insert_identity_fields(
 ) {
     doc.insert(
         "connectionState".into(),
-        Value::String("Disconnected".into()),
+        Value::String(crate::model::connection_state(connected).into()),
     );
     doc.insert(
         "lastActivityTime".into(),
@@ -695,6 +722,20 @@ fn insert_identity_fields(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn merge_patches_carry_changes_and_removals() {
+        let before = json!({"a": 1, "b": {"c": 2, "d": 3}, "gone": true});
+        let after = json!({"a": 1, "b": {"c": 5}, "new": [1]});
+        let patch = merge_patch(
+            before.as_object().unwrap_or(&Map::new()),
+            after.as_object().unwrap_or(&Map::new()),
+        );
+        assert_eq!(
+            Value::Object(patch),
+            json!({"gone": null, "b": {"c": 5, "d": null}, "new": [1]})
+        );
+    }
 
     const NOW: &str = "2026-01-02T03:04:05.0000000Z";
     const LATER: &str = "2026-01-02T03:09:00.0000000Z";

@@ -129,8 +129,10 @@ fn apply_one(
                 check_entry_etag(dev.twin_e_tag.as_deref(), &row.twin.etag(), "twin")?;
             }
             if !change.is_empty() {
+                let before = row.twin.desired.clone();
                 row.twin.apply(&change, TwinWrite::Update, &ctx.now_text)?;
                 store::put_device(conn, &row)?;
+                ctx.desired_changed(id, None, &before, &row.twin.desired);
             }
         }
         _ => {
@@ -156,11 +158,13 @@ fn apply_one(
                     ) {
                         check_entry_etag(dev.e_tag.as_deref(), &row.record.etag(), "device")?;
                     }
+                    let before = row.twin.desired.clone();
                     if !change.is_empty() {
                         row.twin
                             .apply(&change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
                     }
                     update_device(conn, ctx, &mut row, &input)?;
+                    ctx.desired_changed(id, None, &before, &row.twin.desired);
                 }
                 None => {
                     let mut row = create_device(conn, ctx, id, &input)?;

@@ -12,6 +12,7 @@
 
 mod bulk;
 mod configurations;
+mod connections;
 mod error;
 mod identities;
 mod keys;
@@ -40,12 +41,42 @@ pub fn is_system_module(module_id: &str) -> bool {
     EDGE_SYSTEM_MODULES.contains(&module_id)
 }
 
+/// A change of the desired properties of a device (`module_id` `None`) or module, as a JSON
+/// merge patch (`null` removes) carrying the new `$version`: what IoT Hub pushes to devices
+/// subscribed to desired-property changes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DesiredChange {
+    /// Device id.
+    pub device_id: String,
+    /// Module id, for a module twin.
+    pub module_id: Option<String>,
+    /// Desired properties version after the change.
+    pub version: u64,
+    /// The change, with `$version`.
+    pub patch: serde_json::Value,
+}
+
+/// Called after a committed transaction with the desired-property changes it made.
+pub type DesiredListener = Arc<dyn Fn(Vec<DesiredChange>) + Send + Sync>;
+
+/// What the device side needs to authenticate an identity.
+#[derive(Debug, Clone)]
+pub struct Credentials {
+    /// The identity's authentication (keys or thumbprints).
+    pub auth: crate::model::AuthenticationMechanism,
+    /// Whether the identity may connect (a module follows its device's status).
+    pub enabled: bool,
+    /// Generation id of the identity.
+    pub generation_id: String,
+}
+
 /// The registry over a store. Cheap to clone.
 #[derive(Clone)]
 pub struct Registry {
     store: Arc<Store>,
     clock: Clock,
     hub: Arc<str>,
+    on_desired: Option<DesiredListener>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -61,9 +92,35 @@ pub(crate) struct Ctx {
     now: DateTime<Utc>,
     now_text: String,
     hub: Arc<str>,
+    desired: std::sync::Mutex<Vec<DesiredChange>>,
 }
 
 impl Ctx {
+    /// Records a change of desired properties made in this transaction, to be announced
+    /// after it commits (nothing when the desired version did not move).
+    fn desired_changed(
+        &self,
+        device_id: &str,
+        module_id: Option<&str>,
+        before: &crate::twin::Section,
+        after: &crate::twin::Section,
+    ) {
+        if before.version == after.version {
+            return;
+        }
+        let mut patch = crate::twin::merge_patch(&before.values, &after.values);
+        patch.insert("$version".into(), serde_json::Value::from(after.version));
+        self.desired
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(DesiredChange {
+                device_id: device_id.to_owned(),
+                module_id: module_id.map(str::to_owned),
+                version: after.version,
+                patch: serde_json::Value::Object(patch),
+            });
+    }
+
     fn device_not_found(&self, device_id: &str) -> RegistryError {
         RegistryError::DeviceNotFound {
             device_id: device_id.to_owned(),
@@ -87,7 +144,15 @@ impl Registry {
             store,
             clock,
             hub: Arc::from(hub_name),
+            on_desired: None,
         }
+    }
+
+    /// Calls `listener` after every committed change of desired properties (service twin
+    /// writes, bulk twin entries, configuration content), in commit order per transaction.
+    pub fn with_desired_listener(mut self, listener: DesiredListener) -> Self {
+        self.on_desired = Some(listener);
+        self
     }
 
     /// The current time of the registry's clock.
@@ -110,6 +175,7 @@ impl Registry {
             now,
             now_text: format_time(now),
             hub: Arc::clone(&self.hub),
+            desired: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -130,14 +196,20 @@ impl Registry {
         T: Send + 'static,
     {
         let ctx = self.ctx();
-        self.store
+        let (value, changes) = self
+            .store
             .call(move |conn| {
                 let tx = conn.transaction()?;
                 let value = f(&tx, &ctx)?;
                 tx.commit()?;
-                Ok(value)
+                let changes = std::mem::take(&mut *ctx.desired.lock().unwrap_or_else(|p| p.into_inner()));
+                Ok::<_, RegistryError>((value, changes))
             })
-            .await
+            .await?;
+        if let (false, Some(listener)) = (changes.is_empty(), &self.on_desired) {
+            listener(changes);
+        }
+        Ok(value)
     }
 }
 

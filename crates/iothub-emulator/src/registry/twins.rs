@@ -49,7 +49,6 @@ fn check_twin_body_ids(
 /// Who writes a twin: the service (tags and desired properties) or the device itself
 /// (reported properties).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))]
 enum Writer {
     Service,
     Device,
@@ -69,8 +68,10 @@ fn write_twin_in(
         None => {
             let mut row = require_device(conn, ctx, device_id)?;
             check_etag(if_match, &row.twin.etag(), "twin")?;
+            let before = row.twin.desired.clone();
             row.twin.apply(change, how, &ctx.now_text)?;
             store::put_device(conn, &row)?;
+            ctx.desired_changed(device_id, None, &before, &row.twin.desired);
             Ok(TwinDocument {
                 doc: row.twin.render_device(&row.record),
                 etag: row.twin.etag(),
@@ -79,17 +80,20 @@ fn write_twin_in(
         Some(m) => {
             let mut row = require_module(conn, ctx, device_id, m)?;
             check_etag(if_match, &row.twin.etag(), "module twin")?;
-            let before = row.twin.desired.values.clone();
+            let before = row.twin.desired.clone();
             row.twin.apply(change, how, &ctx.now_text)?;
             // IoT Edge system modules: tags may change, desired properties only through
             // configuration content (IoT Hub answers 401 SystemModuleModifyUnauthorizedAccess).
-            if writer == Writer::Service && is_system_module(m) && row.twin.desired.values != before
+            if writer == Writer::Service
+                && is_system_module(m)
+                && row.twin.desired.values != before.values
             {
                 return Err(RegistryError::SystemModule {
                     module_id: m.to_owned(),
                 });
             }
             store::put_module(conn, &row)?;
+            ctx.desired_changed(device_id, Some(m), &before, &row.twin.desired);
             Ok(TwinDocument {
                 doc: row.twin.render_module(&row.record),
                 etag: row.twin.etag(),
@@ -163,13 +167,12 @@ impl Registry {
 
     /// A device's (or module's) update of its own reported properties: a JSON merge-patch
     /// (`null` removes), through the same twin rules as the service's writes. This is the
-    /// write path of the device side (MQTT `$iothub/twin/PATCH/properties/reported/`), which
-    /// is not served yet; the registry's tests drive it.
+    /// write path of the device side (MQTT `$iothub/twin/PATCH/properties/reported/`
+    /// and the HTTPS device routes).
     ///
     /// # Errors
     /// `IotHubFormatError`/`ArgumentInvalid` for a patch that breaks the twin rules,
     /// `DeviceNotFound`, `ModuleNotFound`, or a store failure.
-    #[cfg_attr(not(test), allow(dead_code))]
     pub async fn update_reported_properties(
         &self,
         device_id: String,
@@ -274,8 +277,10 @@ impl Registry {
                         twin: TwinState::new(&ctx.now_text),
                     },
                 };
+                let before = row.twin.desired.clone();
                 row.twin.apply(change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
                 store::put_module(c, &row)?;
+                ctx.desired_changed(&device_id, Some(module_id), &before, &row.twin.desired);
             }
             Ok(())
         })
