@@ -360,6 +360,109 @@ pub fn authenticate_token<'p>(
     Ok((policy, expiry))
 }
 
+/// Why a device-side login was refused. Each maps to the answer IoT Hub gives (the MQTT
+/// CONNACK return code, the HTTPS 401).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeviceAuthError {
+    /// The password is not a well-formed SAS token, or the token names another identity or
+    /// hub (CONNACK 4, bad user name or password).
+    #[error("{0}")]
+    Malformed(String),
+    /// The token's signature matches none of the identity's keys, or the identity does not
+    /// use SAS (CONNACK 5, not authorized).
+    #[error("{0}")]
+    WrongKey(String),
+    /// The token has expired (CONNACK 5).
+    #[error("The SharedAccessSignature has expired.")]
+    Expired,
+}
+
+/// The identity a device-scoped token is for: `sr` is `{host}/devices/{id}` or
+/// `{host}/devices/{id}/modules/{mid}` (URL-encoded or raw, any host: the local hub answers
+/// for whatever host name the client was given).
+fn token_identity(resource_uri: &str) -> Option<(String, Option<String>)> {
+    let lower = resource_uri.trim();
+    let without_scheme = ["https://", "http://", "amqps://", "mqtts://"]
+        .iter()
+        .find_map(|s| lower.strip_prefix(s))
+        .unwrap_or(lower);
+    let (_, path) = without_scheme.split_once('/')?;
+    let rest = path.strip_prefix("devices/")?;
+    let rest = rest.trim_end_matches('/');
+    match rest.split_once("/modules/") {
+        Some((device, module)) if !device.is_empty() && !module.is_empty() && !module.contains('/') => {
+            Some((device.to_owned(), Some(module.to_owned())))
+        }
+        None if !rest.is_empty() && !rest.contains('/') => Some((rest.to_owned(), None)),
+        _ => None,
+    }
+}
+
+/// Checks a device-side SAS token (MQTT password, HTTPS `Authorization` of the device
+/// routes) for `device_id`/`module_id`: either device-scoped (`sr` = the identity's resource,
+/// no `skn`, signed with one of `keys`, the identity's primary and secondary keys) or a
+/// shared access policy token with *device connect* (`skn`, signed with the policy's key).
+/// Returns the token's expiry.
+///
+/// # Errors
+/// [`DeviceAuthError`] saying why (never the token or key).
+pub fn authenticate_device(
+    policies: &Policies,
+    token: &str,
+    device_id: &str,
+    module_id: Option<&str>,
+    keys: &[&str],
+    now: SystemTime,
+) -> Result<SystemTime, DeviceAuthError> {
+    let parsed = ParsedSasToken::parse(token).map_err(|e| {
+        DeviceAuthError::Malformed(format!("The password is not a valid SharedAccessSignature: {e}."))
+    })?;
+    let verified = match parsed.key_name.as_deref() {
+        None => {
+            let names = token_identity(&parsed.resource_uri);
+            let expected = (device_id.to_owned(), module_id.map(str::to_owned));
+            if names.as_ref() != Some(&expected) {
+                return Err(DeviceAuthError::Malformed(format!(
+                    "The SharedAccessSignature is for '{}', not for {}.",
+                    parsed.resource_uri.escape_default(),
+                    match module_id {
+                        Some(m) => format!("module '{device_id}/{m}'"),
+                        None => format!("device '{device_id}'"),
+                    }
+                )));
+            }
+            if keys.is_empty() {
+                return Err(DeviceAuthError::WrongKey(
+                    "The identity does not authenticate with symmetric keys.".into(),
+                ));
+            }
+            keys.iter()
+                .filter_map(|k| SharedAccessKey::from_base64(k).ok())
+                .any(|k| parsed.verify(&k))
+        }
+        Some(name) => match policies.get(name) {
+            Some(p) if p.rights.contains(Rights::DEVICE_CONNECT) => {
+                parsed.verify(&p.primary) || parsed.verify(&p.secondary)
+            }
+            _ => {
+                return Err(DeviceAuthError::WrongKey(format!(
+                    "The shared access policy '{}' does not exist or does not grant device connect.",
+                    name.escape_default()
+                )));
+            }
+        },
+    };
+    if !verified {
+        return Err(DeviceAuthError::WrongKey(
+            "The signature of the SharedAccessSignature does not match the identity's keys.".into(),
+        ));
+    }
+    if parsed.is_expired(now) {
+        return Err(DeviceAuthError::Expired);
+    }
+    Ok(std::time::UNIX_EPOCH + std::time::Duration::from_secs(parsed.expiry))
+}
+
 /// Decodes and checks a hub key given on the command line or to the builder.
 pub fn parse_hub_key(text: &str) -> Result<SharedAccessKey, String> {
     let bytes = B64
@@ -451,6 +554,42 @@ mod tests {
         let key = parse_hub_key(WELL_KNOWN_KEY).unwrap_or_else(|_| panic!("key"));
         let device = generate_sas_token("localhost/devices/d1", &key, None, 2000);
         assert!(authenticate(&p, Some(device.expose()), info(1000)).is_err());
+    }
+
+    #[test]
+    fn device_tokens() {
+        let p = policies();
+        let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+        let k = SharedAccessKey::from_base64(key).unwrap_or_else(|_| panic!("key"));
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let device = generate_sas_token("localhost:8443/devices/d1", &k, None, 2000);
+        let ok = authenticate_device(&p, device.expose(), "d1", None, &[key], now);
+        assert_eq!(ok, Ok(UNIX_EPOCH + Duration::from_secs(2000)));
+        assert!(matches!(
+            authenticate_device(&p, device.expose(), "d2", None, &[key], now),
+            Err(DeviceAuthError::Malformed(_))
+        ));
+        assert!(matches!(
+            authenticate_device(&p, device.expose(), "d1", Some("m"), &[key], now),
+            Err(DeviceAuthError::Malformed(_))
+        ));
+        let other = "QUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUFBQUE=";
+        assert!(matches!(
+            authenticate_device(&p, device.expose(), "d1", None, &[other], now),
+            Err(DeviceAuthError::WrongKey(_))
+        ));
+        let late = UNIX_EPOCH + Duration::from_secs(2000);
+        assert_eq!(
+            authenticate_device(&p, device.expose(), "d1", None, &[key], late),
+            Err(DeviceAuthError::Expired)
+        );
+        let module = generate_sas_token("myhub.azure-devices.net/devices/d1/modules/m1", &k, None, 2000);
+        assert!(authenticate_device(&p, module.expose(), "d1", Some("m1"), &[other, key], now).is_ok());
+        let owner = token(&p, "iothubowner", "localhost/devices/d9", 2000);
+        assert!(authenticate_device(&p, &owner, "d9", None, &[], now).is_ok());
+        let service = token(&p, "service", "localhost", 2000);
+        assert!(authenticate_device(&p, &service, "d9", None, &[], now).is_err());
+        assert!(authenticate_device(&p, "not a token", "d9", None, &[], now).is_err());
     }
 
     #[test]

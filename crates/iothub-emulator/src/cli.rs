@@ -34,7 +34,7 @@ pub struct Cli {
     #[arg(long, value_name = "N", default_value_t = DEFAULT_AMQPS_PORT)]
     pub amqps_port: u16,
 
-    /// MQTT-over-TLS port. Validated only: MQTT is not served yet.
+    /// MQTT-over-TLS port for devices (MQTT 3.1.1); `0` picks a free port (printed on stderr).
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MQTTS_PORT)]
     pub mqtts_port: u16,
 

@@ -75,9 +75,19 @@ pub struct ConnState {
     closed: AtomicBool,
     wakers: Mutex<Vec<Waker>>,
     epoch: Instant,
+    /// This connection's own idle limit in milliseconds (0: the tracker's idle timeout). MQTT
+    /// sets it from the client's keep-alive.
+    idle_limit_ms: AtomicU64,
 }
 
 impl ConnState {
+    /// Gives this connection its own idle limit instead of the tracker's idle timeout (MQTT:
+    /// one and a half times the keep-alive the client asked for).
+    pub fn set_idle_limit(&self, limit: Duration) {
+        let ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX).max(1);
+        self.idle_limit_ms.store(ms, Ordering::Relaxed);
+    }
+
     fn now_ms(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
@@ -181,6 +191,7 @@ impl Tracker {
             closed: AtomicBool::new(false),
             wakers: Mutex::new(Vec::new()),
             epoch: self.epoch,
+            idle_limit_ms: AtomicU64::new(0),
         });
         state.touch();
         let mut open = self.lock();
@@ -238,6 +249,8 @@ impl Tracker {
         let now = u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX);
         let mut open = self.lock();
         open.retain(|_, conn| {
+            let own = conn.idle_limit_ms.load(Ordering::Relaxed);
+            let limit = if own == 0 { limit } else { own };
             let expired = conn.idle_for(now).is_some_and(|idle| idle >= limit);
             if expired {
                 conn.close();

@@ -11,6 +11,9 @@ use tokio::task::JoinHandle;
 use crate::amqp::{AmqpContext, DEFAULT_FEEDBACK_INTERVAL};
 use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
 use crate::c2d::C2dQueues;
+use crate::events::EventLog;
+use crate::mqtt::MqttContext;
+use crate::sessions::{Identity, Sessions};
 use crate::conn::{ConnectionLimits, Tracker};
 use crate::journal::Journal;
 use crate::registry::Registry;
@@ -93,6 +96,8 @@ pub struct EmulatorBuilder {
     throttle: ThrottleConfig,
     feedback_interval: Duration,
     limits: ConnectionLimits,
+    partitions: u32,
+    retention: Duration,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -110,6 +115,8 @@ impl fmt::Debug for EmulatorBuilder {
             .field("throttle", &self.throttle)
             .field("feedback_interval", &self.feedback_interval)
             .field("limits", &self.limits)
+            .field("partitions", &self.partitions)
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -129,6 +136,8 @@ impl Default for EmulatorBuilder {
             throttle: ThrottleConfig::off(),
             feedback_interval: DEFAULT_FEEDBACK_INTERVAL,
             limits: ConnectionLimits::default(),
+            partitions: crate::events::DEFAULT_PARTITIONS,
+            retention: crate::events::DEFAULT_RETENTION,
         }
     }
 }
@@ -167,10 +176,23 @@ impl EmulatorBuilder {
         self
     }
 
-    /// MQTT-over-TLS port (default `0`; the binary's default is 8883). Validated and recorded
-    /// only: MQTT is not served yet.
+    /// MQTT-over-TLS port for devices (default `0`, a free port: see
+    /// [`Emulator::mqtts_port`]; the binary's default is IoT Hub's 8883).
     pub fn mqtts_port(mut self, port: u16) -> Self {
         self.mqtts_port = port;
+        self
+    }
+
+    /// Partitions of the telemetry event log (default 4, IoT Hub's default; 1–32). A device's
+    /// messages all go to one partition.
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// How long telemetry is kept (default one day, IoT Hub's default retention).
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.retention = retention;
         self
     }
 
@@ -254,6 +276,12 @@ impl EmulatorBuilder {
                 }
             }
         }
+        if !(1..=32).contains(&self.partitions) {
+            return Err(Error::Config(format!(
+                "the event log needs 1 to 32 partitions, not {}",
+                self.partitions
+            )));
+        }
         if !self.in_memory && self.data_dir.is_none() {
             return Err(Error::Config(
                 "a data directory is required unless the store is in memory".into(),
@@ -335,6 +363,20 @@ impl EmulatorBuilder {
             source,
         })?;
 
+        let mqtts_requested = SocketAddr::new(self.bind, self.mqtts_port);
+        let mqtts_listener = tokio::net::TcpListener::bind(mqtts_requested)
+            .await
+            .map_err(|source| Error::Bind {
+                protocol: "MQTTS",
+                addr: mqtts_requested,
+                source,
+            })?;
+        let mqtts_addr = mqtts_listener.local_addr().map_err(|source| Error::Bind {
+            protocol: "MQTTS",
+            addr: mqtts_requested,
+            source,
+        })?;
+
         let amqps_requested = SocketAddr::new(self.bind, self.amqps_port);
         let amqps_listener = tokio::net::TcpListener::bind(amqps_requested)
             .await
@@ -356,7 +398,24 @@ impl EmulatorBuilder {
             .collect();
         let store = Arc::new(store);
         let clock = crate::clock::system_clock();
-        let registry = Registry::new(Arc::clone(&store), Arc::clone(&clock), &self.hub_name);
+        let sessions = Sessions::new();
+        let desired_to = Arc::downgrade(&sessions);
+        let registry = Registry::new(Arc::clone(&store), Arc::clone(&clock), &self.hub_name)
+            .with_desired_listener(Arc::new(move |changes| {
+                if let Some(sessions) = desired_to.upgrade() {
+                    for change in changes {
+                        let identity = Identity::new(change.device_id, change.module_id);
+                        sessions.push_desired(&identity, change.version, change.patch);
+                    }
+                }
+            }));
+        let state_writer = tokio::spawn(Arc::clone(&sessions).run_state_writer(registry.clone()));
+        let events = EventLog::start(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            self.partitions,
+            self.retention,
+        );
         let queues = C2dQueues::start(Arc::clone(&store), clock);
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let throttle = Arc::new(Throttle::new(self.throttle.clone()));
@@ -372,6 +431,15 @@ impl EmulatorBuilder {
             limits: self.limits,
         });
         let tracker = Tracker::new(self.limits);
+        let mqtt = Arc::new(MqttContext {
+            registry: registry.clone(),
+            policies: Arc::clone(&policies),
+            sessions: Arc::clone(&sessions),
+            queues: Arc::clone(&queues),
+            events: Arc::clone(&events),
+            limits: self.limits,
+            stop: shutdown_rx.clone(),
+        });
         let state = AppState(Arc::new(Shared {
             registry,
             policies,
@@ -379,11 +447,24 @@ impl EmulatorBuilder {
             https_port: local_addr.port(),
             c2d: queues,
             amqp: Arc::clone(&amqp),
+            mqtt: Arc::clone(&mqtt),
+            sessions,
+            events: Arc::clone(&events),
         }));
         let app = router(state, journal);
         let mut https_shutdown = shutdown_rx.clone();
         let mut sweep_shutdown = shutdown_rx.clone();
-        let mut amqps_shutdown = shutdown_rx;
+        let mut amqps_shutdown = shutdown_rx.clone();
+        let mut mqtts_shutdown = shutdown_rx;
+        let mqtts_task = tokio::spawn(crate::mqtt::serve(
+            mqtts_listener,
+            Arc::clone(&server_config),
+            mqtt,
+            Arc::clone(&tracker),
+            async move {
+                let _ = mqtts_shutdown.wait_for(|stop| *stop).await;
+            },
+        ));
         let sweeper = tokio::spawn(Arc::clone(&tracker).sweep_forever(async move {
             let _ = sweep_shutdown.wait_for(|stop| *stop).await;
         }));
@@ -408,14 +489,17 @@ impl EmulatorBuilder {
         let task = tokio::spawn(async move {
             let _ = https_task.await;
             amqps_task.abort();
+            mqtts_task.abort();
             sweeper.abort();
+            state_writer.abort();
         });
-        tracing::info!(addr = %local_addr, amqps = %amqps_addr, hub = %self.hub_name, "HTTPS and AMQPS listeners ready");
+        tracing::info!(addr = %local_addr, amqps = %amqps_addr, mqtts = %mqtts_addr, hub = %self.hub_name, "HTTPS, AMQPS and MQTTS listeners ready");
         Ok(Emulator {
             local_addr,
             hub_name: self.hub_name,
             amqps_port: amqps_addr.port(),
-            mqtts_port: self.mqtts_port,
+            mqtts_port: mqtts_addr.port(),
+            events,
             policy_keys,
             ca_pem: material.ca_pem,
             ca_path,
@@ -444,6 +528,7 @@ pub struct Emulator {
     shutdown: Option<tokio::sync::watch::Sender<bool>>,
     task: Option<JoinHandle<()>>,
     tracker: Arc<Tracker>,
+    events: Arc<EventLog>,
     _temp_dir: Option<tempfile::TempDir>,
 }
 
@@ -480,9 +565,15 @@ impl Emulator {
         self.amqps_port
     }
 
-    /// The MQTT port that was configured (not served yet).
+    /// The MQTTS port actually bound (the device side: MQTT 3.1.1 over TLS).
     pub fn mqtts_port(&self) -> u16 {
         self.mqtts_port
+    }
+
+    /// The telemetry event log (device-to-cloud messages, as the built-in endpoint will
+    /// serve them): read it to check what devices sent.
+    pub fn telemetry(&self) -> TelemetryLog {
+        TelemetryLog(Arc::clone(&self.events))
     }
 
     /// The host name clients use: `localhost:<port>`, or `localhost` when the port is 443.
@@ -560,6 +651,95 @@ impl Drop for Emulator {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(true);
         }
+    }
+}
+
+/// Read access to a running emulator's telemetry event log, for tests and tools.
+#[derive(Debug, Clone)]
+pub struct TelemetryLog(Arc<EventLog>);
+
+/// A device-to-cloud message as the hub stored it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredTelemetry {
+    /// Partition of the event log.
+    pub partition: u32,
+    /// Sequence number in the partition.
+    pub sequence_number: i64,
+    /// Offset in the partition.
+    pub offset: i64,
+    /// When the hub enqueued it.
+    pub enqueued: chrono::DateTime<chrono::Utc>,
+    /// IoT Hub's system properties (`iothub-connection-device-id`, `message-id`, …).
+    pub system_properties: serde_json::Map<String, serde_json::Value>,
+    /// The device's application properties.
+    pub application_properties: serde_json::Map<String, serde_json::Value>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+impl TelemetryLog {
+    /// Number of partitions.
+    pub fn partitions(&self) -> u32 {
+        self.0.partitions()
+    }
+
+    /// The partition a device's messages go to.
+    pub fn partition_of(&self, device_id: &str) -> u32 {
+        self.0.partition_of(device_id)
+    }
+
+    /// Up to `max` messages of `partition` from sequence number `from` on.
+    ///
+    /// # Errors
+    /// A message saying why (unknown partition, store failure).
+    pub async fn read(
+        &self,
+        partition: u32,
+        from: i64,
+        max: usize,
+    ) -> Result<Vec<StoredTelemetry>, String> {
+        let events = self.0.read(partition, from, max).await.map_err(|e| e.to_string())?;
+        Ok(events
+            .into_iter()
+            .map(|e| {
+                let section = |name: &str| {
+                    e.properties
+                        .get(name)
+                        .and_then(serde_json::Value::as_object)
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                StoredTelemetry {
+                    partition: e.partition,
+                    sequence_number: e.sequence_number,
+                    offset: e.offset,
+                    enqueued: e.enqueued,
+                    system_properties: section("system"),
+                    application_properties: section("application"),
+                    body: e.body,
+                }
+            })
+            .collect())
+    }
+
+    /// Every stored message a device (or one of its modules) sent, oldest first.
+    ///
+    /// # Errors
+    /// A message saying why (store failure).
+    pub async fn from_device(&self, device_id: &str) -> Result<Vec<StoredTelemetry>, String> {
+        let partition = self.partition_of(device_id);
+        let mut all = Vec::new();
+        let mut from = 0;
+        loop {
+            let page = self.read(partition, from, 1000).await?;
+            let Some(last) = page.last() else { break };
+            from = last.sequence_number + 1;
+            all.extend(page.into_iter().filter(|m| {
+                m.system_properties.get("iothub-connection-device-id")
+                    == Some(&serde_json::Value::String(device_id.to_owned()))
+            }));
+        }
+        Ok(all)
     }
 }
 

@@ -75,17 +75,23 @@ impl ApiError {
 
     /// 404 DeviceNotOnline in the nested shape IoT Hub uses for direct methods.
     pub fn device_not_online(connect_timeout_secs: u64) -> Self {
-        let timeout = format!(
-            "{:02}:{:02}:{:02}",
-            connect_timeout_secs / 3600,
-            (connect_timeout_secs / 60) % 60,
-            connect_timeout_secs % 60
-        );
+        let timeout = hms(connect_timeout_secs);
         ApiError {
             code: ErrorCode::DeviceNotOnline,
             message: "The operation failed because the requested device isn't online or hasn't registered the direct method callback. To learn more, see https://aka.ms/iothub404103".to_owned(),
             retry_after: None,
             shape: Shape::Nested { info: serde_json::json!({ "timeout": timeout }) },
+        }
+    }
+
+    /// 504 GatewayTimeout in the nested shape IoT Hub uses for direct methods: the device
+    /// did not answer within `responseTimeoutInSeconds`.
+    pub fn gateway_timeout(response_timeout_secs: u64) -> Self {
+        ApiError {
+            code: ErrorCode::GatewayTimeout,
+            message: "Timed out waiting for the response from device. To learn more, see https://aka.ms/iothub504101".to_owned(),
+            retry_after: None,
+            shape: Shape::Nested { info: serde_json::json!({ "timeout": hms(response_timeout_secs) }) },
         }
     }
 
@@ -220,6 +226,11 @@ impl From<Invalid> for ApiError {
     fn from(e: Invalid) -> Self {
         ApiError::new(e.code, e.message)
     }
+}
+
+/// Seconds as IoT Hub's `hh:mm:ss` timeout text.
+fn hms(secs: u64) -> String {
+    format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
 }
 
 #[cfg(test)]

@@ -49,9 +49,9 @@ async fn main() -> ExitCode {
         "AMQPS (cloud-to-device) on port {}; AMQP over WebSockets on the HTTPS port at /$iothub/websocket",
         emulator.amqps_port()
     );
-    tracing::info!(
-        mqtts_port = emulator.mqtts_port(),
-        "the MQTT listener is not served yet"
+    eprintln!(
+        "MQTTS (devices) on port {}; MQTT over WebSockets on the HTTPS port at /$iothub/websocket",
+        emulator.mqtts_port()
     );
     {
         let mut stdout = std::io::stdout().lock();

@@ -96,7 +96,11 @@ pub async fn serve(
             let body_timeout = limits.body_timeout;
             let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
                 let guard = conn.begin_request();
-                let request = trim_trailing_slash(request).map(|body| {
+                let mut request = trim_trailing_slash(request);
+                // A WebSocket upgrade hands this connection to another endpoint, which takes
+                // over its limits (MQTT's keep-alive).
+                request.extensions_mut().insert(Arc::clone(&conn));
+                let request = request.map(|body| {
                     axum::body::Body::new(StallTimeout::new(body, body_timeout, Arc::clone(&conn)))
                 });
                 let response = router.clone().oneshot(request);

@@ -126,11 +126,14 @@ pub async fn device_statistics(
     Ok(json_response(StatusCode::OK, &body, None))
 }
 
-/// `GET /statistics/service`: no device can connect yet, so the count is 0.
-pub async fn service_statistics(_auth: Authorized<ServiceOp>) -> Result<Response, ApiError> {
+/// `GET /statistics/service`: `connectedDeviceCount`, the devices (not modules) connected now.
+pub async fn service_statistics(
+    _auth: Authorized<ServiceOp>,
+    State(state): State<AppState>,
+) -> Result<Response, ApiError> {
     Ok(json_response(
         StatusCode::OK,
-        &json!({ "connectedDeviceCount": 0 }),
+        &json!({ "connectedDeviceCount": state.sessions.connected_devices() }),
         None,
     ))
 }

@@ -46,6 +46,12 @@ pub struct Shared {
     pub c2d: Arc<C2dQueues>,
     /// The AMQP endpoint (for AMQP over WebSockets on the HTTPS port).
     pub amqp: Arc<AmqpContext>,
+    /// The MQTT endpoint (for MQTT over WebSockets on the HTTPS port).
+    pub mqtt: Arc<crate::mqtt::MqttContext>,
+    /// Device sessions (direct methods, connected devices).
+    pub sessions: Arc<crate::sessions::Sessions>,
+    /// The telemetry event log (HTTPS device telemetry).
+    pub events: Arc<crate::events::EventLog>,
 }
 
 /// Cheaply cloneable handle on [`Shared`].

@@ -114,8 +114,12 @@ fn timeout_field(
     }
 }
 
-/// Validates a `CloudToDeviceMethod` body and returns the connect timeout.
-fn validate_method_body(body: &Value) -> Result<u64, ApiError> {
+/// Default `responseTimeoutInSeconds` (IoT Hub's 30 s).
+const DEFAULT_METHOD_RESPONSE_TIMEOUT_SECS: u64 = 30;
+
+/// Validates a `CloudToDeviceMethod` body and returns the connect and response timeouts in
+/// seconds (defaults 0 and 30, as IoT Hub's direct-method page gives).
+fn validate_method_body(body: &Value) -> Result<(u64, u64), ApiError> {
     if !body.is_object() {
         return Err(ApiError::format(
             "The method invocation must be a JSON object.",
@@ -128,11 +132,12 @@ fn validate_method_body(body: &Value) -> Result<u64, ApiError> {
         }
         Some(_) => return Err(ApiError::format("methodName must be a string.")),
     }
-    timeout_field(
+    let response = timeout_field(
         body,
         "responseTimeoutInSeconds",
         METHOD_RESPONSE_TIMEOUT_SECS,
-    )?;
+    )?
+    .unwrap_or(DEFAULT_METHOD_RESPONSE_TIMEOUT_SECS);
     let connect =
         timeout_field(body, "connectTimeoutInSeconds", METHOD_CONNECT_TIMEOUT_SECS)?.unwrap_or(0);
     let payload_len = body
@@ -147,7 +152,7 @@ fn validate_method_body(body: &Value) -> Result<u64, ApiError> {
             ),
         ));
     }
-    Ok(connect)
+    Ok((connect, response))
 }
 
 async fn invoke(
@@ -160,10 +165,31 @@ async fn invoke(
     if let Some(m) = &module_id {
         crate::model::validate_id("module", m)?;
     }
-    let connect_timeout = validate_method_body(&body)?;
-    state.registry.require_target(device_id, module_id).await?;
-    // Devices cannot connect to the emulator yet, so every target is offline.
-    Err(ApiError::device_not_online(connect_timeout))
+    let (connect_timeout, response_timeout) = validate_method_body(&body)?;
+    state
+        .registry
+        .require_target(device_id.clone(), module_id.clone())
+        .await?;
+    let call = crate::sessions::MethodCall {
+        method: body["methodName"].as_str().unwrap_or_default().to_owned(),
+        payload: body.get("payload").cloned().unwrap_or(Value::Null),
+        connect_timeout: std::time::Duration::from_secs(connect_timeout),
+        response_timeout: std::time::Duration::from_secs(response_timeout),
+    };
+    let identity = crate::sessions::Identity::new(device_id, module_id);
+    match state.sessions.invoke(&identity, call).await {
+        Ok(answer) => Ok(crate::routes::response::json_response(
+            axum::http::StatusCode::OK,
+            &serde_json::json!({ "status": answer.status, "payload": answer.payload }),
+            None,
+        )),
+        Err(crate::sessions::MethodError::NotOnline) => {
+            Err(ApiError::device_not_online(connect_timeout))
+        }
+        Err(crate::sessions::MethodError::Timeout) => {
+            Err(ApiError::gateway_timeout(response_timeout))
+        }
+    }
 }
 
 /// `POST /twins/{id}/methods`.

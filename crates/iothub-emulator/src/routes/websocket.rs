@@ -1,6 +1,7 @@
-//! `GET /$iothub/websocket`: AMQP over WebSockets (sub-protocol `AMQPWSB10`), IoT Hub's
-//! transport for networks that only allow port 443. The upgraded connection is served by the
-//! AMQP endpoint exactly like an AMQPS connection; authentication happens inside it (CBS).
+//! `GET /$iothub/websocket`: AMQP over WebSockets (sub-protocol `AMQPWSB10`) and MQTT over
+//! WebSockets (sub-protocol `mqtt`), IoT Hub's transports for networks that only allow port
+//! 443. The upgraded connection is served by the AMQP or MQTT endpoint exactly like an AMQPS
+//! or MQTTS connection; authentication happens inside it (CBS, MQTT CONNECT).
 
 use std::sync::Arc;
 
@@ -15,6 +16,10 @@ use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
 
 use super::AppState;
+use crate::conn::ConnState;
+
+/// The WebSocket sub-protocol of MQTT (IoT Hub's MQTT-over-WebSockets transport).
+pub const MQTT_SUB_PROTOCOL: &str = "mqtt";
 use crate::error::{ApiError, ErrorCode};
 
 /// Upgrades to a WebSocket carrying AMQP.
@@ -33,24 +38,37 @@ pub async fn amqp_over_websocket(State(state): State<AppState>, mut request: Req
         .collect();
     let protocol = offered
         .iter()
-        .find(|p| p.eq_ignore_ascii_case(SUB_PROTOCOL) || p.eq_ignore_ascii_case("amqp"))
+        .find(|p| {
+            p.eq_ignore_ascii_case(SUB_PROTOCOL)
+                || p.eq_ignore_ascii_case("amqp")
+                || p.eq_ignore_ascii_case(MQTT_SUB_PROTOCOL)
+        })
         .cloned();
+    let is_mqtt = protocol
+        .as_deref()
+        .is_some_and(|p| p.eq_ignore_ascii_case(MQTT_SUB_PROTOCOL));
     let (Some(key), true, Some(protocol)) = (key, is_upgrade, protocol) else {
         return ApiError::new(
             ErrorCode::GenericBadRequest,
-            format!("This endpoint carries AMQP over WebSockets: send a WebSocket upgrade offering the sub-protocol {SUB_PROTOCOL}."),
+            format!("This endpoint carries AMQP and MQTT over WebSockets: send a WebSocket upgrade offering the sub-protocol {SUB_PROTOCOL} or {MQTT_SUB_PROTOCOL}."),
         )
         .into_response();
     };
     let upgrade = hyper::upgrade::on(&mut request);
     let amqp = Arc::clone(&state.amqp);
+    let mqtt = Arc::clone(&state.mqtt);
+    let conn = request.extensions().get::<Arc<ConnState>>().cloned();
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
                 let ws =
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;
-                crate::amqp::serve_stream(WsStream::new(ws), amqp).await;
+                if is_mqtt {
+                    crate::mqtt::serve_stream(WsStream::new(ws), mqtt, conn).await;
+                } else {
+                    crate::amqp::serve_stream(WsStream::new(ws), amqp).await;
+                }
             }
             Err(e) => tracing::debug!(error = %e, "WebSocket upgrade failed"),
         }
