@@ -31,10 +31,10 @@ async fn main() -> ExitCode {
                 source = s.source();
             }
             if let iothub_emulator::Error::Bind { protocol, .. } = &e {
-                let flag = if *protocol == "AMQPS" {
-                    "--amqps-port"
-                } else {
-                    "--https-port"
+                let flag = match *protocol {
+                    "AMQPS" => "--amqps-port",
+                    "MQTTS" => "--mqtts-port",
+                    _ => "--https-port",
                 };
                 message.push_str(&format!(
                     " (choose another port with {flag}, or 0 for a free one)"
