@@ -128,10 +128,14 @@ pub async fn serve(
 }
 
 /// IoT Hub routes `/devices/` like `/devices` (the Node SDK's `Registry.list` sends the
-/// former), so a trailing slash is dropped before routing.
+/// former), so a trailing slash is dropped before routing; and the device routes'
+/// `messages/deviceBound` segment matches in any case (clients send both `deviceBound` and
+/// `devicebound`), so it is lower-cased.
 fn trim_trailing_slash<B>(mut request: hyper::Request<B>) -> hyper::Request<B> {
     let path = request.uri().path();
-    if path.len() > 1 && path.ends_with('/') {
+    let folded = fold_devicebound(path);
+    if (path.len() > 1 && path.ends_with('/')) || folded.is_some() {
+        let path = folded.as_deref().unwrap_or(path);
         let trimmed = path.trim_end_matches('/');
         let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
         let path_and_query = match request.uri().query() {
@@ -147,6 +151,18 @@ fn trim_trailing_slash<B>(mut request: hyper::Request<B>) -> hyper::Request<B> {
         }
     }
     request
+}
+
+/// The path with a `/messages/deviceBound` segment (any case) spelled `devicebound`, or
+/// `None` when there is nothing to change.
+fn fold_devicebound(path: &str) -> Option<String> {
+    let lower = path.to_ascii_lowercase();
+    let at = lower.find("/messages/devicebound")? + "/messages/".len();
+    let segment = &path[at..at + "devicebound".len()];
+    if segment == "devicebound" {
+        return None;
+    }
+    Some(format!("{}devicebound{}", &path[..at], &path[at + "devicebound".len()..]))
 }
 
 /// A request body that fails, and closes its connection, when the client sends nothing for

@@ -2,6 +2,7 @@
 
 mod bulk;
 mod configurations;
+mod device;
 mod devices;
 pub(crate) mod extract;
 mod keys;
@@ -118,6 +119,35 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
         .route(
             "/twins/{id}/modules/{mid}/methods",
             post(twins::invoke_module_method),
+        )
+        .route("/devices/{id}/messages/events", post(device::device_events))
+        .route(
+            "/devices/{id}/modules/{mid}/messages/events",
+            post(device::module_events),
+        )
+        .route(
+            "/devices/{id}/messages/devicebound",
+            get(device::device_receive),
+        )
+        .route(
+            "/devices/{id}/modules/{mid}/messages/devicebound",
+            get(device::module_receive),
+        )
+        .route(
+            "/devices/{id}/messages/devicebound/{token}",
+            axum::routing::delete(device::device_complete),
+        )
+        .route(
+            "/devices/{id}/modules/{mid}/messages/devicebound/{token}",
+            axum::routing::delete(device::module_complete),
+        )
+        .route(
+            "/devices/{id}/messages/devicebound/{token}/abandon",
+            post(device::device_abandon),
+        )
+        .route(
+            "/devices/{id}/modules/{mid}/messages/devicebound/{token}/abandon",
+            post(device::module_abandon),
         )
         .route("/statistics/devices", get(devices::device_statistics))
         .route("/statistics/service", get(devices::service_statistics))

@@ -13,6 +13,8 @@ use reqwest::Method;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
+pub mod mqtt;
+
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 
 pub const API: &str = "api-version=2021-04-12";
@@ -203,6 +205,7 @@ pub struct Running {
     pub cs: String,
     pub https_port: u16,
     pub amqps_port: u16,
+    pub mqtts_port: u16,
 }
 
 /// Starts the binary on free ports with `data_dir`; reads the connection string (stdout) and
@@ -239,6 +242,7 @@ pub fn spawn_binary(
         .ok_or("no port")?
         .parse()?;
     let mut amqps_port = None;
+    let mut mqtts_port = None;
     let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
     for _ in 0..20 {
         let mut line = String::new();
@@ -247,6 +251,9 @@ pub fn spawn_binary(
         }
         if let Some(rest) = line.strip_prefix("AMQPS (cloud-to-device) on port ") {
             amqps_port = rest.split(';').next().and_then(|p| p.trim().parse().ok());
+        }
+        if let Some(rest) = line.strip_prefix("MQTTS (devices) on port ") {
+            mqtts_port = rest.split(';').next().and_then(|p| p.trim().parse().ok());
             break;
         }
     }
@@ -257,5 +264,6 @@ pub fn spawn_binary(
         cs,
         https_port,
         amqps_port: amqps_port.ok_or("no AMQPS port on stderr")?,
+        mqtts_port: mqtts_port.ok_or("no MQTTS port on stderr")?,
     })
 }
