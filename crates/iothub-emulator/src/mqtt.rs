@@ -154,7 +154,8 @@ async fn write_packet<S: AsyncWrite + Unpin>(stream: &mut S, packet: Packet) -> 
     packet
         .write(&mut out, usize::MAX)
         .map_err(|e| Close::Violation(format!("cannot encode a packet: {e}")))?;
-    stream.write_all(&out).await.map_err(|_| Close::Gone)
+    stream.write_all(&out).await.map_err(|_| Close::Gone)?;
+    stream.flush().await.map_err(|_| Close::Gone)
 }
 
 /// Serves one MQTT connection over an established byte stream (TLS or WebSocket). `conn` is
