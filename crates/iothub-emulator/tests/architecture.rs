@@ -5,13 +5,23 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules below the transports: IoT Hub's rules and storage, usable from HTTPS, AMQP and
-/// (later) MQTT alike.
-const DOMAIN: [&str; 8] = [
-    "clock", "error", "model", "twin", "store", "registry", "c2d", "query",
+/// MQTT alike (device sessions and method calls, the telemetry event log among them).
+const DOMAIN: [&str; 10] = [
+    "clock", "error", "model", "twin", "store", "registry", "c2d", "query", "sessions", "events",
 ];
 
-/// Names that mean an HTTP or web-framework type.
-const HTTP_MARKERS: [&str; 5] = ["axum", "hyper", "http::", "HeaderMap", "StatusCode"];
+/// Names that mean an HTTP, web-framework or wire-protocol type.
+const HTTP_MARKERS: [&str; 9] = [
+    "axum",
+    "hyper",
+    "http::",
+    "HeaderMap",
+    "StatusCode",
+    "rumqttc",
+    "mqttbytes",
+    "fe2o3",
+    "tungstenite",
+];
 
 fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
