@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", default_value = DEFAULT_HUB_NAME)]
     pub hub_name: String,
 
+    /// Trust this CA (PEM file) for devices with certificateAuthority authentication; repeat
+    /// for several. PEM files in DIR/trusted-cas/ are trusted too.
+    #[arg(long = "trusted-ca", value_name = "FILE")]
+    pub trusted_ca: Vec<std::path::PathBuf>,
+
     /// Keep devices in memory and certificates in a temporary directory; ca.pem is still
     /// written to --data-dir when given.
     #[arg(long)]
@@ -86,6 +91,7 @@ impl std::fmt::Debug for Cli {
             .field("https_port", &self.https_port)
             .field("amqps_port", &self.amqps_port)
             .field("mqtts_port", &self.mqtts_port)
+            .field("trusted_ca", &self.trusted_ca)
             .field("hub_name", &self.hub_name)
             .field("in_memory", &self.in_memory)
             .field("bind", &self.bind)
@@ -130,6 +136,9 @@ impl Cli {
         }
         if let Some(journal) = &self.journal {
             builder = builder.journal(journal.clone());
+        }
+        for ca in &self.trusted_ca {
+            builder = builder.trusted_ca_file(ca.clone());
         }
         builder
     }

@@ -98,6 +98,8 @@ pub struct EmulatorBuilder {
     limits: ConnectionLimits,
     partitions: u32,
     retention: Duration,
+    trusted_cas: Vec<String>,
+    trusted_ca_files: Vec<PathBuf>,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -117,6 +119,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("limits", &self.limits)
             .field("partitions", &self.partitions)
             .field("retention", &self.retention)
+            .field("trusted_cas", &self.trusted_cas.len())
             .finish()
     }
 }
@@ -138,6 +141,8 @@ impl Default for EmulatorBuilder {
             limits: ConnectionLimits::default(),
             partitions: crate::events::DEFAULT_PARTITIONS,
             retention: crate::events::DEFAULT_RETENTION,
+            trusted_cas: Vec::new(),
+            trusted_ca_files: Vec::new(),
         }
     }
 }
@@ -187,6 +192,21 @@ impl EmulatorBuilder {
     /// messages all go to one partition.
     pub fn partitions(mut self, partitions: u32) -> Self {
         self.partitions = partitions;
+        self
+    }
+
+    /// Trusts a CA (PEM, one or more certificates) for devices and modules with
+    /// `certificateAuthority` authentication: their client certificates must chain to a
+    /// trusted CA and name the device id as subject common name. PEM files in the data
+    /// directory's `trusted-cas/` are trusted too. Call once per CA.
+    pub fn trusted_ca_pem(mut self, pem: impl Into<String>) -> Self {
+        self.trusted_cas.push(pem.into());
+        self
+    }
+
+    /// Like [`trusted_ca_pem`](Self::trusted_ca_pem), with the PEM read from `path` at start.
+    pub fn trusted_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.trusted_ca_files.push(path.into());
         self
     }
 
@@ -339,6 +359,35 @@ impl EmulatorBuilder {
             _ => cert_dir.join(tls::CA_FILE),
         };
         let server_config = material.server_config()?;
+        let device_tls = material.device_server_config()?;
+        let mut ca_pems = self.trusted_cas.clone();
+        for file in &self.trusted_ca_files {
+            ca_pems.push(std::fs::read_to_string(file).map_err(|e| {
+                Error::Config(format!(
+                    "cannot read the trusted CA file {} (--trusted-ca): {e}",
+                    file.display()
+                ))
+            })?);
+        }
+        if let Some(dir) = data_dir.as_ref().map(|d| d.join(crate::x509::TRUSTED_CA_DIR))
+            && let Ok(entries) = std::fs::read_dir(&dir)
+        {
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "pem"))
+                .collect();
+            files.sort();
+            for file in files {
+                let text = std::fs::read_to_string(&file)
+                    .map_err(|source| Error::DataDir { path: file.clone(), source })?;
+                ca_pems.push(text);
+            }
+        }
+        let trusted_cas = crate::x509::TrustedCas::from_pems(
+            &ca_pems,
+            Arc::new(rustls::crypto::aws_lc_rs::default_provider()),
+        )
+        .map_err(Error::Config)?;
         let journal = match &self.journal {
             Some(path) => Some(Arc::new(Journal::open(path).map_err(|source| {
                 Error::Journal {
@@ -439,6 +488,7 @@ impl EmulatorBuilder {
             events: Arc::clone(&events),
             limits: self.limits,
             stop: shutdown_rx.clone(),
+            trusted_cas,
         });
         let state = AppState(Arc::new(Shared {
             registry,
@@ -458,7 +508,7 @@ impl EmulatorBuilder {
         let mut mqtts_shutdown = shutdown_rx;
         let mqtts_task = tokio::spawn(crate::mqtt::serve(
             mqtts_listener,
-            Arc::clone(&server_config),
+            device_tls,
             mqtt,
             Arc::clone(&tracker),
             async move {

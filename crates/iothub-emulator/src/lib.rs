@@ -57,6 +57,7 @@ mod store;
 mod throttle;
 mod tls;
 mod twin;
+mod x509;
 
 pub use auth::{POLICY_NAMES, Policies, Policy, WELL_KNOWN_KEY};
 pub use conn::ConnectionLimits;

@@ -47,6 +47,7 @@ use crate::conn::{ConnState, ConnectionLimits, Tracker};
 use crate::events::{AuthMethod, EventLog, Telemetry};
 use crate::model::AuthenticationType;
 use crate::registry::{Registry, RegistryError};
+use crate::x509::{PeerCertificates, TrustedCas};
 use crate::sessions::{Identity, MethodResponse, Session, SessionEvent, Sessions, Subscription};
 
 /// Largest packet read: a 256 KB message plus room for its topic and properties.
@@ -70,6 +71,8 @@ pub struct MqttContext {
     pub limits: ConnectionLimits,
     /// Becomes `true` when the emulator stops.
     pub stop: tokio::sync::watch::Receiver<bool>,
+    /// CAs trusted for `certificateAuthority` identities.
+    pub trusted_cas: TrustedCas,
 }
 
 impl fmt::Debug for MqttContext {
@@ -100,7 +103,12 @@ pub async fn serve(
             let _ = tcp.get_ref().set_nodelay(true);
             let state = Arc::clone(tcp.state());
             match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => serve_stream(stream, ctx, Some(state)).await,
+                Ok(Ok(stream)) => {
+                    let peer = stream.get_ref().1.peer_certificates().map(|chain| {
+                        PeerCertificates(chain.iter().map(|c| c.clone().into_owned()).collect())
+                    });
+                    serve_stream(stream, ctx, Some(state), peer).await;
+                }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "MQTTS TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "MQTTS TLS handshake timed out"),
             }
@@ -160,9 +168,13 @@ async fn write_packet<S: AsyncWrite + Unpin>(stream: &mut S, packet: Packet) -> 
 
 /// Serves one MQTT connection over an established byte stream (TLS or WebSocket). `conn` is
 /// the connection's state in the tracker, when the transport has one (its idle limit becomes
-/// 1.5 × keep-alive).
-pub async fn serve_stream<S>(mut stream: S, ctx: Arc<MqttContext>, conn: Option<Arc<ConnState>>)
-where
+/// 1.5 × keep-alive); `peer` the client certificates from the TLS handshake, if any.
+pub async fn serve_stream<S>(
+    mut stream: S,
+    ctx: Arc<MqttContext>,
+    conn: Option<Arc<ConnState>>,
+    peer: Option<PeerCertificates>,
+) where
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let mut buf = BytesMut::with_capacity(8 * 1024);
@@ -179,7 +191,7 @@ where
             return;
         }
     };
-    let login = match login(&ctx, &connect).await {
+    let login = match login(&ctx, &connect, peer.as_ref()).await {
         Ok(login) => login,
         Err((code, why)) => {
             tracing::info!(client = %connect.client_id.escape_default(), code = ?code, reason = %why, "MQTT connection refused");
@@ -197,7 +209,16 @@ where
         conn.set_idle_limit(limit);
     }
     let session = ctx.sessions.open(login.identity.clone());
-    if write_packet(&mut stream, connack(ConnectReturnCode::Success)).await.is_err() {
+    // A persistent session (cleanSession=0) keeps its subscriptions across connections, as
+    // IoT Hub does; the official SDKs rely on it (they do not subscribe again).
+    let kept = if connect.clean_session {
+        ctx.sessions.forget_subscriptions(&login.identity);
+        None
+    } else {
+        ctx.sessions.kept_subscriptions(&login.identity)
+    };
+    let ack = ConnAck::new(ConnectReturnCode::Success, kept.is_some());
+    if write_packet(&mut stream, Packet::ConnAck(ack)).await.is_err() {
         ctx.sessions.close(&session);
         return;
     }
@@ -208,7 +229,12 @@ where
         session,
         c2d: None,
         next_pkid: 0,
+        persistent: !connect.clean_session,
+        filters: Vec::new(),
     };
+    for filter in kept.unwrap_or_default() {
+        connection.subscribe(&filter, QoS::AtLeastOnce);
+    }
     let outcome = connection.run(&mut stream, buf).await;
     connection.finish().await;
     match outcome {
@@ -225,7 +251,11 @@ fn connack(code: ConnectReturnCode) -> Packet {
 }
 
 /// Checks CONNECT: protocol level, client id, user name and password.
-async fn login(ctx: &MqttContext, connect: &Connect) -> Result<LoggedIn, (ConnectReturnCode, String)> {
+async fn login(
+    ctx: &MqttContext,
+    connect: &Connect,
+    peer: Option<&PeerCertificates>,
+) -> Result<LoggedIn, (ConnectReturnCode, String)> {
     if connect.protocol != Protocol::V4 {
         return Err((
             ConnectReturnCode::RefusedProtocolVersion,
@@ -306,10 +336,37 @@ async fn login(ctx: &MqttContext, connect: &Connect) -> Result<LoggedIn, (Connec
                 expiry: Some(expiry),
             })
         }
-        AuthenticationType::SelfSigned | AuthenticationType::CertificateAuthority => Err((
-            ConnectReturnCode::NotAuthorized,
-            "X.509 client certificates are not accepted on this endpoint yet".into(),
-        )),
+        AuthenticationType::SelfSigned | AuthenticationType::CertificateAuthority => {
+            let chain = peer.map(|p| p.0.as_slice()).unwrap_or_default();
+            let Some(end) = chain.first() else {
+                return Err((
+                    ConnectReturnCode::NotAuthorized,
+                    "an X.509 identity must present its client certificate (on the MQTTS port)".into(),
+                ));
+            };
+            if found.auth.kind == AuthenticationType::SelfSigned {
+                let expected: Vec<&str> = [&found.auth.primary_thumbprint, &found.auth.secondary_thumbprint]
+                    .into_iter()
+                    .filter_map(|t| t.as_deref())
+                    .collect();
+                if !crate::x509::matches_thumbprint(end, &expected) {
+                    return Err((
+                        ConnectReturnCode::NotAuthorized,
+                        "the client certificate's thumbprint is neither the primary nor the secondary thumbprint".into(),
+                    ));
+                }
+            } else {
+                ctx.trusted_cas
+                    .verify(chain, device_id)
+                    .map_err(|why| (ConnectReturnCode::NotAuthorized, why))?;
+            }
+            Ok(LoggedIn {
+                identity,
+                generation_id: found.generation_id,
+                auth: AuthMethod::X509,
+                expiry: None,
+            })
+        }
     }
 }
 
@@ -330,6 +387,10 @@ struct Connection {
     session: Session,
     c2d: Option<C2dDelivery>,
     next_pkid: u16,
+    /// Whether the session outlives the connection (`cleanSession=0`).
+    persistent: bool,
+    /// The granted subscriptions, kept for a persistent session.
+    filters: Vec<String>,
 }
 
 impl Connection {
@@ -532,8 +593,22 @@ impl Connection {
         }
     }
 
-    /// The granted QoS for a filter IoT Hub serves this identity, or a refusal.
+    /// The granted QoS for a filter IoT Hub serves this identity, or a refusal; a granted
+    /// filter is remembered for a persistent session.
     fn subscribe(&mut self, path: &str, qos: QoS) -> SubscribeReasonCode {
+        let code = self.grant(path, qos);
+        if code != SubscribeReasonCode::Failure && !self.filters.iter().any(|f| f == path) {
+            self.filters.push(path.to_owned());
+            if self.persistent {
+                self.ctx
+                    .sessions
+                    .keep_subscriptions(&self.login.identity, self.filters.clone());
+            }
+        }
+        code
+    }
+
+    fn grant(&mut self, path: &str, qos: QoS) -> SubscribeReasonCode {
         let granted = SubscribeReasonCode::Success(match qos {
             QoS::AtMostOnce => QoS::AtMostOnce,
             _ => QoS::AtLeastOnce,
@@ -563,6 +638,12 @@ impl Connection {
     }
 
     fn unsubscribe(&mut self, path: &str) {
+        self.filters.retain(|f| f != path);
+        if self.persistent {
+            self.ctx
+                .sessions
+                .keep_subscriptions(&self.login.identity, self.filters.clone());
+        }
         if path == topics::METHODS_SUBSCRIPTION {
             self.ctx.sessions.unsubscribe(&self.session, Subscription::Methods);
         } else if path == topics::DESIRED_SUBSCRIPTION {

@@ -167,6 +167,9 @@ pub struct Sessions {
     changed: watch::Sender<u64>,
     dirty: mpsc::UnboundedSender<Identity>,
     dirty_rx: Mutex<Option<mpsc::UnboundedReceiver<Identity>>>,
+    /// Subscriptions kept for identities that connect with a persistent session (MQTT
+    /// `cleanSession=0`): the transport's topic filters, restored on the next connection.
+    kept: Mutex<HashMap<Identity, Vec<String>>>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -200,7 +203,33 @@ impl Sessions {
             changed,
             dirty,
             dirty_rx: Mutex::new(Some(dirty_rx)),
+            kept: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// Keeps the subscriptions (topic filters) of an identity with a persistent session.
+    pub fn keep_subscriptions(&self, identity: &Identity, filters: Vec<String>) {
+        self.kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(identity.clone(), filters);
+    }
+
+    /// The kept subscriptions of an identity, if it has a persistent session.
+    pub fn kept_subscriptions(&self, identity: &Identity) -> Option<Vec<String>> {
+        self.kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(identity)
+            .cloned()
+    }
+
+    /// Ends an identity's persistent session (a clean-session connection).
+    pub fn forget_subscriptions(&self, identity: &Identity) {
+        self.kept
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(identity);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Identity, Entry>> {

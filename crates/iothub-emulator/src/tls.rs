@@ -208,6 +208,23 @@ impl TlsMaterial {
         config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         Ok(Arc::new(config))
     }
+
+    /// The MQTTS listener's configuration: the same certificate, and a request for an
+    /// optional client certificate (X.509 devices; see `x509`).
+    pub fn device_server_config(&self) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let key = PrivateKeyDer::from_pem_slice(self.server_key_pem.as_bytes()).map_err(|_| {
+            TlsError::BadPem {
+                path: PathBuf::from(SERVER_KEY_FILE),
+            }
+        })?;
+        let verifier = Arc::new(crate::x509::OptionalClientCert::new(Arc::clone(&provider)));
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.server_chain.clone(), key)?;
+        Ok(Arc::new(config))
+    }
 }
 
 #[cfg(test)]

@@ -532,3 +532,105 @@ async fn mqtt_over_websockets_on_the_https_port() -> TestResult {
     assert_eq!(&reply.into_data()[..], &[0x20, 2, 0, 0], "CONNACK accepted");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_persistent_session_keeps_its_subscriptions() -> TestResult {
+    let hub = hub().await;
+    sas_device(&hub, "p1").await;
+    let host = hub.emu.host_name();
+    let token = device_token(&host, "p1", None, KEY, now() + 600);
+    let (port, ca) = (hub.emu.mqtts_port(), hub.emu.ca_pem());
+    let (mut raw, code, present) = Raw::open(port, &ca).await.login(&host, "p1", &token, false).await;
+    assert_eq!((code, present), (0, false));
+    raw.subscribe(1, "$iothub/methods/POST/#", QoS::AtMostOnce).await;
+    drop(raw);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (mut raw, code, present) = Raw::open(port, &ca).await.login(&host, "p1", &token, false).await;
+    assert_eq!((code, present), (0, true), "the session is present");
+    let call = {
+        let url = hub.url("/twins/p1/methods");
+        let client = hub.client.clone();
+        let auth = common::token(&hub.emu, "service");
+        tokio::spawn(async move {
+            client.post(url).header("authorization", auth)
+                .json(&json!({"methodName": "kept", "responseTimeoutInSeconds": 5}))
+                .send().await.map(|r| r.status().as_u16())
+        })
+    };
+    let request = raw.next_publish().await;
+    let rid = request.topic.rsplit("$rid=").next().unwrap_or_default().to_owned();
+    raw.publish(&format!("$iothub/methods/res/200/?$rid={rid}"), QoS::AtMostOnce, 0, b"null").await;
+    assert_eq!(call.await??, 200);
+    drop(raw);
+    // A clean session forgets them.
+    let (_raw, code, present) = Raw::open(port, &ca).await.login(&host, "p1", &token, true).await;
+    assert_eq!((code, present), (0, false));
+    Ok(())
+}
+
+/// A certificate for `cn`: self-signed, or signed by `issuer`. Returns (chain PEM, key PEM).
+fn certificate(cn: &str, issuer: Option<&(rcgen::Issuer<'static, rcgen::KeyPair>, String)>) -> (String, String) {
+    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("key: {e}"));
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+    params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+    let cert = match issuer {
+        None => params.self_signed(&key),
+        Some((issuer, _)) => params.signed_by(&key, issuer),
+    }
+    .unwrap_or_else(|e| panic!("certificate: {e}"));
+    (cert.pem(), key.serialize_pem())
+}
+
+fn test_ca() -> (rcgen::Issuer<'static, rcgen::KeyPair>, String) {
+    let key = rcgen::KeyPair::generate().unwrap_or_else(|e| panic!("key: {e}"));
+    let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap_or_else(|e| panic!("{e}"));
+    params.distinguished_name.push(rcgen::DnType::CommonName, "Device Test CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::DigitalSignature];
+    let cert = params.self_signed(&key).unwrap_or_else(|e| panic!("CA: {e}"));
+    let pem = cert.pem();
+    (rcgen::Issuer::new(params, key), pem)
+}
+
+#[tokio::test]
+async fn x509_devices_connect_with_their_certificate() -> TestResult {
+    let ca = test_ca();
+    let hub = Hub::start_with(|b| b.mqtts_port(0).amqps_port(0).trusted_ca_pem(ca.1.clone())).await;
+    // Self-signed, registered by SHA-256 thumbprint (lower case) as the secondary one.
+    let own = certificate("x-self", None);
+    let der = rustls::pki_types::pem::PemObject::from_pem_slice(own.0.as_bytes())
+        .map(|d: rustls::pki_types::CertificateDer<'static>| d.to_vec())
+        .unwrap_or_default();
+    let sha256: String = <sha2::Sha256 as sha2::Digest>::digest(&der).iter().map(|b| format!("{b:02x}")).collect();
+    hub.call(Method::PUT, "/devices/x-self", Some(json!({"deviceId": "x-self", "authentication": {
+        "type": "selfSigned", "x509Thumbprint": {"primaryThumbprint": "AB".repeat(20), "secondaryThumbprint": sha256}}})))
+        .await
+        .expect(200, None);
+    hub.call(Method::PUT, "/devices/x-ca", Some(json!({"deviceId": "x-ca", "authentication": {"type": "certificateAuthority"}})))
+        .await
+        .expect(200, None);
+    let (port, pem) = (hub.emu.mqtts_port(), hub.emu.ca_pem());
+    let host = hub.emu.host_name();
+    let login = |raw: Raw, id: &'static str| {
+        let host = host.clone();
+        async move { raw.login(&host, id, "", true).await.1 }
+    };
+    assert_eq!(login(Raw::open_with_cert(port, &pem, &own).await, "x-self").await, 0, "thumbprint match");
+    let stranger = certificate("x-self", None);
+    assert_eq!(login(Raw::open_with_cert(port, &pem, &stranger).await, "x-self").await, 5, "other certificate");
+    assert_eq!(login(Raw::open(port, &pem).await, "x-self").await, 5, "no certificate");
+    let signed = certificate("x-ca", Some(&ca));
+    assert_eq!(login(Raw::open_with_cert(port, &pem, &signed).await, "x-ca").await, 0, "chained to the trusted CA");
+    let wrong_cn = certificate("someone-else", Some(&ca));
+    assert_eq!(login(Raw::open_with_cert(port, &pem, &wrong_cn).await, "x-ca").await, 5, "common name is not the device id");
+    let untrusted = certificate("x-ca", Some(&test_ca()));
+    assert_eq!(login(Raw::open_with_cert(port, &pem, &untrusted).await, "x-ca").await, 5, "untrusted CA");
+    // The event log records the X.509 login.
+    let (mut raw, code, _) = Raw::open_with_cert(port, &pem, &signed).await.login(&host, "x-ca", "", true).await;
+    assert_eq!(code, 0);
+    raw.publish("devices/x-ca/messages/events/", QoS::AtLeastOnce, 1, b"cert").await;
+    assert!(matches!(raw.recv().await, Some(Packet::PubAck(_))));
+    let stored = hub.emu.telemetry().from_device("x-ca").await?;
+    assert!(stored[0].system_properties["iothub-connection-auth-method"].as_str().unwrap_or_default().contains("x509Certificate"));
+    Ok(())
+}

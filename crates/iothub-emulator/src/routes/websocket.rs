@@ -65,7 +65,7 @@ pub async fn amqp_over_websocket(State(state): State<AppState>, mut request: Req
                     WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
                         .await;
                 if is_mqtt {
-                    crate::mqtt::serve_stream(WsStream::new(ws), mqtt, conn).await;
+                    crate::mqtt::serve_stream(WsStream::new(ws), mqtt, conn, None).await;
                 } else {
                     crate::amqp::serve_stream(WsStream::new(ws), amqp).await;
                 }

@@ -17,6 +17,14 @@ use tokio_rustls::client::TlsStream;
 
 /// A TLS stream to the hub's MQTTS port, trusting only `ca_pem`.
 pub async fn tls(port: u16, ca_pem: &str) -> TlsStream<TcpStream> {
+    tls_with(port, ca_pem, None).await
+}
+
+/// A TLS client certificate: the chain's PEM and the key's PEM.
+pub type ClientCert = (String, String);
+
+/// A TLS stream presenting `client` (a certificate chain and key, PEM) when given.
+pub async fn tls_with(port: u16, ca_pem: &str, client: Option<&ClientCert>) -> TlsStream<TcpStream> {
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
@@ -27,8 +35,18 @@ pub async fn tls(port: u16, ca_pem: &str) -> TlsStream<TcpStream> {
     ))
     .with_safe_default_protocol_versions()
     .unwrap_or_else(|e| panic!("tls: {e}"))
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    .with_root_certificates(roots);
+    let config = match client {
+        None => config.with_no_client_auth(),
+        Some((chain, key)) => {
+            let chain = rustls::pki_types::CertificateDer::pem_slice_iter(chain.as_bytes())
+                .collect::<Result<Vec<_>, _>>()
+                .unwrap_or_else(|e| panic!("client chain: {e}"));
+            let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes())
+                .unwrap_or_else(|e| panic!("client key: {e}"));
+            config.with_client_auth_cert(chain, key).unwrap_or_else(|e| panic!("client auth: {e}"))
+        }
+    };
     let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap_or_else(|e| panic!("connect: {e}"));
     let name = rustls::pki_types::ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
     TlsConnector::from(Arc::new(config))
@@ -59,22 +77,36 @@ impl Raw {
         Raw { stream: tls(port, ca_pem).await, buf: BytesMut::new() }
     }
 
+    /// Opens a connection presenting a client certificate.
+    pub async fn open_with_cert(port: u16, ca_pem: &str, cert: &ClientCert) -> Raw {
+        Raw { stream: tls_with(port, ca_pem, Some(cert)).await, buf: BytesMut::new() }
+    }
+
     /// Opens a connection and sends CONNECT as `client_id` with `password`; returns the
     /// connection and the CONNACK return code (as a number).
     pub async fn connect(port: u16, ca_pem: &str, host: &str, client_id: &str, password: &str) -> (Raw, u8) {
-        let mut raw = Raw::open(port, ca_pem).await;
+        let raw = Raw::open(port, ca_pem).await;
+        let (raw, code, _) = raw.login(host, client_id, password, true).await;
+        (raw, code)
+    }
+
+    /// Sends CONNECT on an open connection; returns the CONNACK's return code and session
+    /// present flag.
+    pub async fn login(mut self, host: &str, client_id: &str, password: &str, clean: bool) -> (Raw, u8, bool) {
+        let raw = &mut self;
         let mut connect = Connect::new(client_id);
+        connect.clean_session = clean;
         connect.keep_alive = 30;
         connect.login = Some(Login::new(
             format!("{host}/{client_id}/?api-version=2021-04-12"),
             password,
         ));
         raw.send(Packet::Connect(connect)).await;
-        let code = match raw.recv().await {
-            Some(Packet::ConnAck(ack)) => ack.code as u8,
+        let (code, present) = match raw.recv().await {
+            Some(Packet::ConnAck(ack)) => (ack.code as u8, ack.session_present),
             other => panic!("expected CONNACK, got {other:?}"),
         };
-        (raw, code)
+        (self, code, present)
     }
 
     pub async fn send(&mut self, packet: Packet) {
