@@ -13,7 +13,7 @@ const https = require('https');
 const { Client, Amqp, AmqpWs, ConnectionString, SharedAccessSignature } = require('azure-iothub');
 // The Message class azure-iothub itself uses (its vendored azure-iot-common).
 const { Message } = require('azure-iothub/dist/common-core/message');
-const { registry, newKey, runChecks } = require('./conformance');
+const { registry, newKey, feedbackFor, runChecks } = require('./conformance');
 
 const reg = registry();
 const owner = ConnectionString.parse(process.env.IOTHUB_CONNECTION_STRING);
@@ -95,43 +95,6 @@ async function expectAmqpError(errorName, condition, code, promise) {
     return err;
   }
   assert.fail(`expected ${errorName}, but the call succeeded: ${JSON.stringify(result)}`);
-}
-
-// Completes feedback batches on `receiver` until one holds a record for `messageId`, and
-// returns that record; fails after `ms`. Feedback is hub-wide, so batches may also carry
-// records of other checks' messages.
-function feedbackFor(receiver, messageId, ms) {
-  return new Promise((resolve, reject) => {
-    const seen = [];
-    const timer = setTimeout(() => {
-      receiver.removeListener('message', onMessage);
-      reject(new Error(`no feedback record for ${messageId} within ${ms} ms; batches seen: ${JSON.stringify(seen)}`));
-    }, ms);
-    function onMessage(batch) {
-      receiver.complete(batch).catch(() => {});
-      let records;
-      try {
-        records = JSON.parse(batch.data.toString());
-      } catch (e) {
-        records = null;
-      }
-      if (!Array.isArray(records)) {
-        clearTimeout(timer);
-        receiver.removeListener('message', onMessage);
-        reject(new Error(`feedback body is not a JSON array: ${batch.data}`));
-        return;
-      }
-      seen.push(records);
-      const mine = records.filter((r) => r.originalMessageId === messageId);
-      if (mine.length) {
-        clearTimeout(timer);
-        receiver.removeListener('message', onMessage);
-        if (mine.length > 1) reject(new Error(`${mine.length} records for ${messageId}: ${JSON.stringify(records)}`));
-        else resolve(mine[0]);
-      }
-    }
-    receiver.on('message', onMessage);
-  });
 }
 
 const checks = {};

@@ -75,6 +75,43 @@ function userProps(section) {
   return out;
 }
 
+// Completes feedback batches on `receiver` until one holds a record for `messageId`, and
+// returns that record; fails after `ms`. Feedback is hub-wide, so batches may also carry
+// records of other checks' messages.
+function feedbackFor(receiver, messageId, ms) {
+  return new Promise((resolve, reject) => {
+    const seen = [];
+    const timer = setTimeout(() => {
+      receiver.removeListener('message', onMessage);
+      reject(new Error(`no feedback record for ${messageId} within ${ms} ms; batches seen: ${JSON.stringify(seen)}`));
+    }, ms);
+    function onMessage(batch) {
+      receiver.complete(batch).catch(() => {});
+      let records;
+      try {
+        records = JSON.parse(batch.data.toString());
+      } catch (e) {
+        records = null;
+      }
+      if (!Array.isArray(records)) {
+        clearTimeout(timer);
+        receiver.removeListener('message', onMessage);
+        reject(new Error(`feedback body is not a JSON array: ${batch.data}`));
+        return;
+      }
+      seen.push(records);
+      const mine = records.filter((r) => r.originalMessageId === messageId);
+      if (mine.length) {
+        clearTimeout(timer);
+        receiver.removeListener('message', onMessage);
+        if (mine.length > 1) reject(new Error(`${mine.length} records for ${messageId}: ${JSON.stringify(records)}`));
+        else resolve(mine[0]);
+      }
+    }
+    receiver.on('message', onMessage);
+  });
+}
+
 // Runs the registered checks in order, reports each, and sets the exit code.
 async function runChecks(suite, checks) {
   const only = new Set(process.argv.slice(2));
@@ -102,4 +139,4 @@ async function runChecks(suite, checks) {
   process.exit();
 }
 
-module.exports = { registry, newKey, newThumbprint, expectHttpError, userProps, runChecks };
+module.exports = { registry, newKey, newThumbprint, expectHttpError, userProps, feedbackFor, runChecks };

@@ -11,11 +11,17 @@
 // `wss://<HostName>:443/$iothub/websocket` (azure-iothub dist/amqp_ws.js); its `ws` library
 // passes `port: 443` explicitly. For a loopback host, that port 443 is redirected to
 // EMULATOR_HTTPS_PORT as well, where the emulator serves `/$iothub/websocket`.
+//
+// The device SDK's MqttWs transport does the same (`wss://<GatewayHostName or HostName>:443/
+// $iothub/websocket`, azure-iot-device-mqtt dist/mqtt_ws.js), through the older `ws` that
+// mqtt.js bundles, which calls https.get() rather than https.request(). Node's https.get()
+// does not go through the exported https.request, so it is wrapped too.
 const https = require('https');
 
 const LOOPBACK = new Set(['localhost', '127.0.0.1']);
 const fallbackPort = Number(process.env.EMULATOR_HTTPS_PORT) || undefined;
 const originalRequest = https.request;
+const originalGet = https.get;
 
 function withPort(options) {
   if (!options || typeof options !== 'object' || options instanceof URL) return options;
@@ -36,4 +42,8 @@ function withPort(options) {
 
 https.request = function request(options, ...rest) {
   return originalRequest.call(this, withPort(options), ...rest);
+};
+
+https.get = function get(options, ...rest) {
+  return originalGet.call(this, withPort(options), ...rest);
 };

@@ -76,6 +76,7 @@ impl Hub {
             .data_dir(dir.path().join("data"))
             .https_port(0)
             .amqps_port(0)
+            .mqtts_port(0)
             // Feedback batches at once rather than every 15 s, so feedback checks stay short.
             .feedback_batch_interval(FEEDBACK_BATCH_INTERVAL);
         let emulator = configure(builder)
@@ -105,6 +106,11 @@ impl Hub {
         self.emulator.amqps_port()
     }
 
+    /// The emulator itself (its event log, ports, connection strings).
+    pub fn emulator(&self) -> &Emulator {
+        &self.emulator
+    }
+
     /// A scratch directory that lives as long as the hub.
     pub fn scratch_dir(&self) -> &Path {
         self.dir.path()
@@ -124,6 +130,10 @@ impl Hub {
             (
                 "EMULATOR_AMQPS_PORT".into(),
                 self.amqps_port().to_string().into(),
+            ),
+            (
+                "EMULATOR_MQTTS_PORT".into(),
+                self.emulator.mqtts_port().to_string().into(),
             ),
             ("EMULATOR_CA_PATH".into(), self.ca_path().into_os_string()),
             ("REQUESTS_CA_BUNDLE".into(), self.ca_path().into_os_string()),
@@ -310,4 +320,106 @@ pub fn read_journal(path: &Path) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|e| panic!("journal line {} is not JSON ({e}): {l}", i + 1))
         })
         .collect()
+}
+
+/// An official device SDK's device (or module) run as a child process that speaks the line
+/// protocol of `tests/python/device_agent.py` and `tests/node/device_agent.js`: one JSON
+/// event per stdout line, one JSON command per stdin line. The Rust test plays the service.
+pub struct DeviceAgent {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    seen: Vec<String>,
+}
+
+/// Which official device SDK runs the agent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentSdk {
+    /// Python `azure-iot-device`.
+    Python,
+    /// Node `azure-iot-device` with `azure-iot-device-mqtt` / `-http`.
+    Node,
+}
+
+impl DeviceAgent {
+    /// Starts the agent for `connection_string` over `transport` (`mqtt`, `mqttws`, or
+    /// `http` for Node) and waits for its `connected` event.
+    pub async fn start(hub: &Hub, sdk: AgentSdk, connection_string: &str, transport: &str) -> DeviceAgent {
+        use tokio::io::AsyncBufReadExt as _;
+        let (program, args, cwd): (PathBuf, Vec<OsString>, PathBuf) = match sdk {
+            AgentSdk::Python => (
+                python(),
+                vec![tests_dir().join("python").join("device_agent.py").into_os_string()],
+                tests_dir().join("python"),
+            ),
+            AgentSdk::Node => (
+                PathBuf::from("node"),
+                vec!["-r".into(), "./preload-port.js".into(), "device_agent.js".into()],
+                node_dir(),
+            ),
+        };
+        let mut cmd = Command::new(&program);
+        cmd.args(&args)
+            .current_dir(cwd)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .env("PYTHONUNBUFFERED", "1")
+            .env("DEVICE_CONNECTION_STRING", connection_string)
+            .env("DEVICE_TRANSPORT", transport)
+            .env("DEVICE_METHODS", "echo,reboot");
+        for (k, v) in hub.script_env() {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start the {sdk:?} device agent: {e}; {SETUP_HINT}"));
+        let stdin = child.stdin.take().expect("agent stdin");
+        let stdout = child.stdout.take().expect("agent stdout");
+        let mut agent = DeviceAgent {
+            child,
+            stdin,
+            lines: tokio::io::BufReader::new(stdout).lines(),
+            seen: Vec::new(),
+        };
+        agent.expect("connected", Duration::from_secs(30)).await;
+        agent
+    }
+
+    /// The next event named `name` within `wait` (other events are kept in the log shown on
+    /// failure).
+    pub async fn expect(&mut self, name: &str, wait: Duration) -> serde_json::Value {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let line = match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
+                Ok(Ok(Some(line))) => line,
+                Ok(_) => panic!("the device agent ended while waiting for '{name}'; it printed: {:#?}", self.seen),
+                Err(_) => panic!("no '{name}' event from the device agent within {wait:?}; it printed: {:#?}", self.seen),
+            };
+            self.seen.push(line.clone());
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if event["event"] == name {
+                return event;
+            }
+        }
+    }
+
+    /// Sends a command line.
+    pub async fn command(&mut self, command: serde_json::Value) {
+        use tokio::io::AsyncWriteExt as _;
+        let mut line = command.to_string();
+        line.push('\n');
+        self.stdin.write_all(line.as_bytes()).await.expect("write to the device agent");
+        self.stdin.flush().await.expect("flush the device agent's stdin");
+    }
+
+    /// Asks the agent to disconnect and waits for it to exit.
+    pub async fn exit(mut self) {
+        self.command(serde_json::json!({"cmd": "exit"})).await;
+        let _ = tokio::time::timeout(Duration::from_secs(20), self.child.wait()).await;
+    }
 }
