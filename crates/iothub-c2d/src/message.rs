@@ -11,60 +11,11 @@ use fe2o3_amqp::types::messaging::{
 use fe2o3_amqp::types::primitives::{Binary, OrderedMap, SimpleValue, Symbol, Timestamp};
 use iothub_core::limits::{MAX_ID_LEN, is_valid_id};
 
-/// The feedback a message asks for: IoT Hub's `iothub-ack` application property.
-///
-/// Feedback arrives on the feedback receiver ([`crate::C2dClient::feedback_receiver`]).
-/// Source: IoT Hub's cloud-to-device messaging guide ("Message feedback").
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
-#[non_exhaustive]
-pub enum Ack {
-    /// No feedback (IoT Hub's default).
-    #[default]
-    None,
-    /// Feedback when the device completes the message.
-    Positive,
-    /// Feedback when the message expires, reaches its maximum delivery count, is rejected
-    /// or is purged.
-    Negative,
-    /// Both positive and negative feedback.
-    Full,
-}
-
-impl Ack {
-    /// The wire value: `none`, `positive`, `negative` or `full`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Ack::None => "none",
-            Ack::Positive => "positive",
-            Ack::Negative => "negative",
-            Ack::Full => "full",
-        }
-    }
-}
-
-impl fmt::Display for Ack {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Ack {
-    type Err = crate::Error;
-
-    /// Parses `none`, `positive`, `negative` or `full` (case-insensitive).
-    fn from_str(text: &str) -> Result<Self, Self::Err> {
-        match text.to_ascii_lowercase().as_str() {
-            "none" => Ok(Ack::None),
-            "positive" => Ok(Ack::Positive),
-            "negative" => Ok(Ack::Negative),
-            "full" => Ok(Ack::Full),
-            _ => Err(crate::Error::InvalidMessage(format!(
-                "ack '{}' is not one of none, positive, negative, full",
-                text.escape_default()
-            ))),
-        }
-    }
-}
+/// The feedback a message asks for (`iothub-ack`): IoT Hub's vocabulary from `iothub-core`.
+/// Feedback arrives on the feedback receiver ([`crate::C2dClient::feedback_receiver`]);
+/// parsing a value that is not `none`, `positive`, `negative` or `full` gives
+/// [`iothub_core::UnknownValue`].
+pub use iothub_core::Ack;
 
 /// A cloud-to-device message: a body of bytes plus IoT Hub's system properties and any
 /// application properties.

@@ -17,11 +17,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
-/// The WebSocket sub-protocol IoT Hub uses for AMQP.
-pub const SUB_PROTOCOL: &str = "AMQPWSB10";
+/// The WebSocket sub-protocol IoT Hub uses for AMQP (from `iothub-core`).
+pub use iothub_core::websocket::AMQP_SUB_PROTOCOL as SUB_PROTOCOL;
 
-/// The path of IoT Hub's WebSocket endpoint.
-pub const PATH: &str = "/$iothub/websocket";
+/// The path of IoT Hub's WebSocket endpoint (from `iothub-core`).
+pub use iothub_core::websocket::PATH;
 
 /// A WebSocket connection seen as a byte stream. Writes become binary messages; text
 /// messages from the peer are a protocol error; a close message ends the stream.

@@ -88,6 +88,28 @@ string_enum! {
 }
 
 string_enum! {
+    /// The feedback a cloud-to-device message asks for: IoT Hub's `iothub-ack` application
+    /// property (C2D messaging guide, "Message feedback"). The default is [`Ack::None`].
+    Ack {
+        /// No feedback (IoT Hub's default).
+        None = "none",
+        /// Feedback when the device completes the message (`Success`).
+        Positive = "positive",
+        /// Feedback when the message expires, reaches its maximum delivery count, is
+        /// rejected or is purged.
+        Negative = "negative",
+        /// Both positive and negative feedback.
+        Full = "full",
+    }
+}
+
+impl Default for Ack {
+    fn default() -> Self {
+        Ack::None
+    }
+}
+
+string_enum! {
     /// What one entry of a bulk registry request (`POST /devices`) does (`importMode`).
     ///
     /// The `…IfMatchETag` modes compare the entry's `eTag` (identity) or `twinETag` (twin)

@@ -10,6 +10,9 @@
 //!   value is not one of them).
 //! - [`ETag`] and the [`etag`] functions: quoting an ETag for `If-Match`, reading an
 //!   `If-Match` value, comparing it with the stored one.
+//! - [`Ack`]: the feedback a cloud-to-device message asks for (`iothub-ack`).
+//! - [`mqtt`]: the MQTT topics of devices and the hub, and the property bag in them;
+//!   [`websocket`]: the WebSocket path and sub-protocols of AMQP and MQTT over port 443.
 //! - [`limits`]: IoT Hub's documented limits (id rule, bulk size, C2D queue and message size,
 //!   direct-method payload, twin sizes and depth, …), each naming its source.
 //! - [`redact`]: `Debug` output for optional secrets.
@@ -36,8 +39,11 @@ pub mod etag;
 mod identity;
 pub mod limits;
 pub mod mqtt;
+pub mod websocket;
 pub mod redact;
 
 pub use error_code::ErrorCode;
 pub use etag::ETag;
-pub use identity::{AuthenticationType, ConnectionState, DeviceStatus, ImportMode, UnknownValue};
+pub use identity::{
+    Ack, AuthenticationType, ConnectionState, DeviceStatus, ImportMode, UnknownValue,
+};

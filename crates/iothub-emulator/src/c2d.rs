@@ -52,8 +52,8 @@ const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 
 pub use crate::clock::Clock;
 
-/// The acknowledgement a message asks for (`iothub-ack`): the client crate's vocabulary.
-pub use iothub_c2d::Ack;
+/// The acknowledgement a message asks for (`iothub-ack`): IoT Hub's vocabulary.
+pub use iothub_core::Ack;
 
 /// Whether `ack` asks for feedback on messages that fail (expire, are purged, rejected).
 fn wants_negative(ack: Ack) -> bool {

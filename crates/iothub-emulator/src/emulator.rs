@@ -12,6 +12,7 @@ use crate::amqp::{AmqpContext, DEFAULT_FEEDBACK_INTERVAL};
 use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
 use crate::c2d::C2dQueues;
 use crate::events::EventLog;
+pub use crate::events::PartitionInfo;
 use crate::mqtt::MqttContext;
 use crate::sessions::{Identity, Sessions};
 use crate::conn::{ConnectionLimits, Tracker};
@@ -736,6 +737,15 @@ impl TelemetryLog {
     /// The partition a device's messages go to.
     pub fn partition_of(&self, device_id: &str) -> u32 {
         self.0.partition_of(device_id)
+    }
+
+    /// What `partition` holds now (first and last sequence numbers, last offset and
+    /// enqueued time).
+    ///
+    /// # Errors
+    /// A message saying why (unknown partition, store failure).
+    pub async fn partition_info(&self, partition: u32) -> Result<PartitionInfo, String> {
+        self.0.partition_info(partition).await.map_err(|e| e.to_string())
     }
 
     /// Up to `max` messages of `partition` from sequence number `from` on.

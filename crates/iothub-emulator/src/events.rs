@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::c2d::from_millis;
 use crate::clock::{Clock, format_time};
@@ -198,7 +198,6 @@ pub struct EventLog {
     clock: Clock,
     partitions: u32,
     jobs: mpsc::UnboundedSender<Job>,
-    appended: watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for EventLog {
@@ -214,13 +213,11 @@ impl EventLog {
     /// dropped). `partitions` is at least 1.
     pub fn start(store: Arc<Store>, clock: Clock, partitions: u32, retention: Duration) -> Arc<Self> {
         let (jobs, rx) = mpsc::unbounded_channel();
-        let (appended, _) = watch::channel(0);
         let log = Arc::new(EventLog {
             store,
             clock,
             partitions: partitions.max(1),
             jobs,
-            appended,
         });
         tokio::spawn(writer(Arc::downgrade(&log), rx));
         tokio::spawn(retention_sweeper(Arc::downgrade(&log), retention));
@@ -255,12 +252,6 @@ impl EventLog {
             .send(Job { event, reply })
             .map_err(|_| EventError::Stopped)?;
         rx.await.unwrap_or(Err(EventError::Stopped))
-    }
-
-    /// A receiver whose value changes after every commit that appended messages (readers
-    /// wait on it for new messages).
-    pub fn subscribe(&self) -> watch::Receiver<u64> {
-        self.appended.subscribe()
     }
 
     /// Up to `max` messages of `partition` with sequence numbers from `from_sequence` on, in
@@ -457,7 +448,6 @@ async fn writer(log: Weak<EventLog>, mut rx: mpsc::UnboundedReceiver<Job>) {
             .await;
         match outcome {
             Ok(positions) => {
-                log.appended.send_modify(|n| *n += 1);
                 for (reply, position) in replies.into_iter().zip(positions) {
                     let _ = reply.send(Ok(position));
                 }

@@ -63,6 +63,6 @@ pub use auth::{POLICY_NAMES, Policies, Policy, WELL_KNOWN_KEY};
 pub use conn::ConnectionLimits;
 pub use emulator::{
     DATABASE_FILE, DEFAULT_AMQPS_PORT, DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT,
-    Emulator, EmulatorBuilder, Error, StoredTelemetry, TelemetryLog, host_name,
+    Emulator, EmulatorBuilder, Error, PartitionInfo, StoredTelemetry, TelemetryLog, host_name,
 };
 pub use throttle::{OperationClass, Quota, ThrottleConfig, ThrottleProfile};

@@ -40,6 +40,7 @@ pub struct Identity {
 
 impl Identity {
     /// A device identity.
+    #[cfg(test)]
     pub fn device(device_id: impl Into<String>) -> Self {
         Identity {
             device_id: device_id.into(),

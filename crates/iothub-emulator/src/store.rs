@@ -168,17 +168,22 @@ impl Store {
         if found > SCHEMA_VERSION {
             return Err(StoreError::NewerSchema { found });
         }
-        if found > 0 && found < 4 {
-            // Version 4 added the delivery state of cloud-to-device messages.
-            conn.execute_batch(
-                "BEGIN;
-                 ALTER TABLE c2d_messages ADD COLUMN delivery_count INTEGER NOT NULL DEFAULT 0;
-                 ALTER TABLE c2d_messages ADD COLUMN lock_token TEXT;
-                 ALTER TABLE c2d_messages ADD COLUMN locked_until_ms INTEGER;
-                 COMMIT;",
-            )?;
-        }
         conn.execute_batch(SCHEMA)?;
+        // Version 4 added the delivery state of cloud-to-device messages; an older table gets
+        // the columns it lacks.
+        let columns: Vec<String> = conn
+            .prepare("SELECT name FROM pragma_table_info('c2d_messages')")?
+            .query_map([], |r| r.get(0))?
+            .collect::<Result<_, _>>()?;
+        for (name, ddl) in [
+            ("delivery_count", "INTEGER NOT NULL DEFAULT 0"),
+            ("lock_token", "TEXT"),
+            ("locked_until_ms", "INTEGER"),
+        ] {
+            if !columns.iter().any(|c| c == name) {
+                conn.execute_batch(&format!("ALTER TABLE c2d_messages ADD COLUMN {name} {ddl}"))?;
+            }
+        }
         conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
         // No device is connected to a hub that has just started: connection states and the
         // locks of messages delivered over connections of the previous run are released.

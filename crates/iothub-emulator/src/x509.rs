@@ -162,11 +162,6 @@ impl TrustedCas {
         })
     }
 
-    /// Number of trusted CA certificates.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
     /// Checks that `chain` (end entity first) chains to a trusted CA, is valid now, and names
     /// `device_id` as its subject common name.
     ///

@@ -223,8 +223,10 @@ fn delivered_response(message: DeliveredMessage) -> Response {
     put("iothub-deliverycount", message.delivery_count.to_string());
     put("iothub-ack", message.ack.as_str().to_owned());
     let props = &message.properties;
+    if let Some(id) = &message.message_id {
+        put("iothub-messageid", id.clone());
+    }
     for (name, key) in [
-        ("iothub-messageid", "messageId"),
         ("iothub-correlationid", "correlationId"),
         ("iothub-userid", "userId"),
         ("iothub-to", "to"),

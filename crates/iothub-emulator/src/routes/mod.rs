@@ -165,7 +165,7 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
         .route_layer(middleware::from_fn(require_api_version))
         // AMQP over WebSockets carries no api-version (clients do not send one).
         .route(
-            iothub_c2d::websocket::PATH,
+            iothub_core::websocket::PATH,
             get(websocket::amqp_over_websocket),
         )
         // uamqp (under the Python service SDK) uses the Service Bus path for the same transport.

@@ -10,16 +10,16 @@ use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use iothub_c2d::websocket::{SUB_PROTOCOL, WsStream};
-use tokio_tungstenite::WebSocketStream;
-use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::Role;
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+use async_tungstenite::tungstenite::protocol::Role;
+use iothub_core::websocket::{AMQP_SUB_PROTOCOL as SUB_PROTOCOL, MQTT_SUB_PROTOCOL};
+use ws_stream_tungstenite::WsStream;
 
 use super::AppState;
 use crate::conn::ConnState;
 
-/// The WebSocket sub-protocol of MQTT (IoT Hub's MQTT-over-WebSockets transport).
-pub const MQTT_SUB_PROTOCOL: &str = "mqtt";
 use crate::error::{ApiError, ErrorCode};
 
 /// Upgrades to a WebSocket carrying AMQP.
@@ -61,9 +61,12 @@ pub async fn amqp_over_websocket(State(state): State<AppState>, mut request: Req
     tokio::spawn(async move {
         match upgrade.await {
             Ok(upgraded) => {
-                let ws =
-                    WebSocketStream::from_raw_socket(TokioIo::new(upgraded), Role::Server, None)
-                        .await;
+                let ws = WebSocketStream::from_raw_socket(
+                    TokioAdapter::new(TokioIo::new(upgraded)),
+                    Role::Server,
+                    None,
+                )
+                .await;
                 if is_mqtt {
                     crate::mqtt::serve_stream(WsStream::new(ws), mqtt, conn, None).await;
                 } else {
