@@ -344,17 +344,31 @@ pub enum AgentSdk {
 impl DeviceAgent {
     /// Starts the agent for `connection_string` over `transport` (`mqtt`, `mqttws`, or
     /// `http` for Node) and waits for its `connected` event.
-    pub async fn start(hub: &Hub, sdk: AgentSdk, connection_string: &str, transport: &str) -> DeviceAgent {
+    pub async fn start(
+        hub: &Hub,
+        sdk: AgentSdk,
+        connection_string: &str,
+        transport: &str,
+    ) -> DeviceAgent {
         use tokio::io::AsyncBufReadExt as _;
         let (program, args, cwd): (PathBuf, Vec<OsString>, PathBuf) = match sdk {
             AgentSdk::Python => (
                 python(),
-                vec![tests_dir().join("python").join("device_agent.py").into_os_string()],
+                vec![
+                    tests_dir()
+                        .join("python")
+                        .join("device_agent.py")
+                        .into_os_string(),
+                ],
                 tests_dir().join("python"),
             ),
             AgentSdk::Node => (
                 PathBuf::from("node"),
-                vec!["-r".into(), "./preload-port.js".into(), "device_agent.js".into()],
+                vec![
+                    "-r".into(),
+                    "./preload-port.js".into(),
+                    "device_agent.js".into(),
+                ],
                 node_dir(),
             ),
         };
@@ -395,8 +409,14 @@ impl DeviceAgent {
         loop {
             let line = match tokio::time::timeout_at(deadline, self.lines.next_line()).await {
                 Ok(Ok(Some(line))) => line,
-                Ok(_) => panic!("the device agent ended while waiting for '{name}'; it printed: {:#?}", self.seen),
-                Err(_) => panic!("no '{name}' event from the device agent within {wait:?}; it printed: {:#?}", self.seen),
+                Ok(_) => panic!(
+                    "the device agent ended while waiting for '{name}'; it printed: {:#?}",
+                    self.seen
+                ),
+                Err(_) => panic!(
+                    "no '{name}' event from the device agent within {wait:?}; it printed: {:#?}",
+                    self.seen
+                ),
             };
             self.seen.push(line.clone());
             let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
@@ -413,8 +433,14 @@ impl DeviceAgent {
         use tokio::io::AsyncWriteExt as _;
         let mut line = command.to_string();
         line.push('\n');
-        self.stdin.write_all(line.as_bytes()).await.expect("write to the device agent");
-        self.stdin.flush().await.expect("flush the device agent's stdin");
+        self.stdin
+            .write_all(line.as_bytes())
+            .await
+            .expect("write to the device agent");
+        self.stdin
+            .flush()
+            .await
+            .expect("flush the device agent's stdin");
     }
 
     /// Asks the agent to disconnect and waits for it to exit.

@@ -65,7 +65,8 @@ async fn scenario(sdk: AgentSdk, transport: &str, module: bool) {
             .await
             .expect("create module");
     }
-    let mut agent = DeviceAgent::start(&hub, sdk, &device_cs(&hub, &device, module_id), transport).await;
+    let mut agent =
+        DeviceAgent::start(&hub, sdk, &device_cs(&hub, &device, module_id), transport).await;
 
     if !module {
         rm.send_c2d_message(&device, "to the device", [("color", "blue")])
@@ -90,9 +91,14 @@ async fn scenario(sdk: AgentSdk, transport: &str, module: bool) {
         assert_eq!(request["name"], "echo");
         let result = result.expect("direct method");
         assert_eq!(result.status, Some(200));
-        assert_eq!(result.payload, Some(json!({"echo": {"n": 7}, "method": "echo"})));
+        assert_eq!(
+            result.payload,
+            Some(json!({"echo": {"n": 7}, "method": "echo"}))
+        );
 
-        agent.command(json!({"cmd": "report", "patch": {"firmware": "1.2.3"}})).await;
+        agent
+            .command(json!({"cmd": "report", "patch": {"firmware": "1.2.3"}}))
+            .await;
         let reported = agent.expect("reported", WAIT).await;
         assert_eq!(reported["ok"], true, "{reported}");
         let twin = match module_id {
@@ -102,7 +108,9 @@ async fn scenario(sdk: AgentSdk, transport: &str, module: bool) {
         .expect("get twin");
         assert_eq!(twin.reported()["firmware"], "1.2.3");
 
-        let patch = TwinPatch::new().desired(json!({"interval": 15})).expect("patch");
+        let patch = TwinPatch::new()
+            .desired(json!({"interval": 15}))
+            .expect("patch");
         match module_id {
             Some(m) => rm.update_module_twin(&device, m, &patch).await.map(|_| ()),
             None => rm.update_twin(&device, &patch).await.map(|_| ()),
@@ -128,7 +136,10 @@ async fn scenario(sdk: AgentSdk, transport: &str, module: bool) {
     assert_eq!(message.application_properties["alert"], "no");
     let system = &message.system_properties;
     assert_eq!(system["message-id"], "t-1");
-    assert_eq!(system["iothub-connection-device-id"], Value::String(device.clone()));
+    assert_eq!(
+        system["iothub-connection-device-id"],
+        Value::String(device.clone())
+    );
     if let Some(m) = module_id {
         assert_eq!(system["iothub-connection-module-id"], m);
     }

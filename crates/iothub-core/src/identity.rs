@@ -103,6 +103,8 @@ string_enum! {
     }
 }
 
+// The enum comes from `string_enum!`, which derives no `Default`.
+#[allow(clippy::derivable_impls)]
 impl Default for Ack {
     fn default() -> Self {
         Ack::None

@@ -39,8 +39,8 @@ pub mod etag;
 mod identity;
 pub mod limits;
 pub mod mqtt;
-pub mod websocket;
 pub mod redact;
+pub mod websocket;
 
 pub use error_code::ErrorCode;
 pub use etag::ETag;

@@ -342,10 +342,7 @@ mod tests {
                     version: Some(5),
                 },
             ),
-            (
-                desired_topic(9),
-                Topic::DesiredPatch { version: Some(9) },
-            ),
+            (desired_topic(9), Topic::DesiredPatch { version: Some(9) }),
             (
                 telemetry_topic("d", Some("m"), "a=b"),
                 Topic::Telemetry {

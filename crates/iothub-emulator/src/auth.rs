@@ -390,7 +390,9 @@ fn token_identity(resource_uri: &str) -> Option<(String, Option<String>)> {
     let rest = path.strip_prefix("devices/")?;
     let rest = rest.trim_end_matches('/');
     match rest.split_once("/modules/") {
-        Some((device, module)) if !device.is_empty() && !module.is_empty() && !module.contains('/') => {
+        Some((device, module))
+            if !device.is_empty() && !module.is_empty() && !module.contains('/') =>
+        {
             Some((device.to_owned(), Some(module.to_owned())))
         }
         None if !rest.is_empty() && !rest.contains('/') => Some((rest.to_owned(), None)),
@@ -415,7 +417,9 @@ pub fn authenticate_device(
     now: SystemTime,
 ) -> Result<SystemTime, DeviceAuthError> {
     let parsed = ParsedSasToken::parse(token).map_err(|e| {
-        DeviceAuthError::Malformed(format!("The password is not a valid SharedAccessSignature: {e}."))
+        DeviceAuthError::Malformed(format!(
+            "The password is not a valid SharedAccessSignature: {e}."
+        ))
     })?;
     let verified = match parsed.key_name.as_deref() {
         None => {
@@ -583,8 +587,15 @@ mod tests {
             authenticate_device(&p, device.expose(), "d1", None, &[key], late),
             Err(DeviceAuthError::Expired)
         );
-        let module = generate_sas_token("myhub.azure-devices.net/devices/d1/modules/m1", &k, None, 2000);
-        assert!(authenticate_device(&p, module.expose(), "d1", Some("m1"), &[other, key], now).is_ok());
+        let module = generate_sas_token(
+            "myhub.azure-devices.net/devices/d1/modules/m1",
+            &k,
+            None,
+            2000,
+        );
+        assert!(
+            authenticate_device(&p, module.expose(), "d1", Some("m1"), &[other, key], now).is_ok()
+        );
         let owner = token(&p, "iothubowner", "localhost/devices/d9", 2000);
         assert!(authenticate_device(&p, &owner, "d9", None, &[], now).is_ok());
         let service = token(&p, "service", "localhost", 2000);

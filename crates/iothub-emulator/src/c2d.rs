@@ -112,7 +112,10 @@ pub enum Settlement {
 
 /// Which queue: a device's own (`module_id` empty) or a module's.
 fn queue_key(device_id: &str, module_id: Option<&str>) -> (String, String) {
-    (device_id.to_owned(), module_id.unwrap_or_default().to_owned())
+    (
+        device_id.to_owned(),
+        module_id.unwrap_or_default().to_owned(),
+    )
 }
 
 /// A message to enqueue.
@@ -278,7 +281,14 @@ impl C2dQueues {
                      RETURNING device_id, module_id, message_id, ack, generation_id",
                     params![device_id],
                 )?;
-                add_feedback(&tx, &removed, wants_negative, "Purged", "Message purged", now)?;
+                add_feedback(
+                    &tx,
+                    &removed,
+                    wants_negative,
+                    "Purged",
+                    "Message purged",
+                    now,
+                )?;
                 set_message_count(&tx, &device_id, "", 0)?;
                 tx.commit().map_err(StoreError::from)?;
                 Ok(Some(removed.len() as u64))
@@ -308,7 +318,14 @@ impl C2dQueues {
                 if removed.is_empty() {
                     return Ok(0);
                 }
-                add_feedback(&tx, &removed, wants_negative, "Expired", "Message expired", now)?;
+                add_feedback(
+                    &tx,
+                    &removed,
+                    wants_negative,
+                    "Expired",
+                    "Message expired",
+                    now,
+                )?;
                 let targets: HashSet<(String, String)> = removed
                     .iter()
                     .map(|r| (r.device_id.clone(), r.module_id.clone()))
@@ -736,6 +753,9 @@ async fn writer(queues: std::sync::Weak<C2dQueues>, mut rx: mpsc::UnboundedRecei
     }
 }
 
+/// Each message's result, and the queues that received messages.
+type GroupOutcome = (Vec<Result<(), C2dError>>, Vec<(String, String)>);
+
 struct Target {
     generation_id: String,
     depth: u64,
@@ -746,7 +766,7 @@ fn commit_group(
     conn: &mut Connection,
     messages: Vec<OutgoingMessage>,
     now: DateTime<Utc>,
-) -> Result<(Vec<Result<(), C2dError>>, Vec<(String, String)>), C2dError> {
+) -> Result<GroupOutcome, C2dError> {
     let tx = conn.transaction().map_err(StoreError::from)?;
     let mut targets: HashMap<(String, String), Option<Target>> = HashMap::new();
     let mut results = Vec::with_capacity(messages.len());

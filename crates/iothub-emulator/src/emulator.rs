@@ -11,14 +11,14 @@ use tokio::task::JoinHandle;
 use crate::amqp::{AmqpContext, DEFAULT_FEEDBACK_INTERVAL};
 use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
 use crate::c2d::C2dQueues;
+use crate::conn::{ConnectionLimits, Tracker};
 use crate::events::EventLog;
 pub use crate::events::PartitionInfo;
-use crate::mqtt::MqttContext;
-use crate::sessions::{Identity, Sessions};
-use crate::conn::{ConnectionLimits, Tracker};
 use crate::journal::Journal;
+use crate::mqtt::MqttContext;
 use crate::registry::Registry;
 use crate::routes::{AppState, Shared, router};
+use crate::sessions::{Identity, Sessions};
 use crate::store::{Store, StoreError};
 use crate::throttle::{Throttle, ThrottleConfig};
 use crate::tls::{self, TlsError};
@@ -370,7 +370,9 @@ impl EmulatorBuilder {
                 ))
             })?);
         }
-        if let Some(dir) = data_dir.as_ref().map(|d| d.join(crate::x509::TRUSTED_CA_DIR))
+        if let Some(dir) = data_dir
+            .as_ref()
+            .map(|d| d.join(crate::x509::TRUSTED_CA_DIR))
             && let Ok(entries) = std::fs::read_dir(&dir)
         {
             let mut files: Vec<PathBuf> = entries
@@ -379,8 +381,10 @@ impl EmulatorBuilder {
                 .collect();
             files.sort();
             for file in files {
-                let text = std::fs::read_to_string(&file)
-                    .map_err(|source| Error::DataDir { path: file.clone(), source })?;
+                let text = std::fs::read_to_string(&file).map_err(|source| Error::DataDir {
+                    path: file.clone(),
+                    source,
+                })?;
                 ca_pems.push(text);
             }
         }
@@ -745,7 +749,10 @@ impl TelemetryLog {
     /// # Errors
     /// A message saying why (unknown partition, store failure).
     pub async fn partition_info(&self, partition: u32) -> Result<PartitionInfo, String> {
-        self.0.partition_info(partition).await.map_err(|e| e.to_string())
+        self.0
+            .partition_info(partition)
+            .await
+            .map_err(|e| e.to_string())
     }
 
     /// Up to `max` messages of `partition` from sequence number `from` on.
@@ -758,7 +765,11 @@ impl TelemetryLog {
         from: i64,
         max: usize,
     ) -> Result<Vec<StoredTelemetry>, String> {
-        let events = self.0.read(partition, from, max).await.map_err(|e| e.to_string())?;
+        let events = self
+            .0
+            .read(partition, from, max)
+            .await
+            .map_err(|e| e.to_string())?;
         Ok(events
             .into_iter()
             .map(|e| {

@@ -230,7 +230,12 @@ impl From<Invalid> for ApiError {
 
 /// Seconds as IoT Hub's `hh:mm:ss` timeout text.
 fn hms(secs: u64) -> String {
-    format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+    format!(
+        "{:02}:{:02}:{:02}",
+        secs / 3600,
+        (secs / 60) % 60,
+        secs % 60
+    )
 }
 
 #[cfg(test)]

@@ -171,7 +171,9 @@ pub struct PartitionInfo {
 #[non_exhaustive]
 pub enum EventError {
     /// The message is larger than [`MAX_MESSAGE_BYTES`].
-    #[error("The message is {0} bytes (body and properties); the maximum is {MAX_MESSAGE_BYTES} bytes.")]
+    #[error(
+        "The message is {0} bytes (body and properties); the maximum is {MAX_MESSAGE_BYTES} bytes."
+    )]
     TooLarge(usize),
     /// The partition does not exist.
     #[error("Partition {0} does not exist.")]
@@ -211,7 +213,12 @@ impl std::fmt::Debug for EventLog {
 impl EventLog {
     /// Starts the group-commit writer and the retention sweeper (both stop when the log is
     /// dropped). `partitions` is at least 1.
-    pub fn start(store: Arc<Store>, clock: Clock, partitions: u32, retention: Duration) -> Arc<Self> {
+    pub fn start(
+        store: Arc<Store>,
+        clock: Clock,
+        partitions: u32,
+        retention: Duration,
+    ) -> Arc<Self> {
         let (jobs, rx) = mpsc::unbounded_channel();
         let log = Arc::new(EventLog {
             store,
@@ -294,12 +301,11 @@ impl EventLog {
                     .map_err(StoreError::from)?;
                 rows.into_iter()
                     .map(|(seq, offset, enq, device_id, module_id, props, body)| {
-                        let properties = serde_json::from_str(&props).map_err(|source| {
-                            StoreError::Corrupt {
+                        let properties =
+                            serde_json::from_str(&props).map_err(|source| StoreError::Corrupt {
                                 what: "event",
                                 source,
-                            }
-                        })?;
+                            })?;
                         Ok(StoredEvent {
                             partition,
                             sequence_number: seq,
@@ -337,9 +343,11 @@ impl EventLog {
                          ORDER BY seq DESC LIMIT 1",
                     )
                     .and_then(|mut s| {
-                        s.query_map(params![partition], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-                            .next()
-                            .transpose()
+                        s.query_map(params![partition], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })?
+                        .next()
+                        .transpose()
                     })
                     .map_err(StoreError::from)?;
                 Ok(PartitionInfo {
@@ -404,7 +412,11 @@ fn properties_of(event: &Telemetry, enqueued: DateTime<Utc>) -> Value {
             AuthMethod::Sas => "sas",
             AuthMethod::X509 => "x509Certificate",
         };
-        let scope = if event.module_id.is_some() { "module" } else { "device" };
+        let scope = if event.module_id.is_some() {
+            "module"
+        } else {
+            "device"
+        };
         put(
             "iothub-connection-auth-method",
             Some(
@@ -440,8 +452,12 @@ async fn writer(log: Weak<EventLog>, mut rx: mpsc::UnboundedReceiver<Job>) {
             return;
         };
         let now = (log.clock)();
-        let partitions: Vec<u32> = jobs.iter().map(|j| log.partition_of(&j.event.device_id)).collect();
-        let (events, replies): (Vec<_>, Vec<_>) = jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
+        let partitions: Vec<u32> = jobs
+            .iter()
+            .map(|j| log.partition_of(&j.event.device_id))
+            .collect();
+        let (events, replies): (Vec<_>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.event, j.reply)).unzip();
         let outcome = log
             .store
             .call(move |conn| commit_group(conn, events, partitions, now))
@@ -584,12 +600,17 @@ mod tests {
         assert_eq!(system["iothub-message-source"], "Telemetry");
         assert_eq!(system["message-id"], "m-48");
         assert_eq!(system["content-type"], "application/json");
-        assert!(system["iothub-connection-auth-method"]
-            .as_str()
-            .is_some_and(|m| m.contains("\"sas\"")));
+        assert!(
+            system["iothub-connection-auth-method"]
+                .as_str()
+                .is_some_and(|m| m.contains("\"sas\""))
+        );
         assert_eq!(read[0].properties["application"]["k"], "v");
         let next = events.append(message("d1", "after")).await?;
-        assert_eq!(next.sequence_number, 50, "sequence numbers continue after a restart");
+        assert_eq!(
+            next.sequence_number, 50,
+            "sequence numbers continue after a restart"
+        );
         let info = events.partition_info(partition).await?;
         assert_eq!(info.begin_sequence_number, 0);
         assert_eq!(info.last_sequence_number, 50);
@@ -603,7 +624,11 @@ mod tests {
         let store = Arc::new(Store::open_in_memory()?);
         let events = log(&store);
         let first = events.append(message("d2", "a")).await?;
-        assert_eq!(events.sweep(Duration::ZERO).await?, 0, "same millisecond is kept");
+        assert_eq!(
+            events.sweep(Duration::ZERO).await?,
+            0,
+            "same millisecond is kept"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(events.sweep(Duration::ZERO).await?, 1);
         let info = events.partition_info(first.partition).await?;
@@ -621,7 +646,10 @@ mod tests {
         let events = log(&store);
         let mut big = message("d3", "");
         big.body = vec![0; MAX_MESSAGE_BYTES + 1];
-        assert!(matches!(events.append(big).await, Err(EventError::TooLarge(_))));
+        assert!(matches!(
+            events.append(big).await,
+            Err(EventError::TooLarge(_))
+        ));
         assert!(matches!(
             events.read(4, 0, 1).await,
             Err(EventError::NoSuchPartition(4))

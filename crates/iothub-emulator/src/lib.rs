@@ -40,11 +40,11 @@
 mod amqp;
 mod auth;
 mod c2d;
-mod events;
 mod clock;
 mod conn;
 mod emulator;
 mod error;
+mod events;
 mod journal;
 mod model;
 mod mqtt;

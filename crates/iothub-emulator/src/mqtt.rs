@@ -47,8 +47,8 @@ use crate::conn::{ConnState, ConnectionLimits, Tracker};
 use crate::events::{AuthMethod, EventLog, Telemetry};
 use crate::model::AuthenticationType;
 use crate::registry::{Registry, RegistryError};
-use crate::x509::{PeerCertificates, TrustedCas};
 use crate::sessions::{Identity, MethodResponse, Session, SessionEvent, Sessions, Subscription};
+use crate::x509::{PeerCertificates, TrustedCas};
 
 /// Largest packet read: a 256 KB message plus room for its topic and properties.
 const MAX_PACKET_BYTES: usize = crate::events::MAX_MESSAGE_BYTES + 16 * 1024;
@@ -178,11 +178,19 @@ pub async fn serve_stream<S>(
     S: AsyncRead + AsyncWrite + Send + Unpin,
 {
     let mut buf = BytesMut::with_capacity(8 * 1024);
-    let first = tokio::time::timeout(ctx.limits.handshake_timeout, read_packet(&mut stream, &mut buf)).await;
+    let first = tokio::time::timeout(
+        ctx.limits.handshake_timeout,
+        read_packet(&mut stream, &mut buf),
+    )
+    .await;
     let connect = match first {
         Ok(Ok(Some(Packet::Connect(connect)))) => connect,
         Ok(Err(e)) if e.contains("protocol") => {
-            let _ = write_packet(&mut stream, connack(ConnectReturnCode::RefusedProtocolVersion)).await;
+            let _ = write_packet(
+                &mut stream,
+                connack(ConnectReturnCode::RefusedProtocolVersion),
+            )
+            .await;
             tracing::debug!(error = %e, "MQTT connection refused");
             return;
         }
@@ -218,7 +226,10 @@ pub async fn serve_stream<S>(
         ctx.sessions.kept_subscriptions(&login.identity)
     };
     let ack = ConnAck::new(ConnectReturnCode::Success, kept.is_some());
-    if write_packet(&mut stream, Packet::ConnAck(ack)).await.is_err() {
+    if write_packet(&mut stream, Packet::ConnAck(ack))
+        .await
+        .is_err()
+    {
         ctx.sessions.close(&session);
         return;
     }
@@ -241,7 +252,9 @@ pub async fn serve_stream<S>(
         Close::Violation(why) => {
             tracing::info!(identity = %connection.login.identity, reason = %why, "MQTT connection closed")
         }
-        other => tracing::info!(identity = %connection.login.identity, reason = ?other, "MQTT device disconnected"),
+        other => {
+            tracing::info!(identity = %connection.login.identity, reason = ?other, "MQTT device disconnected")
+        }
     }
     let _ = stream.shutdown().await;
 }
@@ -298,12 +311,18 @@ async fn login(
     let found = match found {
         Ok(found) => found,
         Err(RegistryError::Store(e)) => {
-            return Err((ConnectReturnCode::ServiceUnavailable, format!("store failure: {e}")));
+            return Err((
+                ConnectReturnCode::ServiceUnavailable,
+                format!("store failure: {e}"),
+            ));
         }
         Err(e) => return Err((ConnectReturnCode::NotAuthorized, e.to_string())),
     };
     if !found.enabled {
-        return Err((ConnectReturnCode::NotAuthorized, "the device is disabled".into()));
+        return Err((
+            ConnectReturnCode::NotAuthorized,
+            "the device is disabled".into(),
+        ));
     }
     let identity = Identity::new(device_id, module_id.map(str::to_owned));
     match found.auth.kind {
@@ -341,14 +360,18 @@ async fn login(
             let Some(end) = chain.first() else {
                 return Err((
                     ConnectReturnCode::NotAuthorized,
-                    "an X.509 identity must present its client certificate (on the MQTTS port)".into(),
+                    "an X.509 identity must present its client certificate (on the MQTTS port)"
+                        .into(),
                 ));
             };
             if found.auth.kind == AuthenticationType::SelfSigned {
-                let expected: Vec<&str> = [&found.auth.primary_thumbprint, &found.auth.secondary_thumbprint]
-                    .into_iter()
-                    .filter_map(|t| t.as_deref())
-                    .collect();
+                let expected: Vec<&str> = [
+                    &found.auth.primary_thumbprint,
+                    &found.auth.secondary_thumbprint,
+                ]
+                .into_iter()
+                .filter_map(|t| t.as_deref())
+                .collect();
                 if !crate::x509::matches_thumbprint(end, &expected) {
                     return Err((
                         ConnectReturnCode::NotAuthorized,
@@ -379,7 +402,8 @@ struct C2dDelivery {
     poll: bool,
 }
 
-type PendingAck = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<u16>, Close>> + Send>>;
+type PendingAck =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Option<u16>, Close>> + Send>>;
 
 struct Connection {
     ctx: Arc<MqttContext>,
@@ -500,7 +524,11 @@ impl Connection {
     }
 
     /// Forwards what the hub tells the session: method requests and desired-property changes.
-    async fn forward<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, event: SessionEvent) -> Result<(), Close> {
+    async fn forward<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        event: SessionEvent,
+    ) -> Result<(), Close> {
         let (topic, body) = match event {
             SessionEvent::MethodRequest {
                 request_id,
@@ -510,11 +538,17 @@ impl Connection {
                 topics::method_request_topic(&method, &request_id.to_string()),
                 payload,
             ),
-            SessionEvent::DesiredPatch { version, patch } => (topics::desired_topic(version), patch),
+            SessionEvent::DesiredPatch { version, patch } => {
+                (topics::desired_topic(version), patch)
+            }
             SessionEvent::Replaced => return Err(Close::Replaced),
         };
         let body = serde_json::to_vec(&body).unwrap_or_default();
-        write_packet(stream, Packet::Publish(Publish::new(topic, QoS::AtMostOnce, body))).await
+        write_packet(
+            stream,
+            Packet::Publish(Publish::new(topic, QoS::AtMostOnce, body)),
+        )
+        .await
     }
 
     /// Delivers the next messages of the queue, up to the window.
@@ -527,9 +561,16 @@ impl Connection {
         let messages = self
             .ctx
             .queues
-            .receive(&identity.device_id, identity.module_id.as_deref(), room, None)
+            .receive(
+                &identity.device_id,
+                identity.module_id.as_deref(),
+                room,
+                None,
+            )
             .await
-            .map_err(|e| Close::Violation(format!("reading the cloud-to-device queue failed: {e}")))?;
+            .map_err(|e| {
+                Close::Violation(format!("reading the cloud-to-device queue failed: {e}"))
+            })?;
         if let Some(c2d) = &mut self.c2d {
             c2d.poll = messages.len() == room;
         }
@@ -557,13 +598,23 @@ impl Connection {
             Packet::Publish(publish) => self.on_publish(stream, publish, acks).await,
             Packet::PubAck(ack) => {
                 let identity = &self.login.identity;
-                let token = self.c2d.as_mut().and_then(|c| c.in_flight.remove(&ack.pkid));
+                let token = self
+                    .c2d
+                    .as_mut()
+                    .and_then(|c| c.in_flight.remove(&ack.pkid));
                 if let Some(token) = token {
                     self.ctx
                         .queues
-                        .settle(&identity.device_id, identity.module_id.as_deref(), &token, Settlement::Complete)
+                        .settle(
+                            &identity.device_id,
+                            identity.module_id.as_deref(),
+                            &token,
+                            Settlement::Complete,
+                        )
                         .await
-                        .map_err(|e| Close::Violation(format!("completing a message failed: {e}")))?;
+                        .map_err(|e| {
+                            Close::Violation(format!("completing a message failed: {e}"))
+                        })?;
                     if let Some(c2d) = &mut self.c2d {
                         c2d.poll = true;
                     }
@@ -585,11 +636,15 @@ impl Connection {
             }
             Packet::PingReq => write_packet(stream, Packet::PingResp).await,
             Packet::Disconnect => Err(Close::Gone),
-            Packet::Connect(_) => Err(Close::Violation("a second CONNECT on one connection".into())),
+            Packet::Connect(_) => Err(Close::Violation(
+                "a second CONNECT on one connection".into(),
+            )),
             Packet::PubRec(_) | Packet::PubRel(_) | Packet::PubComp(_) => {
                 Err(Close::Violation("QoS 2 is not supported by IoT Hub".into()))
             }
-            other => Err(Close::Violation(format!("unexpected packet from a device: {other:?}"))),
+            other => Err(Close::Violation(format!(
+                "unexpected packet from a device: {other:?}"
+            ))),
         }
     }
 
@@ -615,14 +670,20 @@ impl Connection {
         });
         let identity = &self.login.identity;
         if path == topics::METHODS_SUBSCRIPTION {
-            self.ctx.sessions.subscribe(&self.session, Subscription::Methods);
+            self.ctx
+                .sessions
+                .subscribe(&self.session, Subscription::Methods);
             granted
         } else if path == topics::DESIRED_SUBSCRIPTION {
-            self.ctx.sessions.subscribe(&self.session, Subscription::DesiredProperties);
+            self.ctx
+                .sessions
+                .subscribe(&self.session, Subscription::DesiredProperties);
             granted
         } else if path == topics::TWIN_RESPONSES_SUBSCRIPTION {
             granted
-        } else if identity.module_id.is_none() && path == topics::c2d_subscription(&identity.device_id) {
+        } else if identity.module_id.is_none()
+            && path == topics::c2d_subscription(&identity.device_id)
+        {
             if self.c2d.is_none() {
                 self.c2d = Some(C2dDelivery {
                     signal: self.ctx.queues.queue_signal(&identity.device_id, None),
@@ -645,9 +706,13 @@ impl Connection {
                 .keep_subscriptions(&self.login.identity, self.filters.clone());
         }
         if path == topics::METHODS_SUBSCRIPTION {
-            self.ctx.sessions.unsubscribe(&self.session, Subscription::Methods);
+            self.ctx
+                .sessions
+                .unsubscribe(&self.session, Subscription::Methods);
         } else if path == topics::DESIRED_SUBSCRIPTION {
-            self.ctx.sessions.unsubscribe(&self.session, Subscription::DesiredProperties);
+            self.ctx
+                .sessions
+                .unsubscribe(&self.session, Subscription::DesiredProperties);
         }
     }
 
@@ -673,7 +738,9 @@ impl Connection {
                 event.generation_id = self.login.generation_id.clone();
                 event.auth = Some(self.login.auth);
                 if publish.retain {
-                    event.application.push(("mqtt-retain".into(), "true".into()));
+                    event
+                        .application
+                        .push(("mqtt-retain".into(), "true".into()));
                 }
                 event.body = publish.payload.to_vec();
                 let events = Arc::clone(&self.ctx.events);
@@ -681,9 +748,11 @@ impl Connection {
                 acks.push_back(Box::pin(async move {
                     match events.append(event).await {
                         Ok(_) => Ok(pkid),
-                        Err(crate::events::EventError::TooLarge(n)) => Err(Close::Violation(format!(
-                            "a device-to-cloud message of {n} bytes is over IoT Hub's 256 KB"
-                        ))),
+                        Err(crate::events::EventError::TooLarge(n)) => {
+                            Err(Close::Violation(format!(
+                                "a device-to-cloud message of {n} bytes is over IoT Hub's 256 KB"
+                            )))
+                        }
                         Err(e) => Err(Close::Violation(format!("storing telemetry failed: {e}"))),
                     }
                 }));
@@ -693,8 +762,9 @@ impl Connection {
                 let payload = if publish.payload.is_empty() {
                     Value::Null
                 } else {
-                    serde_json::from_slice(&publish.payload)
-                        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&publish.payload).into_owned()))
+                    serde_json::from_slice(&publish.payload).unwrap_or_else(|_| {
+                        Value::String(String::from_utf8_lossy(&publish.payload).into_owned())
+                    })
                 };
                 if let Ok(id) = request_id.parse::<u64>() {
                     self.ctx
@@ -715,7 +785,11 @@ impl Connection {
                 };
                 self.ack_if_needed(stream, &publish).await?;
                 let topic = topics::twin_response_topic(status, &request_id, None);
-                write_packet(stream, Packet::Publish(Publish::new(topic, QoS::AtMostOnce, body))).await
+                write_packet(
+                    stream,
+                    Packet::Publish(Publish::new(topic, QoS::AtMostOnce, body)),
+                )
+                .await
             }
             Some(Topic::TwinReported { request_id }) => {
                 let answer = match serde_json::from_slice::<Value>(&publish.payload) {
@@ -732,10 +806,19 @@ impl Connection {
                 };
                 self.ack_if_needed(stream, &publish).await?;
                 let (topic, body) = match answer {
-                    Ok(version) => (topics::twin_response_topic(204, &request_id, version), Vec::new()),
-                    Err((status, body)) => (topics::twin_response_topic(status, &request_id, None), body),
+                    Ok(version) => (
+                        topics::twin_response_topic(204, &request_id, version),
+                        Vec::new(),
+                    ),
+                    Err((status, body)) => {
+                        (topics::twin_response_topic(status, &request_id, None), body)
+                    }
                 };
-                write_packet(stream, Packet::Publish(Publish::new(topic, QoS::AtMostOnce, body))).await
+                write_packet(
+                    stream,
+                    Packet::Publish(Publish::new(topic, QoS::AtMostOnce, body)),
+                )
+                .await
             }
             _ => Err(Close::Violation(format!(
                 "PUBLISH to '{}', which is not one of this identity's topics",
@@ -744,7 +827,11 @@ impl Connection {
         }
     }
 
-    async fn ack_if_needed<S: AsyncWrite + Unpin>(&mut self, stream: &mut S, publish: &Publish) -> Result<(), Close> {
+    async fn ack_if_needed<S: AsyncWrite + Unpin>(
+        &mut self,
+        stream: &mut S,
+        publish: &Publish,
+    ) -> Result<(), Close> {
         if publish.qos == QoS::AtLeastOnce {
             write_packet(stream, Packet::PubAck(PubAck::new(publish.pkid))).await?;
         }
@@ -819,7 +906,10 @@ fn c2d_property_bag(message: &DeliveredMessage) -> String {
             pairs.push((bag_key.to_owned(), v));
         }
     }
-    if let Some(app) = props.get("applicationProperties").and_then(Value::as_object) {
+    if let Some(app) = props
+        .get("applicationProperties")
+        .and_then(Value::as_object)
+    {
         for (k, v) in app {
             let v = v.as_str().map_or_else(|| v.to_string(), str::to_owned);
             pairs.push((k.clone(), v));
@@ -834,7 +924,8 @@ mod tests {
 
     #[test]
     fn telemetry_bags_split_system_and_application_properties() {
-        let t = telemetry_from_bag("%24.mid=m1&$.ct=application%2Fjson&%24.ce=utf-8&temp=21&%24.to=x");
+        let t =
+            telemetry_from_bag("%24.mid=m1&$.ct=application%2Fjson&%24.ce=utf-8&temp=21&%24.to=x");
         assert_eq!(t.message_id.as_deref(), Some("m1"));
         assert_eq!(t.content_type.as_deref(), Some("application/json"));
         assert_eq!(t.content_encoding.as_deref(), Some("utf-8"));
@@ -847,6 +938,9 @@ mod tests {
             "desired": {"a": 1, "$metadata": {}, "$version": 2},
             "reported": {"$metadata": {}, "$version": 1}}});
         let body: Value = serde_json::from_slice(&twin_sections(&doc)).unwrap_or_default();
-        assert_eq!(body, serde_json::json!({"desired": {"a": 1, "$version": 2}, "reported": {"$version": 1}}));
+        assert_eq!(
+            body,
+            serde_json::json!({"desired": {"a": 1, "$version": 2}, "reported": {"$version": 1}})
+        );
     }
 }

@@ -162,7 +162,11 @@ fn fold_devicebound(path: &str) -> Option<String> {
     if segment == "devicebound" {
         return None;
     }
-    Some(format!("{}devicebound{}", &path[..at], &path[at + "devicebound".len()..]))
+    Some(format!(
+        "{}devicebound{}",
+        &path[..at],
+        &path[at + "devicebound".len()..]
+    ))
 }
 
 /// A request body that fails, and closes its connection, when the client sends nothing for

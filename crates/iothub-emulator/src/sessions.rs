@@ -125,7 +125,9 @@ pub struct MethodResponse {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MethodError {
     /// Not connected (or not subscribed to methods) within the connect timeout (404103).
-    #[error("The operation failed because the requested device isn't online or hasn't registered the direct method callback.")]
+    #[error(
+        "The operation failed because the requested device isn't online or hasn't registered the direct method callback."
+    )]
     NotOnline,
     /// No answer within the response timeout (504101).
     #[error("Timed out waiting for the response from device.")]
@@ -491,14 +493,22 @@ mod tests {
                     panic!("no method request");
                 };
                 assert_eq!(method, "reboot");
-                assert!(!sessions.respond(&Identity::device("other"), request_id, MethodResponse {
-                    status: 1,
-                    payload: Value::Null,
-                }));
-                assert!(sessions.respond(&d1, request_id, MethodResponse {
-                    status: 201,
-                    payload: json!({"got": payload}),
-                }));
+                assert!(!sessions.respond(
+                    &Identity::device("other"),
+                    request_id,
+                    MethodResponse {
+                        status: 1,
+                        payload: Value::Null,
+                    }
+                ));
+                assert!(sessions.respond(
+                    &d1,
+                    request_id,
+                    MethodResponse {
+                        status: 201,
+                        payload: json!({"got": payload}),
+                    }
+                ));
                 session
             })
         };
@@ -527,10 +537,14 @@ mod tests {
         else {
             panic!("no request");
         };
-        assert!(!sessions.respond(&d1, request_id, MethodResponse {
-            status: 200,
-            payload: Value::Null
-        }));
+        assert!(!sessions.respond(
+            &d1,
+            request_id,
+            MethodResponse {
+                status: 200,
+                payload: Value::Null
+            }
+        ));
     }
 
     #[tokio::test]

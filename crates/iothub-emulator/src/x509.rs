@@ -205,7 +205,10 @@ mod tests {
         let (sha1, sha256) = thumbprints(&cert);
         assert_eq!(sha1, "7037807198C22A7D2B0807371D763779A84FDFCF");
         assert_eq!(sha256.len(), 64);
-        assert!(matches_thumbprint(&cert, &["7037807198c22a7d2b0807371d763779a84fdfcf"]));
+        assert!(matches_thumbprint(
+            &cert,
+            &["7037807198c22a7d2b0807371d763779a84fdfcf"]
+        ));
         assert!(!matches_thumbprint(&cert, &["00"]));
     }
 }

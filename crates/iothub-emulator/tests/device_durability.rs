@@ -30,7 +30,9 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
     for id in ["dur-t", "dur-c"] {
         let header = credential.authorization_header().await?;
         let status = http
-            .put(format!("https://{host}/devices/{id}?api-version=2021-04-12"))
+            .put(format!(
+                "https://{host}/devices/{id}?api-version=2021-04-12"
+            ))
             .header("authorization", header.expose())
             .json(&json!({"deviceId": id, "authentication": {"type": "sas",
                 "symmetricKey": {"primaryKey": KEY, "secondaryKey": KEY}}}))
@@ -48,12 +50,15 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
         .retry_policy(RetryPolicy::none())
         .build()?;
     for i in 0..5 {
-        sender.send("dur-c", Message::new(format!("c{i}").into_bytes())).await?;
+        sender
+            .send("dur-c", Message::new(format!("c{i}").into_bytes()))
+            .await?;
     }
     let token = device_token(&host, "dur-c", None, KEY, now() + 600);
     let (mut c2d, code) = Raw::connect(hub.mqtts_port, &ca, &host, "dur-c", &token).await;
     assert_eq!(code, 0);
-    c2d.subscribe(1, "devices/dur-c/messages/devicebound/#", QoS::AtLeastOnce).await;
+    c2d.subscribe(1, "devices/dur-c/messages/devicebound/#", QoS::AtLeastOnce)
+        .await;
     let mut delivered = Vec::new();
     for _ in 0..5 {
         delivered.push(c2d.next_publish().await);
@@ -84,7 +89,12 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
                 for _ in 0..20 {
                     let pkid = u16::try_from(next % 60000 + 1).unwrap_or(1);
                     device
-                        .publish("devices/dur-t/messages/events/", QoS::AtLeastOnce, pkid, next.to_string().as_bytes())
+                        .publish(
+                            "devices/dur-t/messages/events/",
+                            QoS::AtLeastOnce,
+                            pkid,
+                            next.to_string().as_bytes(),
+                        )
                         .await;
                     next += 1;
                 }
@@ -95,7 +105,8 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
                             // is for message next - 20 + n.
                             let base = next - 20;
                             let mut list = acked.lock().unwrap_or_else(|p| p.into_inner());
-                            let n = u32::try_from(list.iter().filter(|v| **v >= base).count()).unwrap_or(0);
+                            let n = u32::try_from(list.iter().filter(|v| **v >= base).count())
+                                .unwrap_or(0);
                             assert_eq!(u32::from(ack.pkid), (base + n) % 60000 + 1);
                             list.push(base + n);
                         }
@@ -106,7 +117,9 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
         })
     };
     let started = Instant::now();
-    while acked.lock().unwrap_or_else(|p| p.into_inner()).len() < 300 && started.elapsed() < Duration::from_secs(30) {
+    while acked.lock().unwrap_or_else(|p| p.into_inner()).len() < 300
+        && started.elapsed() < Duration::from_secs(30)
+    {
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let Running { mut child, .. } = hub;
@@ -115,17 +128,31 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
     let _ = streamer.await;
     drop(c2d);
     let acked = acked.lock().unwrap_or_else(|p| p.into_inner()).clone();
-    assert!(acked.len() >= 300, "only {} messages were acknowledged", acked.len());
+    assert!(
+        acked.len() >= 300,
+        "only {} messages were acknowledged",
+        acked.len()
+    );
 
-    let emu = iothub_emulator::Emulator::builder().data_dir(dir.path()).start().await?;
+    let emu = iothub_emulator::Emulator::builder()
+        .data_dir(dir.path())
+        .start()
+        .await?;
     let stored = emu.telemetry().from_device("dur-t").await?;
     let bodies: std::collections::HashSet<u32> = stored
         .iter()
         .filter_map(|m| std::str::from_utf8(&m.body).ok()?.parse().ok())
         .collect();
     let lost: Vec<&u32> = acked.iter().filter(|i| !bodies.contains(i)).collect();
-    assert!(lost.is_empty(), "acknowledged telemetry lost after kill -9: {lost:?}");
-    assert!(stored.windows(2).all(|w| w[0].sequence_number < w[1].sequence_number));
+    assert!(
+        lost.is_empty(),
+        "acknowledged telemetry lost after kill -9: {lost:?}"
+    );
+    assert!(
+        stored
+            .windows(2)
+            .all(|w| w[0].sequence_number < w[1].sequence_number)
+    );
 
     // Completed messages are gone; the three unacknowledged ones come back, in order.
     let (mut again, code) = Raw::connect(
@@ -137,7 +164,9 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
     )
     .await;
     assert_eq!(code, 0);
-    again.subscribe(1, "devices/dur-c/messages/devicebound/#", QoS::AtLeastOnce).await;
+    again
+        .subscribe(1, "devices/dur-c/messages/devicebound/#", QoS::AtLeastOnce)
+        .await;
     let mut bodies = Vec::new();
     for _ in 0..3 {
         let p = again.next_publish().await;
@@ -145,6 +174,12 @@ async fn acknowledged_telemetry_and_completions_survive_kill_9() -> TestResult {
         again.puback(p.pkid).await;
     }
     assert_eq!(bodies, ["c2", "c3", "c4"]);
-    assert!(again.recv_within(Duration::from_millis(500)).await.is_none(), "a completed message came back");
+    assert!(
+        again
+            .recv_within(Duration::from_millis(500))
+            .await
+            .is_none(),
+        "a completed message came back"
+    );
     Ok(())
 }

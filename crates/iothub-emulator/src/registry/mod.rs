@@ -202,7 +202,8 @@ impl Registry {
                 let tx = conn.transaction()?;
                 let value = f(&tx, &ctx)?;
                 tx.commit()?;
-                let changes = std::mem::take(&mut *ctx.desired.lock().unwrap_or_else(|p| p.into_inner()));
+                let changes =
+                    std::mem::take(&mut *ctx.desired.lock().unwrap_or_else(|p| p.into_inner()));
                 Ok::<_, RegistryError>((value, changes))
             })
             .await?;

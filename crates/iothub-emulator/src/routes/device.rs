@@ -69,12 +69,13 @@ async fn authorize(
             _ => ApiError::unauthorized(e.to_string()),
         })?;
     let keys: Vec<&str> = match credentials.auth.kind {
-        AuthenticationType::Sas | AuthenticationType::None => {
-            [&credentials.auth.primary_key, &credentials.auth.secondary_key]
-                .into_iter()
-                .filter_map(|k| k.as_deref())
-                .collect()
-        }
+        AuthenticationType::Sas | AuthenticationType::None => [
+            &credentials.auth.primary_key,
+            &credentials.auth.secondary_key,
+        ]
+        .into_iter()
+        .filter_map(|k| k.as_deref())
+        .collect(),
         _ => Vec::new(),
     };
     authenticate_device(
@@ -147,7 +148,9 @@ fn messages_from_batch(body: &[u8]) -> Result<Vec<Telemetry>, ApiError> {
             };
             if let Some(props) = item.get("properties").and_then(Value::as_object) {
                 for (key, value) in props {
-                    let value = value.as_str().map_or_else(|| value.to_string(), str::to_owned);
+                    let value = value
+                        .as_str()
+                        .map_or_else(|| value.to_string(), str::to_owned);
                     match key.as_str() {
                         "iothub-messageid" => message.message_id = Some(value),
                         "iothub-correlationid" => message.correlation_id = Some(value),
@@ -218,7 +221,10 @@ fn delivered_response(message: DeliveredMessage) -> Response {
     };
     put("etag", format!("\"{}\"", message.lock_token));
     put("iothub-sequencenumber", message.sequence_number.to_string());
-    put("iothub-enqueuedtime", crate::clock::format_time(message.enqueued));
+    put(
+        "iothub-enqueuedtime",
+        crate::clock::format_time(message.enqueued),
+    );
     put("iothub-expiry", crate::clock::format_time(message.expiry));
     put("iothub-deliverycount", message.delivery_count.to_string());
     put("iothub-ack", message.ack.as_str().to_owned());
@@ -237,7 +243,10 @@ fn delivered_response(message: DeliveredMessage) -> Response {
             put(name, v.to_owned());
         }
     }
-    if let Some(app) = props.get("applicationProperties").and_then(Value::as_object) {
+    if let Some(app) = props
+        .get("applicationProperties")
+        .and_then(Value::as_object)
+    {
         for (k, v) in app.iter().filter(|(k, _)| k.as_str() != "iothub-ack") {
             put(
                 &format!("iothub-app-{k}"),

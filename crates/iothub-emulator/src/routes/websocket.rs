@@ -5,15 +5,15 @@
 
 use std::sync::Arc;
 
+use async_tungstenite::WebSocketStream;
+use async_tungstenite::tokio::TokioAdapter;
+use async_tungstenite::tungstenite::handshake::derive_accept_key;
+use async_tungstenite::tungstenite::protocol::Role;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hyper_util::rt::TokioIo;
-use async_tungstenite::WebSocketStream;
-use async_tungstenite::tokio::TokioAdapter;
-use async_tungstenite::tungstenite::handshake::derive_accept_key;
-use async_tungstenite::tungstenite::protocol::Role;
 use iothub_core::websocket::{AMQP_SUB_PROTOCOL as SUB_PROTOCOL, MQTT_SUB_PROTOCOL};
 use ws_stream_tungstenite::WsStream;
 

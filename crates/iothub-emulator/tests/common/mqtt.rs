@@ -8,8 +8,8 @@ use std::time::Duration;
 use bytes::BytesMut;
 use iothub_auth::SharedAccessKey;
 use iothub_auth::sas::generate_sas_token;
-use rumqttc::mqttbytes::v4::{Connect, Login, Packet, PubAck, Publish, Subscribe};
 use rumqttc::mqttbytes::QoS;
+use rumqttc::mqttbytes::v4::{Connect, Login, Packet, PubAck, Publish, Subscribe};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -24,11 +24,17 @@ pub async fn tls(port: u16, ca_pem: &str) -> TlsStream<TcpStream> {
 pub type ClientCert = (String, String);
 
 /// A TLS stream presenting `client` (a certificate chain and key, PEM) when given.
-pub async fn tls_with(port: u16, ca_pem: &str, client: Option<&ClientCert>) -> TlsStream<TcpStream> {
+pub async fn tls_with(
+    port: u16,
+    ca_pem: &str,
+    client: Option<&ClientCert>,
+) -> TlsStream<TcpStream> {
     use rustls::pki_types::pem::PemObject as _;
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
-        roots.add(cert.unwrap_or_else(|e| panic!("CA: {e}"))).unwrap_or_else(|e| panic!("CA: {e}"));
+        roots
+            .add(cert.unwrap_or_else(|e| panic!("CA: {e}")))
+            .unwrap_or_else(|e| panic!("CA: {e}"));
     }
     let config = rustls::ClientConfig::builder_with_provider(Arc::new(
         rustls::crypto::aws_lc_rs::default_provider(),
@@ -44,11 +50,16 @@ pub async fn tls_with(port: u16, ca_pem: &str, client: Option<&ClientCert>) -> T
                 .unwrap_or_else(|e| panic!("client chain: {e}"));
             let key = rustls::pki_types::PrivateKeyDer::from_pem_slice(key.as_bytes())
                 .unwrap_or_else(|e| panic!("client key: {e}"));
-            config.with_client_auth_cert(chain, key).unwrap_or_else(|e| panic!("client auth: {e}"))
+            config
+                .with_client_auth_cert(chain, key)
+                .unwrap_or_else(|e| panic!("client auth: {e}"))
         }
     };
-    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap_or_else(|e| panic!("connect: {e}"));
-    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
+    let tcp = TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+    let name =
+        rustls::pki_types::ServerName::try_from("localhost").unwrap_or_else(|e| panic!("{e}"));
     TlsConnector::from(Arc::new(config))
         .connect(name, tcp)
         .await
@@ -57,13 +68,21 @@ pub async fn tls_with(port: u16, ca_pem: &str, client: Option<&ClientCert>) -> T
 
 /// A device-scoped SAS token for `device_id` (and `module_id`) signed with `key`, expiring at
 /// `expiry` (unix seconds).
-pub fn device_token(host: &str, device_id: &str, module_id: Option<&str>, key: &str, expiry: u64) -> String {
+pub fn device_token(
+    host: &str,
+    device_id: &str,
+    module_id: Option<&str>,
+    key: &str,
+    expiry: u64,
+) -> String {
     let key = SharedAccessKey::from_base64(key).unwrap_or_else(|e| panic!("key: {e}"));
     let resource = match module_id {
         Some(m) => format!("{host}/devices/{device_id}/modules/{m}"),
         None => format!("{host}/devices/{device_id}"),
     };
-    generate_sas_token(&resource, &key, None, expiry).expose().to_owned()
+    generate_sas_token(&resource, &key, None, expiry)
+        .expose()
+        .to_owned()
 }
 
 /// One raw MQTT connection.
@@ -74,17 +93,29 @@ pub struct Raw {
 
 impl Raw {
     pub async fn open(port: u16, ca_pem: &str) -> Raw {
-        Raw { stream: tls(port, ca_pem).await, buf: BytesMut::new() }
+        Raw {
+            stream: tls(port, ca_pem).await,
+            buf: BytesMut::new(),
+        }
     }
 
     /// Opens a connection presenting a client certificate.
     pub async fn open_with_cert(port: u16, ca_pem: &str, cert: &ClientCert) -> Raw {
-        Raw { stream: tls_with(port, ca_pem, Some(cert)).await, buf: BytesMut::new() }
+        Raw {
+            stream: tls_with(port, ca_pem, Some(cert)).await,
+            buf: BytesMut::new(),
+        }
     }
 
     /// Opens a connection and sends CONNECT as `client_id` with `password`; returns the
     /// connection and the CONNACK return code (as a number).
-    pub async fn connect(port: u16, ca_pem: &str, host: &str, client_id: &str, password: &str) -> (Raw, u8) {
+    pub async fn connect(
+        port: u16,
+        ca_pem: &str,
+        host: &str,
+        client_id: &str,
+        password: &str,
+    ) -> (Raw, u8) {
         let raw = Raw::open(port, ca_pem).await;
         let (raw, code, _) = raw.login(host, client_id, password, true).await;
         (raw, code)
@@ -92,7 +123,13 @@ impl Raw {
 
     /// Sends CONNECT on an open connection; returns the CONNACK's return code and session
     /// present flag.
-    pub async fn login(mut self, host: &str, client_id: &str, password: &str, clean: bool) -> (Raw, u8, bool) {
+    pub async fn login(
+        mut self,
+        host: &str,
+        client_id: &str,
+        password: &str,
+        clean: bool,
+    ) -> (Raw, u8, bool) {
         let raw = &mut self;
         let mut connect = Connect::new(client_id);
         connect.clean_session = clean;
@@ -111,7 +148,9 @@ impl Raw {
 
     pub async fn send(&mut self, packet: Packet) {
         let mut out = BytesMut::new();
-        packet.write(&mut out, usize::MAX).unwrap_or_else(|e| panic!("encode: {e}"));
+        packet
+            .write(&mut out, usize::MAX)
+            .unwrap_or_else(|e| panic!("encode: {e}"));
         let _ = self.stream.write_all(&out).await;
     }
 
@@ -121,7 +160,9 @@ impl Raw {
 
     /// The next packet within 5 s, or `None` when the hub closed the connection.
     pub async fn recv(&mut self) -> Option<Packet> {
-        self.recv_within(Duration::from_secs(5)).await.unwrap_or_else(|| panic!("no packet within 5 s"))
+        self.recv_within(Duration::from_secs(5))
+            .await
+            .unwrap_or_else(|| panic!("no packet within 5 s"))
     }
 
     /// `Some(next packet or None on close)`, or `None` when nothing arrived in `wait`.
