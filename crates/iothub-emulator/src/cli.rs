@@ -42,6 +42,11 @@ pub struct Cli {
     #[arg(long, value_name = "NAME", default_value = DEFAULT_HUB_NAME)]
     pub hub_name: String,
 
+    /// Most connections open at once over all listeners; over it, the connection idle
+    /// longest is closed.
+    #[arg(long, value_name = "N", default_value_t = iothub_emulator::ConnectionLimits::default().max_connections)]
+    pub max_connections: usize,
+
     /// Trust this CA (PEM file) for devices with certificateAuthority authentication; repeat
     /// for several. PEM files in DIR/trusted-cas/ are trusted too.
     #[arg(long = "trusted-ca", value_name = "FILE")]
@@ -92,6 +97,7 @@ impl std::fmt::Debug for Cli {
             .field("amqps_port", &self.amqps_port)
             .field("mqtts_port", &self.mqtts_port)
             .field("trusted_ca", &self.trusted_ca)
+            .field("max_connections", &self.max_connections)
             .field("hub_name", &self.hub_name)
             .field("in_memory", &self.in_memory)
             .field("bind", &self.bind)
@@ -137,6 +143,10 @@ impl Cli {
         if let Some(journal) = &self.journal {
             builder = builder.journal(journal.clone());
         }
+        builder = builder.connection_limits(iothub_emulator::ConnectionLimits {
+            max_connections: self.max_connections,
+            ..iothub_emulator::ConnectionLimits::default()
+        });
         for ca in &self.trusted_ca {
             builder = builder.trusted_ca_file(ca.clone());
         }
