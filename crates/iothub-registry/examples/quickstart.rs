@@ -10,6 +10,7 @@
 //! service connect) it works against that hub instead, creating and then deleting devices named `quickstart-*`.
 
 use futures::TryStreamExt as _;
+use iothub_device_sim::{DeviceConfig, DeviceOptions, MethodResponder, SimulatedDevice};
 use iothub_registry::{
     AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ETag, ExportImportDevice,
     ImportMode, RegistryManager, Twin, TwinPatch,
@@ -162,9 +163,43 @@ async fn main() -> Result<(), AnyError> {
     let method = CloudToDeviceMethod::new("reboot");
     match rm.invoke_device_method("quickstart-1", &method).await {
         Ok(result) => println!("method answered {:?}", result.status),
-        Err(e) if e.is_device_not_online() => println!("direct method: {e}"),
+        Err(e) if e.is_device_not_online() => println!("direct method to a disabled device: {e}"),
         Err(e) => return Err(e.into()),
     }
+    // On the embedded hub, a simulated device (a real MQTT client) connects and answers.
+    let simulated = match &embedded {
+        Some((emulator, _)) => {
+            let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
+            rm.create_device_with_sas("quickstart-sensor", key, key, DeviceStatus::Enabled)
+                .await?;
+            let config = DeviceConfig::new(emulator.host_name(), "quickstart-sensor", key)
+                .with_port(emulator.mqtts_port())
+                .with_ca_pem(emulator.ca_pem());
+            let options = DeviceOptions {
+                methods: MethodResponder::callback(|name, _| (200, serde_json::json!({"done": name}))),
+                ..DeviceOptions::default()
+            };
+            let device = SimulatedDevice::connect(config, options).await?;
+            let answer = rm
+                .invoke_device_method("quickstart-sensor", CloudToDeviceMethod::new("reboot"))
+                .await?;
+            println!(
+                "direct method 'reboot' to the simulated device: status {}, payload {}",
+                answer.status.unwrap_or_default(),
+                answer.payload.unwrap_or_default()
+            );
+            rm.send_c2d_message("quickstart-sensor", "blink", [("ack", "full")])
+                .await?;
+            if let Some(m) = device.next_c2d(std::time::Duration::from_secs(10)).await {
+                println!(
+                    "the simulated device received a cloud-to-device message: {}",
+                    String::from_utf8_lossy(&m.body)
+                );
+            }
+            Some(device)
+        }
+        None => None,
+    };
 
     // Cloud-to-device messages over AMQP: system properties as in Python's send_c2d_message.
     rm.send_c2d_message(
@@ -208,6 +243,10 @@ async fn main() -> Result<(), AnyError> {
         deleted.is_successful()
     );
 
+    if let Some(device) = simulated {
+        device.disconnect().await;
+        rm.delete_device("quickstart-sensor").await?;
+    }
     if let Some((emulator, _dir)) = embedded {
         emulator.shutdown().await?;
     }
