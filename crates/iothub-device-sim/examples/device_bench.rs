@@ -31,7 +31,9 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use iothub_c2d::{C2dClient, Message};
-use iothub_device_sim::{DeviceConfig, DeviceOptions, Fleet, FleetOptions, SimulatedDevice, Telemetry};
+use iothub_device_sim::{
+    DeviceConfig, DeviceOptions, Fleet, FleetOptions, SimulatedDevice, Telemetry,
+};
 use iothub_registry::{CloudToDeviceMethod, DeviceStatus, RegistryManager};
 use serde_json::{Value, json};
 
@@ -66,13 +68,24 @@ impl Hub {
     fn start(max_connections: usize) -> Result<Hub> {
         let binary = repo().join("target/release/iothub-emulator");
         if !binary.exists() {
-            return Err(format!("{} is missing: run `cargo build --release -p iothub-emulator` first", binary.display()).into());
+            return Err(format!(
+                "{} is missing: run `cargo build --release -p iothub-emulator` first",
+                binary.display()
+            )
+            .into());
         }
         let dir = tempfile::tempdir()?;
         let mut child = Command::new(&binary)
             .arg("--data-dir")
             .arg(dir.path())
-            .args(["--https-port", "0", "--amqps-port", "0", "--mqtts-port", "0"])
+            .args([
+                "--https-port",
+                "0",
+                "--amqps-port",
+                "0",
+                "--mqtts-port",
+                "0",
+            ])
             .args(["--max-connections", &max_connections.to_string()])
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -80,8 +93,16 @@ impl Hub {
             .spawn()?;
         let mut line = String::new();
         BufReader::new(child.stdout.take().ok_or("stdout")?).read_line(&mut line)?;
-        let cs = line.trim().strip_prefix("IOTHUB_CONNECTION_STRING=").ok_or("no connection string")?.to_owned();
-        let host = cs.split(';').find_map(|p| p.strip_prefix("HostName=")).ok_or("no host")?.to_owned();
+        let cs = line
+            .trim()
+            .strip_prefix("IOTHUB_CONNECTION_STRING=")
+            .ok_or("no connection string")?
+            .to_owned();
+        let host = cs
+            .split(';')
+            .find_map(|p| p.strip_prefix("HostName="))
+            .ok_or("no host")?
+            .to_owned();
         let https = host.rsplit(':').next().ok_or("no port")?.parse()?;
         let (mut amqps, mut mqtts) = (0, 0);
         let mut stderr = BufReader::new(child.stderr.take().ok_or("stderr")?);
@@ -90,7 +111,12 @@ impl Hub {
             if stderr.read_line(&mut line)? == 0 {
                 break;
             }
-            let port = |rest: &str| rest.split(';').next().and_then(|p| p.trim().parse().ok()).unwrap_or(0);
+            let port = |rest: &str| {
+                rest.split(';')
+                    .next()
+                    .and_then(|p| p.trim().parse().ok())
+                    .unwrap_or(0)
+            };
             if let Some(rest) = line.strip_prefix("AMQPS (cloud-to-device) on port ") {
                 amqps = port(rest);
             }
@@ -102,15 +128,35 @@ impl Hub {
         std::thread::spawn(move || for _ in stderr.lines() {});
         let ca_path = dir.path().join("ca.pem");
         let ca = std::fs::read_to_string(&ca_path)?;
-        Ok(Hub { child, cs, host, https, amqps, mqtts, ca, ca_path, _dir: dir })
+        Ok(Hub {
+            child,
+            cs,
+            host,
+            https,
+            amqps,
+            mqtts,
+            ca,
+            ca_path,
+            _dir: dir,
+        })
     }
 
     /// (CPU seconds, RSS in MB) of the hub process, from /proc.
     fn usage(&self) -> (f64, f64) {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or_default().split_whitespace().collect();
-        let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap_or_default()
+            .split_whitespace()
+            .collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
         let cpu = (ticks(11) + ticks(12)) / 100.0;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         let rss_kb = status
@@ -130,7 +176,9 @@ impl Hub {
     }
 
     fn device(&self, id: &str) -> DeviceConfig {
-        DeviceConfig::new(&self.host, id, KEY).with_port(self.mqtts).with_ca_pem(self.ca.clone())
+        DeviceConfig::new(&self.host, id, KEY)
+            .with_port(self.mqtts)
+            .with_ca_pem(self.ca.clone())
     }
 
     fn script_env(&self) -> Vec<(&'static str, String)> {
@@ -146,7 +194,13 @@ impl Hub {
     }
 
     /// Runs an official SDK's side of a figure; `Err` says why it could not run.
-    fn official(&self, sdk: &str, mode: &str, n: usize, device: &str) -> std::result::Result<Value, String> {
+    fn official(
+        &self,
+        sdk: &str,
+        mode: &str,
+        n: usize,
+        device: &str,
+    ) -> std::result::Result<Value, String> {
         let (program, args, dir): (PathBuf, Vec<String>, PathBuf) = match sdk {
             "python" => (
                 repo().join(".venv/bin/python"),
@@ -155,7 +209,11 @@ impl Hub {
             ),
             _ => (
                 PathBuf::from("node"),
-                vec!["-r".into(), "./preload-port.js".into(), "bench_device.js".into()],
+                vec![
+                    "-r".into(),
+                    "./preload-port.js".into(),
+                    "bench_device.js".into(),
+                ],
                 repo().join("tests/node"),
             ),
         };
@@ -174,13 +232,24 @@ impl Hub {
             .lines()
             .rev()
             .find_map(|l| serde_json::from_str::<Value>(l).ok())
-            .ok_or_else(|| format!("{sdk} failed: {}", String::from_utf8_lossy(&output.stderr).lines().last().unwrap_or_default()))
+            .ok_or_else(|| {
+                format!(
+                    "{sdk} failed: {}",
+                    String::from_utf8_lossy(&output.stderr)
+                        .lines()
+                        .last()
+                        .unwrap_or_default()
+                )
+            })
     }
 }
 
 async fn create_devices(rm: &RegistryManager, ids: &[String]) -> Result<()> {
     let results: Vec<_> = futures::stream::iter(ids)
-        .map(|id| rm.create_device_with_sas(id, KEY, KEY, DeviceStatus::Enabled).into_future())
+        .map(|id| {
+            rm.create_device_with_sas(id, KEY, KEY, DeviceStatus::Enabled)
+                .into_future()
+        })
         .buffer_unordered(32)
         .collect()
         .await;
@@ -223,14 +292,23 @@ async fn main() -> Result<()> {
     let scale = if quick { 5 } else { 1 };
     let hub = Hub::start(connections + 500)?;
     let rm = hub.registry()?;
-    println!("local hub on {} (MQTTS {}), one process; 2-core machine: compare ratios\n", hub.host, hub.mqtts);
+    println!(
+        "local hub on {} (MQTTS {}), one process; 2-core machine: compare ratios\n",
+        hub.host, hub.mqtts
+    );
 
     // ---------------------------------------------------------------- direct methods
     println!("direct-method round trips, one after another (service -> hub -> device -> service)");
-    create_devices(&rm, &["bench-m".into(), "bench-py".into(), "bench-node".into()]).await?;
+    create_devices(
+        &rm,
+        &["bench-m".into(), "bench-py".into(), "bench-node".into()],
+    )
+    .await?;
     let device = SimulatedDevice::connect(hub.device("bench-m"), DeviceOptions::default()).await?;
     let n = 2000 / scale;
-    let call = CloudToDeviceMethod::new("bench").payload(json!({"n": 1})).response_timeout_in_seconds(30);
+    let call = CloudToDeviceMethod::new("bench")
+        .payload(json!({"n": 1}))
+        .response_timeout_in_seconds(30);
     rm.invoke_device_method("bench-m", call.clone()).await?;
     let mut latencies = Vec::with_capacity(n);
     let started = Instant::now();
@@ -242,37 +320,62 @@ async fn main() -> Result<()> {
     }
     let rate = n as f64 / started.elapsed().as_secs_f64();
     let ours = json!({"rate": rate, "p50_ms": percentile(&mut latencies, 0.5), "p99_ms": percentile(&mut latencies, 0.99)});
-    show("iothub-registry + sim", Ok(ours.clone()), &["p50_ms", "p99_ms", "rate"]);
+    show(
+        "iothub-registry + sim",
+        Ok(ours.clone()),
+        &["p50_ms", "p99_ms", "rate"],
+    );
     let python = hub.official("python", "methods", 300 / scale, "bench-py");
     show("Python SDKs", python.clone(), &["p50_ms", "p99_ms", "rate"]);
     let node = hub.official("node", "methods", 300 / scale, "bench-node");
     show("Node SDKs", node.clone(), &["p50_ms", "p99_ms", "rate"]);
     for (name, other) in [("Python", &python), ("Node", &node)] {
         if let Ok(o) = other {
-            println!("  ratio: ours {:.1}x {name}'s rate, {:.1}x lower p50",
+            println!(
+                "  ratio: ours {:.1}x {name}'s rate, {:.1}x lower p50",
                 rate / o["rate"].as_f64().unwrap_or(f64::NAN),
-                o["p50_ms"].as_f64().unwrap_or(f64::NAN) / ours["p50_ms"].as_f64().unwrap_or(f64::NAN));
+                o["p50_ms"].as_f64().unwrap_or(f64::NAN)
+                    / ours["p50_ms"].as_f64().unwrap_or(f64::NAN)
+            );
         }
     }
     device.disconnect().await;
 
     // ---------------------------------------------------------------- C2D delivery
-    println!("\ncloud-to-device delivery: first send -> every PUBACK (20 devices x 50 messages, the queue limit)");
+    println!(
+        "\ncloud-to-device delivery: first send -> every PUBACK (20 devices x 50 messages, the queue limit)"
+    );
     let ids: Vec<String> = (0..20).map(|i| format!("bench-c2d-{i}")).collect();
     create_devices(&rm, &ids).await?;
-    let fleet = Fleet::start(ids.iter().map(|id| hub.device(id)).collect(), FleetOptions::default()).await;
+    let fleet = Fleet::start(
+        ids.iter().map(|id| hub.device(id)).collect(),
+        FleetOptions::default(),
+    )
+    .await;
     let c2d = C2dClient::builder()
         .connection_string(&hub.cs)
         .amqps_port(hub.amqps)
         .add_root_certificate_pem(hub.ca.clone())
         .build()?;
     c2d.send(&ids[0], Message::new(b"warm".to_vec())).await?;
-    fleet.devices().iter().find(|d| d.config().device_id == ids[0]).ok_or("device")?.next_c2d(Duration::from_secs(10)).await;
+    fleet
+        .devices()
+        .iter()
+        .find(|d| d.config().device_id == ids[0])
+        .ok_or("device")?
+        .next_c2d(Duration::from_secs(10))
+        .await;
     let started = Instant::now();
-    let sends = futures::stream::iter(ids.iter().flat_map(|id| (0..50).map(move |i| (id.clone(), i))))
-        .map(|(id, i)| c2d.send(id, Message::new(format!("{i:0100}").into_bytes())).into_future())
-        .buffer_unordered(256)
-        .collect::<Vec<_>>();
+    let sends = futures::stream::iter(
+        ids.iter()
+            .flat_map(|id| (0..50).map(move |i| (id.clone(), i))),
+    )
+    .map(|(id, i)| {
+        c2d.send(id, Message::new(format!("{i:0100}").into_bytes()))
+            .into_future()
+    })
+    .buffer_unordered(256)
+    .collect::<Vec<_>>();
     let receive = futures::future::join_all(fleet.devices().iter().map(|d| async move {
         let mut got = 0;
         while got < 50 && d.next_c2d(Duration::from_secs(30)).await.is_some() {
@@ -284,8 +387,13 @@ async fn main() -> Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let failed = sent.iter().filter(|r| r.is_err()).count();
     let got: usize = received.iter().sum();
-    println!("  iothub-c2d + sim              {:.0} messages/s delivered ({got} of 1000, {failed} sends failed)", got as f64 / elapsed);
-    println!("  official SDKs                 not measured here (one device each sends and receives sequentially)");
+    println!(
+        "  iothub-c2d + sim              {:.0} messages/s delivered ({got} of 1000, {failed} sends failed)",
+        got as f64 / elapsed
+    );
+    println!(
+        "  official SDKs                 not measured here (one device each sends and receives sequentially)"
+    );
     fleet.shutdown().await;
 
     // ---------------------------------------------------------------- telemetry
@@ -293,7 +401,13 @@ async fn main() -> Result<()> {
     let ids: Vec<String> = (0..100).map(|i| format!("bench-t-{i}")).collect();
     create_devices(&rm, &ids).await?;
     create_devices(&rm, &["bench-t-py".into(), "bench-t-node".into()]).await?;
-    let fleet = Arc::new(Fleet::start(ids.iter().map(|id| hub.device(id)).collect(), FleetOptions::default()).await);
+    let fleet = Arc::new(
+        Fleet::start(
+            ids.iter().map(|id| hub.device(id)).collect(),
+            FleetOptions::default(),
+        )
+        .await,
+    );
     let per_device = 1000 / scale;
     let (cpu0, _) = hub.usage();
     let started = Instant::now();
@@ -324,8 +438,16 @@ async fn main() -> Result<()> {
         acked as f64 / elapsed,
         (cpu1 - cpu0) / acked.max(1) as f64 * 1e6
     );
-    show("1 Python device", hub.official("python", "telemetry", 2000 / scale, "bench-t-py"), &["rate", "client_cpu_us"]);
-    show("1 Node device", hub.official("node", "telemetry", 2000 / scale, "bench-t-node"), &["rate", "client_cpu_us"]);
+    show(
+        "1 Python device",
+        hub.official("python", "telemetry", 2000 / scale, "bench-t-py"),
+        &["rate", "client_cpu_us"],
+    );
+    show(
+        "1 Node device",
+        hub.official("node", "telemetry", 2000 / scale, "bench-t-node"),
+        &["rate", "client_cpu_us"],
+    );
     if let Ok(fleet) = Arc::try_unwrap(fleet) {
         fleet.shutdown().await;
     }
@@ -336,11 +458,17 @@ async fn main() -> Result<()> {
     let ids: Vec<String> = (0..connections).map(|i| format!("bench-c-{i}")).collect();
     let started = Instant::now();
     create_devices(&rm, &ids).await?;
-    println!("  created {connections} devices in {:.1} s", started.elapsed().as_secs_f64());
+    println!(
+        "  created {connections} devices in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     let started = Instant::now();
     let options = FleetOptions {
         concurrency: 128,
-        device: DeviceOptions { connect_timeout: Duration::from_secs(120), ..DeviceOptions::default() },
+        device: DeviceOptions {
+            connect_timeout: Duration::from_secs(120),
+            ..DeviceOptions::default()
+        },
     };
     let fleet = Fleet::start(ids.iter().map(|id| hub.device(id)).collect(), options).await;
     let connect_time = started.elapsed().as_secs_f64();

@@ -176,7 +176,9 @@ async fn main() -> Result<(), AnyError> {
                 .with_port(emulator.mqtts_port())
                 .with_ca_pem(emulator.ca_pem());
             let options = DeviceOptions {
-                methods: MethodResponder::callback(|name, _| (200, serde_json::json!({"done": name}))),
+                methods: MethodResponder::callback(|name, _| {
+                    (200, serde_json::json!({"done": name}))
+                }),
                 ..DeviceOptions::default()
             };
             let device = SimulatedDevice::connect(config, options).await?;
