@@ -59,6 +59,14 @@ pub enum Error {
         /// How long the device waited.
         after: Duration,
     },
+    /// The message is larger than IoT Hub accepts; nothing was sent.
+    #[error("the message has {size} bytes, more than the {max} IoT Hub accepts")]
+    TooLarge {
+        /// Body and property bag, in bytes.
+        size: usize,
+        /// The limit.
+        max: usize,
+    },
     /// The connection a cloud-to-device message arrived on has closed, so it can no longer be
     /// acknowledged; IoT Hub delivers it again.
     #[error("the message arrived on an earlier connection")]

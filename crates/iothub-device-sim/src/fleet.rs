@@ -7,10 +7,10 @@ use futures::StreamExt as _;
 
 use crate::{DeviceConfig, DeviceOptions, Error, SimulatedDevice};
 
-/// How a fleet connects.
+/// How a fleet connects and behaves.
 #[derive(Debug, Clone)]
 pub struct FleetOptions {
-    /// Connections being set up at once (default 64).
+    /// How many connections are set up at once by [`Fleet::start`] (default 32, at least 1).
     pub concurrency: usize,
     /// How each device behaves.
     pub device: DeviceOptions,
@@ -19,13 +19,43 @@ pub struct FleetOptions {
 impl Default for FleetOptions {
     fn default() -> Self {
         FleetOptions {
-            concurrency: 64,
+            concurrency: 32,
             device: DeviceOptions::default(),
         }
     }
 }
 
-/// N simulated devices in one process.
+impl FleetOptions {
+    /// Sets up at most `concurrency` connections at once.
+    #[must_use]
+    pub fn with_concurrency(mut self, concurrency: usize) -> Self {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Gives every device `options`.
+    #[must_use]
+    pub fn with_device_options(mut self, options: DeviceOptions) -> Self {
+        self.device = options;
+        self
+    }
+}
+
+/// N simulated devices in one process, for load tests and reconnect storms.
+///
+/// ```no_run
+/// # async fn demo(configs: Vec<iothub_device_sim::DeviceConfig>) {
+/// use std::time::{Duration, Instant};
+/// use iothub_device_sim::{Fleet, FleetOptions};
+/// let fleet = Fleet::start(configs, FleetOptions::default().with_concurrency(64)).await;
+/// println!("{} connected, {} failed", fleet.connected(), fleet.failures().len());
+/// let storm = Instant::now();
+/// fleet.reconnect_all();
+/// let back = fleet.wait_reconnected(1, Duration::from_secs(60)).await;
+/// println!("{back} reconnected in {:?}", storm.elapsed());
+/// fleet.shutdown().await;
+/// # }
+/// ```
 #[derive(Debug)]
 pub struct Fleet {
     devices: Vec<Arc<SimulatedDevice>>,
@@ -33,56 +63,68 @@ pub struct Fleet {
 }
 
 impl Fleet {
-    /// Connects every configuration, `options.concurrency` at a time. Devices that cannot
-    /// connect are listed in [`Fleet::failures`]; the others are in the fleet.
+    /// Connects a device for each configuration, [`FleetOptions::concurrency`] at a time.
+    /// Devices that cannot connect are listed in [`Fleet::failures`]; the others, in the
+    /// order of their configurations, in [`Fleet::devices`].
     pub async fn start(configs: Vec<DeviceConfig>, options: FleetOptions) -> Fleet {
-        let device_options = options.device.clone();
-        let results: Vec<(String, Result<SimulatedDevice, Error>)> = futures::stream::iter(configs)
-            .map(|config| {
-                let options = device_options.clone();
-                async move {
-                    let id = config.client_id();
-                    (id, SimulatedDevice::connect(config, options).await)
-                }
+        let device = &options.device;
+        let results: Vec<_> = futures::stream::iter(configs)
+            .map(|config| async move {
+                let id = config.client_id();
+                (id, SimulatedDevice::connect(config, device.clone()).await)
             })
-            .buffer_unordered(options.concurrency.max(1))
+            .buffered(options.concurrency.max(1))
             .collect()
             .await;
-        let mut devices = Vec::new();
-        let mut failures = Vec::new();
+        let mut fleet = Fleet {
+            devices: Vec::new(),
+            failures: Vec::new(),
+        };
         for (id, result) in results {
             match result {
-                Ok(device) => devices.push(Arc::new(device)),
-                Err(e) => failures.push((id, e)),
+                Ok(device) => fleet.devices.push(Arc::new(device)),
+                Err(e) => fleet.failures.push((id, e)),
             }
         }
-        Fleet { devices, failures }
+        fleet
     }
 
-    /// The connected devices (in no particular order).
+    /// Connects `n` devices, the configuration of the `i`-th being `config(i)`, as
+    /// [`Fleet::start`] does.
+    pub async fn start_with(
+        n: usize,
+        config: impl FnMut(usize) -> DeviceConfig,
+        options: FleetOptions,
+    ) -> Fleet {
+        Fleet::start((0..n).map(config).collect(), options).await
+    }
+
+    /// The devices that connected (shared, so that each can be driven from its own task).
     pub fn devices(&self) -> &[Arc<SimulatedDevice>] {
         &self.devices
     }
 
-    /// The devices that could not connect, with why.
+    /// The client ids of the devices that could not connect, with the reason.
     pub fn failures(&self) -> &[(String, Error)] {
         &self.failures
     }
 
-    /// How many devices are connected now.
+    /// How many devices are connected and subscribed now.
     pub fn connected(&self) -> usize {
         self.devices.iter().filter(|d| d.is_connected()).count()
     }
 
-    /// Makes every device drop its connection and reconnect at once (a reconnect storm).
+    /// Makes every device drop its connection at the same moment and reconnect (a reconnect
+    /// storm). Returns at once; see [`Fleet::wait_reconnected`].
     pub fn reconnect_all(&self) {
         for device in &self.devices {
             device.reconnect();
         }
     }
 
-    /// Waits until every device has made more than `connections` connections and is
-    /// connected, up to `wait`. Returns how many are.
+    /// Waits up to `wait` until every device has made more than `connections` connections
+    /// and is connected and subscribed; returns how many are. After one storm on a fresh
+    /// fleet, pass 1.
     pub async fn wait_reconnected(&self, connections: u64, wait: Duration) -> usize {
         let deadline = tokio::time::Instant::now() + wait;
         loop {
@@ -94,17 +136,13 @@ impl Fleet {
             if back == self.devices.len() || tokio::time::Instant::now() >= deadline {
                 return back;
             }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
-    /// Disconnects every device.
+    /// Disconnects every device (MQTT DISCONNECT), all at once, including those whose
+    /// handles were cloned out of [`Fleet::devices`].
     pub async fn shutdown(self) {
-        let stops = self
-            .devices
-            .into_iter()
-            .filter_map(|d| Arc::try_unwrap(d).ok())
-            .map(SimulatedDevice::disconnect);
-        futures::future::join_all(stops).await;
+        futures::future::join_all(self.devices.iter().map(|d| d.disconnect())).await;
     }
 }

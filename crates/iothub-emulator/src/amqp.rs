@@ -60,7 +60,6 @@ use serde_json::{Map, Value as Json, json};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
-use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{Policies, Rights, authenticate_token};
 use crate::c2d::{Ack, C2dError, C2dQueues, FEEDBACK_CONTENT_TYPE, OutgoingMessage};
@@ -118,25 +117,10 @@ pub async fn serve(
     tracker: Arc<Tracker>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            pair = crate::server::accept(&listener, &tracker, "AMQPS") => pair,
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let ctx = Arc::clone(&ctx);
-        let tcp = tracker.track(tcp);
-        tokio::spawn(async move {
-            let _ = tcp.get_ref().set_nodelay(true);
-            match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => serve_stream(stream, ctx).await,
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "AMQPS TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "AMQPS TLS handshake timed out"),
-            }
-        });
-    }
+    crate::server::serve_tls(listener, tls, tracker, "AMQPS", shutdown, move |stream, _| {
+        serve_stream(stream, Arc::clone(&ctx))
+    })
+    .await;
 }
 
 /// Serves one AMQP connection over an established byte stream (TLS or WebSocket).

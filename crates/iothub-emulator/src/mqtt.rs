@@ -39,7 +39,6 @@ use rumqttc::mqttbytes::{Error as CodecError, Protocol, QoS};
 use serde_json::Value;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio_rustls::TlsAcceptor;
 
 use crate::auth::{DeviceAuthError, Policies, authenticate_device};
 use crate::c2d::{C2dQueues, DeliveredMessage, Settlement};
@@ -89,31 +88,13 @@ pub async fn serve(
     tracker: Arc<Tracker>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    let acceptor = TlsAcceptor::from(tls);
-    tokio::pin!(shutdown);
-    loop {
-        let (tcp, peer) = tokio::select! {
-            pair = crate::server::accept(&listener, &tracker, "MQTTS") => pair,
-            () = &mut shutdown => break,
-        };
-        let acceptor = acceptor.clone();
-        let ctx = Arc::clone(&ctx);
-        let tcp = tracker.track(tcp);
-        tokio::spawn(async move {
-            let _ = tcp.get_ref().set_nodelay(true);
-            let state = Arc::clone(tcp.state());
-            match tokio::time::timeout(ctx.limits.handshake_timeout, acceptor.accept(tcp)).await {
-                Ok(Ok(stream)) => {
-                    let peer = stream.get_ref().1.peer_certificates().map(|chain| {
-                        PeerCertificates(chain.iter().map(|c| c.clone().into_owned()).collect())
-                    });
-                    serve_stream(stream, ctx, Some(state), peer).await;
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "MQTTS TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "MQTTS TLS handshake timed out"),
-            }
+    crate::server::serve_tls(listener, tls, tracker, "MQTTS", shutdown, move |stream, state| {
+        let peer = stream.get_ref().1.peer_certificates().map(|chain| {
+            PeerCertificates(chain.iter().map(|c| c.clone().into_owned()).collect())
         });
-    }
+        serve_stream(stream, Arc::clone(&ctx), Some(state), peer)
+    })
+    .await;
 }
 
 /// Why a connection ends.

@@ -48,6 +48,47 @@ pub(crate) async fn accept(
     }
 }
 
+/// Accepts TLS connections on `listener` until `shutdown` completes and runs `handle` on each
+/// in its own task: the accept loop of the AMQPS and MQTTS listeners. Connections are
+/// registered with `tracker`; a handshake that fails or takes longer than the handshake
+/// timeout is dropped (and logged at debug level under `protocol`).
+pub(crate) async fn serve_tls<H, F>(
+    listener: TcpListener,
+    tls: Arc<rustls::ServerConfig>,
+    tracker: Arc<Tracker>,
+    protocol: &'static str,
+    shutdown: impl Future<Output = ()> + Send,
+    handle: H,
+) where
+    H: Fn(tokio_rustls::server::TlsStream<crate::conn::Tracked<TcpStream>>, Arc<ConnState>) -> F
+        + Clone
+        + Send
+        + 'static,
+    F: Future<Output = ()> + Send + 'static,
+{
+    let acceptor = TlsAcceptor::from(tls);
+    let handshake = tracker.limits().handshake_timeout;
+    tokio::pin!(shutdown);
+    loop {
+        let (tcp, peer) = tokio::select! {
+            pair = accept(&listener, &tracker, protocol) => pair,
+            () = &mut shutdown => break,
+        };
+        let acceptor = acceptor.clone();
+        let handle = handle.clone();
+        let tcp = tracker.track(tcp);
+        tokio::spawn(async move {
+            let _ = tcp.get_ref().set_nodelay(true);
+            let state = Arc::clone(tcp.state());
+            match tokio::time::timeout(handshake, acceptor.accept(tcp)).await {
+                Ok(Ok(stream)) => handle(stream, state).await,
+                Ok(Err(e)) => tracing::debug!(%peer, protocol, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, protocol, "TLS handshake timed out"),
+            }
+        });
+    }
+}
+
 /// Serves `router` over TLS on `listener` until `shutdown` completes, then lets in-flight
 /// requests finish (up to five seconds). Connections are registered with `tracker`, which
 /// applies the connection limits.

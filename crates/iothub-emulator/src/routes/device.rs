@@ -302,11 +302,17 @@ async fn settle(
     }
 }
 
-/// Whether the query string asks to reject (`?reject`, `?reject=`, `?reject=true`).
-fn wants_reject(query: &std::collections::HashMap<String, String>) -> bool {
-    query
+/// Rejection when the query string asks for it (`?reject`, `?reject=`, `?reject=true`),
+/// else completion.
+fn completion(query: &std::collections::HashMap<String, String>) -> Settlement {
+    let reject = query
         .get("reject")
-        .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"))
+        .is_some_and(|v| v.is_empty() || v.eq_ignore_ascii_case("true"));
+    if reject {
+        Settlement::Reject
+    } else {
+        Settlement::Complete
+    }
 }
 
 /// `POST /devices/{id}/messages/events`.
@@ -354,12 +360,7 @@ pub async fn device_complete(
     Query(query): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let how = if wants_reject(&query) {
-        Settlement::Reject
-    } else {
-        Settlement::Complete
-    };
-    settle(state, headers, (id, None), token, how).await
+    settle(state, headers, (id, None), token, completion(&query)).await
 }
 
 /// `DELETE /devices/{id}/modules/{mid}/messages/devicebound/{lockToken}[?reject]`.
@@ -369,12 +370,7 @@ pub async fn module_complete(
     Query(query): Query<std::collections::HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let how = if wants_reject(&query) {
-        Settlement::Reject
-    } else {
-        Settlement::Complete
-    };
-    settle(state, headers, (id, Some(mid)), token, how).await
+    settle(state, headers, (id, Some(mid)), token, completion(&query)).await
 }
 
 /// `POST /devices/{id}/messages/devicebound/{lockToken}/abandon`.
