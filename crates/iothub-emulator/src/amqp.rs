@@ -117,9 +117,14 @@ pub async fn serve(
     tracker: Arc<Tracker>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    crate::server::serve_tls(listener, tls, tracker, "AMQPS", shutdown, move |stream, _| {
-        serve_stream(stream, Arc::clone(&ctx))
-    })
+    crate::server::serve_tls(
+        listener,
+        tls,
+        tracker,
+        "AMQPS",
+        shutdown,
+        move |stream, _| serve_stream(stream, Arc::clone(&ctx)),
+    )
     .await;
 }
 

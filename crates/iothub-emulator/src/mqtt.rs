@@ -88,12 +88,19 @@ pub async fn serve(
     tracker: Arc<Tracker>,
     shutdown: impl std::future::Future<Output = ()> + Send,
 ) {
-    crate::server::serve_tls(listener, tls, tracker, "MQTTS", shutdown, move |stream, state| {
-        let peer = stream.get_ref().1.peer_certificates().map(|chain| {
-            PeerCertificates(chain.iter().map(|c| c.clone().into_owned()).collect())
-        });
-        serve_stream(stream, Arc::clone(&ctx), Some(state), peer)
-    })
+    crate::server::serve_tls(
+        listener,
+        tls,
+        tracker,
+        "MQTTS",
+        shutdown,
+        move |stream, state| {
+            let peer = stream.get_ref().1.peer_certificates().map(|chain| {
+                PeerCertificates(chain.iter().map(|c| c.clone().into_owned()).collect())
+            });
+            serve_stream(stream, Arc::clone(&ctx), Some(state), peer)
+        },
+    )
     .await;
 }
 

@@ -85,7 +85,10 @@ fn invoke_later(
             .send()
             .await?;
         let status = response.status().as_u16();
-        Ok((status, response.json::<Value>().await.unwrap_or(Value::Null)))
+        Ok((
+            status,
+            response.json::<Value>().await.unwrap_or(Value::Null),
+        ))
     })
 }
 
@@ -93,9 +96,19 @@ fn invoke_later(
 /// returns the request.
 async fn answer_method(raw: &mut Raw, status: i32, body: &[u8]) -> rumqttc::mqttbytes::v4::Publish {
     let request = raw.next_publish().await;
-    let rid = request.topic.rsplit("$rid=").next().unwrap_or_default().to_owned();
-    raw.publish(&format!("$iothub/methods/res/{status}/?$rid={rid}"), QoS::AtMostOnce, 0, body)
-        .await;
+    let rid = request
+        .topic
+        .rsplit("$rid=")
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    raw.publish(
+        &format!("$iothub/methods/res/{status}/?$rid={rid}"),
+        QoS::AtMostOnce,
+        0,
+        body,
+    )
+    .await;
     request
 }
 
@@ -420,7 +433,11 @@ async fn direct_methods_reach_a_subscribed_device_and_time_out() -> TestResult {
     let mut raw = connected(&hub, "m1").await;
     raw.subscribe(1, "$iothub/methods/POST/#", QoS::AtMostOnce)
         .await;
-    let invoke = invoke_later(&hub, "m1", json!({"methodName": "reboot", "payload": {"in": 5}, "responseTimeoutInSeconds": 5}));
+    let invoke = invoke_later(
+        &hub,
+        "m1",
+        json!({"methodName": "reboot", "payload": {"in": 5}, "responseTimeoutInSeconds": 5}),
+    );
     let request = raw.next_publish().await;
     let rid = request
         .topic
@@ -448,7 +465,11 @@ async fn direct_methods_reach_a_subscribed_device_and_time_out() -> TestResult {
     .await;
     assert_eq!(invoke.await??.0, 200);
     // The answer body, through a second call.
-    let answered = invoke_later(&hub, "m1", json!({"methodName": "ping", "responseTimeoutInSeconds": 5}));
+    let answered = invoke_later(
+        &hub,
+        "m1",
+        json!({"methodName": "ping", "responseTimeoutInSeconds": 5}),
+    );
     answer_method(&mut raw, -7, br#"[1,2]"#).await;
     assert_eq!(answered.await??.1, json!({"status": -7, "payload": [1, 2]}));
     // No answer: 504 GatewayTimeout after the response timeout.
@@ -470,7 +491,11 @@ async fn direct_methods_reach_a_subscribed_device_and_time_out() -> TestResult {
 async fn a_method_waits_for_a_device_that_connects_within_the_connect_timeout() -> TestResult {
     let hub = hub().await;
     sas_device(&hub, "late").await;
-    let call = invoke_later(&hub, "late", json!({"methodName": "hi", "connectTimeoutInSeconds": 5, "responseTimeoutInSeconds": 5}));
+    let call = invoke_later(
+        &hub,
+        "late",
+        json!({"methodName": "hi", "connectTimeoutInSeconds": 5, "responseTimeoutInSeconds": 5}),
+    );
     tokio::time::sleep(Duration::from_secs(2)).await;
     let mut raw = connected(&hub, "late").await;
     raw.subscribe(1, "$iothub/methods/POST/#", QoS::AtMostOnce)
@@ -737,7 +762,11 @@ async fn bad_input_is_refused_without_affecting_other_devices() -> TestResult {
     assert!(hub.emu.telemetry().from_device("b1").await?.is_empty());
 
     // The victim is still connected and answers a method.
-    let call = invoke_later(&hub, "victim", json!({"methodName": "alive", "responseTimeoutInSeconds": 5}));
+    let call = invoke_later(
+        &hub,
+        "victim",
+        json!({"methodName": "alive", "responseTimeoutInSeconds": 5}),
+    );
     answer_method(&mut victim, 200, b"{}").await;
     assert_eq!(call.await??.0, 200);
     Ok(())
@@ -839,7 +868,11 @@ async fn a_persistent_session_keeps_its_subscriptions() -> TestResult {
         .login(&host, "p1", &token, false)
         .await;
     assert_eq!((code, present), (0, true), "the session is present");
-    let call = invoke_later(&hub, "p1", json!({"methodName": "kept", "responseTimeoutInSeconds": 5}));
+    let call = invoke_later(
+        &hub,
+        "p1",
+        json!({"methodName": "kept", "responseTimeoutInSeconds": 5}),
+    );
     answer_method(&mut raw, 200, b"null").await;
     assert_eq!(call.await??.0, 200);
     drop(raw);
@@ -984,24 +1017,53 @@ async fn a_message_abandoned_at_its_maximum_delivery_count_is_dead_lettered() ->
     sas_device(&hub, "dl1").await;
     let sender = c2d(&hub);
     sender
-        .send("dl1", Message::new(b"poison".to_vec()).with_message_id("p-1").with_ack(Ack::Negative))
+        .send(
+            "dl1",
+            Message::new(b"poison".to_vec())
+                .with_message_id("p-1")
+                .with_ack(Ack::Negative),
+        )
         .await?;
     let auth = device_token(&hub.emu.host_name(), "dl1", None, KEY, now() + 600);
     let url = hub.url("/devices/dl1/messages/devicebound");
     for delivery in 1..=10 {
         let got = hub.raw(Some(&auth), Method::GET, &url, None, &[]).await;
         assert_eq!(got.status, 200, "delivery {delivery}");
-        let header = |n: &str| got.headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let header = |n: &str| {
+            got.headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
         assert_eq!(header("iothub-deliverycount"), delivery.to_string());
         let lock = header("etag");
-        let abandon = hub.url(&format!("/devices/dl1/messages/devicebound/{}/abandon", lock.trim_matches('"')));
-        assert_eq!(hub.raw(Some(&auth), Method::POST, &abandon, None, &[]).await.status, 204);
+        let abandon = hub.url(&format!(
+            "/devices/dl1/messages/devicebound/{}/abandon",
+            lock.trim_matches('"')
+        ));
+        assert_eq!(
+            hub.raw(Some(&auth), Method::POST, &abandon, None, &[])
+                .await
+                .status,
+            204
+        );
     }
     // The eleventh delivery does not happen: the message is dead-lettered.
-    assert_eq!(hub.raw(Some(&auth), Method::GET, &url, None, &[]).await.status, 204);
+    assert_eq!(
+        hub.raw(Some(&auth), Method::GET, &url, None, &[])
+            .await
+            .status,
+        204
+    );
     let mut feedback = sender.feedback_receiver().await?;
-    let batch = tokio::time::timeout(Duration::from_secs(5), feedback.next_batch()).await??.ok_or("feedback ended")?;
-    assert_eq!(batch.records[0].status, FeedbackStatus::DeliveryCountExceeded);
+    let batch = tokio::time::timeout(Duration::from_secs(5), feedback.next_batch())
+        .await??
+        .ok_or("feedback ended")?;
+    assert_eq!(
+        batch.records[0].status,
+        FeedbackStatus::DeliveryCountExceeded
+    );
     assert_eq!(batch.records[0].original_message_id.as_deref(), Some("p-1"));
     let device = hub.call(Method::GET, "/devices/dl1", None).await.body;
     assert_eq!(device["cloudToDeviceMessageCount"], 0);
