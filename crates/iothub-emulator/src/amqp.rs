@@ -27,6 +27,13 @@
 //!   since the last batch (15 s by default, as IoT Hub documents). A batch is deleted when
 //!   the receiver accepts it and offered again otherwise.
 //!
+//! - **SASL PLAIN** (the `az iot` CLI, the Event Hubs samples): user
+//!   `{policy}@sas.root.{hub}`, password a SAS token of that policy; checked at SASL (a wrong
+//!   one gets the SASL outcome `auth`), after which the connection is authorized until the
+//!   token expires, as after a CBS put-token.
+//! - **The built-in endpoint** (`messages/events` and the Event Hubs-compatible entity): see
+//!   [`crate::eventhub`].
+//!
 //! Connections that send nothing for the first 10 s, or fail the TLS handshake, are closed.
 
 use std::collections::BTreeMap;
@@ -61,7 +68,10 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
-use crate::auth::{Policies, Rights, authenticate_token};
+use crate::auth::{Policies, Rights, authenticate_sasl_plain, authenticate_token};
+use crate::consumers::ConsumerGroups;
+use crate::eventhub::{self, EventsNode};
+use crate::events::EventLog;
 use crate::c2d::{Ack, C2dError, C2dQueues, FEEDBACK_CONTENT_TYPE, OutgoingMessage};
 use crate::conn::{ConnectionLimits, Tracker};
 use crate::journal::Journal;
@@ -99,6 +109,25 @@ pub struct AmqpContext {
     /// Connection limits; the idle timeout is advertised as the AMQP `idle-time-out`, and
     /// the handshake timeout bounds the wait for the protocol header.
     pub limits: ConnectionLimits,
+    /// The telemetry event log the built-in endpoint serves.
+    pub events: Arc<EventLog>,
+    /// Consumer groups and the readers of each partition.
+    pub consumers: Arc<ConsumerGroups>,
+    /// The AMQPS port (named in the built-in endpoint's redirect).
+    pub amqps_port: u16,
+    /// When the hub was created (ms since the epoch; the entity's `created_at`).
+    pub created_at_ms: i64,
+}
+
+impl AmqpContext {
+    /// The Event Hubs-compatible entity's name: the hub name.
+    pub fn entity(&self) -> &str {
+        &self.hub_name
+    }
+
+    fn ports(&self) -> Vec<u16> {
+        self.ports.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 impl fmt::Debug for AmqpContext {
@@ -145,11 +174,16 @@ where
     };
     let container = format!("{}-amqp", ctx.hub_name);
     let idle_ms = u32::try_from(ctx.limits.idle_timeout.as_millis()).unwrap_or(u32::MAX);
+    let sasl = ServiceSasl {
+        ctx: Arc::clone(&ctx),
+        plain_until: Arc::default(),
+    };
+    let plain_until = Arc::clone(&sasl.plain_until);
     let opened = if header == SASL_HEADER {
         ConnectionAcceptor::builder()
             .container_id(container)
             .idle_time_out(idle_ms)
-            .sasl_acceptor(CbsSasl)
+            .sasl_acceptor(sasl)
             .build()
             .accept(stream)
             .await
@@ -170,8 +204,11 @@ where
         Ok(connection) => {
             tracing::info!(sasl = header == SASL_HEADER, "AMQP connection opened");
             let mut stop = ctx.stop.clone();
+            let state = Arc::new(ConnState::default());
+            *state.authorized_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                *plain_until.lock().unwrap_or_else(|p| p.into_inner());
             tokio::select! {
-                () = run_connection(connection, ctx) => {}
+                () = run_connection(connection, ctx, state) => {}
                 _ = stop.wait_for(|stopped| *stopped) => {}
             }
             tracing::info!("AMQP connection closed");
@@ -224,18 +261,58 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Replay<S> {
 }
 
 /// SASL for IoT Hub service clients: `MSSBCBS` ("authenticate later through CBS") and
-/// `ANONYMOUS` both succeed; the CBS token is what is checked.
-#[derive(Debug, Clone)]
-struct CbsSasl;
+/// `ANONYMOUS` both succeed, and the CBS token is what is checked; `PLAIN` carries the
+/// token itself and is checked here ([`authenticate_sasl_plain`]).
+#[derive(Clone)]
+struct ServiceSasl {
+    ctx: Arc<AmqpContext>,
+    /// Until when a PLAIN login authorizes the connection.
+    plain_until: Arc<Mutex<Option<SystemTime>>>,
+}
 
-impl SaslAcceptor for CbsSasl {
+impl SaslAcceptor for ServiceSasl {
     fn mechanisms(&self) -> Array<Symbol> {
-        Array::from(vec![Symbol::from("MSSBCBS"), Symbol::from("ANONYMOUS")])
+        Array::from(vec![
+            Symbol::from("MSSBCBS"),
+            Symbol::from("ANONYMOUS"),
+            Symbol::from("PLAIN"),
+        ])
     }
 
     fn on_init(&mut self, init: SaslInit) -> SaslServerFrame {
         let code = match init.mechanism.as_str() {
             "MSSBCBS" | "ANONYMOUS" => SaslCode::Ok,
+            "PLAIN" => {
+                let response = init.initial_response.map(|b| b.into_vec()).unwrap_or_default();
+                let mut fields = response.split(|b| *b == 0);
+                let _authzid = fields.next();
+                let user = fields.next().map(String::from_utf8_lossy);
+                let password = fields.next().map(String::from_utf8_lossy);
+                match (user, password) {
+                    (Some(user), Some(password)) => match authenticate_sasl_plain(
+                        &self.ctx.policies,
+                        &user,
+                        &password,
+                        &self.ctx.ports(),
+                        &self.ctx.hub_name,
+                        SystemTime::now(),
+                    ) {
+                        Ok(until) => {
+                            *self.plain_until.lock().unwrap_or_else(|p| p.into_inner()) =
+                                Some(until);
+                            SaslCode::Ok
+                        }
+                        Err(why) => {
+                            tracing::info!(reason = %why, "SASL PLAIN login refused");
+                            SaslCode::Auth
+                        }
+                    },
+                    _ => {
+                        tracing::info!("SASL PLAIN login refused: no user name and password");
+                        SaslCode::Auth
+                    }
+                }
+            }
             _ => SaslCode::Auth,
         };
         SaslServerFrame::Outcome(SaslOutcome {
@@ -257,6 +334,7 @@ impl SaslAcceptor for CbsSasl {
 struct ConnState {
     authorized_until: Mutex<Option<SystemTime>>,
     cbs_replies: Mutex<Option<mpsc::Sender<Message<AmqpValue<Value>>>>>,
+    management_replies: Mutex<Option<mpsc::Sender<Message<AmqpValue<Value>>>>>,
 }
 
 impl ConnState {
@@ -268,8 +346,11 @@ impl ConnState {
     }
 }
 
-async fn run_connection(mut connection: ListenerConnectionHandle, ctx: Arc<AmqpContext>) {
-    let state = Arc::new(ConnState::default());
+async fn run_connection(
+    mut connection: ListenerConnectionHandle,
+    ctx: Arc<AmqpContext>,
+    state: Arc<ConnState>,
+) {
     let mut sessions = Vec::new();
     while let Ok(session) = SessionAcceptor::new().accept(&mut connection).await {
         sessions.push(tokio::spawn(run_session(
@@ -285,15 +366,16 @@ async fn run_connection(mut connection: ListenerConnectionHandle, ctx: Arc<AmqpC
 }
 
 /// Which node a link attaches to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Node {
     Cbs,
     Devicebound,
     Feedback,
+    Events(EventsNode),
     Unknown,
 }
 
-fn node_of(address: Option<&str>) -> Node {
+fn node_of(address: Option<&str>, entity: &str) -> Node {
     // uamqp names nodes as URLs (`amqps://host/messages/devicebound`): keep the path.
     let address = address.map(|a| {
         let lower = a.to_ascii_lowercase();
@@ -312,7 +394,8 @@ fn node_of(address: Option<&str>) -> Node {
         Some(a) if a == CBS => Node::Cbs,
         Some(a) if a.eq_ignore_ascii_case(DEVICEBOUND) => Node::Devicebound,
         Some(a) if a.eq_ignore_ascii_case(FEEDBACK) => Node::Feedback,
-        _ => Node::Unknown,
+        Some(a) => eventhub::events_node(a, entity).map_or(Node::Unknown, Node::Events),
+        None => Node::Unknown,
     }
 }
 
@@ -331,13 +414,33 @@ async fn run_session(
     while let Some(attach) = session.next_incoming_attach().await {
         let node = match attach.role {
             // The peer sends: the node is the target.
-            Role::Sender => node_of(attach.target.as_deref().and_then(|t| match t {
-                fe2o3_amqp::types::messaging::TargetArchetype::Target(t) => t.address.as_deref(),
-                #[allow(unreachable_patterns)]
-                _ => None,
-            })),
+            Role::Sender => node_of(
+                attach.target.as_deref().and_then(|t| match t {
+                    fe2o3_amqp::types::messaging::TargetArchetype::Target(t) => {
+                        t.address.as_deref()
+                    }
+                    #[allow(unreachable_patterns)]
+                    _ => None,
+                }),
+                ctx.entity(),
+            ),
             // The peer receives: the node is the source.
-            Role::Receiver => node_of(attach.source.as_deref().and_then(|s| s.address.as_deref())),
+            Role::Receiver => node_of(
+                attach.source.as_deref().and_then(|s| s.address.as_deref()),
+                ctx.entity(),
+            ),
+        };
+        // What a partition reader asks for is read from the attach before it is answered.
+        let reader_request = match &node {
+            Node::Events(EventsNode::Partition { .. }) => Some((
+                eventhub::start_position(attach.source.as_deref().and_then(|s| {
+                    s.filter
+                        .as_ref()
+                        .and_then(|f| f.get(&Symbol::from(eventhub::SELECTOR_FILTER)))
+                })),
+                eventhub::epoch_of(attach.properties.as_ref()),
+            )),
+            _ => None,
         };
         let endpoint = match acceptor.accept_incoming_attach(attach, &mut session).await {
             Ok(endpoint) => endpoint,
@@ -346,7 +449,12 @@ async fn run_session(
                 continue;
             }
         };
-        let needs_auth = matches!(node, Node::Devicebound | Node::Feedback);
+        let needs_auth = matches!(
+            node,
+            Node::Devicebound
+                | Node::Feedback
+                | Node::Events(EventsNode::Redirect { .. } | EventsNode::Partition { .. })
+        );
         if needs_auth && !state.is_authorized() {
             refuse(
                 endpoint,
@@ -373,6 +481,53 @@ async fn run_session(
             }
             (Node::Feedback, LinkEndpoint::Sender(sender)) => {
                 tokio::spawn(feedback(sender, Arc::clone(&ctx)))
+            }
+            (Node::Events(EventsNode::Redirect { rest }), endpoint @ LinkEndpoint::Sender(_)) => {
+                let error = eventhub::redirect_error(ctx.entity(), ctx.amqps_port, &rest);
+                tokio::spawn(async move {
+                    // The detach follows the attach as its own step, as on IoT Hub, so a
+                    // client that installs its error handler once the attach completes
+                    // (the Event Hubs samples do) still sees it.
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    refuse(endpoint, error).await;
+                })
+            }
+            (Node::Events(EventsNode::Management), LinkEndpoint::Receiver(receiver)) => {
+                tokio::spawn(management_requests(
+                    receiver,
+                    Arc::clone(&ctx),
+                    Arc::clone(&state),
+                ))
+            }
+            (Node::Events(EventsNode::Management), LinkEndpoint::Sender(sender)) => {
+                let (tx, rx) = mpsc::channel(16);
+                *state
+                    .management_replies
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner()) = Some(tx);
+                tokio::spawn(cbs_replies(sender, rx))
+            }
+            (
+                Node::Events(EventsNode::Partition { group, partition }),
+                LinkEndpoint::Sender(sender),
+            ) => {
+                let (position, epoch) = reader_request.unwrap_or((
+                    Ok(crate::events::StartPosition::Start),
+                    Ok(None),
+                ));
+                match start_reader(&ctx, &group, &partition, position, epoch).await {
+                    Ok((lease, partition, next)) => tokio::spawn(eventhub::deliver(
+                        sender,
+                        Arc::clone(&ctx.events),
+                        partition,
+                        next,
+                        lease,
+                    )),
+                    Err(error) => {
+                        refuse(LinkEndpoint::Sender(sender), error).await;
+                        continue;
+                    }
+                }
             }
             (_, endpoint) => {
                 refuse(
@@ -448,11 +603,11 @@ async fn cbs_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<
         let (status, description) = match (get("operation").as_deref(), get("type"), token) {
             (Some("put-token"), Some(kind), Some(token)) => {
                 if kind.eq_ignore_ascii_case("servicebus.windows.net:sastoken") {
-                    let ports = ctx.ports.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     match authenticate_token(
                         &ctx.policies,
                         &token,
-                        &ports,
+                        &ctx.ports(),
+                        ctx.entity(),
                         Rights::SERVICE_CONNECT,
                         SystemTime::now(),
                     ) {
@@ -513,6 +668,116 @@ async fn cbs_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<
         }
         if !sent {
             tracing::debug!("CBS reply dropped: no $cbs receiver link");
+        }
+    }
+}
+
+/// Checks a partition reader's request and claims its place: the lease, the partition and
+/// the first sequence number to deliver.
+async fn start_reader(
+    ctx: &AmqpContext,
+    group: &str,
+    partition: &str,
+    position: Result<crate::events::StartPosition, String>,
+    epoch: Result<Option<i64>, String>,
+) -> Result<(crate::consumers::ReaderLease, u32, i64), definitions::Error> {
+    let argument = |text: &str| {
+        eventhub::plain_error(
+            ErrorCondition::Custom(Symbol::from("com.microsoft:argument-error")),
+            text,
+        )
+    };
+    let position = position.map_err(|e| argument(&e))?;
+    let epoch = epoch.map_err(|e| argument(&e))?;
+    let id = partition
+        .parse::<u32>()
+        .ok()
+        .filter(|p| *p < ctx.events.partitions())
+        .ok_or_else(|| {
+            eventhub::plain_error(
+                ErrorCondition::AmqpError(AmqpError::NotFound),
+                &format!(
+                    "Partition '{}' does not exist; the partitions are 0 to {}.",
+                    partition.escape_default(),
+                    ctx.events.partitions().saturating_sub(1)
+                ),
+            )
+        })?;
+    let lease = ctx
+        .consumers
+        .claim(group, id, epoch)
+        .map_err(|e| eventhub::consumer_error(&e))?;
+    let next = ctx.events.resolve(id, position).await.map_err(|e| {
+        eventhub::plain_error(
+            ErrorCondition::AmqpError(AmqpError::InternalError),
+            &e.to_string(),
+        )
+    })?;
+    Ok((lease, id, next))
+}
+
+/// Requests to the built-in endpoint's `$management` node; answers go out on the
+/// connection's `$management` receiver link.
+async fn management_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<ConnState>) {
+    while let Ok(delivery) = receiver.recv::<Body<Value>>().await {
+        let _ = receiver.accept(&delivery).await;
+        let message = delivery.message();
+        let app = message.application_properties.as_ref();
+        let get = |name: &str| -> Option<String> {
+            match app?.0.get(name)? {
+                SimpleValue::String(s) => Some(s.clone()),
+                SimpleValue::Symbol(s) => Some(s.as_str().to_owned()),
+                _ => None,
+            }
+        };
+        // Authorized by the connection (CBS or SASL PLAIN) or by the request's own token.
+        let authorized = state.is_authorized()
+            || get("security_token").is_some_and(|token| {
+                authenticate_token(
+                    &ctx.policies,
+                    &token,
+                    &ctx.ports(),
+                    ctx.entity(),
+                    Rights::SERVICE_CONNECT,
+                    SystemTime::now(),
+                )
+                .is_ok()
+            });
+        let outcome = if authorized {
+            match eventhub::management_request(get) {
+                Ok(request) => {
+                    eventhub::answer_management(
+                        &request,
+                        ctx.entity(),
+                        ctx.created_at_ms,
+                        &ctx.events,
+                    )
+                    .await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            Err((
+                401,
+                "Put a valid token on $cbs, or in the request's security_token, first.".to_owned(),
+            ))
+        };
+        let reply = eventhub::management_reply(message, outcome);
+        let mut sent = false;
+        for _ in 0..50 {
+            let tx = state
+                .management_replies
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone();
+            if let Some(tx) = tx {
+                sent = tx.send(reply.clone()).await.is_ok();
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if !sent {
+            tracing::debug!("management reply dropped: no $management receiver link");
         }
     }
 }
@@ -880,24 +1145,37 @@ mod tests {
 
     #[test]
     fn nodes() {
-        assert_eq!(node_of(Some("$cbs")), Node::Cbs);
+        assert_eq!(node_of(Some("$cbs"), "hub"), Node::Cbs);
         assert_eq!(
-            node_of(Some("/messages/serviceBound/feedback")),
+            node_of(Some("/messages/serviceBound/feedback"), "hub"),
             Node::Feedback
         );
-        assert_eq!(node_of(Some("/messages/devicebound")), Node::Devicebound);
-        assert_eq!(node_of(Some("/messages/events")), Node::Unknown);
-        assert_eq!(node_of(None), Node::Unknown);
+        assert_eq!(node_of(Some("/messages/devicebound"), "hub"), Node::Devicebound);
         assert_eq!(
-            node_of(Some("amqps://localhost/messages/devicebound")),
+            node_of(Some("amqps://localhost:5671/messages/events/$management"), "hub"),
+            Node::Events(EventsNode::Redirect {
+                rest: "/$management".into()
+            })
+        );
+        assert_eq!(
+            node_of(Some("amqps://localhost:5671/hub/ConsumerGroups/$Default/Partitions/1"), "hub"),
+            Node::Events(EventsNode::Partition {
+                group: "$Default".into(),
+                partition: "1".into()
+            })
+        );
+        assert_eq!(node_of(Some("/other/$cbs"), "hub"), Node::Unknown);
+        assert_eq!(node_of(None, "hub"), Node::Unknown);
+        assert_eq!(
+            node_of(Some("amqps://localhost/messages/devicebound"), "hub"),
             Node::Devicebound
         );
         assert_eq!(
             node_of(Some(
                 "amqps://localhost:5671/messages/serviceBound/feedback"
-            )),
+            ), "hub"),
             Node::Feedback
         );
-        assert_eq!(node_of(Some("amqps://localhost")), Node::Unknown);
+        assert_eq!(node_of(Some("amqps://localhost"), "hub"), Node::Unknown);
     }
 }

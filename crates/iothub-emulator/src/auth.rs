@@ -240,7 +240,7 @@ struct Resource {
 
 fn parse_resource(resource_uri: &str) -> Resource {
     let lower = resource_uri.trim().to_ascii_lowercase();
-    let without_scheme = ["https://", "http://", "amqps://"]
+    let without_scheme = ["https://", "http://", "amqps://", "sb://"]
         .iter()
         .find_map(|s| lower.strip_prefix(s))
         .unwrap_or(&lower);
@@ -297,10 +297,13 @@ fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiErr
     Ok(())
 }
 
-/// A token presented through CBS `put-token` (AMQP), checked like a REST `Authorization`
-/// header: a shared access policy token whose signature matches, not expired, for one of
-/// this hub's host names (`localhost`, `127.0.0.1`, `::1`, optionally with one of `ports`),
-/// and whose policy grants `needed`. Returns the policy and the token's expiry.
+/// A token presented through CBS `put-token` or SASL PLAIN (AMQP), checked like a REST
+/// `Authorization` header: a shared access policy token whose signature matches, not
+/// expired, for one of this hub's host names (`localhost`, `127.0.0.1`, `::1`, optionally
+/// with one of `ports`, with or without an `amqps://` or `sb://` scheme), and whose policy
+/// grants `needed`. The token's scope is the hub itself, a path under `/messages/`, or the
+/// Event Hubs-compatible entity `entity` (`sb://localhost/{entity}`, as the Event Hubs
+/// clients ask for it). Returns the policy and the token's expiry.
 ///
 /// # Errors
 /// A message that says why the token was refused (never the token itself).
@@ -308,6 +311,7 @@ pub fn authenticate_token<'p>(
     policies: &'p Policies,
     token: &str,
     ports: &[u16],
+    entity: &str,
     needed: Rights,
     now: SystemTime,
 ) -> Result<(&'p Policy, SystemTime), String> {
@@ -343,7 +347,11 @@ pub fn authenticate_token<'p>(
     let Resource { host, port, scope } = parse_resource(&token.resource_uri);
     let host_ok = matches!(host.as_str(), "localhost" | "127.0.0.1" | "::1");
     let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| ports.contains(&p)));
-    let scope_ok = scope.is_empty() || scope.starts_with("/messages/");
+    let entity = format!("/{}", entity.to_ascii_lowercase());
+    let scope_ok = scope.is_empty()
+        || scope.starts_with("/messages/")
+        || scope == entity
+        || scope.starts_with(&format!("{entity}/"));
     if !(host_ok && port_ok && scope_ok) {
         return Err(format!(
             "The SharedAccessSignature is for '{}', not for this hub's service endpoints.",
@@ -358,6 +366,52 @@ pub fn authenticate_token<'p>(
     }
     let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_secs(token.expiry);
     Ok((policy, expiry))
+}
+
+/// A SASL PLAIN login as IoT Hub takes it from service clients (the `az iot` CLI, the
+/// Event Hubs samples that resolve the built-in endpoint): the user name is
+/// `{policy}@sas.root.{hub}` and the password a SAS token signed with that policy's key.
+/// `{hub}` is what the client took for the hub's name: the first label of the host name it
+/// was given (`localhost`, `localhost:8443`, `127`) or the emulator's `hub_name`. The token
+/// is checked by [`authenticate_token`] and must be signed by the policy the user names.
+/// Returns the token's expiry.
+///
+/// # Errors
+/// A message that says why the login was refused (never the password).
+pub fn authenticate_sasl_plain(
+    policies: &Policies,
+    user: &str,
+    password: &str,
+    ports: &[u16],
+    hub_name: &str,
+    now: SystemTime,
+) -> Result<SystemTime, String> {
+    let Some((policy, hub)) = user.split_once("@sas.root.") else {
+        return Err(format!(
+            "The SASL PLAIN user '{}' is not of the form {{policy}}@sas.root.{{hub}}.",
+            user.escape_default()
+        ));
+    };
+    let label = hub.split(':').next().unwrap_or_default();
+    let hub_ok = ["localhost", "127", hub_name]
+        .iter()
+        .any(|h| label.eq_ignore_ascii_case(h));
+    if !hub_ok {
+        return Err(format!(
+            "The SASL PLAIN user names hub '{}'; this hub is '{hub_name}' (or localhost).",
+            hub.escape_default()
+        ));
+    }
+    let (signed_by, until) =
+        authenticate_token(policies, password, ports, hub_name, Rights::SERVICE_CONNECT, now)?;
+    if !signed_by.name.eq_ignore_ascii_case(policy) {
+        return Err(format!(
+            "The SASL PLAIN user names policy '{}' but the token is signed by policy '{}'.",
+            policy.escape_default(),
+            signed_by.name
+        ));
+    }
+    Ok(until)
 }
 
 /// Why a device-side login was refused. Each maps to the answer IoT Hub gives (the MQTT

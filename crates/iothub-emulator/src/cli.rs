@@ -78,6 +78,19 @@ pub struct Cli {
     #[arg(long, value_name = "MS", default_value_t = 15_000)]
     pub feedback_interval_ms: u64,
 
+    /// Add a consumer group to the built-in endpoint ($Default always exists); repeat for
+    /// several. Names in DIR/consumer-groups.txt are added too.
+    #[arg(long = "consumer-group", value_name = "NAME")]
+    pub consumer_groups: Vec<String>,
+
+    /// Partitions of the built-in endpoint (telemetry event log), 1–32.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub partitions: u32,
+
+    /// How long the built-in endpoint keeps telemetry, in hours (IoT Hub's default is 24).
+    #[arg(long, value_name = "HOURS", default_value_t = 24)]
+    pub retention_hours: u64,
+
     /// Primary key of every shared access policy (base64, 16–64 bytes). Defaults to the
     /// well-known development key.
     #[arg(
@@ -104,6 +117,9 @@ impl std::fmt::Debug for Cli {
             .field("journal", &self.journal)
             .field("throttle", &self.throttle)
             .field("throttle_rate", &self.throttle_rate)
+            .field("consumer_groups", &self.consumer_groups)
+            .field("partitions", &self.partitions)
+            .field("retention_hours", &self.retention_hours)
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
             .finish()
     }
@@ -130,8 +146,15 @@ impl Cli {
             .amqps_port(self.amqps_port)
             .mqtts_port(self.mqtts_port)
             .hub_name(self.hub_name.clone())
+            .partitions(self.partitions)
+            .retention(std::time::Duration::from_secs(
+                self.retention_hours.saturating_mul(3600),
+            ))
             .throttle(throttle)
             .feedback_batch_interval(std::time::Duration::from_millis(self.feedback_interval_ms));
+        for group in &self.consumer_groups {
+            builder = builder.consumer_group(group.clone());
+        }
         match (&self.data_dir, self.in_memory) {
             (Some(dir), _) => builder = builder.data_dir(dir.clone()),
             (None, false) => builder = builder.data_dir(DEFAULT_DATA_DIR),

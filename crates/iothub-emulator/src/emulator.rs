@@ -12,6 +12,7 @@ use crate::amqp::{AmqpContext, DEFAULT_FEEDBACK_INTERVAL};
 use crate::auth::{Policies, WELL_KNOWN_KEY, parse_hub_key};
 use crate::c2d::C2dQueues;
 use crate::conn::{ConnectionLimits, Tracker};
+use crate::consumers::ConsumerGroups;
 use crate::events::EventLog;
 pub use crate::events::PartitionInfo;
 use crate::journal::Journal;
@@ -101,6 +102,7 @@ pub struct EmulatorBuilder {
     retention: Duration,
     trusted_cas: Vec<String>,
     trusted_ca_files: Vec<PathBuf>,
+    consumer_groups: Vec<String>,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -121,6 +123,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("partitions", &self.partitions)
             .field("retention", &self.retention)
             .field("trusted_cas", &self.trusted_cas.len())
+            .field("consumer_groups", &self.consumer_groups)
             .finish()
     }
 }
@@ -144,6 +147,7 @@ impl Default for EmulatorBuilder {
             retention: crate::events::DEFAULT_RETENTION,
             trusted_cas: Vec::new(),
             trusted_ca_files: Vec::new(),
+            consumer_groups: Vec::new(),
         }
     }
 }
@@ -208,6 +212,14 @@ impl EmulatorBuilder {
     /// Like [`trusted_ca_pem`](Self::trusted_ca_pem), with the PEM read from `path` at start.
     pub fn trusted_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
         self.trusted_ca_files.push(path.into());
+        self
+    }
+
+    /// Adds a consumer group to the built-in endpoint (every hub has `$Default`; IoT Hub
+    /// creates others on request). Names in the data directory's `consumer-groups.txt`, one a
+    /// line, are added too. Call once per group.
+    pub fn consumer_group(mut self, name: impl Into<String>) -> Self {
+        self.consumer_groups.push(name.into());
         self
     }
 
@@ -470,7 +482,29 @@ impl EmulatorBuilder {
             self.partitions,
             self.retention,
         );
-        let queues = C2dQueues::start(Arc::clone(&store), clock);
+        let queues = C2dQueues::start(Arc::clone(&store), Arc::clone(&clock));
+        let mut groups = self.consumer_groups.clone();
+        if let Some(dir) = &data_dir {
+            if let Ok(text) = std::fs::read_to_string(dir.join(CONSUMER_GROUPS_FILE)) {
+                groups.extend(text.lines().map(str::to_owned));
+            }
+        }
+        for group in &groups {
+            let group = group.trim();
+            let ok = group.is_empty()
+                || ((1..=50).contains(&group.len())
+                    && group
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "-._$".contains(c)));
+            if !ok {
+                return Err(Error::Config(format!(
+                    "consumer group '{}' must be 1 to 50 letters, digits, '-', '.', '_' or '$'",
+                    group.escape_default()
+                )));
+            }
+        }
+        let consumers = Arc::new(ConsumerGroups::new(&groups));
+        let group_names = consumers.names().to_vec();
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let throttle = Arc::new(Throttle::new(self.throttle.clone()));
         let amqp = Arc::new(AmqpContext {
@@ -483,6 +517,10 @@ impl EmulatorBuilder {
             feedback_interval: self.feedback_interval,
             stop: shutdown_rx.clone(),
             limits: self.limits,
+            events: Arc::clone(&events),
+            consumers,
+            amqps_port: amqps_addr.port(),
+            created_at_ms: clock().timestamp_millis(),
         });
         let tracker = Tracker::new(self.limits);
         let mqtt = Arc::new(MqttContext {
@@ -548,8 +586,8 @@ impl EmulatorBuilder {
             sweeper.abort();
             state_writer.abort();
         });
-        tracing::info!(addr = %local_addr, amqps = %amqps_addr, mqtts = %mqtts_addr, hub = %self.hub_name, "HTTPS, AMQPS and MQTTS listeners ready");
-        Ok(Emulator {
+        tracing::info!(addr = %local_addr, amqps = %amqps_addr, mqtts = %mqtts_addr, hub = %self.hub_name, consumer_groups = ?group_names, "HTTPS, AMQPS and MQTTS listeners ready");
+        let emulator = Emulator {
             local_addr,
             hub_name: self.hub_name,
             amqps_port: amqps_addr.port(),
@@ -564,9 +602,21 @@ impl EmulatorBuilder {
             task: Some(task),
             tracker,
             _temp_dir: temp_dir,
-        })
+        };
+        if let Some(dir) = emulator.data_dir.clone() {
+            emulator.write_connection_strings(&dir)?;
+        }
+        Ok(emulator)
     }
 }
+
+/// File in the data directory naming extra consumer groups, one a line.
+pub const CONSUMER_GROUPS_FILE: &str = "consumer-groups.txt";
+/// File in the data directory holding the `iothubowner` connection string of the running hub.
+pub const CONNECTION_STRING_FILE: &str = "connection-string.txt";
+/// File in the data directory holding the built-in endpoint's Event Hubs-compatible
+/// connection string.
+pub const EVENTHUB_CONNECTION_STRING_FILE: &str = "eventhub-connection-string.txt";
 
 /// A running emulator. Dropping it stops the listener; [`Emulator::shutdown`] also waits for
 /// in-flight requests.
@@ -646,6 +696,51 @@ impl Emulator {
     pub fn connection_string(&self) -> String {
         self.policy_connection_string("iothubowner")
             .unwrap_or_default()
+    }
+
+    /// The Event Hubs-compatible connection string of the built-in endpoint (policy
+    /// `service`): `Endpoint=sb://localhost:<amqps port>/;SharedAccessKeyName=service;SharedAccessKey=<key>;EntityPath=<hub name>`
+    /// (the port is left out when it is 5671). TLS on the AMQPS port, with this hub's CA.
+    /// Event Hubs clients that drop the port from `Endpoint` take it as a custom endpoint
+    /// address (`amqps://localhost:<port>`).
+    pub fn eventhub_connection_string(&self) -> String {
+        let key = self
+            .policy_keys
+            .iter()
+            .find(|(name, _)| name == "service")
+            .map(|(_, key)| key.as_str())
+            .unwrap_or_default();
+        let host = if self.amqps_port == DEFAULT_AMQPS_PORT {
+            "localhost".to_owned()
+        } else {
+            format!("localhost:{}", self.amqps_port)
+        };
+        format!(
+            "Endpoint=sb://{host}/;SharedAccessKeyName=service;SharedAccessKey={key};EntityPath={}",
+            self.hub_name
+        )
+    }
+
+    /// The Event Hubs-compatible name of the built-in endpoint (the hub name).
+    pub fn eventhub_name(&self) -> &str {
+        &self.hub_name
+    }
+
+    /// Writes both connection strings into the data directory (owner-only permissions where
+    /// the platform has them), so tools find a running hub from its directory.
+    fn write_connection_strings(&self, dir: &Path) -> Result<(), Error> {
+        for (file, text) in [
+            (CONNECTION_STRING_FILE, self.connection_string()),
+            (
+                EVENTHUB_CONNECTION_STRING_FILE,
+                self.eventhub_connection_string(),
+            ),
+        ] {
+            let path = dir.join(file);
+            write_private(&path, &format!("{text}\n"))
+                .map_err(|source| Error::DataDir { path, source })?;
+        }
+        Ok(())
     }
 
     /// Connection string of a shared access policy (`iothubowner`, `service`, `registryRead`,
@@ -812,6 +907,20 @@ impl TelemetryLog {
         }
         Ok(all)
     }
+}
+
+fn write_private(path: &Path, text: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut file = options.open(path)?;
+    file.write_all(text.as_bytes())?;
+    file.sync_all()
 }
 
 /// `localhost:<port>`, or `localhost` for 443.

@@ -27,7 +27,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{Connection, params};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::c2d::from_millis;
 use crate::clock::{Clock, format_time};
@@ -200,6 +200,41 @@ pub struct EventLog {
     clock: Clock,
     partitions: u32,
     jobs: mpsc::UnboundedSender<Job>,
+    /// Per partition, the sequence number the next message will get; readers wait on it.
+    tails: Vec<watch::Sender<i64>>,
+}
+
+/// Where a reader starts in a partition: the Event Hubs event positions (the selector filter
+/// of a receiver link: `amqp.annotation.x-opt-offset`, `-sequence-number` or
+/// `-enqueued-time`, each inclusive or exclusive; `-1` is the start of the stream and
+/// `@latest` its end).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartPosition {
+    /// The oldest message kept.
+    Start,
+    /// The next message enqueued (nothing already there).
+    End,
+    /// The message at this offset (`inclusive`) or the one after it.
+    Offset {
+        /// The offset.
+        offset: i64,
+        /// Whether the message at `offset` itself is included.
+        inclusive: bool,
+    },
+    /// The message with this sequence number (`inclusive`) or the one after it.
+    SequenceNumber {
+        /// The sequence number.
+        sequence_number: i64,
+        /// Whether that message itself is included.
+        inclusive: bool,
+    },
+    /// The first message enqueued at (`inclusive`) or after this time (ms since the epoch).
+    EnqueuedTime {
+        /// Milliseconds since the Unix epoch.
+        millis: i64,
+        /// Whether a message enqueued exactly then is included.
+        inclusive: bool,
+    },
 }
 
 impl std::fmt::Debug for EventLog {
@@ -220,11 +255,13 @@ impl EventLog {
         retention: Duration,
     ) -> Arc<Self> {
         let (jobs, rx) = mpsc::unbounded_channel();
+        let partitions = partitions.max(1);
         let log = Arc::new(EventLog {
             store,
             clock,
-            partitions: partitions.max(1),
+            partitions,
             jobs,
+            tails: (0..partitions).map(|_| watch::channel(-1).0).collect(),
         });
         tokio::spawn(writer(Arc::downgrade(&log), rx));
         tokio::spawn(retention_sweeper(Arc::downgrade(&log), retention));
@@ -234,6 +271,60 @@ impl EventLog {
     /// Number of partitions.
     pub fn partitions(&self) -> u32 {
         self.partitions
+    }
+
+    /// A watch that changes whenever messages are committed to `partition` (its value is
+    /// the next sequence number, or -1 before the first commit since start-up). Readers that
+    /// reached the end wait on it instead of polling.
+    ///
+    /// # Errors
+    /// [`EventError::NoSuchPartition`].
+    pub fn subscribe(&self, partition: u32) -> Result<watch::Receiver<i64>, EventError> {
+        self.tails
+            .get(partition as usize)
+            .map(watch::Sender::subscribe)
+            .ok_or(EventError::NoSuchPartition(partition))
+    }
+
+    /// The sequence number a reader starting at `position` reads first (the next one to be
+    /// enqueued when nothing kept matches).
+    ///
+    /// # Errors
+    /// [`EventError::NoSuchPartition`] or [`EventError::Store`].
+    pub async fn resolve(
+        &self,
+        partition: u32,
+        position: StartPosition,
+    ) -> Result<i64, EventError> {
+        if partition >= self.partitions {
+            return Err(EventError::NoSuchPartition(partition));
+        }
+        let (column, value, inclusive) = match position {
+            StartPosition::Start => return Ok(0),
+            StartPosition::SequenceNumber {
+                sequence_number,
+                inclusive,
+            } => return Ok(if inclusive { sequence_number } else { sequence_number.saturating_add(1) }.max(0)),
+            StartPosition::End => ("seq", i64::MAX, false),
+            StartPosition::Offset { offset, inclusive } => ("offset", offset, inclusive),
+            StartPosition::EnqueuedTime { millis, inclusive } => ("enqueued_ms", millis, inclusive),
+        };
+        let op = if inclusive { ">=" } else { ">" };
+        let sql = format!(
+            "SELECT MIN(seq) FROM events WHERE partition = ?1 AND {column} {op} ?2"
+        );
+        self.store
+            .call(move |conn| -> Result<i64, EventError> {
+                let found: Option<i64> = conn
+                    .prepare_cached(&sql)
+                    .and_then(|mut s| s.query_row(params![partition, value], |r| r.get(0)))
+                    .map_err(StoreError::from)?;
+                match found {
+                    Some(seq) => Ok(seq),
+                    None => Ok(next_position(conn, partition)?.0),
+                }
+            })
+            .await
     }
 
     /// The partition of a device's messages: the first four bytes of SHA-256 of the device id,
@@ -464,6 +555,15 @@ async fn writer(log: Weak<EventLog>, mut rx: mpsc::UnboundedReceiver<Job>) {
             .await;
         match outcome {
             Ok(positions) => {
+                let mut next: BTreeMap<u32, i64> = BTreeMap::new();
+                for position in &positions {
+                    next.insert(position.partition, position.sequence_number + 1);
+                }
+                for (partition, seq) in next {
+                    if let Some(tail) = log.tails.get(partition as usize) {
+                        tail.send_replace(seq);
+                    }
+                }
                 for (reply, position) in replies.into_iter().zip(positions) {
                     let _ = reply.send(Ok(position));
                 }
@@ -621,15 +721,30 @@ mod tests {
     #[tokio::test]
     async fn retention_removes_old_messages_but_keeps_numbering()
     -> Result<(), Box<dyn std::error::Error>> {
+        use std::sync::atomic::{AtomicI64, Ordering};
         let store = Arc::new(Store::open_in_memory()?);
-        let events = log(&store);
+        // A clock the test steps by hand, so "the same millisecond" never depends on timing.
+        let start = Utc::now().timestamp_millis();
+        let now = Arc::new(AtomicI64::new(start));
+        let clock: crate::clock::Clock = {
+            let now = Arc::clone(&now);
+            Arc::new(move || {
+                DateTime::from_timestamp_millis(now.load(Ordering::SeqCst)).unwrap_or_default()
+            })
+        };
+        let events = EventLog::start(Arc::clone(&store), clock, 4, DEFAULT_RETENTION);
         let first = events.append(message("d2", "a")).await?;
         assert_eq!(
             events.sweep(Duration::ZERO).await?,
             0,
             "same millisecond is kept"
         );
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        now.store(start + 5, Ordering::SeqCst);
+        assert_eq!(
+            events.sweep(Duration::from_millis(10)).await?,
+            0,
+            "younger than the retention is kept"
+        );
         assert_eq!(events.sweep(Duration::ZERO).await?, 1);
         let info = events.partition_info(first.partition).await?;
         assert!(info.is_empty);

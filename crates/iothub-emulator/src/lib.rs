@@ -42,8 +42,10 @@ mod auth;
 mod c2d;
 mod clock;
 mod conn;
+mod consumers;
 mod emulator;
 mod error;
+mod eventhub;
 mod events;
 mod journal;
 mod model;
@@ -61,8 +63,10 @@ mod x509;
 
 pub use auth::{POLICY_NAMES, Policies, Policy, WELL_KNOWN_KEY};
 pub use conn::ConnectionLimits;
+pub use consumers::DEFAULT_CONSUMER_GROUP;
 pub use emulator::{
-    DATABASE_FILE, DEFAULT_AMQPS_PORT, DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT,
+    CONNECTION_STRING_FILE, CONSUMER_GROUPS_FILE, DATABASE_FILE, DEFAULT_AMQPS_PORT,
+    DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT, EVENTHUB_CONNECTION_STRING_FILE,
     Emulator, EmulatorBuilder, Error, PartitionInfo, StoredTelemetry, TelemetryLog, host_name,
 };
 pub use throttle::{OperationClass, Quota, ThrottleConfig, ThrottleProfile};

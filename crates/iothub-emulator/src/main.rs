@@ -46,7 +46,8 @@ async fn main() -> ExitCode {
     };
     eprintln!("CA certificate: {}", emulator.ca_path().display());
     eprintln!(
-        "AMQPS (cloud-to-device) on port {}; AMQP over WebSockets on the HTTPS port at /$iothub/websocket",
+        "AMQPS (cloud-to-device, built-in endpoint '{}') on port {}; AMQP over WebSockets on the HTTPS port at /$iothub/websocket",
+        emulator.eventhub_name(),
         emulator.amqps_port()
     );
     eprintln!(
@@ -60,6 +61,13 @@ async fn main() -> ExitCode {
             "IOTHUB_CONNECTION_STRING={}",
             emulator.connection_string()
         )
+        .and_then(|()| {
+            writeln!(
+                stdout,
+                "EVENTHUB_CONNECTION_STRING={}",
+                emulator.eventhub_connection_string()
+            )
+        })
         .and_then(|()| stdout.flush());
         if let Err(e) = printed {
             eprintln!("error: cannot write the connection string to stdout: {e}");
