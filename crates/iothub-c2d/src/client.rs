@@ -556,9 +556,6 @@ impl C2dClientBuilder {
             credential = credential.with_sas_ttl(ttl);
         }
         let (host, https_port) = split_host(&host_name)?;
-        let mut roots = rustls::RootCertStore::empty();
-        let native = rustls_native_certs::load_native_certs();
-        roots.add_parsable_certificates(native.certs);
         let mut pems = self.root_pems.clone();
         for path in &self.root_files {
             pems.push(std::fs::read(path).map_err(|e| {
@@ -568,34 +565,14 @@ impl C2dClientBuilder {
                 ))
             })?);
         }
+        let tls = crate::connection::tls_config(&pems)?;
         let mut http = reqwest::Client::builder()
             .connect_timeout(self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT));
         for pem in &pems {
-            let mut found = 0;
-            for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(pem) {
-                let cert: rustls_pki_types::CertificateDer<'static> =
-                    cert.map_err(|e| Error::Config(format!("invalid root certificate PEM: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| Error::Config(format!("invalid root certificate: {e}")))?;
-                found += 1;
-            }
-            if found == 0 {
-                return Err(Error::Config(
-                    "a root certificate PEM holds no certificate".into(),
-                ));
-            }
             let certs = reqwest::Certificate::from_pem_bundle(pem)
                 .map_err(|e| Error::Config(format!("invalid root certificate: {e}")))?;
             http = http.tls_certs_merge(certs);
         }
-        let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::aws_lc_rs::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
         let http = http
             .build()
             .map_err(|e| Error::Config(format!("HTTP client setup failed: {e}")))?;
@@ -610,7 +587,7 @@ impl C2dClientBuilder {
             amqps_port: self.amqps_port.unwrap_or(DEFAULT_AMQPS_PORT),
             https_port,
             transport: self.transport,
-            tls: Arc::new(tls),
+            tls,
             credential,
             connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),
             retry: self.retry.unwrap_or_default(),

@@ -1,5 +1,8 @@
 //! Opening an authenticated AMQP session to the hub: TCP, TLS, optionally a WebSocket,
 //! AMQP with SASL ANONYMOUS, then a CBS `put-token`, renewed before the token expires.
+//!
+//! Public as [`crate::amqp`] for the other AMQP layers of the SDK (the built-in endpoint
+//! reader `iothub-events` opens its sessions with it); most users never need it.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -28,21 +31,28 @@ const OPAQUE_TOKEN_RENEWAL: Duration = Duration::from_secs(300);
 /// After a failed renewal, try again after this long.
 const RENEW_RETRY: Duration = Duration::from_secs(10);
 
-/// Everything needed to open connections; shared by the client and its feedback receivers.
+/// Everything needed to open connections to one AMQP endpoint (an IoT hub, or an Event
+/// Hubs-compatible endpoint); shared by the client and its feedback receivers.
 #[derive(Clone)]
-pub(crate) struct Endpoint {
+pub struct Endpoint {
     /// Host name without port, for TCP, SNI and certificate checks.
     pub host: String,
-    /// `HostName` as given (with a port if any): the CBS audience.
+    /// The CBS audience (the `name` of the put-token request): `HostName` as given (with a
+    /// port if any) for an IoT hub, `sb://{host}/{entity}` for an Event Hubs entity.
     pub audience: String,
     /// AMQPS port (TLS transport).
     pub amqps_port: u16,
     /// HTTPS port (WebSocket transport).
     pub https_port: u16,
+    /// TLS or WebSockets.
     pub transport: Transport,
+    /// TLS settings (trusted roots).
     pub tls: Arc<rustls::ClientConfig>,
+    /// What signs the CBS tokens.
     pub credential: HubCredential,
+    /// Bound on one connection attempt (TCP, TLS, AMQP open and CBS).
     pub connect_timeout: Duration,
+    /// Attempts and backoff of [`connect`].
     pub retry: RetryPolicy,
 }
 
@@ -73,7 +83,8 @@ impl Endpoint {
 /// it ends ([`dead`](Self::dead)), so that work waiting on the connection fails at once
 /// instead of waiting for a timeout. [`close`](Self::close) (or dropping it) closes the
 /// connection and stops token renewal.
-pub(crate) struct Authenticated {
+pub struct Authenticated {
+    /// The session; attach links on it.
     pub session: SessionHandle<()>,
     dead: watch::Receiver<bool>,
     closer: Option<oneshot::Sender<()>>,
@@ -158,7 +169,11 @@ impl Authenticated {
 }
 
 /// Opens an authenticated session, retrying per the policy.
-pub(crate) async fn connect(endpoint: &Endpoint) -> Result<Authenticated, Error> {
+///
+/// # Errors
+/// [`Error::Unauthorized`] when the token is refused, [`Error::Credential`],
+/// [`Error::Config`], or [`Error::Connect`] / [`Error::Timeout`] once the retries are spent.
+pub async fn connect(endpoint: &Endpoint) -> Result<Authenticated, Error> {
     let mut attempt = 0u32;
     loop {
         let result =
@@ -261,6 +276,41 @@ async fn connect_once(endpoint: &Endpoint) -> Result<Authenticated, Error> {
         expires,
         endpoint.clone(),
     ))
+}
+
+/// A TLS client configuration trusting the platform's roots plus `extra_pems` (PEM files'
+/// contents, one or more certificates each).
+///
+/// # Errors
+/// [`Error::Config`] for a PEM without a certificate or an invalid certificate.
+pub fn tls_config(extra_pems: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    let native = rustls_native_certs::load_native_certs();
+    roots.add_parsable_certificates(native.certs);
+    for pem in extra_pems {
+        let mut found = 0;
+        for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(pem) {
+            let cert: rustls_pki_types::CertificateDer<'static> =
+                cert.map_err(|e| Error::Config(format!("invalid root certificate PEM: {e}")))?;
+            roots
+                .add(cert)
+                .map_err(|e| Error::Config(format!("invalid root certificate: {e}")))?;
+            found += 1;
+        }
+        if found == 0 {
+            return Err(Error::Config(
+                "a root certificate PEM holds no certificate".into(),
+            ));
+        }
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::aws_lc_rs::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| Error::Config(format!("TLS setup failed: {e}")))?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    Ok(Arc::new(tls))
 }
 
 /// When to put a new token: a fifth of the remaining life (at most five minutes) before

@@ -256,7 +256,8 @@ pub(crate) fn from_amqp_error(error: &definitions::Error) -> HubError {
     }
 }
 
-fn condition_text(condition: &ErrorCondition) -> String {
+/// An AMQP error condition as its symbol (`amqp:not-found`, `amqp:link:stolen`, …).
+pub fn condition_text(condition: &ErrorCondition) -> String {
     use fe2o3_amqp::types::primitives::Symbol;
     match condition {
         ErrorCondition::AmqpError(e) => Symbol::from(e).to_string(),

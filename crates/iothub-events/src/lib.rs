@@ -1,0 +1,12 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod event;
+mod reader;
+
+pub use error::Error;
+pub use event::{Checkpoint, DeviceEvent, EventHubEndpoint, EventPosition, PartitionProperties};
+pub use reader::{
+    DEFAULT_AMQPS_PORT, DEFAULT_CONSUMER_GROUP, DEFAULT_PREFETCH, EventReader, EventReaderBuilder,
+    EventStream,
+};
