@@ -135,6 +135,10 @@ impl Hub {
                 "EMULATOR_MQTTS_PORT".into(),
                 self.emulator.mqtts_port().to_string().into(),
             ),
+            (
+                "EVENTHUB_CONNECTION_STRING".into(),
+                self.emulator.eventhub_connection_string().into(),
+            ),
             ("EMULATOR_CA_PATH".into(), self.ca_path().into_os_string()),
             ("REQUESTS_CA_BUNDLE".into(), self.ca_path().into_os_string()),
             (

@@ -27,3 +27,8 @@ async fn node_configurations_and_edge() {
 async fn node_c2d_amqp_and_amqp_ws() {
     node_scenario("c2d").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_event_hubs_reads_the_built_in_endpoint() {
+    node_scenario("eventhub").await;
+}

@@ -47,3 +47,8 @@ async fn python_access() {
 async fn python_c2d() {
     python_scenario("c2d").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_built_in_endpoint_redirect_and_sasl_plain() {
+    python_scenario("eventhub").await;
+}

@@ -69,11 +69,11 @@ use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use crate::auth::{Policies, Rights, authenticate_sasl_plain, authenticate_token};
+use crate::c2d::{Ack, C2dError, C2dQueues, FEEDBACK_CONTENT_TYPE, OutgoingMessage};
+use crate::conn::{ConnectionLimits, Tracker};
 use crate::consumers::ConsumerGroups;
 use crate::eventhub::{self, EventsNode};
 use crate::events::EventLog;
-use crate::c2d::{Ack, C2dError, C2dQueues, FEEDBACK_CONTENT_TYPE, OutgoingMessage};
-use crate::conn::{ConnectionLimits, Tracker};
 use crate::journal::Journal;
 
 /// Address of the service's send link.
@@ -205,7 +205,10 @@ where
             tracing::info!(sasl = header == SASL_HEADER, "AMQP connection opened");
             let mut stop = ctx.stop.clone();
             let state = Arc::new(ConnState::default());
-            *state.authorized_until.lock().unwrap_or_else(|p| p.into_inner()) =
+            *state
+                .authorized_until
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) =
                 *plain_until.lock().unwrap_or_else(|p| p.into_inner());
             tokio::select! {
                 () = run_connection(connection, ctx, state) => {}
@@ -283,7 +286,10 @@ impl SaslAcceptor for ServiceSasl {
         let code = match init.mechanism.as_str() {
             "MSSBCBS" | "ANONYMOUS" => SaslCode::Ok,
             "PLAIN" => {
-                let response = init.initial_response.map(|b| b.into_vec()).unwrap_or_default();
+                let response = init
+                    .initial_response
+                    .map(|b| b.into_vec())
+                    .unwrap_or_default();
                 let mut fields = response.split(|b| *b == 0);
                 let _authzid = fields.next();
                 let user = fields.next().map(String::from_utf8_lossy);
@@ -511,10 +517,8 @@ async fn run_session(
                 Node::Events(EventsNode::Partition { group, partition }),
                 LinkEndpoint::Sender(sender),
             ) => {
-                let (position, epoch) = reader_request.unwrap_or((
-                    Ok(crate::events::StartPosition::Start),
-                    Ok(None),
-                ));
+                let (position, epoch) =
+                    reader_request.unwrap_or((Ok(crate::events::StartPosition::Start), Ok(None)));
                 match start_reader(&ctx, &group, &partition, position, epoch).await {
                     Ok((lease, partition, next)) => tokio::spawn(eventhub::deliver(
                         sender,
@@ -1150,15 +1154,24 @@ mod tests {
             node_of(Some("/messages/serviceBound/feedback"), "hub"),
             Node::Feedback
         );
-        assert_eq!(node_of(Some("/messages/devicebound"), "hub"), Node::Devicebound);
         assert_eq!(
-            node_of(Some("amqps://localhost:5671/messages/events/$management"), "hub"),
+            node_of(Some("/messages/devicebound"), "hub"),
+            Node::Devicebound
+        );
+        assert_eq!(
+            node_of(
+                Some("amqps://localhost:5671/messages/events/$management"),
+                "hub"
+            ),
             Node::Events(EventsNode::Redirect {
                 rest: "/$management".into()
             })
         );
         assert_eq!(
-            node_of(Some("amqps://localhost:5671/hub/ConsumerGroups/$Default/Partitions/1"), "hub"),
+            node_of(
+                Some("amqps://localhost:5671/hub/ConsumerGroups/$Default/Partitions/1"),
+                "hub"
+            ),
             Node::Events(EventsNode::Partition {
                 group: "$Default".into(),
                 partition: "1".into()
@@ -1171,9 +1184,10 @@ mod tests {
             Node::Devicebound
         );
         assert_eq!(
-            node_of(Some(
-                "amqps://localhost:5671/messages/serviceBound/feedback"
-            ), "hub"),
+            node_of(
+                Some("amqps://localhost:5671/messages/serviceBound/feedback"),
+                "hub"
+            ),
             Node::Feedback
         );
         assert_eq!(node_of(Some("amqps://localhost"), "hub"), Node::Unknown);

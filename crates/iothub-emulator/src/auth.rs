@@ -335,7 +335,14 @@ pub fn authenticate_token<'p>(
             key_name.escape_default()
         )
     })?;
-    if !(token.verify(&policy.primary) || token.verify(&policy.secondary)) {
+    // IoT Hub signs with the key's bytes (base64-decoded); Event Hubs clients, on the
+    // built-in endpoint, sign with the key's text, as Service Bus does. Both are accepted.
+    let as_text =
+        |key: &SharedAccessKey| SharedAccessKey::from_bytes(key.to_base64().into_bytes()).ok();
+    let signed = [&policy.primary, &policy.secondary].into_iter().any(|key| {
+        token.verify(key) || as_text(key).is_some_and(|text_key| token.verify(&text_key))
+    });
+    if !signed {
         return Err(format!(
             "The signature of the SharedAccessSignature does not match policy '{}'.",
             policy.name
@@ -402,8 +409,14 @@ pub fn authenticate_sasl_plain(
             hub.escape_default()
         ));
     }
-    let (signed_by, until) =
-        authenticate_token(policies, password, ports, hub_name, Rights::SERVICE_CONNECT, now)?;
+    let (signed_by, until) = authenticate_token(
+        policies,
+        password,
+        ports,
+        hub_name,
+        Rights::SERVICE_CONNECT,
+        now,
+    )?;
     if !signed_by.name.eq_ignore_ascii_case(policy) {
         return Err(format!(
             "The SASL PLAIN user names policy '{}' but the token is signed by policy '{}'.",

@@ -28,9 +28,7 @@ pub enum ConsumerError {
     #[error("The consumer group '{0}' does not exist on this hub.")]
     NoSuchGroup(String),
     /// A reader with a higher epoch owns the partition.
-    #[error(
-        "A receiver with epoch {owner} already reads this partition; epoch {asked} is lower."
-    )]
+    #[error("A receiver with epoch {owner} already reads this partition; epoch {asked} is lower.")]
     EpochTooLow {
         /// The owner's epoch.
         owner: i64,
@@ -241,8 +239,12 @@ mod tests {
             groups.claim("$Default", 2, None),
             Err(ConsumerError::TooManyReaders { .. })
         ));
-        let _other_group = groups.claim("cg2", 2, None).expect("another group reads too");
+        let _other_group = groups
+            .claim("cg2", 2, None)
+            .expect("another group reads too");
         drop(held);
-        let _freed = groups.claim("$Default", 2, None).expect("a place was freed");
+        let _freed = groups
+            .claim("$Default", 2, None)
+            .expect("a place was freed");
     }
 }

@@ -87,7 +87,8 @@ pub fn events_node(path: &str, entity: &str) -> Option<EventsNode> {
     match rest.as_slice() {
         ["$management"] => Some(EventsNode::Management),
         [cg, group, p, partition]
-            if cg.eq_ignore_ascii_case("ConsumerGroups") && p.eq_ignore_ascii_case("Partitions") =>
+            if cg.eq_ignore_ascii_case("ConsumerGroups")
+                && p.eq_ignore_ascii_case("Partitions") =>
         {
             Some(EventsNode::Partition {
                 group: (*group).to_owned(),
@@ -209,7 +210,9 @@ pub fn epoch_of(properties: Option<&Fields>) -> Result<Option<i64>, String> {
         Some(Value::Ulong(v)) => i64::try_from(*v)
             .map(Some)
             .map_err(|_| "The epoch is too large.".to_owned()),
-        Some(other) => Err(format!("The link property {EPOCH_PROPERTY} is not a long: {other:?}.")),
+        Some(other) => Err(format!(
+            "The link property {EPOCH_PROPERTY} is not a long: {other:?}."
+        )),
     }
 }
 
@@ -250,7 +253,10 @@ pub fn event_message(event: &StoredEvent) -> Message<fe2o3_amqp::types::messagin
     let text = |name: &str| system.get(name).and_then(Json::as_str).map(str::to_owned);
     let mut annotations = OrderedMap::new();
     let mut annotate = |key: &str, value: Value| {
-        annotations.insert(fe2o3_amqp::types::messaging::annotations::OwnedKey::Symbol(Symbol::from(key)), value);
+        annotations.insert(
+            fe2o3_amqp::types::messaging::annotations::OwnedKey::Symbol(Symbol::from(key)),
+            value,
+        );
     };
     annotate("x-opt-sequence-number", Value::Long(event.sequence_number));
     annotate("x-opt-offset", Value::String(event.offset.to_string()));
@@ -547,7 +553,10 @@ mod tests {
             })
         );
         assert_eq!(
-            events_node("messages/events/ConsumerGroups/$Default/Partitions/0", "hub"),
+            events_node(
+                "messages/events/ConsumerGroups/$Default/Partitions/0",
+                "hub"
+            ),
             Some(EventsNode::Redirect {
                 rest: "/ConsumerGroups/$Default/Partitions/0".into()
             })
@@ -563,7 +572,10 @@ mod tests {
             events_node("/hub/$management", "hub"),
             Some(EventsNode::Management)
         );
-        assert_eq!(events_node("$management", "hub"), Some(EventsNode::Management));
+        assert_eq!(
+            events_node("$management", "hub"),
+            Some(EventsNode::Management)
+        );
         assert_eq!(events_node("other/$management", "hub"), None);
         assert_eq!(events_node("hub/ConsumerGroups/x", "hub"), None);
         assert_eq!(events_node("/messages/devicebound", "hub"), None);

@@ -304,15 +304,20 @@ impl EventLog {
             StartPosition::SequenceNumber {
                 sequence_number,
                 inclusive,
-            } => return Ok(if inclusive { sequence_number } else { sequence_number.saturating_add(1) }.max(0)),
+            } => {
+                return Ok(if inclusive {
+                    sequence_number
+                } else {
+                    sequence_number.saturating_add(1)
+                }
+                .max(0));
+            }
             StartPosition::End => ("seq", i64::MAX, false),
             StartPosition::Offset { offset, inclusive } => ("offset", offset, inclusive),
             StartPosition::EnqueuedTime { millis, inclusive } => ("enqueued_ms", millis, inclusive),
         };
         let op = if inclusive { ">=" } else { ">" };
-        let sql = format!(
-            "SELECT MIN(seq) FROM events WHERE partition = ?1 AND {column} {op} ?2"
-        );
+        let sql = format!("SELECT MIN(seq) FROM events WHERE partition = ?1 AND {column} {op} ?2");
         self.store
             .call(move |conn| -> Result<i64, EventError> {
                 let found: Option<i64> = conn

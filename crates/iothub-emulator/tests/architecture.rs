@@ -7,7 +7,17 @@ use std::path::{Path, PathBuf};
 /// Modules below the transports: IoT Hub's rules and storage, usable from HTTPS, AMQP and
 /// MQTT alike (device sessions and method calls, the telemetry event log among them).
 const DOMAIN: [&str; 11] = [
-    "clock", "error", "model", "twin", "store", "registry", "c2d", "query", "sessions", "events", "consumers",
+    "clock",
+    "error",
+    "model",
+    "twin",
+    "store",
+    "registry",
+    "c2d",
+    "query",
+    "sessions",
+    "events",
+    "consumers",
 ];
 
 /// Names that mean an HTTP, web-framework or wire-protocol type.

@@ -46,10 +46,9 @@ impl EventPosition {
                 "amqp.annotation.x-opt-sequence-number {} {sequence_number}",
                 op(*inclusive)
             ),
-            EventPosition::Offset { offset, inclusive } => format!(
-                "amqp.annotation.x-opt-offset {} '{offset}'",
-                op(*inclusive)
-            ),
+            EventPosition::Offset { offset, inclusive } => {
+                format!("amqp.annotation.x-opt-offset {} '{offset}'", op(*inclusive))
+            }
             EventPosition::EnqueuedAfter(time) => format!(
                 "amqp.annotation.x-opt-enqueued-time > {}",
                 time.timestamp_millis()

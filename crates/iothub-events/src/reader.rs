@@ -22,9 +22,7 @@ use iothub_c2d::amqp::{Authenticated, Endpoint, condition_text, connect, tls_con
 use iothub_c2d::{RetryPolicy, Transport};
 use tokio::sync::{OnceCell, mpsc};
 
-use crate::{
-    Checkpoint, DeviceEvent, Error, EventHubEndpoint, EventPosition, PartitionProperties,
-};
+use crate::{Checkpoint, DeviceEvent, Error, EventHubEndpoint, EventPosition, PartitionProperties};
 
 /// The consumer group every hub has.
 pub const DEFAULT_CONSUMER_GROUP: &str = "$Default";
@@ -105,11 +103,13 @@ impl Default for EventReaderBuilder {
 
 fn policy_and_key(cs: &ConnectionString) -> Result<(String, SharedAccessKey), Error> {
     let policy = cs.shared_access_key_name().ok_or_else(|| {
-        Error::Config("the connection string names no shared access policy (SharedAccessKeyName)".into())
+        Error::Config(
+            "the connection string names no shared access policy (SharedAccessKeyName)".into(),
+        )
     })?;
-    let key = cs.shared_access_key().ok_or_else(|| {
-        Error::Config("the connection string has no SharedAccessKey".into())
-    })?;
+    let key = cs
+        .shared_access_key()
+        .ok_or_else(|| Error::Config("the connection string has no SharedAccessKey".into()))?;
     Ok((policy.to_owned(), key.clone()))
 }
 
@@ -329,7 +329,10 @@ fn eventhub_endpoint(
     amqp.host = endpoint.host.clone();
     amqp.amqps_port = endpoint.port;
     amqp.audience = audience.clone();
-    amqp.credential = HubCredential::shared_access_key(audience, Some(policy), key.clone());
+    // Event Hubs (Service Bus) signs with the key's text, not its decoded bytes.
+    let text_key =
+        SharedAccessKey::from_bytes(key.to_base64().into_bytes()).unwrap_or_else(|_| key.clone());
+    amqp.credential = HubCredential::shared_access_key(audience, Some(policy), text_key);
     (endpoint.clone(), amqp)
 }
 
@@ -389,8 +392,14 @@ impl EventReader {
                 else {
                     return Err(Error::Config("no endpoint".into()));
                 };
-                let endpoint = resolve_redirect(&self.inner.template, host_name, policy, key).await?;
-                Ok(eventhub_endpoint(&self.inner.template, &endpoint, policy, key))
+                let endpoint =
+                    resolve_redirect(&self.inner.template, host_name, policy, key).await?;
+                Ok(eventhub_endpoint(
+                    &self.inner.template,
+                    &endpoint,
+                    policy,
+                    key,
+                ))
             })
             .await
     }
@@ -542,7 +551,8 @@ async fn read_partition(
             Ok(()) => return,
             Err(e) if e.is_transient() && failures < reader.inner.template.retry.max_attempts() => {
                 failures += 1;
-                let delay = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                let delay =
+                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
                 tracing::debug!(error = %e, partition = %id, ?delay, "partition reader reconnecting");
                 tokio::time::sleep(delay).await;
             }
@@ -573,19 +583,22 @@ async fn read_once(
         .add_to_filter(
             Symbol::from(SELECTOR_FILTER),
             Some(serde_amqp::described::Described {
-                descriptor: serde_amqp::descriptor::Descriptor::Name(Symbol::from(
-                    SELECTOR_FILTER,
-                )),
+                descriptor: serde_amqp::descriptor::Descriptor::Name(Symbol::from(SELECTOR_FILTER)),
                 value: Value::String(position.selector()),
             }),
         )
         .build();
     let mut builder = Receiver::builder()
-        .name(format!("iothub-events-{id}-{}", uuid::Uuid::new_v4().simple()))
+        .name(format!(
+            "iothub-events-{id}-{}",
+            uuid::Uuid::new_v4().simple()
+        ))
         .source(source)
         .target(format!("iothub-events-{}", uuid::Uuid::new_v4().simple()))
         .sender_settle_mode(definitions::SenderSettleMode::Settled)
-        .credit_mode(fe2o3_amqp::link::receiver::CreditMode::Auto(reader.inner.prefetch));
+        .credit_mode(fe2o3_amqp::link::receiver::CreditMode::Auto(
+            reader.inner.prefetch,
+        ));
     if let Some(epoch) = reader.inner.epoch {
         let mut props = definitions::Fields::new();
         props.insert(Symbol::from(EPOCH_PROPERTY), Value::Long(epoch));
@@ -727,7 +740,9 @@ fn to_event(partition: &str, message: Message<Body<Value>>) -> DeviceEvent {
         module_id: system.get("iothub-connection-module-id").cloned(),
         message_id: props.and_then(|p| p.message_id.as_ref()).map(id_text),
         correlation_id: props.and_then(|p| p.correlation_id.as_ref()).map(id_text),
-        content_type: props.and_then(|p| p.content_type.as_ref()).map(|s| s.as_str().to_owned()),
+        content_type: props
+            .and_then(|p| p.content_type.as_ref())
+            .map(|s| s.as_str().to_owned()),
         content_encoding: props
             .and_then(|p| p.content_encoding.as_ref())
             .map(|s| s.as_str().to_owned()),
@@ -756,7 +771,10 @@ async fn resolve_redirect(
     let mut session = connect(&hub).await?;
     let ask = async {
         let attach = Receiver::builder()
-            .name(format!("iothub-events-redirect-{}", uuid::Uuid::new_v4().simple()))
+            .name(format!(
+                "iothub-events-redirect-{}",
+                uuid::Uuid::new_v4().simple()
+            ))
             .source(format!("amqps://{host_name}/messages/events/$management"))
             .target(format!("iothub-events-{}", uuid::Uuid::new_v4().simple()))
             .attach(&mut session.session)
@@ -798,8 +816,8 @@ fn parse_redirect(error: &definitions::Error) -> Result<EventHubEndpoint, Error>
         .as_ref()
         .ok_or_else(|| Error::Redirect("the redirect carries no info".into()))?;
     let get = |k: &str| info.get(&Symbol::from(k)).and_then(text_of);
-    let address = get("address")
-        .ok_or_else(|| Error::Redirect("the redirect names no address".into()))?;
+    let address =
+        get("address").ok_or_else(|| Error::Redirect("the redirect names no address".into()))?;
     let rest = address
         .split_once("://")
         .map_or(address.as_str(), |(_, r)| r);
@@ -992,6 +1010,10 @@ mod tests {
             description: Some("no".into()),
             info: None,
         };
-        assert!(parse_redirect(&not_found).expect_err("refused").is_not_found());
+        assert!(
+            parse_redirect(&not_found)
+                .expect_err("refused")
+                .is_not_found()
+        );
     }
 }

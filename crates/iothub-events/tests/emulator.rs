@@ -126,7 +126,10 @@ async fn telemetry_is_read_through_the_iot_hub_connection_string() -> TestResult
         .find(|p| *p != partition)
         .unwrap_or_default();
     assert!(reader.partition_properties(&other).await?.is_empty);
-    let missing = reader.partition_properties("9").await.expect_err("no partition 9");
+    let missing = reader
+        .partition_properties("9")
+        .await
+        .expect_err("no partition 9");
     assert!(missing.is_not_found(), "{missing}");
 
     let mut stream = reader.stream();
@@ -232,7 +235,11 @@ async fn consumer_groups_epochs_and_refusals() -> TestResult {
     let partition = hub.partition_of("reader-3");
 
     // Two consumer groups each read everything.
-    let mut default = hub.reader("iothubowner").partitions([partition.clone()]).build()?.stream();
+    let mut default = hub
+        .reader("iothubowner")
+        .partitions([partition.clone()])
+        .build()?
+        .stream();
     let mut analytics = hub
         .reader("service")
         .consumer_group("analytics")
@@ -288,7 +295,10 @@ async fn consumer_groups_epochs_and_refusals() -> TestResult {
     assert!(refused.is_stolen(), "{refused}");
     // The owner still reads live events.
     send(&device, 1, "owner").await;
-    assert_eq!(take(&mut owner, 1).await[0].message_id.as_deref(), Some("owner-0"));
+    assert_eq!(
+        take(&mut owner, 1).await[0].message_id.as_deref(),
+        Some("owner-0")
+    );
 
     // A policy without service connect cannot read.
     let denied = hub
