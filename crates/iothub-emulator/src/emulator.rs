@@ -484,10 +484,11 @@ impl EmulatorBuilder {
         );
         let queues = C2dQueues::start(Arc::clone(&store), Arc::clone(&clock));
         let mut groups = self.consumer_groups.clone();
-        if let Some(dir) = &data_dir {
-            if let Ok(text) = std::fs::read_to_string(dir.join(CONSUMER_GROUPS_FILE)) {
-                groups.extend(text.lines().map(str::to_owned));
-            }
+        if let Some(Ok(text)) = data_dir
+            .as_ref()
+            .map(|dir| std::fs::read_to_string(dir.join(CONSUMER_GROUPS_FILE)))
+        {
+            groups.extend(text.lines().map(str::to_owned));
         }
         for group in &groups {
             let group = group.trim();

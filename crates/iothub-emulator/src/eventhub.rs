@@ -267,10 +267,8 @@ pub fn event_message(event: &StoredEvent) -> Message<fe2o3_amqp::types::messagin
         )),
     );
     for (key, value) in system {
-        if key.starts_with("iothub-") {
-            if let Some(v) = value.as_str() {
-                annotate(key, Value::String(v.to_owned()));
-            }
+        if let (true, Some(v)) = (key.starts_with("iothub-"), value.as_str()) {
+            annotate(key, Value::String(v.to_owned()));
         }
     }
     let properties = Properties {
