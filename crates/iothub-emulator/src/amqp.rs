@@ -172,6 +172,8 @@ where
         pos: 0,
         inner: stream,
     };
+    // Clients that read performatives by fixed index need every field written out.
+    let stream = crate::amqp_frames::PadPerformatives::new(stream);
     let container = format!("{}-amqp", ctx.hub_name);
     let idle_ms = u32::try_from(ctx.limits.idle_timeout.as_millis()).unwrap_or(u32::MAX);
     let sasl = ServiceSasl {
@@ -195,8 +197,9 @@ where
             .accept(stream)
             .await
     } else {
-        let mut stream = stream.inner;
+        let mut stream = stream;
         let _ = tokio::io::AsyncWriteExt::write_all(&mut stream, &SASL_HEADER).await;
+        let _ = tokio::io::AsyncWriteExt::flush(&mut stream).await;
         tracing::debug!("AMQP connection with an unsupported protocol header refused");
         return;
     };

@@ -38,6 +38,7 @@
 //! transport and that no modules import each other in a cycle.
 
 mod amqp;
+mod amqp_frames;
 mod auth;
 mod c2d;
 mod clock;

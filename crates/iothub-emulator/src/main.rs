@@ -46,9 +46,9 @@ async fn main() -> ExitCode {
     };
     eprintln!("CA certificate: {}", emulator.ca_path().display());
     eprintln!(
-        "AMQPS (cloud-to-device, built-in endpoint '{}') on port {}; AMQP over WebSockets on the HTTPS port at /$iothub/websocket",
-        emulator.eventhub_name(),
-        emulator.amqps_port()
+        "AMQPS (cloud-to-device) on port {}; AMQP over WebSockets on the HTTPS port at /$iothub/websocket; the built-in endpoint '{}' is served on both",
+        emulator.amqps_port(),
+        emulator.eventhub_name()
     );
     eprintln!(
         "MQTTS (devices) on port {}; MQTT over WebSockets on the HTTPS port at /$iothub/websocket",

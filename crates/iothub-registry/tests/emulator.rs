@@ -537,11 +537,13 @@ async fn every_operation_succeeds_under_random_throttling() {
         .unwrap();
     assert_eq!(twins.len(), 150);
     let patch = TwinPatch::new().desired(json!({"v": 1})).unwrap();
-    for i in 0..10 {
+    for i in 0..30 {
         rm.update_twin(format!("f{i}"), &patch).await.unwrap();
         rm.get_twin(format!("f{i}")).await.unwrap();
     }
-    assert!(hub.throttled() > 5, "throttled {} times", hub.throttled());
+    // About 90 requests at a 25% rate: some were throttled and retried (the chance of none
+    // is 0.75^90, about 6e-12; the old "more than five" failed one run in ten).
+    assert!(hub.throttled() > 0, "throttled {} times", hub.throttled());
     hub.emu.shutdown().await.unwrap();
 }
 
