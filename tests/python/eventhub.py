@@ -1,4 +1,4 @@
-"""The built-in endpoint's front door with Microsoft's own Python AMQP client (uamqp),
+"""Reading telemetry from the built-in endpoint with Microsoft's own Python clients,
 unmodified:
 
 * the IoT Hub connection string is turned into an Event Hubs connection string the way
@@ -7,14 +7,20 @@ unmodified:
   and attaches to ``messages/events/ConsumerGroups/$Default/Partitions/0``; the hub answers
   with ``amqp:link:redirect`` (uamqp raises ``LinkRedirect``) naming the entity whose
   connection string the hub prints as ``EVENTHUB_CONNECTION_STRING``;
+* ``azure-eventhub``'s EventHubConsumerClient (its default pure-Python AMQP transport) reads
+  with that string and with the printed one: telemetry from the official device SDK
+  (azure-iot-device over MQTT), partition ids and properties, consumer groups;
 * wrong SASL PLAIN logins are refused at SASL;
 * a C2D message is sent over a SASL PLAIN login, as the ``az iot`` CLI sends them.
 
-uamqp gets the local hub's port and CA from ``uamqp_loopback`` (see that module).
+The clients get the local hub's port and CA the way any user points them at a private
+endpoint: ``custom_endpoint_address`` with ``TransportType.Amqp`` and ``connection_verify``
+for azure-eventhub; ``uamqp_loopback`` for uamqp (see that module).
 """
 
 import os
 import re
+import threading
 import time
 from base64 import b64decode, b64encode
 from hashlib import sha256
@@ -22,6 +28,10 @@ from hmac import HMAC
 from urllib.parse import quote_plus, urlencode
 
 import uamqp_loopback  # noqa: F401 - must come first: ports and CA for uamqp
+import mqtt_loopback  # noqa: E402
+
+from azure.eventhub import EventHubConsumerClient, TransportType  # noqa: E402
+from azure.iot.device import IoTHubDeviceClient, Message  # noqa: E402
 
 from uamqp import ReceiveClient, SendClient, Source  # noqa: E402
 from uamqp import Message as UamqpMessage  # noqa: E402
@@ -35,6 +45,8 @@ checks = Checks("eventhub")
 CS = os.environ["IOTHUB_CONNECTION_STRING"]
 EH_CS = os.environ["EVENTHUB_CONNECTION_STRING"]
 AMQPS_PORT = int(os.environ["EMULATOR_AMQPS_PORT"])
+CA = os.environ["EMULATOR_CA_PATH"]
+WAIT = 30
 
 
 def parse(cs):
@@ -79,6 +91,119 @@ def converted_connection_string():
     return "Endpoint=sb://{}/;SharedAccessKeyName={};SharedAccessKey={};EntityPath={}".format(
         hostname, policy, key, entity
     )
+
+
+def consumer(conn_str, group="$Default"):
+    return EventHubConsumerClient.from_connection_string(
+        conn_str,
+        consumer_group=group,
+        custom_endpoint_address="sb://localhost:%d" % AMQPS_PORT,
+        transport_type=TransportType.Amqp,
+        connection_verify=CA,
+    )
+
+
+def read(client, wanted, starting_position="-1"):
+    """Receives until ``wanted(events)`` holds or WAIT passes; returns every event seen."""
+    events = []
+    done = threading.Event()
+    errors = []
+
+    def on_event(partition_context, event):
+        if event is None:
+            return
+        events.append((partition_context.partition_id, event))
+        if wanted(events):
+            done.set()
+
+    def on_error(partition_context, error):
+        errors.append(error)
+
+    thread = threading.Thread(
+        target=client.receive,
+        kwargs={"on_event": on_event, "on_error": on_error, "starting_position": starting_position, "max_wait_time": 1},
+        daemon=True,
+    )
+    thread.start()
+    done.wait(WAIT)
+    client.close()
+    thread.join(10)
+    assert_true(done.is_set(), "only %d events arrived (errors: %r)" % (len(events), errors))
+    return events
+
+
+def device_sends(device_id, count):
+    """Creates a device, connects the official device SDK over MQTT, sends ``count`` messages."""
+    key = new_key()
+    rm.create_device_with_sas(device_id, key, new_key(), "enabled")
+    cs = mqtt_loopback.device_connection_string(CS, device_id, key)
+    client = IoTHubDeviceClient.create_from_connection_string(
+        cs, server_verification_cert=mqtt_loopback.CA_PEM, connection_retry=False
+    )
+    client.connect()
+    for i in range(count):
+        message = Message(
+            '{"n": %d}' % i,
+            message_id="%s-%d" % (device_id, i),
+            content_encoding="utf-8",
+            content_type="application/json",
+        )
+        message.custom_properties["seq"] = str(i)
+        client.send_message(message)
+    client.shutdown()
+
+
+def mine(device_id):
+    def select(events):
+        return [e for _, e in events if e.system_properties.get(b"iothub-connection-device-id") == device_id.encode()]
+
+    return select
+
+
+@checks
+def device_sdk_telemetry_is_read_through_the_converted_connection_string():
+    device_sends("peh-1", 3)
+    select = mine("peh-1")
+    events = select(read(consumer(converted_connection_string()), lambda evs: len(select(evs)) >= 3))
+    assert_eq([e.body_as_str() for e in events], ['{"n": 0}', '{"n": 1}', '{"n": 2}'], "bodies in order")
+    assert_eq([e.properties[b"seq"] for e in events], [b"0", b"1", b"2"], "device properties")
+    system = events[0].system_properties
+    assert_eq(system[b"message-id"], b"peh-1-0", "message id")
+    assert_eq(system[b"content-type"], b"application/json", "content type")
+    assert_eq(system[b"iothub-message-source"], b"Telemetry", "message source")
+    assert_true(b"iothub-enqueuedtime" in system, "iothub-enqueuedtime in %r" % system)
+    assert_true(b"iothub-connection-auth-generation-id" in system, "generation id in %r" % system)
+    assert_eq(events[0].sequence_number + 1, events[1].sequence_number, "sequence numbers")
+    assert_true(int(events[0].offset) < int(events[1].offset), "offsets grow")
+    assert_true(abs(time.time() - events[0].enqueued_time.timestamp()) < 120, "enqueued %r" % events[0].enqueued_time)
+
+
+@checks
+def the_printed_eventhub_connection_string_reads_the_same_events():
+    device_sends("peh-2", 2)
+    select = mine("peh-2")
+    first = select(read(consumer(EH_CS), lambda evs: len(select(evs)) >= 2))
+    again = select(read(consumer(EH_CS), lambda evs: len(select(evs)) >= 2))
+    assert_eq([e.sequence_number for e in first], [e.sequence_number for e in again], "same events twice")
+    assert_eq([e.properties[b"seq"] for e in first], [b"0", b"1"], "device properties")
+
+
+@checks
+def partition_ids_and_properties():
+    client = consumer(EH_CS)
+    try:
+        ids = client.get_partition_ids()
+        assert_eq(ids, ["0", "1", "2", "3"], "partition ids")
+        assert_eq(client.get_eventhub_properties()["partition_ids"], ids, "hub properties")
+        held = 0
+        for pid in ids:
+            p = client.get_partition_properties(pid)
+            assert_eq(p["id"], pid, "partition id")
+            if not p["is_empty"]:
+                held += p["last_enqueued_sequence_number"] - p["beginning_sequence_number"] + 1
+        assert_true(held >= 1, "some partition holds telemetry (%d events)" % held)
+    finally:
+        client.close()
 
 
 @checks

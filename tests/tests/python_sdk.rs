@@ -49,6 +49,6 @@ async fn python_c2d() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_built_in_endpoint_redirect_and_sasl_plain() {
+async fn python_event_hubs_reads_the_built_in_endpoint() {
     python_scenario("eventhub").await;
 }

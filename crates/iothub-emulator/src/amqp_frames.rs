@@ -5,10 +5,12 @@
 //! and the hub's AMQP stack does. Some clients read performatives by fixed list index and
 //! fail on the shorter lists: the pure-Python AMQP stack of `azure-eventhub` (`pyamqp`)
 //! reads `open[9]`, `begin[7]`, `attach[13]`, `detach[2]` and the transfer payload after
-//! `transfer[10]`. [`PadPerformatives`] wraps the server's byte stream and writes every
-//! performative with all its fields, the omitted ones as explicit nulls, which means the
+//! `transfer[10]`, and compares fields such as `handle-max` as numbers, where the stack
+//! writes a null for "the default". [`PadPerformatives`] wraps the server's byte stream and
+//! writes every performative with all its fields: the omitted ones as nulls, and nulls in
+//! fields with a spec default that clients read as values as that default, which means the
 //! same to every peer. Protocol headers, SASL frames, empty frames and payloads pass
-//! through unchanged; nothing is decoded beyond the list header.
+//! through unchanged; values are only measured (by their constructors), never decoded.
 
 use std::io;
 use std::pin::Pin;
@@ -32,8 +34,56 @@ const FIELDS: [(u8, u32); 9] = [
 const MAX_BUFFERED: usize = 1 << 20;
 const NULL: u8 = 0x40;
 
-/// Pads a complete AMQP frame's performative to its full field count, if it is short.
-/// Returns `None` when the frame is left as it is.
+/// The encoded size of the AMQP value at the start of `bytes` (constructor included).
+fn value_len(bytes: &[u8]) -> Option<usize> {
+    let constructor = *bytes.first()?;
+    let sized = |width: usize| -> Option<usize> {
+        let n = match width {
+            1 => usize::from(*bytes.get(1)?),
+            _ => u32::from_be_bytes(bytes.get(1..5)?.try_into().ok()?) as usize,
+        };
+        Some(1 + width + n)
+    };
+    let len = match constructor {
+        0x00 => {
+            let descriptor = value_len(&bytes[1..])?;
+            1 + descriptor + value_len(bytes.get(1 + descriptor..)?)?
+        }
+        0x40..=0x45 => 1,
+        0x50..=0x56 => 2,
+        0x60..=0x61 => 3,
+        0x70..=0x74 => 5,
+        0x80..=0x84 => 9,
+        0x98 => 17,
+        0xa0..=0xa3 | 0xc0..=0xc1 | 0xe0 => sized(1)?,
+        0xb0..=0xb3 | 0xd0..=0xd1 | 0xf0 => sized(4)?,
+        _ => return None,
+    };
+    (len <= bytes.len()).then_some(len)
+}
+
+/// The spec's default of a performative field that clients read as a value, encoded: what a
+/// null there means (part 2, 2.7).
+fn default_of(code: u8, index: usize) -> Option<&'static [u8]> {
+    const UINT_MAX: &[u8] = &[0x70, 0xff, 0xff, 0xff, 0xff];
+    const FALSE: &[u8] = &[0x42];
+    match (code, index) {
+        (0x10, 2) | (0x11, 4) => Some(UINT_MAX),    // max-frame-size, handle-max
+        (0x10, 3) => Some(&[0x60, 0xff, 0xff]),      // channel-max
+        (0x12, 3) => Some(&[0x50, 0x02]),            // snd-settle-mode: mixed
+        (0x12, 4) => Some(&[0x50, 0x00]),            // rcv-settle-mode: first
+        (0x13, 8 | 9)                                // drain, echo
+        | (0x14, 5 | 8 | 9 | 10)                     // more, resume, aborted, batchable
+        | (0x15, 3 | 5)                              // settled, batchable
+        | (0x16, 1) => Some(FALSE),                  // closed
+        _ => None,
+    }
+}
+
+/// Rewrites a complete AMQP frame's performative with all its fields: left-out trailing
+/// fields become nulls, and nulls in fields with a spec default that clients read as a
+/// value (sizes, settle modes, flags) become that default. Returns `None` when the frame
+/// is left as it is (not a performative, or already complete).
 pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
     if frame.len() < 8 || frame[5] != 0 {
         return None; // not an AMQP frame (SASL frames are type 1)
@@ -48,44 +98,64 @@ pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
         }
         _ => return None,
     };
-    let full = FIELDS.iter().find(|(c, _)| *c == code)?.1;
+    let full = FIELDS.iter().find(|(c, _)| *c == code)?.1 as usize;
     let list = body.get(list_at..)?;
-    let (count, elements, rest) = match list.first()? {
-        0x45 => (0u32, &list[1..1], &list[1..]),
+    let (count, mut elements, rest) = match list.first()? {
+        0x45 => (0usize, &list[1..1], &list[1..]),
         0xc0 => {
             let size = usize::from(*list.get(1)?);
-            let count = u32::from(*list.get(2)?);
             let end = 2 + size;
-            (count, list.get(3..end)?, list.get(end..)?)
+            (usize::from(*list.get(2)?), list.get(3..end)?, list.get(end..)?)
         }
         0xd0 => {
             let size = u32::from_be_bytes(list.get(1..5)?.try_into().ok()?) as usize;
-            let count = u32::from_be_bytes(list.get(5..9)?.try_into().ok()?);
+            let count = u32::from_be_bytes(list.get(5..9)?.try_into().ok()?) as usize;
             let end = 5 + size;
             (count, list.get(9..end)?, list.get(end..)?)
         }
         _ => return None,
     };
-    if count >= full {
+    let mut fields: Vec<&[u8]> = Vec::with_capacity(full.max(count));
+    for _ in 0..count {
+        let len = value_len(elements)?;
+        fields.push(&elements[..len]);
+        elements = &elements[len..];
+    }
+    if !elements.is_empty() {
+        return None; // the list holds more than its count says: leave it alone
+    }
+    let mut changed = false;
+    while fields.len() < full {
+        fields.push(&[NULL]);
+        changed = true;
+    }
+    for (index, field) in fields.iter_mut().enumerate() {
+        if *field == [NULL] {
+            if let Some(default) = default_of(code, index) {
+                *field = default;
+                changed = true;
+            }
+        }
+    }
+    if !changed {
         return None;
     }
-    let missing = (full - count) as usize;
-    let mut padded_elements = elements.to_vec();
-    padded_elements.resize(elements.len() + missing, NULL);
-    let mut out = Vec::with_capacity(frame.len() + missing + 8);
+    let content: Vec<u8> = fields.concat();
+    let mut out = Vec::with_capacity(frame.len() + content.len() + 16);
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&frame[4..doff]);
     out.extend_from_slice(&body[..list_at]);
-    if padded_elements.len() + 1 <= 255 {
+    let count = u32::try_from(fields.len()).ok()?;
+    if content.len() < 255 && count < 256 {
         out.push(0xc0);
-        out.push(u8::try_from(padded_elements.len() + 1).ok()?);
-        out.push(u8::try_from(full).ok()?);
+        out.push(u8::try_from(content.len() + 1).ok()?);
+        out.push(u8::try_from(count).ok()?);
     } else {
         out.push(0xd0);
-        out.extend_from_slice(&u32::try_from(padded_elements.len() + 4).ok()?.to_be_bytes());
-        out.extend_from_slice(&full.to_be_bytes());
+        out.extend_from_slice(&u32::try_from(content.len() + 4).ok()?.to_be_bytes());
+        out.extend_from_slice(&count.to_be_bytes());
     }
-    out.extend_from_slice(&padded_elements);
+    out.extend_from_slice(&content);
     out.extend_from_slice(rest);
     let size = u32::try_from(out.len()).ok()?;
     out[..4].copy_from_slice(&size.to_be_bytes());
@@ -235,13 +305,18 @@ mod tests {
     }
 
     #[test]
-    fn short_performatives_get_their_null_fields() {
+    fn short_performatives_get_their_fields() {
         // detach: handle 1, closed true (error left out).
-        let detach = frame(&[0x00, 0x53, 0x16, 0xc0, 0x03, 0x02, 0x52, 0x01, 0x41]);
-        let padded = pad_frame(&detach).expect("padded");
+        let detach = frame(&[0x00, 0x53, 0x16, 0xc0, 0x04, 0x02, 0x52, 0x01, 0x41]);
         assert_eq!(
-            padded,
-            frame(&[0x00, 0x53, 0x16, 0xc0, 0x04, 0x03, 0x52, 0x01, 0x41, 0x40])
+            pad_frame(&detach).expect("padded"),
+            frame(&[0x00, 0x53, 0x16, 0xc0, 0x05, 0x03, 0x52, 0x01, 0x41, 0x40])
+        );
+        // detach: handle 1, closed left out: it becomes false.
+        let detach = frame(&[0x00, 0x53, 0x16, 0xc0, 0x03, 0x01, 0x52, 0x01]);
+        assert_eq!(
+            pad_frame(&detach).expect("padded"),
+            frame(&[0x00, 0x53, 0x16, 0xc0, 0x05, 0x03, 0x52, 0x01, 0x42, 0x40])
         );
         // end with no fields at all (list0).
         let end = frame(&[0x00, 0x53, 0x17, 0x45]);
@@ -249,18 +324,42 @@ mod tests {
             pad_frame(&end).expect("padded"),
             frame(&[0x00, 0x53, 0x17, 0xc0, 0x02, 0x01, 0x40])
         );
-        // A transfer's payload stays after the padded list.
+        // A transfer's payload stays after the completed list; its flags become false.
         let transfer = frame(&[0x00, 0x53, 0x14, 0xc0, 0x02, 0x01, 0x43, 0xAA, 0xBB]);
         let padded = pad_frame(&transfer).expect("padded");
-        assert_eq!(padded.len(), transfer.len() + 10);
-        assert_eq!(&padded[padded.len() - 2..], &[0xAA, 0xBB]);
-        assert_eq!(padded[8 + 5], 11, "eleven fields");
+        assert_eq!(
+            &padded[8..],
+            &[
+                0x00, 0x53, 0x14, 0xc0, 0x0c, 0x0b, 0x43, 0x40, 0x40, 0x40, 0x40, 0x42, 0x40,
+                0x40, 0x42, 0x42, 0x42, 0xAA, 0xBB
+            ]
+        );
+        // begin: a null handle-max in the middle becomes the spec's 4294967295.
+        let begin = frame(&[
+            0x00, 0x53, 0x11, 0xc0, 0x0a, 0x05, 0x40, 0x43, 0x70, 0, 0, 0x13, 0x88, 0x43, 0x40,
+        ]);
+        let padded = pad_frame(&begin).expect("padded");
+        assert_eq!(padded[8 + 5], 8, "eight fields");
+        assert_eq!(&padded[8 + 6 + 8..8 + 6 + 13], &[0x70, 0xff, 0xff, 0xff, 0xff]);
+    }
+
+    #[test]
+    fn values_are_measured_by_their_constructors() {
+        assert_eq!(value_len(&[0x40]), Some(1));
+        assert_eq!(value_len(&[0x52, 7]), Some(2));
+        assert_eq!(value_len(&[0xa1, 3, b'a', b'b', b'c']), Some(5));
+        assert_eq!(value_len(&[0xa1, 3, b'a']), None, "truncated");
+        assert_eq!(value_len(&[0x00, 0x53, 0x28, 0xc0, 0x01, 0x00]), Some(6));
+        assert_eq!(value_len(&[0xb0, 0, 0, 0, 1, 9]), Some(6));
+        assert_eq!(value_len(&[0xff]), None);
     }
 
     #[test]
     fn full_lists_sasl_frames_and_other_types_are_left_alone() {
         let close = frame(&[0x00, 0x53, 0x18, 0xc0, 0x02, 0x01, 0x40]);
         assert_eq!(pad_frame(&close), None);
+        let disposition = frame(&[0x00, 0x53, 0x15, 0xc0, 0x07, 0x06, 0x41, 0x43, 0x40, 0x41, 0x40, 0x41]);
+        assert_eq!(pad_frame(&disposition), None, "complete, no defaulted null");
         let mut sasl = frame(&[0x00, 0x53, 0x44, 0x45]);
         sasl[5] = 1;
         assert_eq!(pad_frame(&sasl), None);
@@ -279,7 +378,9 @@ mod tests {
         assert_eq!(list[0], 0xd0);
         assert_eq!(u32::from_be_bytes([list[5], list[6], list[7], list[8]]), 14);
         let size = u32::from_be_bytes([list[1], list[2], list[3], list[4]]) as usize;
-        assert_eq!(size, 4 + 251 + 11, "count bytes, old elements, eleven nulls");
+        // Count bytes, the old elements, the two settle modes' defaults (2 bytes each) and
+        // nine nulls.
+        assert_eq!(size, 4 + 251 + 2 + 2 + 9);
         assert_eq!(padded.len(), 8 + 3 + 1 + 4 + size);
     }
 
