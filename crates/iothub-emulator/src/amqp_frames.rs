@@ -105,7 +105,11 @@ pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
         0xc0 => {
             let size = usize::from(*list.get(1)?);
             let end = 2 + size;
-            (usize::from(*list.get(2)?), list.get(3..end)?, list.get(end..)?)
+            (
+                usize::from(*list.get(2)?),
+                list.get(3..end)?,
+                list.get(end..)?,
+            )
         }
         0xd0 => {
             let size = u32::from_be_bytes(list.get(1..5)?.try_into().ok()?) as usize;
@@ -130,11 +134,9 @@ pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
         changed = true;
     }
     for (index, field) in fields.iter_mut().enumerate() {
-        if *field == [NULL] {
-            if let Some(default) = default_of(code, index) {
-                *field = default;
-                changed = true;
-            }
+        if let (true, Some(default)) = (*field == [NULL], default_of(code, index)) {
+            *field = default;
+            changed = true;
         }
     }
     if !changed {
@@ -330,8 +332,8 @@ mod tests {
         assert_eq!(
             &padded[8..],
             &[
-                0x00, 0x53, 0x14, 0xc0, 0x0c, 0x0b, 0x43, 0x40, 0x40, 0x40, 0x40, 0x42, 0x40,
-                0x40, 0x42, 0x42, 0x42, 0xAA, 0xBB
+                0x00, 0x53, 0x14, 0xc0, 0x0c, 0x0b, 0x43, 0x40, 0x40, 0x40, 0x40, 0x42, 0x40, 0x40,
+                0x42, 0x42, 0x42, 0xAA, 0xBB
             ]
         );
         // begin: a null handle-max in the middle becomes the spec's 4294967295.
@@ -340,7 +342,10 @@ mod tests {
         ]);
         let padded = pad_frame(&begin).expect("padded");
         assert_eq!(padded[8 + 5], 8, "eight fields");
-        assert_eq!(&padded[8 + 6 + 8..8 + 6 + 13], &[0x70, 0xff, 0xff, 0xff, 0xff]);
+        assert_eq!(
+            &padded[8 + 6 + 8..8 + 6 + 13],
+            &[0x70, 0xff, 0xff, 0xff, 0xff]
+        );
     }
 
     #[test]
@@ -358,13 +363,19 @@ mod tests {
     fn full_lists_sasl_frames_and_other_types_are_left_alone() {
         let close = frame(&[0x00, 0x53, 0x18, 0xc0, 0x02, 0x01, 0x40]);
         assert_eq!(pad_frame(&close), None);
-        let disposition = frame(&[0x00, 0x53, 0x15, 0xc0, 0x07, 0x06, 0x41, 0x43, 0x40, 0x41, 0x40, 0x41]);
+        let disposition = frame(&[
+            0x00, 0x53, 0x15, 0xc0, 0x07, 0x06, 0x41, 0x43, 0x40, 0x41, 0x40, 0x41,
+        ]);
         assert_eq!(pad_frame(&disposition), None, "complete, no defaulted null");
         let mut sasl = frame(&[0x00, 0x53, 0x44, 0x45]);
         sasl[5] = 1;
         assert_eq!(pad_frame(&sasl), None);
         assert_eq!(pad_frame(&frame(&[])), None, "empty (heartbeat) frame");
-        assert_eq!(pad_frame(&frame(&[0x00, 0x53, 0x70, 0x45])), None, "not a performative");
+        assert_eq!(
+            pad_frame(&frame(&[0x00, 0x53, 0x70, 0x45])),
+            None,
+            "not a performative"
+        );
     }
 
     #[test]

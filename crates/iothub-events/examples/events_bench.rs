@@ -99,7 +99,10 @@ fn official(sdk: &str, hub: &Emulator, n: usize) -> std::result::Result<Value, S
         .args(&args)
         .arg(n.to_string())
         .current_dir(dir)
-        .env("EVENTHUB_CONNECTION_STRING", hub.eventhub_connection_string())
+        .env(
+            "EVENTHUB_CONNECTION_STRING",
+            hub.eventhub_connection_string(),
+        )
         .env("EMULATOR_AMQPS_PORT", hub.amqps_port().to_string())
         .env("EMULATOR_CA_PATH", &ca)
         .env("NODE_EXTRA_CA_CERTS", &ca)
@@ -151,7 +154,9 @@ async fn main() -> Result<()> {
         ));
     }
 
-    println!("# built-in endpoint benchmark: {events} events in partition 0 from {DEVICES} devices");
+    println!(
+        "# built-in endpoint benchmark: {events} events in partition 0 from {DEVICES} devices"
+    );
     let body = vec![b'x'; 100];
     let started = Instant::now();
     let per_device = events.div_ceil(DEVICES);
@@ -243,7 +248,9 @@ async fn main() -> Result<()> {
     let collector = tokio::spawn(async move {
         while let Some(Ok(event)) = stream.next().await {
             if let Some(id) = event.message_id {
-                seen.lock().unwrap_or_else(|p| p.into_inner()).insert(id, Instant::now());
+                seen.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(id, Instant::now());
             }
         }
     });
@@ -259,7 +266,11 @@ async fn main() -> Result<()> {
         sent.push((id.clone(), t));
         // Wait for it, so each sample is one message alone on the path.
         let deadline = Instant::now() + Duration::from_secs(5);
-        while !arrivals.lock().unwrap_or_else(|p| p.into_inner()).contains_key(&id) {
+        while !arrivals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&id)
+        {
             if Instant::now() > deadline {
                 return Err(format!("{id} never reached the reader").into());
             }
@@ -273,7 +284,9 @@ async fn main() -> Result<()> {
         .filter_map(|(id, t)| arrivals.get(id).map(|a| a.duration_since(*t)))
         .collect();
     latencies.sort();
-    println!("\n## end-to-end latency, device PUBLISH → iothub-events has the event ({latency_samples} one at a time)");
+    println!(
+        "\n## end-to-end latency, device PUBLISH → iothub-events has the event ({latency_samples} one at a time)"
+    );
     println!(
         "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
         percentile(&latencies, 0.5).as_secs_f64() * 1e3,
