@@ -83,6 +83,12 @@ pub struct Cli {
     #[arg(long = "consumer-group", value_name = "NAME")]
     pub consumer_groups: Vec<String>,
 
+    /// Route IoT Hub's event messages of this data source to the built-in endpoint:
+    /// DeviceLifecycleEvents, TwinChangeEvents or DeviceConnectionStateEvents; repeat for
+    /// several.
+    #[arg(long = "route", value_name = "SOURCE")]
+    pub routes: Vec<iothub_emulator::EventSource>,
+
     /// Partitions of the built-in endpoint (telemetry event log), 1–32.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub partitions: u32,
@@ -118,6 +124,7 @@ impl std::fmt::Debug for Cli {
             .field("throttle", &self.throttle)
             .field("throttle_rate", &self.throttle_rate)
             .field("consumer_groups", &self.consumer_groups)
+            .field("routes", &self.routes)
             .field("partitions", &self.partitions)
             .field("retention_hours", &self.retention_hours)
             .field("key", &self.key.as_ref().map(|_| "<redacted>"))
@@ -154,6 +161,9 @@ impl Cli {
             .feedback_batch_interval(std::time::Duration::from_millis(self.feedback_interval_ms));
         for group in &self.consumer_groups {
             builder = builder.consumer_group(group.clone());
+        }
+        for source in &self.routes {
+            builder = builder.route_events(*source);
         }
         match (&self.data_dir, self.in_memory) {
             (Some(dir), _) => builder = builder.data_dir(dir.clone()),

@@ -14,6 +14,7 @@ use crate::c2d::C2dQueues;
 use crate::conn::{ConnectionLimits, Tracker};
 use crate::consumers::ConsumerGroups;
 use crate::events::EventLog;
+pub use crate::events::EventSource;
 pub use crate::events::PartitionInfo;
 use crate::journal::Journal;
 use crate::mqtt::MqttContext;
@@ -103,6 +104,7 @@ pub struct EmulatorBuilder {
     trusted_cas: Vec<String>,
     trusted_ca_files: Vec<PathBuf>,
     consumer_groups: Vec<String>,
+    routes: Vec<EventSource>,
 }
 
 impl fmt::Debug for EmulatorBuilder {
@@ -124,6 +126,7 @@ impl fmt::Debug for EmulatorBuilder {
             .field("retention", &self.retention)
             .field("trusted_cas", &self.trusted_cas.len())
             .field("consumer_groups", &self.consumer_groups)
+            .field("routes", &self.routes)
             .finish()
     }
 }
@@ -148,6 +151,7 @@ impl Default for EmulatorBuilder {
             trusted_cas: Vec::new(),
             trusted_ca_files: Vec::new(),
             consumer_groups: Vec::new(),
+            routes: Vec::new(),
         }
     }
 }
@@ -220,6 +224,17 @@ impl EmulatorBuilder {
     /// line, are added too. Call once per group.
     pub fn consumer_group(mut self, name: impl Into<String>) -> Self {
         self.consumer_groups.push(name.into());
+        self
+    }
+
+    /// Routes IoT Hub's event messages of `source` to the built-in endpoint, as a message
+    /// route with that data source does on IoT Hub (default: none, telemetry only). Their
+    /// bodies and properties follow "IoT Hub non-telemetry event schemas". Call once per
+    /// source.
+    pub fn route_events(mut self, source: EventSource) -> Self {
+        if !self.routes.contains(&source) {
+            self.routes.push(source);
+        }
         self
     }
 
@@ -466,7 +481,13 @@ impl EmulatorBuilder {
         let clock = crate::clock::system_clock();
         let sessions = Sessions::new();
         let desired_to = Arc::downgrade(&sessions);
-        let registry = Registry::new(Arc::clone(&store), Arc::clone(&clock), &self.hub_name)
+        let events = EventLog::start(
+            Arc::clone(&store),
+            Arc::clone(&clock),
+            self.partitions,
+            self.retention,
+        );
+        let mut registry = Registry::new(Arc::clone(&store), Arc::clone(&clock), &self.hub_name)
             .with_desired_listener(Arc::new(move |changes| {
                 if let Some(sessions) = desired_to.upgrade() {
                     for change in changes {
@@ -475,13 +496,23 @@ impl EmulatorBuilder {
                     }
                 }
             }));
+        if !self.routes.is_empty() {
+            let routes = self.routes.clone();
+            let log = Arc::downgrade(&events);
+            let hub = self.hub_name.clone();
+            let clock = Arc::clone(&clock);
+            registry = registry.with_event_listener(Arc::new(move |changes| {
+                let Some(log) = log.upgrade() else { return };
+                let now = clock();
+                for change in changes
+                    .iter()
+                    .filter(|c| routes.contains(&EventSource::of(c.kind)))
+                {
+                    log.enqueue(crate::events::event_message(change, &hub, now));
+                }
+            }));
+        }
         let state_writer = tokio::spawn(Arc::clone(&sessions).run_state_writer(registry.clone()));
-        let events = EventLog::start(
-            Arc::clone(&store),
-            Arc::clone(&clock),
-            self.partitions,
-            self.retention,
-        );
         let queues = C2dQueues::start(Arc::clone(&store), Arc::clone(&clock));
         let mut groups = self.consumer_groups.clone();
         if let Some(Ok(text)) = data_dir

@@ -31,6 +31,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::c2d::from_millis;
 use crate::clock::{Clock, format_time};
+use crate::registry::{RegistryEvent, RegistryEventKind};
 use crate::store::{Store, StoreError};
 
 /// Partitions of the log unless configured otherwise (IoT Hub's default for a new hub).
@@ -85,6 +86,126 @@ pub struct Telemetry {
     pub application: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+    /// `iothub-message-source`: `None` for device telemetry (`Telemetry`), else the kind of
+    /// IoT Hub event message ([`EventSource::message_source`]).
+    pub message_source: Option<&'static str>,
+}
+
+/// The non-telemetry event messages IoT Hub can route to the built-in endpoint (the data
+/// sources of its message routes; "IoT Hub non-telemetry event schemas").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventSource {
+    /// Identities created and deleted (`DeviceLifecycleEvents`).
+    DeviceLifecycleEvents,
+    /// Twins updated and replaced (`TwinChangeEvents`).
+    TwinChangeEvents,
+    /// Devices and modules connecting and disconnecting (`DeviceConnectionStateEvents`).
+    DeviceConnectionStateEvents,
+}
+
+impl EventSource {
+    /// Every source.
+    pub const ALL: [EventSource; 3] = [
+        EventSource::DeviceLifecycleEvents,
+        EventSource::TwinChangeEvents,
+        EventSource::DeviceConnectionStateEvents,
+    ];
+
+    /// The routing data source name (`DeviceLifecycleEvents`, …).
+    pub fn name(self) -> &'static str {
+        match self {
+            EventSource::DeviceLifecycleEvents => "DeviceLifecycleEvents",
+            EventSource::TwinChangeEvents => "TwinChangeEvents",
+            EventSource::DeviceConnectionStateEvents => "DeviceConnectionStateEvents",
+        }
+    }
+
+    /// `iothub-message-source` of its messages.
+    pub fn message_source(self) -> &'static str {
+        match self {
+            EventSource::DeviceLifecycleEvents => "deviceLifecycleEvents",
+            EventSource::TwinChangeEvents => "twinChangeEvents",
+            EventSource::DeviceConnectionStateEvents => "deviceConnectionStateEvents",
+        }
+    }
+
+    /// `iothub-message-schema` of its messages.
+    pub fn message_schema(self) -> &'static str {
+        match self {
+            EventSource::DeviceLifecycleEvents => "deviceLifecycleNotification",
+            EventSource::TwinChangeEvents => "twinChangeNotification",
+            EventSource::DeviceConnectionStateEvents => "deviceConnectionStateNotification",
+        }
+    }
+
+    /// The source of a registry change.
+    pub fn of(kind: RegistryEventKind) -> EventSource {
+        match kind {
+            RegistryEventKind::Created | RegistryEventKind::Deleted => {
+                EventSource::DeviceLifecycleEvents
+            }
+            RegistryEventKind::TwinUpdated | RegistryEventKind::TwinReplaced => {
+                EventSource::TwinChangeEvents
+            }
+            RegistryEventKind::Connected | RegistryEventKind::Disconnected => {
+                EventSource::DeviceConnectionStateEvents
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for EventSource {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        EventSource::ALL
+            .into_iter()
+            .find(|s| s.name().eq_ignore_ascii_case(text.trim()))
+            .ok_or_else(|| {
+                format!(
+                    "'{}' is not an event source; use DeviceLifecycleEvents, TwinChangeEvents or DeviceConnectionStateEvents",
+                    text.escape_default()
+                )
+            })
+    }
+}
+
+/// The event message IoT Hub sends for a registry change: the body as JSON (UTF-8), IoT
+/// Hub's application properties (`hubName`, `deviceId`, `moduleId`, `opType`,
+/// `operationTimestamp`, `iothub-message-schema`) and system properties (content type and
+/// encoding, `user-id` = the hub, a correlation id).
+pub fn event_message(event: &RegistryEvent, hub_name: &str, now: DateTime<Utc>) -> Telemetry {
+    let source = EventSource::of(event.kind);
+    let mut application = vec![
+        ("hubName".to_owned(), hub_name.to_owned()),
+        ("deviceId".to_owned(), event.device_id.clone()),
+    ];
+    if let Some(module) = &event.module_id {
+        application.push(("moduleId".to_owned(), module.clone()));
+    }
+    application.extend([
+        (
+            "opType".to_owned(),
+            event.kind.op_type(event.module_id.is_some()).to_owned(),
+        ),
+        ("operationTimestamp".to_owned(), format_time(now)),
+        (
+            "iothub-message-schema".to_owned(),
+            source.message_schema().to_owned(),
+        ),
+    ]);
+    Telemetry {
+        device_id: event.device_id.clone(),
+        module_id: event.module_id.clone(),
+        correlation_id: Some(uuid::Uuid::new_v4().simple().to_string()),
+        user_id: Some(hub_name.to_owned()),
+        content_type: Some("application/json".to_owned()),
+        content_encoding: Some("utf-8".to_owned()),
+        application,
+        body: event.body.to_string().into_bytes(),
+        message_source: Some(source.message_source()),
+        ..Telemetry::default()
+    }
 }
 
 impl Telemetry {
@@ -357,6 +478,18 @@ impl EventLog {
         rx.await.unwrap_or(Err(EventError::Stopped))
     }
 
+    /// Appends a message without waiting for its commit (IoT Hub's event messages, which
+    /// follow the registry write that made them): it goes into the next group commit, in
+    /// the order given. A message over the size limit is dropped with a warning.
+    pub fn enqueue(&self, event: Telemetry) {
+        if event.size() > MAX_MESSAGE_BYTES {
+            tracing::warn!(device = %event.device_id, "event message over 256 KB dropped");
+            return;
+        }
+        let (reply, _) = oneshot::channel();
+        let _ = self.jobs.send(Job { event, reply });
+    }
+
     /// Up to `max` messages of `partition` with sequence numbers from `from_sequence` on, in
     /// order.
     ///
@@ -523,10 +656,13 @@ fn properties_of(event: &Telemetry, enqueued: DateTime<Utc>) -> Value {
     }
     put(
         "iothub-connection-auth-generation-id",
-        Some(&event.generation_id),
+        Some(event.generation_id.as_str()).filter(|g| !g.is_empty()),
     );
     put("iothub-enqueuedtime", Some(&format_time(enqueued)));
-    put("iothub-message-source", Some(SOURCE_TELEMETRY));
+    put(
+        "iothub-message-source",
+        Some(event.message_source.unwrap_or(SOURCE_TELEMETRY)),
+    );
     let application: BTreeMap<&str, &str> = event
         .application
         .iter()

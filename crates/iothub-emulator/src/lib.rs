@@ -68,6 +68,7 @@ pub use consumers::DEFAULT_CONSUMER_GROUP;
 pub use emulator::{
     CONNECTION_STRING_FILE, CONSUMER_GROUPS_FILE, DATABASE_FILE, DEFAULT_AMQPS_PORT,
     DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT, EVENTHUB_CONNECTION_STRING_FILE,
-    Emulator, EmulatorBuilder, Error, PartitionInfo, StoredTelemetry, TelemetryLog, host_name,
+    Emulator, EmulatorBuilder, Error, EventSource, PartitionInfo, StoredTelemetry, TelemetryLog,
+    host_name,
 };
 pub use throttle::{OperationClass, Quota, ThrottleConfig, ThrottleProfile};

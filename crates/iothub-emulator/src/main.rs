@@ -56,19 +56,16 @@ async fn main() -> ExitCode {
     );
     {
         let mut stdout = std::io::stdout().lock();
-        let printed = writeln!(
-            stdout,
-            "IOTHUB_CONNECTION_STRING={}",
-            emulator.connection_string()
-        )
-        .and_then(|()| {
-            writeln!(
-                stdout,
-                "EVENTHUB_CONNECTION_STRING={}",
-                emulator.eventhub_connection_string()
-            )
-        })
-        .and_then(|()| stdout.flush());
+        // Both lines in one write, so a reader that takes the first line and closes the
+        // pipe never makes the second one fail.
+        let lines = format!(
+            "IOTHUB_CONNECTION_STRING={}\nEVENTHUB_CONNECTION_STRING={}\n",
+            emulator.connection_string(),
+            emulator.eventhub_connection_string()
+        );
+        let printed = stdout
+            .write_all(lines.as_bytes())
+            .and_then(|()| stdout.flush());
         if let Err(e) = printed {
             eprintln!("error: cannot write the connection string to stdout: {e}");
             return ExitCode::FAILURE;

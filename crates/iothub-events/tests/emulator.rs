@@ -374,3 +374,100 @@ async fn a_reader_resumes_across_a_hub_restart() -> TestResult {
     assert_eq!(next[0].message_id.as_deref(), Some("after-0"));
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn routed_event_messages_reach_the_built_in_endpoint() -> TestResult {
+    let mut builder = Emulator::builder();
+    for source in iothub_emulator::EventSource::ALL {
+        builder = builder.route_events(source);
+    }
+    let hub = hub_with(builder).await;
+    // Connection states are recorded shortly after they change: wait for each, so the
+    // order of the events is the order of the steps.
+    let state_is = |wanted: &'static str| {
+        let rm = hub.rm.clone();
+        async move {
+            for _ in 0..100 {
+                let device = rm.get_device("events-1").await.expect("device");
+                if device.connection_state.as_deref() == Some(wanted) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            panic!("events-1 never became {wanted}");
+        }
+    };
+    let device = hub.device("events-1").await;
+    state_is("Connected").await;
+    hub.rm
+        .create_module_with_sas("events-1", "m1", None, KEY, OTHER_KEY)
+        .await?;
+    let patch = iothub_registry::TwinPatch::new()
+        .desired(serde_json::json!({"fan": "on"}))?
+        .tags(serde_json::json!({"site": "a"}))?;
+    hub.rm.update_twin("events-1", &patch).await?;
+    device.disconnect().await;
+    state_is("Disconnected").await;
+    hub.rm.delete_device("events-1").await?;
+
+    let reader = hub
+        .reader("service")
+        .partitions([hub.partition_of("events-1")])
+        .build()?;
+    let mut stream = reader.stream();
+    let mut seen = Vec::new();
+    while seen.len() < 6 {
+        let event = take(&mut stream, 1).await.remove(0);
+        if event.device_id.as_deref() == Some("events-1") {
+            seen.push(event);
+        }
+    }
+    let ops: Vec<(&str, &str)> = seen
+        .iter()
+        .map(|e| {
+            (
+                e.message_source().unwrap_or_default(),
+                e.properties
+                    .get("opType")
+                    .map(String::as_str)
+                    .unwrap_or_default(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("deviceLifecycleEvents", "createDeviceIdentity"),
+            ("deviceConnectionStateEvents", "deviceConnected"),
+            ("deviceLifecycleEvents", "createModuleIdentity"),
+            ("twinChangeEvents", "updateTwin"),
+            ("deviceConnectionStateEvents", "deviceDisconnected"),
+            ("deviceLifecycleEvents", "deleteDeviceIdentity"),
+        ]
+    );
+    let created = &seen[0];
+    assert_eq!(created.properties["hubName"], hub.emu.hub_name());
+    assert_eq!(created.properties["deviceId"], "events-1");
+    assert_eq!(
+        created.properties["iothub-message-schema"],
+        "deviceLifecycleNotification"
+    );
+    assert!(created.properties.contains_key("operationTimestamp"));
+    assert_eq!(created.content_type.as_deref(), Some("application/json"));
+    let body: serde_json::Value = serde_json::from_slice(&created.body)?;
+    assert_eq!(body["deviceId"], "events-1");
+    let module = &seen[2];
+    assert_eq!(module.module_id.as_deref(), Some("m1"));
+    assert_eq!(module.properties["moduleId"], "m1");
+    let twin_change: serde_json::Value = serde_json::from_slice(&seen[3].body)?;
+    assert_eq!(twin_change["properties"]["desired"]["fan"], "on");
+    assert_eq!(twin_change["tags"]["site"], "a");
+    assert!(twin_change["version"].as_u64().is_some_and(|v| v >= 2));
+    let connected: serde_json::Value = serde_json::from_slice(&seen[1].body)?;
+    let disconnected: serde_json::Value = serde_json::from_slice(&seen[4].body)?;
+    assert!(
+        connected["sequenceNumber"].as_str() < disconnected["sequenceNumber"].as_str(),
+        "{connected} {disconnected}"
+    );
+    Ok(())
+}

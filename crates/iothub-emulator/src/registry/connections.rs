@@ -64,6 +64,7 @@ impl Registry {
                             row.record.connection_state_updated_time = Some(ctx.now_text.clone());
                             row.record.last_activity_time = Some(ctx.now_text.clone());
                             store::put_device(c, &row)?;
+                            connection_changed(ctx, device_id, None, *connected);
                         }
                     }
                     Some(m) => {
@@ -74,6 +75,7 @@ impl Registry {
                             row.record.connection_state_updated_time = Some(ctx.now_text.clone());
                             row.record.last_activity_time = Some(ctx.now_text.clone());
                             store::put_module(c, &row)?;
+                            connection_changed(ctx, device_id, Some(m), *connected);
                         }
                     }
                 }
@@ -82,4 +84,22 @@ impl Registry {
         })
         .await
     }
+}
+
+/// Records a `deviceConnected` / `deviceDisconnected` event message. Its body carries a
+/// `sequenceNumber` that orders the events of one identity, as IoT Hub's does (here: the
+/// time of the change in 100 ns ticks, zero-padded so it also sorts as text).
+fn connection_changed(ctx: &super::Ctx, device_id: &str, module_id: Option<&str>, connected: bool) {
+    let ticks = ctx.now.timestamp_nanos_opt().unwrap_or_default() / 100;
+    let kind = if connected {
+        super::RegistryEventKind::Connected
+    } else {
+        super::RegistryEventKind::Disconnected
+    };
+    ctx.emit(
+        kind,
+        device_id,
+        module_id,
+        serde_json::json!({ "sequenceNumber": format!("{ticks:032}") }),
+    );
 }

@@ -2,7 +2,10 @@
 
 use rusqlite::Connection;
 
-use super::{Ctx, Registry, RegistryError, check_etag, check_ids, is_system_module, scopes};
+use super::{
+    Ctx, Registry, RegistryError, RegistryEventKind, check_etag, check_ids, is_system_module,
+    scopes,
+};
 use crate::error::Invalid;
 use crate::model::{DeviceInput, DeviceRecord, ModuleInput, ModuleRecord};
 use crate::store::{self, DeviceRow, ModuleRow};
@@ -72,6 +75,12 @@ pub(super) fn create_device(
     if row.record.capabilities.iot_edge {
         add_system_modules(conn, ctx, device_id)?;
     }
+    ctx.emit(
+        RegistryEventKind::Created,
+        device_id,
+        None,
+        row.twin.render_device(&row.record),
+    );
     Ok(row)
 }
 
@@ -122,6 +131,12 @@ pub(super) fn delete_device_row(
     if row.record.capabilities.iot_edge {
         scopes::release_children(conn, ctx, &row.record)?;
     }
+    ctx.emit(
+        RegistryEventKind::Deleted,
+        &row.record.device_id,
+        None,
+        row.twin.render_device(&row.record),
+    );
     Ok(())
 }
 
@@ -290,6 +305,12 @@ impl Registry {
                         twin: TwinState::new(&ctx.now_text),
                     };
                     store::put_module(c, &row)?;
+                    ctx.emit(
+                        RegistryEventKind::Created,
+                        &device_id,
+                        Some(&module_id),
+                        row.twin.render_module(&row.record),
+                    );
                     Ok(row.record)
                 }
                 (Some(mut row), Some(expected)) => {
@@ -323,6 +344,12 @@ impl Registry {
             }
             check_etag(if_match.as_deref(), &row.record.etag(), "module")?;
             store::delete_module(c, &device_id, &module_id)?;
+            ctx.emit(
+                RegistryEventKind::Deleted,
+                &device_id,
+                Some(&module_id),
+                row.twin.render_module(&row.record),
+            );
             Ok(())
         })
         .await

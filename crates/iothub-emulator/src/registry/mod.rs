@@ -59,6 +59,58 @@ pub struct DesiredChange {
 /// Called after a committed transaction with the desired-property changes it made.
 pub type DesiredListener = Arc<dyn Fn(Vec<DesiredChange>) + Send + Sync>;
 
+/// A registry change IoT Hub reports as a non-telemetry event message ("IoT Hub
+/// non-telemetry event schemas"): the identity, the change and the document IoT Hub puts in
+/// the message body.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegistryEvent {
+    /// What happened.
+    pub kind: RegistryEventKind,
+    /// Device id.
+    pub device_id: String,
+    /// Module id, for a module.
+    pub module_id: Option<String>,
+    /// The message body: the identity's twin (lifecycle), the change with the twin's new
+    /// version (twin change), or the sequence number (connection state).
+    pub body: serde_json::Value,
+}
+
+/// The operations IoT Hub reports (the `opType` property of the event message).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryEventKind {
+    /// `createDeviceIdentity` or `createModuleIdentity`.
+    Created,
+    /// `deleteDeviceIdentity` or `deleteModuleIdentity`.
+    Deleted,
+    /// `updateTwin`.
+    TwinUpdated,
+    /// `replaceTwin`.
+    TwinReplaced,
+    /// `deviceConnected`.
+    Connected,
+    /// `deviceDisconnected`.
+    Disconnected,
+}
+
+impl RegistryEventKind {
+    /// IoT Hub's `opType` for a device (`module` false) or module.
+    pub fn op_type(self, module: bool) -> &'static str {
+        match (self, module) {
+            (Self::Created, false) => "createDeviceIdentity",
+            (Self::Created, true) => "createModuleIdentity",
+            (Self::Deleted, false) => "deleteDeviceIdentity",
+            (Self::Deleted, true) => "deleteModuleIdentity",
+            (Self::TwinUpdated, _) => "updateTwin",
+            (Self::TwinReplaced, _) => "replaceTwin",
+            (Self::Connected, _) => "deviceConnected",
+            (Self::Disconnected, _) => "deviceDisconnected",
+        }
+    }
+}
+
+/// Called after a committed transaction with the event messages it makes.
+pub type EventListener = Arc<dyn Fn(Vec<RegistryEvent>) + Send + Sync>;
+
 /// What the device side needs to authenticate an identity.
 #[derive(Debug, Clone)]
 pub struct Credentials {
@@ -77,6 +129,7 @@ pub struct Registry {
     clock: Clock,
     hub: Arc<str>,
     on_desired: Option<DesiredListener>,
+    on_event: Option<EventListener>,
 }
 
 impl std::fmt::Debug for Registry {
@@ -93,9 +146,29 @@ pub(crate) struct Ctx {
     now_text: String,
     hub: Arc<str>,
     desired: std::sync::Mutex<Vec<DesiredChange>>,
+    events: std::sync::Mutex<Vec<RegistryEvent>>,
 }
 
 impl Ctx {
+    /// Records an event message of this transaction, announced after it commits.
+    fn emit(
+        &self,
+        kind: RegistryEventKind,
+        device_id: &str,
+        module_id: Option<&str>,
+        body: serde_json::Value,
+    ) {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(RegistryEvent {
+                kind,
+                device_id: device_id.to_owned(),
+                module_id: module_id.map(str::to_owned),
+                body,
+            });
+    }
+
     /// Records a change of desired properties made in this transaction, to be announced
     /// after it commits (nothing when the desired version did not move).
     fn desired_changed(
@@ -145,6 +218,7 @@ impl Registry {
             clock,
             hub: Arc::from(hub_name),
             on_desired: None,
+            on_event: None,
         }
     }
 
@@ -152,6 +226,13 @@ impl Registry {
     /// writes, bulk twin entries, configuration content), in commit order per transaction.
     pub fn with_desired_listener(mut self, listener: DesiredListener) -> Self {
         self.on_desired = Some(listener);
+        self
+    }
+
+    /// Calls `listener` after each committed transaction with the event messages it made
+    /// (identities created and deleted, twins changed, connection states changed).
+    pub fn with_event_listener(mut self, listener: EventListener) -> Self {
+        self.on_event = Some(listener);
         self
     }
 
@@ -176,6 +257,7 @@ impl Registry {
             now_text: format_time(now),
             hub: Arc::clone(&self.hub),
             desired: std::sync::Mutex::new(Vec::new()),
+            events: std::sync::Mutex::new(Vec::new()),
         }
     }
 
@@ -204,11 +286,17 @@ impl Registry {
                 tx.commit()?;
                 let changes =
                     std::mem::take(&mut *ctx.desired.lock().unwrap_or_else(|p| p.into_inner()));
-                Ok::<_, RegistryError>((value, changes))
+                let events =
+                    std::mem::take(&mut *ctx.events.lock().unwrap_or_else(|p| p.into_inner()));
+                Ok::<_, RegistryError>((value, (changes, events)))
             })
             .await?;
+        let (changes, events) = changes;
         if let (false, Some(listener)) = (changes.is_empty(), &self.on_desired) {
             listener(changes);
+        }
+        if let (false, Some(listener)) = (events.is_empty(), &self.on_event) {
+            listener(events);
         }
         Ok(value)
     }

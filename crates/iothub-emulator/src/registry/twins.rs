@@ -54,6 +54,46 @@ enum Writer {
     Device,
 }
 
+/// Records the twin change event of a write that moved the twin's version: the twin's new
+/// `version`, and the tags and properties the write gave, each section with its new
+/// `$version` (the body of IoT Hub's `updateTwin` / `replaceTwin` event messages).
+fn twin_changed(
+    ctx: &Ctx,
+    (device_id, module_id): (&str, Option<&str>),
+    change: &TwinChange,
+    how: TwinWrite,
+    version_before: u64,
+    twin: &crate::twin::TwinState,
+) {
+    if twin.version == version_before {
+        return;
+    }
+    let mut body = serde_json::Map::new();
+    body.insert("version".into(), Value::from(twin.version));
+    if let Some(tags) = &change.tags {
+        body.insert("tags".into(), Value::Object(tags.clone()));
+    }
+    let mut properties = serde_json::Map::new();
+    for (name, given, section) in [
+        ("desired", &change.desired, &twin.desired),
+        ("reported", &change.reported, &twin.reported),
+    ] {
+        if let Some(values) = given {
+            let mut values = values.clone();
+            values.insert("$version".into(), Value::from(section.version));
+            properties.insert(name.into(), Value::Object(values));
+        }
+    }
+    if !properties.is_empty() {
+        body.insert("properties".into(), Value::Object(properties));
+    }
+    let kind = match how {
+        TwinWrite::Update => super::RegistryEventKind::TwinUpdated,
+        _ => super::RegistryEventKind::TwinReplaced,
+    };
+    ctx.emit(kind, device_id, module_id, Value::Object(body));
+}
+
 /// Applies `change` to the twin of a device or module in one transaction.
 fn write_twin_in(
     conn: &Connection,
@@ -69,9 +109,11 @@ fn write_twin_in(
             let mut row = require_device(conn, ctx, device_id)?;
             check_etag(if_match, &row.twin.etag(), "twin")?;
             let before = row.twin.desired.clone();
+            let version = row.twin.version;
             row.twin.apply(change, how, &ctx.now_text)?;
             store::put_device(conn, &row)?;
             ctx.desired_changed(device_id, None, &before, &row.twin.desired);
+            twin_changed(ctx, (device_id, None), change, how, version, &row.twin);
             Ok(TwinDocument {
                 doc: row.twin.render_device(&row.record),
                 etag: row.twin.etag(),
@@ -81,6 +123,7 @@ fn write_twin_in(
             let mut row = require_module(conn, ctx, device_id, m)?;
             check_etag(if_match, &row.twin.etag(), "module twin")?;
             let before = row.twin.desired.clone();
+            let version = row.twin.version;
             row.twin.apply(change, how, &ctx.now_text)?;
             // IoT Edge system modules: tags may change, desired properties only through
             // configuration content (IoT Hub answers 401 SystemModuleModifyUnauthorizedAccess).
@@ -94,6 +137,7 @@ fn write_twin_in(
             }
             store::put_module(conn, &row)?;
             ctx.desired_changed(device_id, Some(m), &before, &row.twin.desired);
+            twin_changed(ctx, (device_id, Some(m)), change, how, version, &row.twin);
             Ok(TwinDocument {
                 doc: row.twin.render_module(&row.record),
                 etag: row.twin.etag(),
