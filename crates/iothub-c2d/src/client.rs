@@ -87,7 +87,7 @@ impl RetryPolicy {
     }
 
     /// The delay before attempt `attempt + 1` (`attempt` ≥ 1), with full jitter.
-    pub(crate) fn delay(&self, attempt: u32) -> Duration {
+    pub fn delay(&self, attempt: u32) -> Duration {
         let exp = self
             .initial_delay
             .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))

@@ -49,10 +49,11 @@ use fe2o3_amqp::acceptor::sasl_acceptor::SaslServerFrame;
 use fe2o3_amqp::acceptor::{
     ConnectionAcceptor, LinkAcceptor, LinkEndpoint, ListenerConnectionHandle,
     ListenerSessionHandle, SaslAcceptor, SessionAcceptor, SupportedReceiverSettleModes,
+    SupportedSenderSettleModes,
 };
 use fe2o3_amqp::link::delivery::DeliveryInfo;
 use fe2o3_amqp::types::definitions::{
-    self, AmqpError, ErrorCondition, Fields, LinkError, ReceiverSettleMode, Role,
+    self, AmqpError, ErrorCondition, Fields, LinkError, ReceiverSettleMode, Role, SenderSettleMode,
 };
 use fe2o3_amqp::types::messaging::{
     AmqpValue, ApplicationProperties, Body, Message, MessageId, Outcome, Properties,
@@ -419,6 +420,15 @@ async fn run_session(
         .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
         .fallback_receiver_settle_mode(ReceiverSettleMode::First)
         .build();
+    // Partition readers get their events pre-settled whatever they ask for, as Event Hubs
+    // sends them: reading is not destructive, so there is nothing for the reader to settle
+    // (and readers such as azure-eventhub's never settle).
+    let reader_acceptor = LinkAcceptor::builder()
+        .supported_receiver_settle_modes(SupportedReceiverSettleModes::First)
+        .fallback_receiver_settle_mode(ReceiverSettleMode::First)
+        .supported_sender_settle_modes(SupportedSenderSettleModes::Settled)
+        .fallback_sender_settle_mode(SenderSettleMode::Settled)
+        .build();
     let mut links = Vec::new();
     while let Some(attach) = session.next_incoming_attach().await {
         let node = match attach.role {
@@ -451,7 +461,14 @@ async fn run_session(
             )),
             _ => None,
         };
-        let endpoint = match acceptor.accept_incoming_attach(attach, &mut session).await {
+        let link_acceptor = match node {
+            Node::Events(EventsNode::Partition { .. }) => &reader_acceptor,
+            _ => &acceptor,
+        };
+        let endpoint = match link_acceptor
+            .accept_incoming_attach(attach, &mut session)
+            .await
+        {
             Ok(endpoint) => endpoint,
             Err(e) => {
                 tracing::debug!(error = ?e, "AMQP attach failed");
@@ -536,13 +553,27 @@ async fn run_session(
                     }
                 }
             }
+            (Node::Events(_), endpoint) => {
+                refuse(
+                    endpoint,
+                    eventhub::plain_error(
+                        ErrorCondition::AmqpError(AmqpError::NotImplemented),
+                        "The built-in endpoint is read-only: devices send telemetry, which is read from {entity}/ConsumerGroups/{group}/Partitions/{id}.",
+                    ),
+                )
+                .await;
+                continue;
+            }
             (_, endpoint) => {
                 refuse(
                     endpoint,
                     amqp_error(
                         ErrorCondition::AmqpError(AmqpError::NotFound),
                         "GenericNotFound",
-                        "This IoT hub has no such node for a service client.",
+                        &format!(
+                            "This IoT hub has no such node for a service client; its built-in endpoint is the entity '{}'.",
+                            ctx.entity()
+                        ),
                     ),
                 )
                 .await;
@@ -696,10 +727,12 @@ async fn start_reader(
     };
     let position = position.map_err(|e| argument(&e))?;
     let epoch = epoch.map_err(|e| argument(&e))?;
+    // Partition ids are written as Event Hubs lists them ("0", "1", …): "01" or "+1" are
+    // not aliases.
     let id = partition
         .parse::<u32>()
         .ok()
-        .filter(|p| *p < ctx.events.partitions())
+        .filter(|p| *p < ctx.events.partitions() && p.to_string() == partition)
         .ok_or_else(|| {
             eventhub::plain_error(
                 ErrorCondition::AmqpError(AmqpError::NotFound),
@@ -715,10 +748,13 @@ async fn start_reader(
         .claim(group, id, epoch)
         .map_err(|e| eventhub::consumer_error(&e))?;
     let next = ctx.events.resolve(id, position).await.map_err(|e| {
-        eventhub::plain_error(
-            ErrorCondition::AmqpError(AmqpError::InternalError),
-            &e.to_string(),
-        )
+        let condition = match e {
+            crate::events::EventError::OutOfRange { .. } => {
+                ErrorCondition::Custom(Symbol::from("com.microsoft:argument-out-of-range"))
+            }
+            _ => ErrorCondition::AmqpError(AmqpError::InternalError),
+        };
+        eventhub::plain_error(condition, &e.to_string())
     })?;
     Ok((lease, id, next))
 }

@@ -139,8 +139,8 @@ impl ConsumerGroups {
         let group = self
             .find(group)
             .ok_or_else(|| ConsumerError::NoSuchGroup(group.to_owned()))?
-            .to_ascii_lowercase();
-        let key = (group.clone(), partition);
+            .to_owned();
+        let key = (group.to_ascii_lowercase(), partition);
         let mut all = self.readers.lock().unwrap_or_else(|p| p.into_inner());
         let list = all.entry(key.clone()).or_default();
         let owner = list.iter().filter_map(|r| r.epoch).max();

@@ -481,6 +481,20 @@ impl EmulatorBuilder {
         let clock = crate::clock::system_clock();
         let sessions = Sessions::new();
         let desired_to = Arc::downgrade(&sessions);
+        // Events stored in a partition the new count no longer has could not be read.
+        let highest: Option<u32> = store
+            .call(|c| {
+                c.query_row("SELECT MAX(partition) FROM events", [], |r| r.get(0))
+                    .map_err(StoreError::from)
+            })
+            .await
+            .map_err(Error::Store)?;
+        if let Some(highest) = highest.filter(|p| *p >= self.partitions) {
+            return Err(Error::Config(format!(
+                "the data directory keeps telemetry in partition {highest}; start with at least {} partitions (--partitions), or with a new data directory",
+                highest + 1
+            )));
+        }
         let events = EventLog::start(
             Arc::clone(&store),
             Arc::clone(&clock),

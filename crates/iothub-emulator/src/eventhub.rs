@@ -129,13 +129,14 @@ pub fn start_position(filter: Option<&Value>) -> Result<StartPosition, String> {
     let Some(value) = filter else {
         return Ok(StartPosition::Start);
     };
+    let not_text = "The selector filter is not a string (apache.org:selector-filter:string).";
     let expression = match value {
         Value::Described(d) => match &d.value {
             Value::String(s) => s.clone(),
-            other => return Err(format!("The selector filter is not a string: {other:?}.")),
+            _ => return Err(not_text.to_owned()),
         },
         Value::String(s) => s.clone(),
-        other => return Err(format!("The selector filter is not a string: {other:?}.")),
+        _ => return Err(not_text.to_owned()),
     };
     parse_selector(&expression)
 }

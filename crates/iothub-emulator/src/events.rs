@@ -299,6 +299,17 @@ pub enum EventError {
     /// The partition does not exist.
     #[error("Partition {0} does not exist.")]
     NoSuchPartition(u32),
+    /// A start position past the end of the partition (Event Hubs answers
+    /// `com.microsoft:argument-out-of-range`).
+    #[error(
+        "The supplied sequence number '{asked}' is invalid. The last sequence number in the system is '{last}'."
+    )]
+    OutOfRange {
+        /// The sequence number asked for.
+        asked: i64,
+        /// The partition's last sequence number (-1 when empty).
+        last: i64,
+    },
     /// The store failed.
     #[error("the event store failed")]
     Store(#[from] StoreError),
@@ -426,12 +437,25 @@ impl EventLog {
                 sequence_number,
                 inclusive,
             } => {
-                return Ok(if inclusive {
+                let first = if inclusive {
                     sequence_number
                 } else {
                     sequence_number.saturating_add(1)
                 }
-                .max(0));
+                .max(0);
+                // Starting right after the last event is fine; further on would skip the
+                // numbers in between without a word, so it is refused, as Event Hubs does.
+                let next = self
+                    .store
+                    .call(move |conn| Ok::<_, EventError>(next_position(conn, partition)?.0))
+                    .await?;
+                if first > next {
+                    return Err(EventError::OutOfRange {
+                        asked: sequence_number,
+                        last: next - 1,
+                    });
+                }
+                return Ok(first);
             }
             StartPosition::End => ("seq", i64::MAX, false),
             StartPosition::Offset { offset, inclusive } => ("offset", offset, inclusive),

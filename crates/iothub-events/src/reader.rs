@@ -454,10 +454,13 @@ impl EventReader {
 
     /// Every chosen partition's events as one stream, each partition in order. Each
     /// partition starts at its checkpoint, or else at the builder's start position. A
-    /// partition whose connection fails reconnects with backoff and resumes right after
-    /// the last event it yielded; an error is yielded only when it cannot go on (refused,
-    /// stolen by an owner-level reader, retries spent), and that partition then ends.
-    /// Dropping the stream closes its connections.
+    /// partition whose connection fails reconnects with backoff (the builder's
+    /// [`RetryPolicy`]) for as long as the stream lives, and resumes right after the last
+    /// event it yielded; while the endpoint stays unreachable, each run of `max_attempts`
+    /// failed attempts is reported as an `Err` item with [`Error::is_transient`] true, and
+    /// reading goes on. A refusal (unknown consumer group or partition, a start position
+    /// past the end, a reader with a higher owner level) is yielded as an `Err` and ends that
+    /// partition. Dropping the stream closes its connections.
     pub fn stream(&self) -> EventStream {
         let (tx, rx) = mpsc::channel(usize::try_from(self.inner.prefetch).unwrap_or(300));
         let reader = self.clone();
@@ -528,32 +531,40 @@ impl Stream for EventStream {
     }
 }
 
-/// Reads one partition into `tx`, reconnecting on transient failures.
+/// Reads one partition into `tx`, reconnecting on transient failures for as long as the
+/// stream lives: the backoff follows the builder's [`RetryPolicy`], the count starts again
+/// after every successful attach, and each run of `max_attempts` failures in a row is
+/// reported as an `Err` item (the stream goes on). Refusals end the partition.
 async fn read_partition(
     reader: EventReader,
     id: String,
     start: EventPosition,
     tx: mpsc::Sender<Result<DeviceEvent, Error>>,
 ) {
+    let retry = reader.inner.template.retry.clone();
     let mut position = start;
     let mut failures = 0u32;
     loop {
-        let mut last: Option<i64> = None;
-        let result = read_once(&reader, &id, position, &tx, &mut last).await;
-        if let Some(seq) = last {
+        let mut progress = Progress::default();
+        let result = read_once(&reader, &id, position, &tx, &mut progress).await;
+        if let Some(seq) = progress.last {
             position = EventPosition::SequenceNumber {
                 sequence_number: seq,
                 inclusive: false,
             };
+        }
+        if progress.attached {
             failures = 0;
         }
         match result {
             Ok(()) => return,
-            Err(e) if e.is_transient() && failures < reader.inner.template.retry.max_attempts() => {
+            Err(e) if e.is_transient() => {
                 failures += 1;
-                let delay =
-                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                let delay = retry.delay(failures.min(16));
                 tracing::debug!(error = %e, partition = %id, ?delay, "partition reader reconnecting");
+                if failures % retry.max_attempts().max(1) == 0 && tx.send(Err(e)).await.is_err() {
+                    return;
+                }
                 tokio::time::sleep(delay).await;
             }
             Err(e) => {
@@ -564,13 +575,22 @@ async fn read_partition(
     }
 }
 
+/// How far one connection got.
+#[derive(Default)]
+struct Progress {
+    /// The receiver was attached.
+    attached: bool,
+    /// Sequence number of the last event handed to the stream.
+    last: Option<i64>,
+}
+
 /// One connection's worth of reading. `Ok` when the caller dropped the stream.
 async fn read_once(
     reader: &EventReader,
     id: &str,
     position: EventPosition,
     tx: &mpsc::Sender<Result<DeviceEvent, Error>>,
-    last: &mut Option<i64>,
+    progress: &mut Progress,
 ) -> Result<(), Error> {
     let (endpoint, amqp) = reader.resolved().await?;
     let mut session = connect(amqp).await?;
@@ -611,6 +631,7 @@ async fn read_once(
             return Err(attach_error(e));
         }
     };
+    progress.attached = true;
     let outcome = loop {
         let delivery = tokio::select! {
             d = receiver.recv::<Body<Value>>() => d,
@@ -626,7 +647,7 @@ async fn read_once(
         if tx.send(Ok(event)).await.is_err() {
             break Ok(());
         }
-        *last = Some(seq);
+        progress.last = Some(seq);
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), receiver.close()).await;
     session.close();

@@ -196,6 +196,22 @@ async fn start_positions_checkpoints_and_the_eventhub_connection_string() -> Tes
         after.iter().map(|e| e.sequence_number).collect::<Vec<_>>(),
         [7, 8, 9]
     );
+    // A checkpoint past the end is refused rather than skipping the numbers in between.
+    let mut ahead = direct()
+        .start_after([Checkpoint {
+            partition: partition.clone(),
+            sequence_number: 50,
+        }])
+        .build()?
+        .stream();
+    let refused = tokio::time::timeout(WAIT, ahead.next())
+        .await?
+        .expect("an item")
+        .expect_err("out of range");
+    assert!(
+        refused.to_string().contains("argument-out-of-range"),
+        "{refused}"
+    );
     // By offset, inclusive.
     let offset_of_5 = {
         let mut all = direct().build()?.stream();
@@ -257,6 +273,18 @@ async fn consumer_groups_epochs_and_refusals() -> TestResult {
         .build()?
         .stream();
     let error = tokio::time::timeout(WAIT, unknown.next())
+        .await?
+        .expect("an error")
+        .expect_err("refused");
+    assert!(error.is_not_found(), "{error}");
+
+    // Partition ids are as the endpoint lists them: "01" is not partition 1.
+    let mut alias = hub
+        .reader("service")
+        .partitions([format!("0{partition}")])
+        .build()?
+        .stream();
+    let error = tokio::time::timeout(WAIT, alias.next())
         .await?
         .expect("an error")
         .expect_err("refused");
@@ -469,5 +497,44 @@ async fn routed_event_messages_reach_the_built_in_endpoint() -> TestResult {
         connected["sequenceNumber"].as_str() < disconnected["sequenceNumber"].as_str(),
         "{connected} {disconnected}"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fewer_partitions_than_the_stored_telemetry_needs_is_refused() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let emu = Emulator::builder().data_dir(dir.path()).start().await?;
+    let rm = RegistryManager::builder()
+        .connection_string(&emu.connection_string())
+        .add_root_certificate_pem(emu.ca_pem())
+        .build()?;
+    let id = (0..)
+        .map(|i| format!("p3-{i}"))
+        .find(|id| emu.telemetry().partition_of(id) == 3)
+        .unwrap_or_default();
+    rm.create_device_with_sas(&id, KEY, OTHER_KEY, DeviceStatus::Enabled)
+        .await?;
+    let config = DeviceConfig::new(emu.host_name(), &id, KEY)
+        .with_transport(Transport::Mqtt)
+        .with_ca_pem(emu.ca_pem())
+        .with_port(emu.mqtts_port());
+    let device = SimulatedDevice::connect(config, DeviceOptions::default()).await?;
+    send(&device, 1, "p3").await;
+    device.disconnect().await;
+    emu.shutdown().await?;
+    let error = Emulator::builder()
+        .data_dir(dir.path())
+        .partitions(2)
+        .start()
+        .await
+        .expect_err("partition 3 holds telemetry");
+    assert!(error.to_string().contains("partition 3"), "{error}");
+    // The same count still starts.
+    Emulator::builder()
+        .data_dir(dir.path())
+        .start()
+        .await?
+        .shutdown()
+        .await?;
     Ok(())
 }
