@@ -562,7 +562,9 @@ async fn read_partition(
                 failures += 1;
                 let delay = retry.delay(failures.min(16));
                 tracing::debug!(error = %e, partition = %id, ?delay, "partition reader reconnecting");
-                if failures % retry.max_attempts().max(1) == 0 && tx.send(Err(e)).await.is_err() {
+                if failures.is_multiple_of(retry.max_attempts().max(1))
+                    && tx.send(Err(e)).await.is_err()
+                {
                     return;
                 }
                 tokio::time::sleep(delay).await;
