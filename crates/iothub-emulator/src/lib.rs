@@ -30,10 +30,14 @@
 //!
 //! Inside, the crate is layered. The domain (`registry`: identities, modules, twins, bulk
 //! operations and key regeneration with their own error type; `twin` and `model`: documents
-//! and validation; `c2d`: cloud-to-device queues; `query`: the query engine; `store`:
-//! SQLite; `clock`: injectable time) uses no HTTP or AMQP type. The transports sit on top:
-//! `routes` (HTTPS, with the one conversion from domain errors to IoT Hub's error
-//! responses), `amqp` (AMQPS and AMQP over WebSockets), `auth`, `throttle`, `journal`,
+//! and validation; `c2d`: cloud-to-device queues; `query`: the query engine; `sessions`:
+//! device sessions and method calls; `events`: the telemetry event log and IoT Hub's event
+//! messages; `consumers`: consumer groups and partition readers; `store`: SQLite; `clock`:
+//! injectable time) uses no HTTP, AMQP or MQTT type. The transports sit on top: `routes`
+//! (HTTPS, with the one conversion from domain errors to IoT Hub's error responses), `amqp`
+//! (AMQPS and AMQP over WebSockets: C2D, feedback, CBS and SASL logins), `eventhub` (the
+//! built-in Event Hubs-compatible endpoint on the same listeners), `amqp_frames` (complete
+//! performatives on the wire), `mqtt` (the device side), `auth`, `throttle`, `journal`,
 //! `conn` and `server`. The crate's `architecture` test checks that the domain imports no
 //! transport and that no modules import each other in a cycle.
 
