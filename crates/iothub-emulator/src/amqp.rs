@@ -690,24 +690,28 @@ async fn cbs_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<
             .application_properties(ApplicationProperties(app))
             .value(Value::Null)
             .build();
-        // The reply link is normally attached before the first request; wait briefly if not.
-        let mut sent = false;
-        for _ in 0..50 {
-            let tx = state
-                .cbs_replies
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            if let Some(tx) = tx {
-                sent = tx.send(reply.clone()).await.is_ok();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !sent {
-            tracing::debug!("CBS reply dropped: no $cbs receiver link");
-        }
+        reply_on(&state.cbs_replies, reply, CBS).await;
     }
+}
+
+/// Sends a request-response reply on the connection's reply link for `node`. The reply link
+/// is normally attached before the first request; if not, it is waited for briefly.
+async fn reply_on(
+    slot: &Mutex<Option<mpsc::Sender<Message<AmqpValue<Value>>>>>,
+    reply: Message<AmqpValue<Value>>,
+    node: &str,
+) {
+    for _ in 0..50 {
+        let tx = slot.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Some(tx) = tx {
+            if tx.send(reply).await.is_err() {
+                tracing::debug!(node, "reply dropped: the reply link closed");
+            }
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tracing::debug!(node, "reply dropped: no receiver link for replies");
 }
 
 /// Checks a partition reader's request and claims its place: the lease, the partition and
@@ -806,22 +810,7 @@ async fn management_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, stat
             ))
         };
         let reply = eventhub::management_reply(message, outcome);
-        let mut sent = false;
-        for _ in 0..50 {
-            let tx = state
-                .management_replies
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .clone();
-            if let Some(tx) = tx {
-                sent = tx.send(reply.clone()).await.is_ok();
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        if !sent {
-            tracing::debug!("management reply dropped: no $management receiver link");
-        }
+        reply_on(&state.management_replies, reply, "$management").await;
     }
 }
 
