@@ -313,6 +313,39 @@ pub fn tls_config(extra_pems: &[Vec<u8>]) -> Result<Arc<rustls::ClientConfig>, E
     Ok(Arc::new(tls))
 }
 
+/// The `status-code` and `status-description` of a request-response reply (CBS,
+/// `$management`), or `None` when its `correlation-id` is not `request_id` (the reply of
+/// another request on the same link). A missing status reads as 0.
+pub fn reply_status<B>(message: &Message<B>, request_id: &str) -> Option<(i32, String)> {
+    let correlates = message
+        .properties
+        .as_ref()
+        .and_then(|p| p.correlation_id.as_ref())
+        .is_some_and(|c| matches!(c, MessageId::String(s) if s == request_id));
+    if !correlates {
+        return None;
+    }
+    let app = message.application_properties.as_ref();
+    let status = app
+        .and_then(|a| a.0.get("status-code"))
+        .and_then(|v| match v {
+            SimpleValue::Int(n) => Some(*n),
+            SimpleValue::Long(n) => i32::try_from(*n).ok(),
+            SimpleValue::Uint(n) => i32::try_from(*n).ok(),
+            SimpleValue::Short(n) => Some(i32::from(*n)),
+            _ => None,
+        })
+        .unwrap_or(0);
+    let description = app
+        .and_then(|a| a.0.get("status-description"))
+        .and_then(|v| match v {
+            SimpleValue::String(s) => Some(s.clone()),
+            _ => None,
+        })
+        .unwrap_or_default();
+    Some((status, description))
+}
+
 /// When to put a new token: a fifth of the remaining life (at most five minutes) before
 /// the old one expires.
 fn renew_after(expires: Option<SystemTime>) -> Duration {
@@ -403,32 +436,9 @@ impl Cbs {
                     .map_err(Error::amqp)?;
                 let _ = self.receiver.accept(&reply).await;
                 let message = reply.message();
-                let correlates = message
-                    .properties
-                    .as_ref()
-                    .and_then(|p| p.correlation_id.as_ref())
-                    .is_some_and(|c| matches!(c, MessageId::String(s) if *s == id));
-                if !correlates {
+                let Some((status, description)) = reply_status(message, &id) else {
                     continue;
-                }
-                let app = message.application_properties.as_ref();
-                let status = app
-                    .and_then(|a| a.0.get("status-code"))
-                    .and_then(|v| match v {
-                        SimpleValue::Int(n) => Some(*n),
-                        SimpleValue::Long(n) => i32::try_from(*n).ok(),
-                        SimpleValue::Uint(n) => i32::try_from(*n).ok(),
-                        SimpleValue::Short(n) => Some(i32::from(*n)),
-                        _ => None,
-                    })
-                    .unwrap_or(0);
-                let description = app
-                    .and_then(|a| a.0.get("status-description"))
-                    .and_then(|v| match v {
-                        SimpleValue::String(s) => Some(s.clone()),
-                        _ => None,
-                    })
-                    .unwrap_or_default();
+                };
                 // IoT Hub answers 200; other CBS servers answer 202. Any 2xx is success.
                 return if (200..300).contains(&status) {
                     Ok(expires)

@@ -629,14 +629,7 @@ async fn cbs_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<
         let _ = receiver.accept(&delivery).await;
         let message = delivery.message();
         let props = message.properties.as_ref();
-        let app = message.application_properties.as_ref();
-        let get = |name: &str| -> Option<String> {
-            match app?.0.get(name)? {
-                SimpleValue::String(s) => Some(s.clone()),
-                SimpleValue::Symbol(s) => Some(s.as_str().to_owned()),
-                _ => None,
-            }
-        };
+        let get = |name: &str| app_text(message, name);
         let token = body_bytes(&message.body).and_then(|b| String::from_utf8(b).ok());
         let (status, description) = match (get("operation").as_deref(), get("type"), token) {
             (Some("put-token"), Some(kind), Some(token)) => {
@@ -763,20 +756,22 @@ async fn start_reader(
     Ok((lease, id, next))
 }
 
+/// An application property of a request as text (string or symbol).
+fn app_text(message: &Message<Body<Value>>, name: &str) -> Option<String> {
+    match message.application_properties.as_ref()?.0.get(name)? {
+        SimpleValue::String(s) => Some(s.clone()),
+        SimpleValue::Symbol(s) => Some(s.as_str().to_owned()),
+        _ => None,
+    }
+}
+
 /// Requests to the built-in endpoint's `$management` node; answers go out on the
 /// connection's `$management` receiver link.
 async fn management_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<ConnState>) {
     while let Ok(delivery) = receiver.recv::<Body<Value>>().await {
         let _ = receiver.accept(&delivery).await;
         let message = delivery.message();
-        let app = message.application_properties.as_ref();
-        let get = |name: &str| -> Option<String> {
-            match app?.0.get(name)? {
-                SimpleValue::String(s) => Some(s.clone()),
-                SimpleValue::Symbol(s) => Some(s.as_str().to_owned()),
-                _ => None,
-            }
-        };
+        let get = |name: &str| app_text(message, name);
         // Authorized by the connection (CBS or SASL PLAIN) or by the request's own token.
         let authorized = state.is_authorized()
             || get("security_token").is_some_and(|token| {

@@ -18,7 +18,7 @@ use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Symbol, Value};
 use fe2o3_amqp::{Receiver, Sender};
 use futures_core::Stream;
 use iothub_auth::{ConnectionString, HubCredential, SharedAccessKey};
-use iothub_c2d::amqp::{Authenticated, Endpoint, condition_text, connect, tls_config};
+use iothub_c2d::amqp::{Endpoint, condition_text, connect, reply_status, tls_config};
 use iothub_c2d::{RetryPolicy, Transport};
 use tokio::sync::{OnceCell, mpsc};
 
@@ -820,13 +820,9 @@ async fn resolve_redirect(
     let error = tokio::time::timeout(REQUEST_TIMEOUT, ask)
         .await
         .map_err(|_| Error::Timeout(REQUEST_TIMEOUT));
-    close_session(session);
+    session.close();
     let error = error??;
     parse_redirect(&error)
-}
-
-fn close_session(session: Authenticated) {
-    session.close();
 }
 
 /// The Event Hubs-compatible endpoint named by an `amqp:link:redirect` error.
@@ -916,25 +912,10 @@ async fn management(
             let delivery = receiver.recv::<Body<Value>>().await.map_err(recv_error)?;
             let _ = receiver.accept(&delivery).await;
             let message = delivery.into_message();
-            let correlates = message
-                .properties
-                .as_ref()
-                .and_then(|p| p.correlation_id.as_ref())
-                .is_some_and(|c| matches!(c, MessageId::String(s) if *s == id));
-            if !correlates {
+            let Some((status, description)) = reply_status(&message, &id) else {
                 continue;
-            }
-            let app = message.application_properties.as_ref();
-            let status = app
-                .and_then(|a| a.0.get("status-code"))
-                .and_then(simple_text)
-                .and_then(|s| s.parse::<i32>().ok())
-                .unwrap_or(0);
+            };
             if status != 200 {
-                let description = app
-                    .and_then(|a| a.0.get("status-description"))
-                    .and_then(simple_text)
-                    .unwrap_or_default();
                 return Err(Error::Management {
                     status,
                     description,
