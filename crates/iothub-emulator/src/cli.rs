@@ -1,11 +1,15 @@
-//! Command-line arguments of the `iothub-emulator` binary.
+//! The command line of the `iothub-emulator` binary, as a library: [`EmulatorArgs`] (the
+//! flags, which other binaries such as `iothub emulator start` flatten into their own) and
+//! [`run`] (start, print the connection strings, serve until Ctrl-C or SIGTERM).
 
+use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use clap::Parser;
 
-use iothub_emulator::{
+use crate::{
     DEFAULT_AMQPS_PORT, DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT, EmulatorBuilder,
     ThrottleConfig, ThrottleProfile,
 };
@@ -20,7 +24,7 @@ pub const DEFAULT_DATA_DIR: &str = "iothub-emulator-data";
 /// on stdout, then logs requests on stderr (filter with RUST_LOG).
 #[derive(Clone, Parser)]
 #[command(name = "iothub-emulator", version)]
-pub struct Cli {
+pub struct EmulatorArgs {
     /// Directory for the database and TLS certificates, created if missing
     /// [default: iothub-emulator-data, unless --in-memory].
     #[arg(long, value_name = "DIR")]
@@ -44,7 +48,7 @@ pub struct Cli {
 
     /// Most connections open at once over all listeners; over it, the connection idle
     /// longest is closed.
-    #[arg(long, value_name = "N", default_value_t = iothub_emulator::ConnectionLimits::default().max_connections)]
+    #[arg(long, value_name = "N", default_value_t = crate::ConnectionLimits::default().max_connections)]
     pub max_connections: usize,
 
     /// Trust this CA (PEM file) for devices with certificateAuthority authentication; repeat
@@ -87,7 +91,7 @@ pub struct Cli {
     /// DeviceLifecycleEvents, TwinChangeEvents or DeviceConnectionStateEvents; repeat for
     /// several.
     #[arg(long = "route", value_name = "SOURCE")]
-    pub routes: Vec<iothub_emulator::EventSource>,
+    pub routes: Vec<crate::EventSource>,
 
     /// Partitions of the built-in endpoint (telemetry event log), 1–32.
     #[arg(long, value_name = "N", default_value_t = 4)]
@@ -108,9 +112,9 @@ pub struct Cli {
     pub key: Option<String>,
 }
 
-impl std::fmt::Debug for Cli {
+impl std::fmt::Debug for EmulatorArgs {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Cli")
+        f.debug_struct("EmulatorArgs")
             .field("data_dir", &self.data_dir)
             .field("https_port", &self.https_port)
             .field("amqps_port", &self.amqps_port)
@@ -132,6 +136,101 @@ impl std::fmt::Debug for Cli {
     }
 }
 
+/// Starts the local hub these arguments describe, prints its connection strings, and serves
+/// until Ctrl-C or SIGTERM; then shuts it down.
+///
+/// On stdout, once every listener is ready, exactly two lines in one write:
+/// `IOTHUB_CONNECTION_STRING=…` and `EVENTHUB_CONNECTION_STRING=…`. On stderr, the CA path
+/// and the AMQPS and MQTTS ports (`AMQPS (cloud-to-device) on port N; …`, a prefix tools
+/// may parse). Returns the process exit status: failure when the hub cannot start (the
+/// reason is printed on stderr as one line, with the flag to change when a port is taken)
+/// or cannot shut down cleanly.
+pub async fn run(args: EmulatorArgs) -> ExitCode {
+    let emulator = match args.builder().start().await {
+        Ok(e) => e,
+        Err(e) => {
+            let mut message = format!("error: {e}");
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                message.push_str(&format!(": {s}"));
+                source = s.source();
+            }
+            if let crate::Error::Bind { protocol, .. } = &e {
+                let flag = match *protocol {
+                    "AMQPS" => "--amqps-port",
+                    "MQTTS" => "--mqtts-port",
+                    _ => "--https-port",
+                };
+                message.push_str(&format!(
+                    " (choose another port with {flag}, or 0 for a free one)"
+                ));
+            }
+            eprintln!("{message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    eprintln!("CA certificate: {}", emulator.ca_path().display());
+    eprintln!(
+        "AMQPS (cloud-to-device) on port {}; AMQP over WebSockets on the HTTPS port at /$iothub/websocket; the built-in endpoint '{}' is served on both",
+        emulator.amqps_port(),
+        emulator.eventhub_name()
+    );
+    eprintln!(
+        "MQTTS (devices) on port {}; MQTT over WebSockets on the HTTPS port at /$iothub/websocket",
+        emulator.mqtts_port()
+    );
+    {
+        let mut stdout = std::io::stdout().lock();
+        // Both lines in one write, so a reader that takes the first line and closes the
+        // pipe never makes the second one fail.
+        let lines = format!(
+            "IOTHUB_CONNECTION_STRING={}\nEVENTHUB_CONNECTION_STRING={}\n",
+            emulator.connection_string(),
+            emulator.eventhub_connection_string()
+        );
+        let printed = stdout
+            .write_all(lines.as_bytes())
+            .and_then(|()| stdout.flush());
+        if let Err(e) = printed {
+            eprintln!("error: cannot write the connection string to stdout: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    match emulator.shutdown().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
+
 fn parse_rate(text: &str) -> Result<f64, String> {
     match text.parse::<f64>() {
         Ok(r) if (0.0..=1.0).contains(&r) => Ok(r),
@@ -139,14 +238,14 @@ fn parse_rate(text: &str) -> Result<f64, String> {
     }
 }
 
-impl Cli {
+impl EmulatorArgs {
     /// The builder these arguments describe.
     pub fn builder(&self) -> EmulatorBuilder {
         let mut throttle = ThrottleConfig::profile(self.throttle);
         if let Some(rate) = self.throttle_rate {
             throttle = throttle.with_failure_rate(rate);
         }
-        let mut builder = iothub_emulator::Emulator::builder()
+        let mut builder = crate::Emulator::builder()
             .in_memory(self.in_memory)
             .bind(self.bind)
             .https_port(self.https_port)
@@ -176,9 +275,9 @@ impl Cli {
         if let Some(journal) = &self.journal {
             builder = builder.journal(journal.clone());
         }
-        builder = builder.connection_limits(iothub_emulator::ConnectionLimits {
+        builder = builder.connection_limits(crate::ConnectionLimits {
             max_connections: self.max_connections,
-            ..iothub_emulator::ConnectionLimits::default()
+            ..crate::ConnectionLimits::default()
         });
         for ca in &self.trusted_ca {
             builder = builder.trusted_ca_file(ca.clone());
@@ -193,7 +292,7 @@ mod tests {
 
     #[test]
     fn defaults() -> Result<(), clap::Error> {
-        let cli = Cli::try_parse_from(["iothub-emulator"])?;
+        let cli = EmulatorArgs::try_parse_from(["iothub-emulator"])?;
         assert_eq!(cli.https_port, 443);
         assert_eq!(cli.amqps_port, 5671);
         assert_eq!(cli.mqtts_port, 8883);
@@ -204,7 +303,7 @@ mod tests {
 
     #[test]
     fn all_flags() -> Result<(), clap::Error> {
-        let cli = Cli::try_parse_from([
+        let cli = EmulatorArgs::try_parse_from([
             "iothub-emulator",
             "--data-dir",
             "d",
@@ -236,7 +335,7 @@ mod tests {
     #[test]
     fn debug_hides_the_key() -> Result<(), clap::Error> {
         let key = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
-        let cli = Cli::try_parse_from(["iothub-emulator", "--key", key])?;
+        let cli = EmulatorArgs::try_parse_from(["iothub-emulator", "--key", key])?;
         for shown in [format!("{cli:?}"), format!("{:?}", cli.builder())] {
             assert!(shown.contains("<redacted>"), "{shown}");
             assert!(!shown.contains(key), "{shown}");
@@ -246,8 +345,10 @@ mod tests {
 
     #[test]
     fn rejects_bad_values() {
-        assert!(Cli::try_parse_from(["iothub-emulator", "--https-port", "70000"]).is_err());
-        assert!(Cli::try_parse_from(["iothub-emulator", "--throttle", "s9"]).is_err());
-        assert!(Cli::try_parse_from(["iothub-emulator", "--throttle-rate", "2"]).is_err());
+        assert!(
+            EmulatorArgs::try_parse_from(["iothub-emulator", "--https-port", "70000"]).is_err()
+        );
+        assert!(EmulatorArgs::try_parse_from(["iothub-emulator", "--throttle", "s9"]).is_err());
+        assert!(EmulatorArgs::try_parse_from(["iothub-emulator", "--throttle-rate", "2"]).is_err());
     }
 }

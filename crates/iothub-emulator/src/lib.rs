@@ -45,6 +45,7 @@ mod amqp;
 mod amqp_frames;
 mod auth;
 mod c2d;
+pub mod cli;
 mod clock;
 mod conn;
 mod consumers;
@@ -76,3 +77,6 @@ pub use emulator::{
     host_name,
 };
 pub use throttle::{OperationClass, Quota, ThrottleConfig, ThrottleProfile};
+/// File in the data directory (and the certificate directory) holding the local hub's CA
+/// certificate in PEM: the root clients trust for its TLS.
+pub use tls::CA_FILE;

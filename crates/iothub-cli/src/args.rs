@@ -1,0 +1,695 @@
+//! The command line: global connection and output options, and the commands, shaped like
+//! `az iot hub` / `az iot device` so Azure users find the same names and flags.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use iothub_registry::{DeviceStatus, ImportMode};
+
+/// Data directory `--local` reads when given no DIR: the local hub's default.
+pub const DEFAULT_LOCAL_DIR: &str = iothub_emulator::cli::DEFAULT_DATA_DIR;
+
+/// Manage an Azure IoT Hub or the local one: device and module identities, twins, queries,
+/// direct methods, cloud-to-device messages, telemetry, bulk import and export; run the
+/// local hub and simulated devices.
+///
+/// Connect with --connection-string (or IOTHUB_CONNECTION_STRING), a service connection
+/// string of a hub in Azure or of the local hub, or with --local, which reads a running
+/// local hub's connection string and CA certificate from its data directory.
+#[derive(Debug, Parser)]
+#[command(
+    name = "iothub",
+    version,
+    propagate_version = true,
+    max_term_width = 100
+)]
+pub struct Cli {
+    /// How to reach the hub.
+    #[command(flatten)]
+    pub hub: HubArgs,
+
+    /// Output format [default: table on a terminal, json otherwise].
+    #[arg(long, short = 'o', global = true, value_enum)]
+    pub output: Option<OutputFormat>,
+
+    /// Show keys (primaryKey, secondaryKey) instead of masking them.
+    #[arg(long, global = true)]
+    pub show_keys: bool,
+
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Where the hub is and how to trust it.
+#[derive(Args, Clone, Default)]
+pub struct HubArgs {
+    /// Service connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…).
+    #[arg(
+        long,
+        global = true,
+        env = "IOTHUB_CONNECTION_STRING",
+        hide_env_values = true,
+        value_name = "TEXT",
+        conflicts_with = "local"
+    )]
+    pub connection_string: Option<String>,
+
+    /// Use the running local hub whose data directory is DIR (`--local` alone:
+    /// iothub-emulator-data, `--local=DIR` otherwise): its connection strings and CA.
+    #[arg(
+        long,
+        global = true,
+        value_name = "DIR",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = DEFAULT_LOCAL_DIR
+    )]
+    pub local: Option<PathBuf>,
+
+    /// Trust this CA certificate (PEM) for the hub's TLS, besides the system's roots.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub ca: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for HubArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HubArgs")
+            .field(
+                "connection_string",
+                &self.connection_string.as_ref().map(|_| "<redacted>"),
+            )
+            .field("local", &self.local)
+            .field("ca", &self.ca)
+            .finish()
+    }
+}
+
+/// `--output`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    /// Pretty-printed JSON (one document per result).
+    Json,
+    /// Human-readable tables.
+    Table,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Walk through every feature against an embedded local hub with simulated devices.
+    Quickstart,
+    /// Device identities: create, show, list, update, delete, bulk import and export.
+    #[command(subcommand)]
+    DeviceIdentity(DeviceIdentity),
+    /// Module identities.
+    #[command(subcommand)]
+    ModuleIdentity(ModuleIdentity),
+    /// Device twins: show, patch (update) or replace tags and desired properties.
+    #[command(subcommand)]
+    DeviceTwin(TwinCommand),
+    /// Module twins.
+    #[command(subcommand)]
+    ModuleTwin(ModuleTwinCommand),
+    /// Query the hub with IoT Hub's query language; follows continuation tokens.
+    Query(QueryArgs),
+    /// Invoke a direct method on a device and print its answer.
+    InvokeDeviceMethod(MethodArgs),
+    /// Invoke a direct method on a module and print its answer.
+    InvokeModuleMethod(ModuleMethodArgs),
+    /// Cloud-to-device messages.
+    #[command(subcommand)]
+    C2dMessage(C2dCommand),
+    /// Print cloud-to-device feedback records as the hub delivers them.
+    MonitorFeedback(FeedbackArgs),
+    /// Print device telemetry from the built-in Event Hubs-compatible endpoint.
+    MonitorEvents(EventsArgs),
+    /// Automatic device configurations.
+    #[command(subcommand)]
+    Configuration(ConfigurationCommand),
+    /// IoT Edge deployments.
+    #[command(subcommand)]
+    Edge(EdgeCommand),
+    /// Registry statistics (device counts) and service statistics (connected devices).
+    Stats,
+    /// Act as a device: simulate one or a fleet, or send telemetry.
+    #[command(subcommand)]
+    Device(DeviceCommand),
+    /// Run the local hub.
+    #[command(subcommand)]
+    Emulator(EmulatorCommand),
+    /// Print a shell completion script.
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+/// Authentication of a new identity, in `az iot hub`'s words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum AuthMethod {
+    /// SAS keys (generated when --primary-key and --secondary-key are not given).
+    #[default]
+    #[value(name = "shared_private_key", alias = "sas")]
+    SharedPrivateKey,
+    /// Self-signed X.509 certificates, by thumbprint.
+    #[value(name = "self_signed", alias = "x509")]
+    SelfSigned,
+    /// X.509 certificates signed by a CA the hub trusts.
+    #[value(name = "x509_ca", alias = "ca")]
+    X509Ca,
+}
+
+/// Credentials of a new or updated identity.
+#[derive(Args, Clone, Default)]
+pub struct Credentials {
+    /// Authentication method.
+    #[arg(long = "auth-method", visible_alias = "am", value_enum)]
+    pub auth_method: Option<AuthMethod>,
+    /// Primary SAS key (base64, 16–64 bytes) [default: generated].
+    #[arg(long, visible_alias = "pk", value_name = "BASE64")]
+    pub primary_key: Option<String>,
+    /// Secondary SAS key [default: generated].
+    #[arg(long, visible_alias = "sk", value_name = "BASE64")]
+    pub secondary_key: Option<String>,
+    /// Primary X.509 thumbprint (SHA-1 or SHA-256, hex).
+    #[arg(long, visible_alias = "ptp", value_name = "HEX")]
+    pub primary_thumbprint: Option<String>,
+    /// Secondary X.509 thumbprint [default: the primary one].
+    #[arg(long, visible_alias = "stp", value_name = "HEX")]
+    pub secondary_thumbprint: Option<String>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Credentials")
+            .field("auth_method", &self.auth_method)
+            .field(
+                "primary_key",
+                &self.primary_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field(
+                "secondary_key",
+                &self.secondary_key.as_ref().map(|_| "<redacted>"),
+            )
+            .field("primary_thumbprint", &self.primary_thumbprint)
+            .field("secondary_thumbprint", &self.secondary_thumbprint)
+            .finish()
+    }
+}
+
+/// `device-identity …`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceIdentity {
+    /// Create a device identity.
+    Create {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Credentials.
+        #[command(flatten)]
+        credentials: Credentials,
+        /// Status.
+        #[arg(long, default_value = "enabled")]
+        status: DeviceStatus,
+        /// Why the status was set.
+        #[arg(long)]
+        status_reason: Option<String>,
+        /// Make it an IoT Edge device.
+        #[arg(long, visible_alias = "ee")]
+        edge_enabled: bool,
+    },
+    /// Show a device identity.
+    Show {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+    },
+    /// List device identities (through the query API, so any number).
+    List {
+        /// Stop after N devices.
+        #[arg(long)]
+        top: Option<usize>,
+    },
+    /// Update a device identity's status or credentials (read, change, write with its ETag).
+    Update {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// New credentials; the authentication method stays unless --auth-method is given.
+        #[command(flatten)]
+        credentials: Credentials,
+        /// New status.
+        #[arg(long)]
+        status: Option<DeviceStatus>,
+        /// Why the status was set.
+        #[arg(long)]
+        status_reason: Option<String>,
+        /// Write only if the device's ETag is still this one.
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Delete a device identity.
+    Delete {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Delete only if the device's ETag is still this one.
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Bulk-import any number of devices from a JSONL or CSV file.
+    Import(ImportArgs),
+    /// Export every device identity (keys, tags, desired properties) as JSONL.
+    Export(ExportArgs),
+}
+
+/// `device-identity import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The devices: JSONL (one IoT Hub export/import object per line: id, status,
+    /// authentication, tags, properties.desired, importMode, …) or CSV (header row; columns
+    /// deviceId, status, statusReason, authType, primaryKey, secondaryKey,
+    /// primaryThumbprint, secondaryThumbprint, iotEdge, tags, desired, importMode). `-`
+    /// reads JSONL from stdin.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+    /// Where rows that were not imported go, each with its IoT Hub error code; rerun the
+    /// import on it to resume [default: FILE.failed.jsonl or FILE.failed.csv].
+    #[arg(long, value_name = "FILE")]
+    pub failed_file: Option<PathBuf>,
+    /// Import mode of rows that name none.
+    #[arg(long, default_value = "createOrUpdate")]
+    pub import_mode: ImportMode,
+    /// Bulk requests in flight at once.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    pub concurrency: u16,
+    /// Devices per bulk request (IoT Hub allows at most 100).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub batch_size: u16,
+}
+
+/// `device-identity export`.
+#[derive(Debug, Args)]
+pub struct ExportArgs {
+    /// Output file (JSONL, created with owner-only permissions since it holds keys); `-`
+    /// writes to stdout.
+    #[arg(long, short = 'f', value_name = "FILE")]
+    pub file: PathBuf,
+}
+
+/// `module-identity …`.
+#[derive(Debug, Subcommand)]
+pub enum ModuleIdentity {
+    /// Create a module identity.
+    Create {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Module id.
+        #[arg(long, short = 'm')]
+        module_id: String,
+        /// Credentials.
+        #[command(flatten)]
+        credentials: Credentials,
+        /// Who manages the module (e.g. `iotEdge`).
+        #[arg(long)]
+        managed_by: Option<String>,
+    },
+    /// Show a module identity.
+    Show {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Module id.
+        #[arg(long, short = 'm')]
+        module_id: String,
+    },
+    /// List a device's module identities.
+    List {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+    },
+    /// Update a module identity's credentials.
+    Update {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Module id.
+        #[arg(long, short = 'm')]
+        module_id: String,
+        /// New credentials.
+        #[command(flatten)]
+        credentials: Credentials,
+        /// Write only if the module's ETag is still this one.
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Delete a module identity.
+    Delete {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Module id.
+        #[arg(long, short = 'm')]
+        module_id: String,
+        /// Delete only if the module's ETag is still this one.
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}
+
+/// A twin write's content.
+#[derive(Debug, Args, Clone)]
+pub struct TwinWriteArgs {
+    /// Tags, as a JSON object (or @FILE).
+    #[arg(long, value_name = "JSON")]
+    pub tags: Option<String>,
+    /// Desired properties, as a JSON object (or @FILE).
+    #[arg(long, value_name = "JSON")]
+    pub desired: Option<String>,
+    /// A whole twin document, `{"tags": …, "properties": {"desired": …}}` (or @FILE).
+    #[arg(long, value_name = "JSON", conflicts_with_all = ["tags", "desired"])]
+    pub json: Option<String>,
+    /// Write only if the twin's ETag is still this one.
+    #[arg(long)]
+    pub etag: Option<String>,
+}
+
+/// `device-twin …`.
+#[derive(Debug, Subcommand)]
+pub enum TwinCommand {
+    /// Show a device twin.
+    Show {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+    },
+    /// Patch a device twin's tags and desired properties (null removes a property).
+    Update {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// What to write.
+        #[command(flatten)]
+        write: TwinWriteArgs,
+    },
+    /// Replace a device twin's tags and desired properties.
+    Replace {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// What to write.
+        #[command(flatten)]
+        write: TwinWriteArgs,
+    },
+}
+
+/// `module-twin …`.
+#[derive(Debug, Subcommand)]
+pub enum ModuleTwinCommand {
+    /// Show a module twin.
+    Show {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Module id.
+        #[arg(long, short = 'm')]
+        module_id: String,
+    },
+    /// Patch a module twin's tags and desired properties.
+    Update {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Module id.
+        #[arg(long, short = 'm')]
+        module_id: String,
+        /// What to write.
+        #[command(flatten)]
+        write: TwinWriteArgs,
+    },
+    /// Replace a module twin's tags and desired properties.
+    Replace {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Module id.
+        #[arg(long, short = 'm')]
+        module_id: String,
+        /// What to write.
+        #[command(flatten)]
+        write: TwinWriteArgs,
+    },
+}
+
+/// `query`.
+#[derive(Debug, Args)]
+pub struct QueryArgs {
+    /// The query, e.g. "SELECT * FROM devices WHERE tags.site = 'b4'".
+    #[arg(long = "query-command", short = 'q', value_name = "QUERY")]
+    pub query: String,
+    /// Stop after N results.
+    #[arg(long)]
+    pub top: Option<usize>,
+    /// Results per page requested from the hub (IoT Hub allows at most 1,000).
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub page_size: u32,
+}
+
+/// `invoke-device-method`.
+#[derive(Debug, Args)]
+pub struct MethodArgs {
+    /// Device id.
+    #[arg(long, short = 'd')]
+    pub device_id: String,
+    /// Method name.
+    #[arg(long, visible_alias = "mn")]
+    pub method_name: String,
+    /// Payload, as JSON (or @FILE).
+    #[arg(long, visible_alias = "mp", default_value = "{}")]
+    pub method_payload: String,
+    /// Seconds to wait for the device's answer (5–300).
+    #[arg(long, visible_alias = "to", default_value_t = 30, value_parser = clap::value_parser!(i32).range(5..=300))]
+    pub timeout: i32,
+    /// Seconds to wait for the device to connect (0–300).
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(i32).range(0..=300))]
+    pub connect_timeout: i32,
+}
+
+/// `invoke-module-method`.
+#[derive(Debug, Args)]
+pub struct ModuleMethodArgs {
+    /// The method.
+    #[command(flatten)]
+    pub method: MethodArgs,
+    /// Module id.
+    #[arg(long, short = 'm')]
+    pub module_id: String,
+}
+
+/// `c2d-message …`.
+#[derive(Debug, Subcommand)]
+pub enum C2dCommand {
+    /// Send a cloud-to-device message.
+    Send {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Message body.
+        #[arg(long, default_value = "Ping from the iothub CLI")]
+        data: String,
+        /// Properties, `key=value;key2=value2`: application properties, and the system
+        /// properties messageId, correlationId, contentType, contentEncoding, expiryTimeUtc.
+        #[arg(long, visible_alias = "properties")]
+        props: Option<String>,
+        /// Feedback to request: positive, negative or full.
+        #[arg(long)]
+        ack: Option<String>,
+    },
+    /// Delete every message waiting in a device's cloud-to-device queue.
+    Purge {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+    },
+}
+
+/// `monitor-feedback`.
+#[derive(Debug, Args)]
+pub struct FeedbackArgs {
+    /// Stop once the record of this message id arrives.
+    #[arg(long, visible_alias = "wait-on-msg", value_name = "MESSAGE_ID")]
+    pub wait_on_id: Option<String>,
+    /// Stop after this many seconds (0: never).
+    #[arg(long, short = 't', default_value_t = 300)]
+    pub timeout: u64,
+}
+
+/// `monitor-events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// Only events from this device.
+    #[arg(long, short = 'd')]
+    pub device_id: Option<String>,
+    /// Consumer group.
+    #[arg(long, visible_alias = "cg", default_value = "$Default")]
+    pub consumer_group: String,
+    /// Where to start: `latest` (events enqueued from now on), `earliest` (everything
+    /// retained), or an RFC 3339 enqueued time.
+    #[arg(long, default_value = "latest")]
+    pub start: String,
+    /// Stop after this many seconds (0: never).
+    #[arg(long, short = 't', default_value_t = 0)]
+    pub timeout: u64,
+    /// Stop after this many events.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Include system and application properties.
+    #[arg(long)]
+    pub properties: bool,
+    /// AMQPS port of the built-in endpoint [default: 5671, or the local hub's].
+    #[arg(long, value_name = "N")]
+    pub amqps_port: Option<u16>,
+}
+
+/// `configuration …`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigurationCommand {
+    /// Create an automatic device configuration.
+    Create {
+        /// Configuration id.
+        #[arg(long, short = 'c')]
+        config_id: String,
+        /// Content: `{"deviceContent": {"properties.desired.x": …}}` (or @FILE).
+        #[arg(long, value_name = "JSON")]
+        content: String,
+        /// Target condition, e.g. "tags.site = 'b4'".
+        #[arg(long, default_value = "")]
+        target_condition: String,
+        /// Priority (higher wins).
+        #[arg(long, default_value_t = 0)]
+        priority: i32,
+        /// Labels, as a JSON object of strings (or @FILE).
+        #[arg(long, value_name = "JSON")]
+        labels: Option<String>,
+        /// Custom metrics, `{"queries": {"name": "SELECT deviceId FROM devices …"}}` (or @FILE).
+        #[arg(long, value_name = "JSON")]
+        metrics: Option<String>,
+    },
+    /// Show a configuration.
+    Show {
+        /// Configuration id.
+        #[arg(long, short = 'c')]
+        config_id: String,
+    },
+    /// List configurations.
+    List {
+        /// Stop after N configurations.
+        #[arg(long)]
+        top: Option<u32>,
+    },
+    /// Update a configuration's priority, target condition, labels or metrics.
+    Update {
+        /// Configuration id.
+        #[arg(long, short = 'c')]
+        config_id: String,
+        /// New target condition.
+        #[arg(long)]
+        target_condition: Option<String>,
+        /// New priority.
+        #[arg(long)]
+        priority: Option<i32>,
+        /// New labels (JSON object, or @FILE).
+        #[arg(long, value_name = "JSON")]
+        labels: Option<String>,
+        /// Write only if the configuration's ETag is still this one.
+        #[arg(long)]
+        etag: Option<String>,
+    },
+    /// Delete a configuration.
+    Delete {
+        /// Configuration id.
+        #[arg(long, short = 'c')]
+        config_id: String,
+        /// Delete only if the configuration's ETag is still this one.
+        #[arg(long)]
+        etag: Option<String>,
+    },
+}
+
+/// `edge …`.
+#[derive(Debug, Subcommand)]
+pub enum EdgeCommand {
+    /// Apply a deployment manifest (`{"modulesContent": …}`) to one IoT Edge device.
+    SetModules {
+        /// Device id.
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// The manifest, as JSON (or @FILE).
+        #[arg(long, short = 'k', value_name = "JSON")]
+        content: String,
+    },
+}
+
+/// `device …`.
+#[derive(Debug, Subcommand)]
+pub enum DeviceCommand {
+    /// Connect as one device (or a fleet) over MQTT: answer direct methods, print
+    /// cloud-to-device messages and desired-property patches, report them back, send
+    /// telemetry. Runs until Ctrl-C, --duration or --msg-count.
+    Simulate(SimulateArgs),
+    /// Send one device-to-cloud message as a device.
+    SendD2cMessage {
+        /// Device id (its key is read from the registry).
+        #[arg(long, short = 'd')]
+        device_id: String,
+        /// Message body.
+        #[arg(long, default_value = "Ping from the iothub CLI")]
+        data: String,
+        /// Application properties, `key=value;key2=value2` (`$.ct`, `$.ce`, `$.mid`,
+        /// `$.cid` set the system properties).
+        #[arg(long, visible_alias = "properties")]
+        props: Option<String>,
+    },
+}
+
+/// `device simulate`.
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    /// Device id; with --count, the prefix of the fleet's ids (`ID-0000`, `ID-0001`, …).
+    #[arg(long, short = 'd')]
+    pub device_id: String,
+    /// Simulate a fleet of N devices, created in the registry when missing.
+    #[arg(long)]
+    pub count: Option<u32>,
+    /// Telemetry messages each device sends (0: none).
+    #[arg(long, visible_alias = "mc", default_value_t = 10)]
+    pub msg_count: u64,
+    /// Milliseconds between messages of one device.
+    #[arg(long, visible_alias = "mi", default_value_t = 1000)]
+    pub msg_interval_ms: u64,
+    /// Telemetry body [default: a JSON reading with a temperature and a counter].
+    #[arg(long)]
+    pub data: Option<String>,
+    /// Keep running after the last message until Ctrl-C or --duration.
+    #[arg(long)]
+    pub keep_running: bool,
+    /// Stop after this many seconds.
+    #[arg(long)]
+    pub duration: Option<u64>,
+    /// Connect over MQTT over WebSockets on the HTTPS port instead of MQTTS.
+    #[arg(long)]
+    pub websockets: bool,
+    /// MQTTS port [default: 8883, or the local hub's].
+    #[arg(long, value_name = "N")]
+    pub mqtts_port: Option<u16>,
+}
+
+/// `emulator …`.
+#[derive(Debug, Subcommand)]
+pub enum EmulatorCommand {
+    /// Start the local hub and serve until Ctrl-C (same flags as the iothub-emulator binary).
+    Start(iothub_emulator::cli::EmulatorArgs),
+}
