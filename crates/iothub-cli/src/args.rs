@@ -29,7 +29,13 @@ pub struct Cli {
     pub hub: HubArgs,
 
     /// Output format [default: table on a terminal, json otherwise].
-    #[arg(long, short = 'o', global = true, value_enum)]
+    #[arg(
+        long,
+        short = 'o',
+        global = true,
+        value_enum,
+        overrides_with = "output"
+    )]
     pub output: Option<OutputFormat>,
 
     /// Show keys (primaryKey, secondaryKey) instead of masking them.
@@ -44,14 +50,14 @@ pub struct Cli {
 /// Where the hub is and how to trust it.
 #[derive(Args, Clone, Default)]
 pub struct HubArgs {
-    /// Service connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…).
+    /// Service connection string (HostName=…;SharedAccessKeyName=…;SharedAccessKey=…);
+    /// --local wins over it.
     #[arg(
         long,
         global = true,
         env = "IOTHUB_CONNECTION_STRING",
         hide_env_values = true,
-        value_name = "TEXT",
-        conflicts_with = "local"
+        value_name = "TEXT"
     )]
     pub connection_string: Option<String>,
 

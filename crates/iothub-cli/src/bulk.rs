@@ -315,7 +315,7 @@ struct FailedFile {
 
 enum Writer {
     Jsonl(BufWriter<File>),
-    Csv(csv::Writer<File>),
+    Csv(Box<csv::Writer<File>>),
 }
 
 impl FailedFile {
@@ -328,7 +328,7 @@ impl FailedFile {
                 Some(headers) => {
                     let mut w = csv::Writer::from_writer(file);
                     w.write_record(headers).map_err(csv_error)?;
-                    Writer::Csv(w)
+                    Writer::Csv(Box::new(w))
                 }
                 None => Writer::Jsonl(BufWriter::new(file)),
             });
@@ -489,6 +489,11 @@ pub async fn import_devices(
     let mut report = |bar: &ProgressBar, line: u64, code: &str, message: &str| {
         printed += 1;
         if printed <= PRINTED_ERRORS {
+            // IoT Hub's names get their numbers: `ArgumentInvalid (400004)`.
+            let code = match iothub_registry::ErrorCode::from_name(code) {
+                known if known.number().is_some() => known.to_string(),
+                _ => code.to_owned(),
+            };
             bar.suspend(|| eprintln!("line {line}: {code}: {message}"));
         } else if printed == PRINTED_ERRORS + 1 {
             bar.suspend(|| {

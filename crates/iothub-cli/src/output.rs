@@ -64,7 +64,7 @@ fn new_table() -> Table {
 }
 
 impl Output {
-    fn to_value<T: Serialize>(&self, value: &T) -> Result<Value> {
+    fn to_value<T: Serialize>(self, value: &T) -> Result<Value> {
         let mut value = serde_json::to_value(value)
             .map_err(|e| CliError::new(format!("cannot encode the result: {e}")))?;
         if !self.show_keys {

@@ -1,0 +1,1132 @@
+//! The `iothub` binary against a local hub started in-process (free ports, a temporary data
+//! directory): every command, and the error cases a user meets first.
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use iothub_device_sim::{DeviceConfig, DeviceOptions, SimulatedDevice};
+use iothub_emulator::{Emulator, ThrottleConfig};
+use serde_json::{Value, json};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+struct Hub {
+    emulator: Emulator,
+    dir: tempfile::TempDir,
+}
+
+async fn start_with(
+    configure: impl FnOnce(iothub_emulator::EmulatorBuilder) -> iothub_emulator::EmulatorBuilder,
+) -> Result<Hub, Box<dyn std::error::Error>> {
+    let dir = tempfile::tempdir()?;
+    let builder = Emulator::builder()
+        .data_dir(dir.path())
+        .https_port(0)
+        .amqps_port(0)
+        .mqtts_port(0)
+        .feedback_batch_interval(Duration::from_millis(100));
+    let emulator = configure(builder).start().await?;
+    Ok(Hub { emulator, dir })
+}
+
+async fn start() -> Result<Hub, Box<dyn std::error::Error>> {
+    start_with(|b| b).await
+}
+
+struct Run {
+    status: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\nstderr:\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    fn ok(self) -> Self {
+        assert_eq!(
+            self.status, 0,
+            "exit status {}\nstdout:\n{}\nstderr:\n{}",
+            self.status, self.stdout, self.stderr
+        );
+        self
+    }
+
+    /// A failure: exit status 1 and one `error: …` line on stderr, with no Rust `Debug`
+    /// output or panic text.
+    fn fails_with(self, text: &str) -> Self {
+        assert_eq!(
+            self.status, 1,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout, self.stderr
+        );
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(lines.len(), 1, "one line expected:\n{}", self.stderr);
+        assert!(lines[0].starts_with("error: "), "{}", self.stderr);
+        assert!(
+            self.stderr.contains(text),
+            "expected '{text}' in:\n{}",
+            self.stderr
+        );
+        for debug in ["Some(", "None", " { ", "panicked", "RUST_BACKTRACE"] {
+            assert!(
+                !self.stderr.contains(debug),
+                "Debug output: {}",
+                self.stderr
+            );
+        }
+        self
+    }
+}
+
+fn command(args: &[&str]) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_iothub"));
+    cmd.args(args)
+        .env_remove("IOTHUB_CONNECTION_STRING")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+async fn iothub_raw(args: &[&str]) -> Run {
+    let output = match tokio::time::timeout(Duration::from_secs(120), command(args).output()).await
+    {
+        Ok(Ok(o)) => o,
+        Ok(Err(e)) => panic!("cannot run iothub: {e}"),
+        Err(_) => panic!("iothub {args:?} did not finish within 120 s"),
+    };
+    Run {
+        status: output.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+/// Runs `iothub --local=DIR -o json ARGS…` against `hub`.
+async fn iothub(hub: &Hub, args: &[&str]) -> Run {
+    let local = format!("--local={}", hub.dir.path().display());
+    let mut all = vec![local.as_str(), "-o", "json"];
+    all.extend_from_slice(args);
+    iothub_raw(&all).await
+}
+
+fn write_lines(path: &Path, lines: impl IntoIterator<Item = String>) -> std::io::Result<()> {
+    let text: Vec<String> = lines.into_iter().collect();
+    std::fs::write(path, text.join("\n") + "\n")
+}
+
+fn device_row(i: usize) -> String {
+    json!({"id": format!("bulk-{i:05}"), "status": "enabled", "authentication": {"type": "sas"},
+           "tags": {"n": i}})
+    .to_string()
+}
+
+async fn device_count(hub: &Hub) -> i64 {
+    iothub(hub, &["stats"]).await.ok().json()["totalDeviceCount"]
+        .as_i64()
+        .unwrap_or(-1)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn device_identity_lifecycle_and_key_masking() -> TestResult {
+    let hub = start().await?;
+    let created = iothub(&hub, &["device-identity", "create", "-d", "dev-1"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(created["deviceId"], "dev-1");
+    assert_eq!(created["authentication"]["type"], "sas");
+    let masked = created["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap_or("");
+    assert!(masked.contains("--show-keys"), "{created}");
+
+    let shown = iothub(
+        &hub,
+        &["--show-keys", "device-identity", "show", "-d", "dev-1"],
+    )
+    .await
+    .ok()
+    .json();
+    let key = shown["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap_or("");
+    assert!(key.len() >= 24 && !key.contains("show-keys"), "{shown}");
+
+    let x509 = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "create",
+            "-d",
+            "cam-1",
+            "--am",
+            "self_signed",
+            "--ptp",
+            "9C1E3F5A7B2D4C6E8F0A1B3C5D7E9F1A2B4C6D8E",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(x509["authentication"]["type"], "selfSigned");
+    let ca = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "create",
+            "-d",
+            "gw-1",
+            "--am",
+            "x509_ca",
+            "--ee",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(ca["authentication"]["type"], "certificateAuthority");
+    assert_eq!(ca["capabilities"]["iotEdge"], true);
+
+    let updated = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "update",
+            "-d",
+            "dev-1",
+            "--status",
+            "disabled",
+            "--status-reason",
+            "maintenance",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(updated["status"], "disabled");
+    assert_eq!(updated["statusReason"], "maintenance");
+    // The keys were kept.
+    let again = iothub(
+        &hub,
+        &["--show-keys", "device-identity", "show", "-d", "dev-1"],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(again["authentication"]["symmetricKey"]["primaryKey"], key);
+
+    iothub(
+        &hub,
+        &[
+            "device-identity",
+            "update",
+            "-d",
+            "dev-1",
+            "--status",
+            "enabled",
+            "--etag",
+            "stale",
+        ],
+    )
+    .await
+    .fails_with("PreconditionFailed (412");
+
+    let list = iothub(&hub, &["device-identity", "list"]).await.ok().json();
+    let ids: Vec<&str> = list
+        .as_array()
+        .map(|a| a.iter().filter_map(|d| d["deviceId"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(ids.len(), 3, "{list}");
+    let table = iothub(&hub, &["-o", "table", "device-identity", "list"])
+        .await
+        .ok();
+    assert!(
+        table.stdout.contains("cam-1") && table.stdout.contains("3 row(s)"),
+        "{}",
+        table.stdout
+    );
+
+    iothub(&hub, &["device-identity", "delete", "-d", "dev-1"])
+        .await
+        .ok();
+    iothub(&hub, &["device-identity", "show", "-d", "dev-1"])
+        .await
+        .fails_with("DeviceNotFound (404001)");
+    iothub(&hub, &["device-identity", "create", "-d", "cam-1"])
+        .await
+        .fails_with("DeviceAlreadyExists (409001)");
+    iothub(&hub, &["device-identity", "create", "-d", "bad id!"])
+        .await
+        .fails_with("(400");
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn connection_errors_are_one_clear_line() -> TestResult {
+    let hub = start().await?;
+    iothub_raw(&["--connection-string", "HostName=x;nonsense", "stats"])
+        .await
+        .fails_with("malformed connection string");
+    iothub_raw(&["stats"]).await.fails_with("no hub");
+    iothub_raw(&["--local=/no/such/dir", "stats"])
+        .await
+        .fails_with("iothub emulator start");
+    // The right host with a wrong key: IoT Hub's 401.
+    let cs = hub.emulator.connection_string();
+    let wrong = cs.replace(
+        cs.split("SharedAccessKey=").nth(1).unwrap_or_default(),
+        "d3Jvbmcta2V5LXdyb25nLWtleS13cm9uZy1rZXk=",
+    );
+    let ca = hub.emulator.ca_path();
+    let ca = ca.display().to_string();
+    iothub_raw(&["--connection-string", &wrong, "--ca", &ca, "stats"])
+        .await
+        .fails_with("(401");
+    // Secrets never reach the error line.
+    let run = iothub_raw(&["--connection-string", &wrong, "--ca", &ca, "stats"]).await;
+    assert!(!run.stderr.contains("d3Jvbmcta2V5"), "{}", run.stderr);
+    // Usage errors come from clap with status 2.
+    let usage = iothub_raw(&["device-identity", "show"]).await;
+    assert_eq!(usage.status, 2, "{}", usage.stderr);
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn modules_twins_query_configurations_and_stats() -> TestResult {
+    let hub = start().await?;
+    for i in 0..5 {
+        iothub(
+            &hub,
+            &["device-identity", "create", "-d", &format!("q-{i}")],
+        )
+        .await
+        .ok();
+    }
+    let module = iothub(
+        &hub,
+        &["module-identity", "create", "-d", "q-0", "-m", "m1"],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(module["moduleId"], "m1");
+    let modules = iothub(&hub, &["module-identity", "list", "-d", "q-0"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(modules.as_array().map(Vec::len), Some(1));
+    iothub(
+        &hub,
+        &["module-identity", "update", "-d", "q-0", "-m", "m1"],
+    )
+    .await
+    .ok();
+    iothub(
+        &hub,
+        &["module-identity", "show", "-d", "q-0", "-m", "nope"],
+    )
+    .await
+    .fails_with("ModuleNotFound");
+
+    let twin = iothub(
+        &hub,
+        &[
+            "device-twin",
+            "update",
+            "-d",
+            "q-1",
+            "--tags",
+            r#"{"site":"b4"}"#,
+            "--desired",
+            r#"{"interval":5}"#,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(twin["tags"]["site"], "b4");
+    assert_eq!(twin["properties"]["desired"]["interval"], 5);
+    let replaced = iothub(
+        &hub,
+        &[
+            "device-twin",
+            "replace",
+            "-d",
+            "q-1",
+            "--json",
+            r#"{"tags":{"site":"b5"}}"#,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(replaced["tags"], json!({"site": "b5"}));
+    iothub(
+        &hub,
+        &["device-twin", "update", "-d", "q-1", "--tags", "{not json"],
+    )
+    .await
+    .fails_with("not valid JSON");
+    iothub(
+        &hub,
+        &[
+            "device-twin",
+            "update",
+            "-d",
+            "q-1",
+            "--tags",
+            "{}",
+            "--etag",
+            "AAAAAAAAAAE=",
+        ],
+    )
+    .await
+    .fails_with("PreconditionFailed");
+    let mtwin = iothub(
+        &hub,
+        &[
+            "module-twin",
+            "update",
+            "-d",
+            "q-0",
+            "-m",
+            "m1",
+            "--desired",
+            r#"{"x":1}"#,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(mtwin["properties"]["desired"]["x"], 1);
+    let mshow = iothub(&hub, &["module-twin", "show", "-d", "q-0", "-m", "m1"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(mshow["moduleId"], "m1");
+
+    // Paging: pages of 2 follow continuation tokens; --top stops early.
+    let all = iothub(
+        &hub,
+        &["query", "-q", "SELECT * FROM devices", "--page-size", "2"],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(all.as_array().map(Vec::len), Some(5));
+    let top = iothub(
+        &hub,
+        &[
+            "query",
+            "-q",
+            "SELECT deviceId FROM devices",
+            "--top",
+            "3",
+            "--page-size",
+            "2",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(top.as_array().map(Vec::len), Some(3));
+    let count = iothub(&hub, &["query", "-q", "SELECT COUNT() AS n FROM devices"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(count[0]["n"], 5);
+    iothub(&hub, &["query", "-q", "SELEKT * FROM devices"])
+        .await
+        .fails_with("(400");
+
+    let config = iothub(
+        &hub,
+        &[
+            "configuration",
+            "create",
+            "-c",
+            "cfg-1",
+            "--content",
+            r#"{"deviceContent":{"properties.desired.fw":"1.2"}}"#,
+            "--target-condition",
+            "tags.site = 'b5'",
+            "--priority",
+            "3",
+            "--labels",
+            r#"{"team":"ops"}"#,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(config["id"], "cfg-1");
+    let shown = iothub(&hub, &["configuration", "show", "-c", "cfg-1"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["priority"], 3);
+    let updated = iothub(
+        &hub,
+        &["configuration", "update", "-c", "cfg-1", "--priority", "7"],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(updated["priority"], 7);
+    let list = iothub(&hub, &["configuration", "list"]).await.ok().json();
+    assert_eq!(list.as_array().map(Vec::len), Some(1));
+    iothub(&hub, &["configuration", "delete", "-c", "cfg-1"])
+        .await
+        .ok();
+    iothub(&hub, &["configuration", "show", "-c", "cfg-1"])
+        .await
+        .fails_with("ConfigurationNotFound");
+
+    iothub(&hub, &["device-identity", "create", "-d", "edge-1", "--ee"])
+        .await
+        .ok();
+    iothub(
+        &hub,
+        &[
+            "edge",
+            "set-modules",
+            "-d",
+            "edge-1",
+            "--content",
+            r#"{"modulesContent":{"$edgeAgent":{"properties.desired":{"schemaVersion":"1.1"}}}}"#,
+        ],
+    )
+    .await
+    .ok();
+
+    let stats = iothub(&hub, &["stats"]).await.ok().json();
+    assert_eq!(stats["totalDeviceCount"], 6);
+    assert_eq!(stats["connectedDeviceCount"], 0);
+
+    let completions = iothub_raw(&["completions", "bash"]).await.ok();
+    assert!(completions.stdout.contains("device-identity"));
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+async fn connect_device(
+    hub: &Hub,
+    id: &str,
+) -> Result<SimulatedDevice, Box<dyn std::error::Error>> {
+    let shown = iothub(hub, &["--show-keys", "device-identity", "show", "-d", id])
+        .await
+        .ok()
+        .json();
+    let key = shown["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap_or_default();
+    let config = DeviceConfig::new(hub.emulator.host_name(), id, key)
+        .with_port(hub.emulator.mqtts_port())
+        .with_ca_pem(hub.emulator.ca_pem());
+    Ok(SimulatedDevice::connect(config, DeviceOptions::default()).await?)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn methods_c2d_feedback_and_telemetry() -> TestResult {
+    let hub = start().await?;
+    iothub(&hub, &["device-identity", "create", "-d", "dev"])
+        .await
+        .ok();
+    iothub(
+        &hub,
+        &["invoke-device-method", "-d", "dev", "--mn", "reboot"],
+    )
+    .await
+    .fails_with("DeviceNotOnline (404103)");
+    let device = connect_device(&hub, "dev").await?;
+    let answer = iothub(
+        &hub,
+        &[
+            "invoke-device-method",
+            "-d",
+            "dev",
+            "--mn",
+            "reboot",
+            "--mp",
+            r#"{"delay":1}"#,
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(answer["status"], 200);
+    assert_eq!(answer["payload"], json!({"delay": 1}));
+
+    // C2D with full feedback: the device gets it, monitor-feedback sees the record.
+    let sent = iothub(
+        &hub,
+        &[
+            "c2d-message",
+            "send",
+            "-d",
+            "dev",
+            "--data",
+            "hello",
+            "--props",
+            "messageId=m-1;color=red",
+            "--ack",
+            "full",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(sent["messageId"], "m-1");
+    let message = device
+        .next_c2d(Duration::from_secs(10))
+        .await
+        .ok_or("no C2D message")?;
+    assert_eq!(message.body, b"hello");
+    assert_eq!(message.property("color"), Some("red"));
+    let feedback = iothub(
+        &hub,
+        &["monitor-feedback", "--wait-on-id", "m-1", "--timeout", "20"],
+    )
+    .await
+    .ok();
+    let record: Value = serde_json::from_str(feedback.stdout.lines().last().unwrap_or(""))?;
+    assert_eq!(record["originalMessageId"], "m-1");
+    assert_eq!(record["deviceId"], "dev");
+
+    // Purge: messages to an offline device wait, then go.
+    device.disconnect().await;
+    iothub(&hub, &["device-identity", "create", "-d", "offline"])
+        .await
+        .ok();
+    for _ in 0..3 {
+        iothub(&hub, &["c2d-message", "send", "-d", "offline"])
+            .await
+            .ok();
+    }
+    let purged = iothub(&hub, &["c2d-message", "purge", "-d", "offline"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(purged["totalMessagesPurged"], 3);
+    iothub(&hub, &["c2d-message", "send", "-d", "ghost"])
+        .await
+        .fails_with("DeviceNotFound");
+
+    // Telemetry: a message sent as a device, read back by monitor-events.
+    iothub(
+        &hub,
+        &[
+            "device",
+            "send-d2c-message",
+            "-d",
+            "dev",
+            "--data",
+            r#"{"t":21}"#,
+            "--props",
+            "alert=true;$.ct=application/json",
+        ],
+    )
+    .await
+    .ok();
+    let events = iothub(
+        &hub,
+        &[
+            "monitor-events",
+            "-d",
+            "dev",
+            "--start",
+            "earliest",
+            "--count",
+            "1",
+            "--timeout",
+            "20",
+            "--properties",
+        ],
+    )
+    .await
+    .ok();
+    let event: Value = serde_json::from_str(events.stdout.lines().next().unwrap_or(""))?;
+    assert_eq!(event["origin"], "dev");
+    assert_eq!(event["payload"], json!({"t": 21}));
+    assert_eq!(event["properties"]["application"]["alert"], "true");
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn simulated_devices_answer_and_send() -> TestResult {
+    let hub = start().await?;
+    let local = format!("--local={}", hub.dir.path().display());
+    // A fleet of 3, created on the fly, each sending 2 messages, then kept running.
+    let mut child = command(&[
+        &local,
+        "-o",
+        "json",
+        "device",
+        "simulate",
+        "-d",
+        "sim",
+        "--count",
+        "3",
+        "--msg-count",
+        "2",
+        "--msg-interval-ms",
+        "50",
+        "--keep-running",
+        "--duration",
+        "60",
+    ])
+    .spawn()?;
+    let mut answered = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let run = iothub(
+            &hub,
+            &[
+                "invoke-device-method",
+                "-d",
+                "sim-0001",
+                "--mn",
+                "ping",
+                "--mp",
+                "7",
+            ],
+        )
+        .await;
+        if run.status == 0 {
+            assert_eq!(
+                run.json()["payload"],
+                json!({"method": "ping", "received": 7})
+            );
+            answered = true;
+            break;
+        }
+    }
+    assert!(answered, "the simulated device never answered");
+    let mut sent = 0;
+    for _ in 0..50 {
+        sent = 0;
+        for id in ["sim-0000", "sim-0001", "sim-0002"] {
+            sent += hub.emulator.telemetry().from_device(id).await?.len();
+        }
+        if sent == 6 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(sent, 6);
+    // A desired patch reaches the device, which reports it back.
+    iothub(
+        &hub,
+        &[
+            "device-twin",
+            "update",
+            "-d",
+            "sim-0002",
+            "--desired",
+            r#"{"mode":"eco"}"#,
+        ],
+    )
+    .await
+    .ok();
+    let mut reported = Value::Null;
+    for _ in 0..50 {
+        let twin = iothub(&hub, &["device-twin", "show", "-d", "sim-0002"])
+            .await
+            .ok()
+            .json();
+        reported = twin["properties"]["reported"]["mode"].clone();
+        if reported == "eco" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(reported, "eco");
+    let stats = iothub(&hub, &["stats"]).await.ok().json();
+    assert_eq!(stats["connectedDeviceCount"], 3);
+    child.start_kill()?;
+    let _ = child.wait().await;
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_reports_malformed_rows_and_export_round_trips() -> TestResult {
+    let hub = start().await?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("devices.jsonl");
+    let mut lines: Vec<String> = (0..250).map(device_row).collect();
+    lines[9] = "{\"id\": \"broken\"".to_owned(); // line 10: not JSON
+    lines[99] = json!({"id": "", "status": "enabled"}).to_string(); // line 100: empty id
+    lines[199] = json!({"id": "bad/id", "status": "enabled"}).to_string(); // line 200: refused by the hub
+    write_lines(&file, lines)?;
+    let run = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &file.display().to_string(),
+        ],
+    )
+    .await;
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    for expected in [
+        "line 10: MalformedRow",
+        "line 100: MalformedRow",
+        "line 200: ArgumentInvalid (400004)",
+    ] {
+        assert!(
+            run.stderr.contains(expected),
+            "expected '{expected}' in:\n{}",
+            run.stderr
+        );
+    }
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap_or(""))?;
+    assert_eq!(summary["imported"], 247);
+    assert_eq!(summary["failed"], 3);
+    assert_eq!(device_count(&hub).await, 247);
+    let failed_file = work.path().join("devices.failed.jsonl");
+    let failed = std::fs::read_to_string(&failed_file)?;
+    assert_eq!(failed.lines().count(), 3, "{failed}");
+    assert!(failed.contains("\"importError\""), "{failed}");
+
+    // Fixed in the failed-rows file, then imported from it.
+    let fixed = failed
+        .replace("{\"id\": \"broken\"", "{\"id\": \"fixed-1\"}")
+        .replace("\"id\":\"\"", "\"id\":\"fixed-2\"")
+        .replace("bad/id", "fixed-3");
+    std::fs::write(&failed_file, fixed)?;
+    let rerun = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &failed_file.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let summary: Value = serde_json::from_str(rerun.stdout.lines().last().unwrap_or(""))?;
+    assert_eq!(summary["imported"], 3);
+    assert_eq!(device_count(&hub).await, 250);
+
+    // CSV, with a bad status on line 3.
+    let csv = work.path().join("more.csv");
+    std::fs::write(
+        &csv,
+        "deviceId,status,tags\ncsv-1,enabled,\"{\"\"a\"\":1}\"\ncsv-2,sleeping,\ncsv-3,disabled,\n",
+    )?;
+    let run = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &csv.display().to_string(),
+        ],
+    )
+    .await;
+    assert!(
+        run.stderr.contains("line 3: MalformedRow"),
+        "{}",
+        run.stderr
+    );
+    assert!(work.path().join("more.failed.csv").exists());
+    let twin = iothub(&hub, &["device-twin", "show", "-d", "csv-1"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(twin["tags"]["a"], 1);
+
+    // Export → import into a new hub → export: the same rows, keys included.
+    iothub(
+        &hub,
+        &[
+            "device-twin",
+            "update",
+            "-d",
+            "bulk-00007",
+            "--desired",
+            r#"{"fw":"2.0"}"#,
+        ],
+    )
+    .await
+    .ok();
+    let first = work.path().join("export-1.jsonl");
+    iothub(
+        &hub,
+        &[
+            "device-identity",
+            "export",
+            "-f",
+            &first.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let other = start().await?;
+    iothub(
+        &other,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &first.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let second = work.path().join("export-2.jsonl");
+    iothub(
+        &other,
+        &[
+            "device-identity",
+            "export",
+            "-f",
+            &second.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let sorted = |p: &Path| -> std::io::Result<Vec<String>> {
+        let mut l: Vec<String> = std::fs::read_to_string(p)?
+            .lines()
+            .map(str::to_owned)
+            .collect();
+        l.sort();
+        Ok(l)
+    };
+    let (a, b) = (sorted(&first)?, sorted(&second)?);
+    assert_eq!(a.len(), 252);
+    assert_eq!(a, b);
+    assert!(
+        a.iter()
+            .any(|l| l.contains("primaryKey") && l.contains("\"fw\":\"2.0\""))
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        assert_eq!(
+            std::fs::metadata(&first)?.permissions().mode() & 0o777,
+            0o600
+        );
+    }
+    other.emulator.shutdown().await?;
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn import_completes_on_a_throttled_hub() -> TestResult {
+    let hub = start_with(|b| b.throttle(ThrottleConfig::off().with_failure_rate(0.3))).await?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("devices.jsonl");
+    write_lines(&file, (0..1500).map(device_row))?;
+    let local = format!("--local={}", hub.dir.path().display());
+    let run = iothub_raw(&[
+        &local,
+        "-o",
+        "json",
+        "device-identity",
+        "import",
+        "-f",
+        &file.display().to_string(),
+    ])
+    .await
+    .ok();
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap_or(""))?;
+    assert_eq!(summary["imported"], 1500, "{}", run.stderr);
+    // Statistics can be throttled too; the SDK retries them.
+    assert_eq!(device_count(&hub).await, 1500);
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ctrl_c_stops_an_import_that_a_rerun_resumes() -> TestResult {
+    let hub = start().await?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("devices.jsonl");
+    let total = 20_000;
+    write_lines(&file, (0..total).map(device_row))?;
+    let local = format!("--local={}", hub.dir.path().display());
+    let file_arg = file.display().to_string();
+    let child = command(&[
+        &local,
+        "-o",
+        "json",
+        "device-identity",
+        "import",
+        "-f",
+        &file_arg,
+        "--concurrency",
+        "1",
+    ])
+    .spawn()?;
+    let pid = child.id().ok_or("no pid")?;
+    // Interrupt once the first devices are in.
+    let rm = iothub_registry::RegistryManager::builder()
+        .connection_string(&hub.emulator.connection_string())
+        .add_root_certificate_pem(hub.emulator.ca_pem())
+        .build()?;
+    let mut seen = 0;
+    for _ in 0..500 {
+        seen = rm
+            .get_device_registry_statistics()
+            .await?
+            .total_device_count;
+        if seen > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(seen > 0, "the import never started");
+    let signalled = tokio::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .await?;
+    assert!(signalled.success());
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output()).await??;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("rerun it on"), "{stderr}");
+    let summary: Value = serde_json::from_str(
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .last()
+            .unwrap_or(""),
+    )?;
+    let imported = summary["imported"].as_i64().unwrap_or(-1);
+    assert!(imported > 0 && imported < total as i64, "{summary}");
+    assert_eq!(summary["interrupted"], true);
+
+    // Consistent: what the hub holds is exactly what the summary says; the rest is in the
+    // failed-rows file, none of it in the hub.
+    assert_eq!(
+        rm.get_device_registry_statistics()
+            .await?
+            .total_device_count,
+        imported
+    );
+    let failed_file = work.path().join("devices.failed.jsonl");
+    let rest = std::fs::read_to_string(&failed_file)?;
+    assert_eq!(rest.lines().count() as i64, total as i64 - imported);
+    let first_rest: Value = serde_json::from_str(rest.lines().next().unwrap_or(""))?;
+    assert_eq!(first_rest["importError"]["code"], "NotAttempted");
+    let id = first_rest["id"].as_str().unwrap_or_default();
+    assert!(
+        rm.get_device(id).await.is_err_and(|e| e.is_not_found()),
+        "{id} was imported"
+    );
+
+    // Resume.
+    let rerun = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &failed_file.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let summary: Value = serde_json::from_str(rerun.stdout.lines().last().unwrap_or(""))?;
+    assert_eq!(summary["imported"].as_i64(), Some(total as i64 - imported));
+    assert_eq!(device_count(&hub).await, total as i64);
+    hub.emulator.shutdown().await?;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quickstart_shows_every_step() -> TestResult {
+    let run = iothub_raw(&["quickstart"]).await.ok();
+    for step in 1..=8 {
+        assert!(
+            run.stdout.contains(&format!("[{step}/8]")),
+            "{}",
+            run.stdout
+        );
+    }
+    for expected in [
+        "answered 'reboot' with status 200",
+        "thermostat-1 received it",
+        "feedback record",
+        "read from partition",
+        "2 connected",
+        "Every step succeeded",
+    ] {
+        assert!(
+            run.stdout.contains(expected),
+            "expected '{expected}' in:\n{}",
+            run.stdout
+        );
+    }
+    for debug in ["Some(", "None", "Ok(", "Err("] {
+        assert!(!run.stdout.contains(debug), "Debug output:\n{}", run.stdout);
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn emulator_start_serves_until_interrupted() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let data = dir.path().display().to_string();
+    let mut child = command(&[
+        "emulator",
+        "start",
+        "--data-dir",
+        &data,
+        "--https-port",
+        "0",
+        "--amqps-port",
+        "0",
+        "--mqtts-port",
+        "0",
+    ])
+    .spawn()?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await??
+        .unwrap_or_default();
+    assert!(
+        first.starts_with("IOTHUB_CONNECTION_STRING=HostName=localhost:"),
+        "{first}"
+    );
+    let local = format!("--local={data}");
+    let run = iothub_raw(&[
+        &local,
+        "-o",
+        "json",
+        "device-identity",
+        "create",
+        "-d",
+        "d1",
+    ])
+    .await
+    .ok();
+    assert_eq!(run.json()["deviceId"], "d1");
+    let pid = child.id().ok_or("no pid")?;
+    tokio::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .await?;
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
+    assert!(status.success(), "{status}");
+    Ok(())
+}
