@@ -62,7 +62,8 @@ pub struct HubArgs {
     pub connection_string: Option<String>,
 
     /// Use the running local hub whose data directory is DIR (`--local` alone:
-    /// iothub-emulator-data, `--local=DIR` otherwise): its connection strings and CA.
+    /// iothub-emulator-data; `--local=DIR`, or `--local DIR` for an existing directory):
+    /// its connection strings and CA certificate.
     #[arg(
         long,
         global = true,

@@ -19,8 +19,35 @@ use error::Result;
 use hub::Hub;
 use output::Output;
 
+/// `--local DIR` as `--local=DIR` when DIR is an existing directory that is not also a
+/// command's name (clap alone would read `--local` without a value and DIR as a command).
+fn join_local_dir(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    let commands: Vec<String> = Cli::command()
+        .get_subcommands()
+        .map(|c| c.get_name().to_owned())
+        .collect();
+    let mut out = Vec::with_capacity(args.len());
+    let mut it = args.into_iter().peekable();
+    while let Some(arg) = it.next() {
+        if arg == "--local"
+            && let Some(next) = it.peek()
+            && !next.to_string_lossy().starts_with('-')
+            && !commands.iter().any(|c| *next == **c)
+            && std::path::Path::new(next).is_dir()
+        {
+            let mut joined = std::ffi::OsString::from("--local=");
+            joined.push(next);
+            out.push(joined);
+            it.next();
+            continue;
+        }
+        out.push(arg);
+    }
+    out
+}
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(join_local_dir(std::env::args_os().collect()));
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -126,6 +153,26 @@ mod tests {
         assert!(matches!(cli.command, Command::Stats));
         let cli = Cli::try_parse_from(["iothub", "stats", "--local=d"])?;
         assert_eq!(cli.hub.local.as_deref(), Some(std::path::Path::new("d")));
+        Ok(())
+    }
+
+    #[test]
+    fn local_with_a_space_takes_an_existing_directory() -> std::result::Result<(), clap::Error> {
+        let dir = std::env::temp_dir();
+        let args: Vec<std::ffi::OsString> = ["iothub", "--local"]
+            .iter()
+            .map(Into::into)
+            .chain([dir.clone().into_os_string(), "stats".into()])
+            .collect();
+        let cli = Cli::try_parse_from(join_local_dir(args))?;
+        assert_eq!(cli.hub.local.as_deref(), Some(dir.as_path()));
+        // Not a directory: `--local` alone, and the word is the command.
+        let args = ["iothub", "--local", "stats"]
+            .iter()
+            .map(Into::into)
+            .collect();
+        let cli = Cli::try_parse_from(join_local_dir(args))?;
+        assert!(matches!(cli.command, Command::Stats));
         Ok(())
     }
 
