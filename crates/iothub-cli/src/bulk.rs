@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 
 use crate::args::{ExportArgs, ImportArgs};
 use crate::error::{CliError, Result};
-use crate::output::Output;
+use crate::output::{Output, thousands};
 
 /// Extra field of a JSONL row in the failed-rows file: why it was not imported. Ignored on
 /// import, so the file can be imported again as it is.
@@ -422,12 +422,18 @@ pub fn progress_bar(total: Option<u64>, what: &str) -> ProgressBar {
     };
     let template = if total.is_some() {
         format!(
-            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {what} ({{per_sec}}, ETA {{eta}}) {{msg}}"
+            "{{spinner}} [{{elapsed_precise}}] {{wide_bar}} {{human_pos}}/{{human_len}} {what} ({{rate}}, ETA {{eta}}) {{msg}}"
         )
     } else {
-        format!("{{spinner}} [{{elapsed_precise}}] {{human_pos}} {what} ({{per_sec}}) {{msg}}")
+        format!("{{spinner}} [{{elapsed_precise}}] {{human_pos}} {what} ({{rate}}) {{msg}}")
     };
     if let Ok(style) = ProgressStyle::with_template(&template) {
+        let style = style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{}/s", thousands(state.per_sec().round() as u64));
+            },
+        );
         bar.set_style(style.progress_chars("=> "));
     }
     bar.enable_steady_tick(Duration::from_millis(200));
@@ -641,11 +647,11 @@ pub async fn import(rm: &RegistryManager, out: Output, args: ImportArgs) -> Resu
     let (summary, failed_path, elapsed) = outcome?;
     let rate = summary.imported as f64 / elapsed.as_secs_f64().max(1e-9);
     let mut text = format!(
-        "imported {} of {} device(s) in {:.1} s ({:.0} devices/s)",
-        summary.imported,
-        summary.rows,
+        "imported {} of {} device(s) in {:.1} s ({} devices/s)",
+        thousands(summary.imported),
+        thousands(summary.rows),
         elapsed.as_secs_f64(),
-        rate
+        thousands(rate.round() as u64)
     );
     let unfinished = summary.failed + summary.not_attempted;
     if unfinished > 0 {

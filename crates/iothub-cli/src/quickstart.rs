@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::args::{ImportArgs, OutputFormat};
 use crate::error::{CliError, Result};
 use crate::hub::Hub;
-use crate::output::Output;
+use crate::output::{Output, thousands};
 use crate::simulate::{DeviceTransport, device_config, device_key, device_options};
 
 const WAIT: Duration = Duration::from_secs(10);
@@ -171,10 +171,10 @@ async fn tour(
         )));
     }
     done(format!(
-        "imported {} devices in {:.2} s ({:.0} devices/s) in bulk requests of 100, 8 at a time",
-        summary.imported,
+        "imported {} devices in {:.2} s ({} devices/s) in bulk requests of 100, 8 at a time",
+        thousands(summary.imported),
         elapsed.as_secs_f64(),
-        summary.imported as f64 / elapsed.as_secs_f64().max(1e-9)
+        thousands((summary.imported as f64 / elapsed.as_secs_f64().max(1e-9)).round() as u64)
     ));
 
     // Two simulated devices: real MQTT clients that answer methods and follow their twins.
@@ -371,12 +371,13 @@ async fn with_devices(hub: &Hub, rm: &RegistryManager, devices: &[SimulatedDevic
     step(8, "Statistics");
     let registry = rm.get_device_registry_statistics().await?;
     let service = rm.get_service_statistics().await?;
+    let n = |v: i64| thousands(v.max(0) as u64);
     done(format!(
         "{} devices ({} enabled, {} disabled); {} connected",
-        registry.total_device_count,
-        registry.enabled_device_count,
-        registry.disabled_device_count,
-        service.connected_device_count
+        n(registry.total_device_count),
+        n(registry.enabled_device_count),
+        n(registry.disabled_device_count),
+        n(service.connected_device_count)
     ));
     if service.connected_device_count < 2 {
         return Err(fail("the simulated devices are not counted as connected"));
