@@ -33,9 +33,10 @@
 //! and an object or array (whose text starts with `{` or `[`) cannot equal a literal that
 //! does not start with one.
 //!
-//! `status = '…'` and `connectionState = '…'` on device twins use the expression indexes
-//! `devices_by_status` / `devices_by_connection_state`, whose expression is the exact SQL of
-//! the left-hand side, so equality is a search and the rows come out in id order.
+//! `status = '…'` and `connectionState = '…'` on device twins (in those positions) read the
+//! `status` / `connection_state` columns, which repeat the twin's strings, through their
+//! indexes `devices_by_status` / `devices_by_connection_state`, so equality is a search and the
+//! rows come out in id order.
 //! `deviceId` (and a module's `moduleId`) use the key columns, and
 //! `STARTSWITH(deviceId, '…')` adds a key range to its exact test.
 
@@ -78,18 +79,23 @@ pub(crate) mod index {
     pub(crate) const DEVICES_QUERY: &str = "devices_query";
     /// `modules(device_id, module_id, <QUERY_DOC>)`.
     pub(crate) const MODULES_QUERY: &str = "modules_query";
-    /// `devices(<status as a string>, device_id)`.
+    /// `devices(status, device_id)`.
     pub(crate) const DEVICES_BY_STATUS: &str = "devices_by_status";
-    /// `devices(<connectionState as a string>, device_id)`.
+    /// `devices(connection_state, device_id)`.
     pub(crate) const DEVICES_BY_CONNECTION_STATE: &str = "devices_by_connection_state";
     /// `modules(module_id, device_id)`: a module id without a device id.
     pub(crate) const MODULES_BY_MODULE_ID: &str = "modules_by_module_id";
 }
 
-/// Top-level string fields of device twins with an expression index, with the index name.
-const INDEXED_FIELDS: &[(&str, &str)] = &[
-    ("status", index::DEVICES_BY_STATUS),
-    ("connectionState", index::DEVICES_BY_CONNECTION_STATE),
+/// Top-level string fields of device twins that the `devices` table repeats in an indexed
+/// column: the field, its column, and the column's index.
+const INDEXED_FIELDS: &[(&str, &str, &str)] = &[
+    ("status", "status", index::DEVICES_BY_STATUS),
+    (
+        "connectionState",
+        "connection_state",
+        index::DEVICES_BY_CONNECTION_STATE,
+    ),
 ];
 
 /// Largest SQL text generated for one expression. Some operators (`%`)
@@ -637,6 +643,14 @@ impl Translator<'_> {
         {
             return Ok(None);
         }
+        if self.collection == Collection::Devices
+            && let Some((_, column, _)) = INDEXED_FIELDS
+                .iter()
+                .find(|(field, _, _)| resolved.json_path == format!("$.\"{field}\""))
+        {
+            // The column repeats the twin's string, and is what its index holds.
+            return Ok(Some(format!("{TABLE_ALIAS}.{column}")));
+        }
         let r = resolved.for_condition();
         Ok(Some(format!("({} ->> {})", r.doc, r.path)))
     }
@@ -814,8 +828,8 @@ impl Translator<'_> {
             {
                 field_index = INDEXED_FIELDS
                     .iter()
-                    .find(|(field, _)| resolved.json_path == format!("$.\"{field}\""))
-                    .map(|(_, index)| *index);
+                    .find(|(field, _, _)| resolved.json_path == format!("$.\"{field}\""))
+                    .map(|(_, _, index)| *index);
             }
         }
         if module_key {
@@ -1238,7 +1252,7 @@ mod tests {
             );
             assert!(!plan.contains("TEMP B-TREE"), "{src}: {plan}");
         }
-        // Equality on status and connectionState searches their expression indexes.
+        // Equality on status and connectionState searches their columns' indexes.
         for (src, index) in [
             (
                 "SELECT * FROM devices WHERE status = 'disabled'",
@@ -1251,7 +1265,7 @@ mod tests {
         ] {
             let plan = query_plan(src);
             assert!(
-                plan.starts_with(&format!("SEARCH t USING INDEX {index} (<expr>=?)")),
+                plan.starts_with(&format!("SEARCH t USING INDEX {index} (")),
                 "{src}: {plan}"
             );
             assert!(!plan.contains("TEMP B-TREE"), "{src}: {plan}");
@@ -1284,12 +1298,10 @@ mod tests {
                 format!("CREATE INDEX IF NOT EXISTS {index} ON {table} ({keys},\n    {doc});");
             assert!(schema.contains(&ddl), "{ddl}");
         }
-        for (field, index) in INDEXED_FIELDS {
-            let value = format!(r#"({QUERY_DOC} ->> '$."{field}"')"#);
-            let ddl = format!(
-                "CREATE INDEX IF NOT EXISTS {index} ON devices (\n    {}, device_id);",
-                in_table(&value)
-            );
+        for (field, column, index) in INDEXED_FIELDS {
+            let value = format!("t.{column}");
+            let ddl =
+                format!("CREATE INDEX IF NOT EXISTS {index} ON devices ({column}, device_id);");
             assert!(schema.contains(&ddl), "{ddl}");
             let p = plan_of(&format!("SELECT * FROM devices WHERE {field} = 'x'"));
             assert_eq!(p.filter, Some(format!("({value} = ?1)")));

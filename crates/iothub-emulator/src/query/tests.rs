@@ -52,11 +52,13 @@ fn twin(id: &str, module: Option<&str>, tags: Value, desired: Value, reported: V
 fn add_device(conn: &Connection, twin: &Value) {
     let id = twin["deviceId"].as_str().expect("deviceId");
     conn.execute(
-        "INSERT INTO devices(device_id, status, record, twin) VALUES (?1, ?2, '{}', ?3)",
+        "INSERT INTO devices(device_id, status, record, twin, connection_state)
+         VALUES (?1, ?2, '{}', ?3, ?4)",
         (
             id,
             twin["status"].as_str().unwrap_or("enabled"),
             twin.to_string(),
+            twin["connectionState"].as_str().unwrap_or("Disconnected"),
         ),
     )
     .expect("insert device");
@@ -2111,17 +2113,19 @@ fn version_2_databases_get_the_query_indexes() {
              PRAGMA user_version = 2;",
         )
         .expect("v2 schema");
-        add_device(
-            &old,
-            &twin("old-1", None, json!({"fleet": "f1"}), json!({}), json!({})),
-        );
+        let doc = twin("old-1", None, json!({"fleet": "f1"}), json!({}), json!({}));
+        old.execute(
+            "INSERT INTO devices(device_id, status, record, twin) VALUES ('old-1', 'enabled', '{}', ?1)",
+            [doc.to_string()],
+        )
+        .expect("insert v2 device");
     }
     drop(crate::store::Store::open(&path).expect("store opens a v2 database"));
     let conn = Connection::open(&path).expect("reopen");
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .expect("prepare")

@@ -167,12 +167,7 @@ fn apply_one(
                     ctx.desired_changed(id, None, &before, &row.twin.desired);
                 }
                 None => {
-                    let mut row = create_device(conn, ctx, id, &input)?;
-                    if !change.is_empty() {
-                        row.twin
-                            .apply(&change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
-                        store::put_device(conn, &row)?;
-                    }
+                    create_device(conn, ctx, id, &input, Some(&change))?;
                 }
             }
         }

@@ -100,6 +100,6 @@ fn connection_changed(ctx: &super::Ctx, device_id: &str, module_id: Option<&str>
         kind,
         device_id,
         module_id,
-        serde_json::json!({ "sequenceNumber": format!("{ticks:032}") }),
+        || serde_json::json!({ "sequenceNumber": format!("{ticks:032}") }),
     );
 }

@@ -64,23 +64,26 @@ pub(super) fn create_device(
     ctx: &Ctx,
     device_id: &str,
     input: &DeviceInput,
+    twin: Option<&crate::twin::TwinChange>,
 ) -> Result<DeviceRow, RegistryError> {
     let record = DeviceRecord::create(device_id, input, ctx.now)?;
     scopes::check_new(conn, &record)?;
-    let row = DeviceRow {
+    let mut row = DeviceRow {
         record,
         twin: TwinState::new(&ctx.now_text),
     };
+    // A twin given with the identity (bulk import) is applied before the one write.
+    if let Some(change) = twin.filter(|c| !c.is_empty()) {
+        row.twin
+            .apply(change, crate::twin::TwinWrite::ReplaceGiven, &ctx.now_text)?;
+    }
     store::put_device(conn, &row)?;
     if row.record.capabilities.iot_edge {
         add_system_modules(conn, ctx, device_id)?;
     }
-    ctx.emit(
-        RegistryEventKind::Created,
-        device_id,
-        None,
-        row.twin.render_device(&row.record),
-    );
+    ctx.emit(RegistryEventKind::Created, device_id, None, || {
+        row.twin.render_device(&row.record)
+    });
     Ok(row)
 }
 
@@ -135,7 +138,7 @@ pub(super) fn delete_device_row(
         RegistryEventKind::Deleted,
         &row.record.device_id,
         None,
-        row.twin.render_device(&row.record),
+        || row.twin.render_device(&row.record),
     );
     Ok(())
 }
@@ -173,7 +176,7 @@ impl Registry {
                     hub: ctx.hub.clone(),
                 }),
                 (None, Some(_)) => Err(ctx.device_not_found(&device_id)),
-                (None, None) => Ok(create_device(c, ctx, &device_id, &input)?.record),
+                (None, None) => Ok(create_device(c, ctx, &device_id, &input, None)?.record),
                 (Some(mut row), Some(expected)) => {
                     check_etag(Some(&expected), &row.record.etag(), "device")?;
                     update_device(c, ctx, &mut row, &input)?;
@@ -309,7 +312,7 @@ impl Registry {
                         RegistryEventKind::Created,
                         &device_id,
                         Some(&module_id),
-                        row.twin.render_module(&row.record),
+                        || row.twin.render_module(&row.record),
                     );
                     Ok(row.record)
                 }
@@ -348,7 +351,7 @@ impl Registry {
                 RegistryEventKind::Deleted,
                 &device_id,
                 Some(&module_id),
-                row.twin.render_module(&row.record),
+                || row.twin.render_module(&row.record),
             );
             Ok(())
         })

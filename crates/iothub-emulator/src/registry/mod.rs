@@ -1,9 +1,11 @@
 //! The registry: IoT Hub's rules for device and module identities, twins, bulk registry
 //! operations and key regeneration, over the store, with no transport type in sight.
 //!
-//! Every operation runs in one SQLite transaction on the store's blocking pool: look the
-//! identity up, check the ETag, apply the rule, write, commit. A refused operation writes
-//! nothing. Callers (the HTTPS routes today, the device side's MQTT endpoint tomorrow) pass
+//! Every write runs inside a savepoint of a SQLite transaction on the store's blocking pool:
+//! look the identity up, check the ETag, apply the rule, write. A refused operation writes
+//! nothing (its savepoint is rolled back). Concurrent writes are group-committed: the writes
+//! waiting when a transaction starts share it, one after the other in arrival order, and one
+//! commit (one `fsync`) makes all of them durable; each is answered only after that commit. Callers (the HTTPS routes today, the device side's MQTT endpoint tomorrow) pass
 //! plain values in and get records or a [`RegistryError`] back; the HTTP error body is built
 //! from that error in one place (`routes/response.rs`).
 //!
@@ -19,7 +21,7 @@ mod keys;
 mod scopes;
 mod twins;
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
@@ -31,7 +33,7 @@ pub use twins::TwinDocument;
 
 use crate::clock::{Clock, format_time};
 use crate::error::Invalid;
-use crate::store::Store;
+use crate::store::{Store, StoreError};
 
 /// Modules IoT Hub creates with every IoT Edge device and manages itself.
 pub const EDGE_SYSTEM_MODULES: [&str; 2] = ["$edgeAgent", "$edgeHub"];
@@ -130,6 +132,80 @@ pub struct Registry {
     hub: Arc<str>,
     on_desired: Option<DesiredListener>,
     on_event: Option<EventListener>,
+    group: Arc<Mutex<Group>>,
+}
+
+/// A write waiting for the next group commit: it runs inside the group's transaction and
+/// returns what to do once the commit's outcome is known.
+type Job = Box<dyn FnOnce(&Connection) -> Finish + Send>;
+
+/// Answers a write (and announces its changes) once its group's commit outcome is known.
+type Finish = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Writes waiting for a transaction, and whether a task is committing groups.
+#[derive(Default)]
+struct Group {
+    waiting: Vec<Job>,
+    committing: bool,
+}
+
+/// Most writes in one transaction, so readers get the connection between groups.
+const MAX_GROUP: usize = 256;
+
+/// Commits groups of waiting writes until none is left.
+async fn commit_groups(group: Arc<Mutex<Group>>, store: Arc<Store>) {
+    loop {
+        let jobs = {
+            let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
+            if g.waiting.is_empty() {
+                g.committing = false;
+                return;
+            }
+            let n = g.waiting.len().min(MAX_GROUP);
+            g.waiting.drain(..n).collect::<Vec<Job>>()
+        };
+        let round = store
+            .call(move |conn| Ok::<_, StoreError>(commit_group(conn, jobs)))
+            .await;
+        match round {
+            Ok((finishes, outcome)) => {
+                for finish in finishes {
+                    finish(outcome.clone());
+                }
+            }
+            // The blocking task panicked: its writes' answer channels were dropped with it, so
+            // their callers get an error; the transaction was rolled back while unwinding.
+            Err(e) => tracing::error!(error = %e, "a registry group commit failed"),
+        }
+    }
+}
+
+/// Runs `jobs` in one transaction, each in its own savepoint, and commits.
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> (Vec<Finish>, Result<(), String>) {
+    let tx = match conn.transaction() {
+        Ok(tx) => tx,
+        // Dropping the jobs unanswered fails their callers.
+        Err(e) => return (Vec::new(), Err(e.to_string())),
+    };
+    let finishes: Vec<Finish> = jobs.into_iter().map(|job| job(&tx)).collect();
+    let outcome = tx.commit().map_err(|e| e.to_string());
+    (finishes, outcome)
+}
+
+/// Runs `f` inside a savepoint, rolled back when it fails.
+fn in_savepoint<T>(
+    conn: &Connection,
+    f: impl FnOnce() -> Result<T, RegistryError>,
+) -> Result<T, RegistryError> {
+    conn.prepare_cached("SAVEPOINT registry_write")?
+        .execute([])?;
+    let outcome = f();
+    if outcome.is_err() {
+        conn.prepare_cached("ROLLBACK TO registry_write")?
+            .execute([])?;
+    }
+    conn.prepare_cached("RELEASE registry_write")?.execute([])?;
+    outcome
 }
 
 impl std::fmt::Debug for Registry {
@@ -147,17 +223,24 @@ pub(crate) struct Ctx {
     hub: Arc<str>,
     desired: std::sync::Mutex<Vec<DesiredChange>>,
     events: std::sync::Mutex<Vec<RegistryEvent>>,
+    /// Whether an event listener is set (event messages are built only then).
+    wants_events: bool,
 }
 
 impl Ctx {
     /// Records an event message of this transaction, announced after it commits.
+    /// `body` is only built when an event listener is set.
     fn emit(
         &self,
         kind: RegistryEventKind,
         device_id: &str,
         module_id: Option<&str>,
-        body: serde_json::Value,
+        body: impl FnOnce() -> serde_json::Value,
     ) {
+        if !self.wants_events {
+            return;
+        }
+        let body = body();
         self.events
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -219,6 +302,7 @@ impl Registry {
             hub: Arc::from(hub_name),
             on_desired: None,
             on_event: None,
+            group: Arc::default(),
         }
     }
 
@@ -258,6 +342,7 @@ impl Registry {
             hub: Arc::clone(&self.hub),
             desired: std::sync::Mutex::new(Vec::new()),
             events: std::sync::Mutex::new(Vec::new()),
+            wants_events: self.on_event.is_some(),
         }
     }
 
@@ -271,34 +356,58 @@ impl Registry {
         self.store.call(move |conn| f(conn, &ctx)).await
     }
 
-    /// Runs a change in one transaction: committed when `f` succeeds, rolled back otherwise.
+    /// Runs a change: kept when `f` succeeds, rolled back otherwise, and answered once the
+    /// group commit that holds it is durable (see the module docs). The listeners hear of its
+    /// changes after that commit, in commit order.
     async fn write<T, F>(&self, f: F) -> Result<T, RegistryError>
     where
         F: FnOnce(&Connection, &Ctx) -> Result<T, RegistryError> + Send + 'static,
         T: Send + 'static,
     {
         let ctx = self.ctx();
-        let (value, changes) = self
-            .store
-            .call(move |conn| {
-                let tx = conn.transaction()?;
-                let value = f(&tx, &ctx)?;
-                tx.commit()?;
-                let changes =
-                    std::mem::take(&mut *ctx.desired.lock().unwrap_or_else(|p| p.into_inner()));
-                let events =
-                    std::mem::take(&mut *ctx.events.lock().unwrap_or_else(|p| p.into_inner()));
-                Ok::<_, RegistryError>((value, (changes, events)))
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let on_desired = self.on_desired.clone();
+        let on_event = self.on_event.clone();
+        let job: Job = Box::new(move |conn| {
+            let outcome = in_savepoint(conn, || f(conn, &ctx));
+            let changes =
+                std::mem::take(&mut *ctx.desired.lock().unwrap_or_else(|p| p.into_inner()));
+            let events = std::mem::take(&mut *ctx.events.lock().unwrap_or_else(|p| p.into_inner()));
+            Box::new(move |committed: Result<(), String>| {
+                let result = match (outcome, committed) {
+                    (Ok(value), Ok(())) => {
+                        if let (false, Some(listener)) = (changes.is_empty(), &on_desired) {
+                            listener(changes);
+                        }
+                        if let (false, Some(listener)) = (events.is_empty(), &on_event) {
+                            listener(events);
+                        }
+                        Ok(value)
+                    }
+                    (Ok(_), Err(e)) => Err(RegistryError::Store(StoreError::NotCommitted(e))),
+                    (Err(e), _) => Err(e),
+                };
+                let _ = reply.send(result);
             })
-            .await?;
-        let (changes, events) = changes;
-        if let (false, Some(listener)) = (changes.is_empty(), &self.on_desired) {
-            listener(changes);
+        });
+        let lead = {
+            let mut g = self.group.lock().unwrap_or_else(|p| p.into_inner());
+            g.waiting.push(job);
+            !std::mem::replace(&mut g.committing, true)
+        };
+        if lead {
+            // A task of its own, so a caller that goes away never strands the writes queued
+            // behind it.
+            tokio::spawn(commit_groups(
+                Arc::clone(&self.group),
+                Arc::clone(&self.store),
+            ));
         }
-        if let (false, Some(listener)) = (events.is_empty(), &self.on_event) {
-            listener(events);
-        }
-        Ok(value)
+        answer.await.unwrap_or_else(|_| {
+            Err(RegistryError::Store(StoreError::NotCommitted(
+                "the transaction failed before the write ran".to_owned(),
+            )))
+        })
     }
 }
 

@@ -65,7 +65,7 @@ fn twin_changed(
     version_before: u64,
     twin: &crate::twin::TwinState,
 ) {
-    if twin.version == version_before {
+    if twin.version == version_before || !ctx.wants_events {
         return;
     }
     let mut body = serde_json::Map::new();
@@ -91,7 +91,7 @@ fn twin_changed(
         TwinWrite::Update => super::RegistryEventKind::TwinUpdated,
         _ => super::RegistryEventKind::TwinReplaced,
     };
-    ctx.emit(kind, device_id, module_id, Value::Object(body));
+    ctx.emit(kind, device_id, module_id, || Value::Object(body));
 }
 
 /// Applies `change` to the twin of a device or module in one transaction.
