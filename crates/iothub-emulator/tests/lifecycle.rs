@@ -442,6 +442,127 @@ async fn binary_survives_kill_9() -> TestResult {
     Ok(())
 }
 
+/// `kill -9` while bulk registry operations from several clients share group commits:
+/// after a restart every device of an acknowledged request is there with its whole twin, and
+/// each request is all there or not at all (a group commit is one transaction).
+#[tokio::test]
+async fn bulk_imports_survive_kill_9_whole() -> TestResult {
+    let dir = tempfile::tempdir()?;
+    let Running {
+        mut child,
+        https_port: port,
+        ..
+    } = spawn_binary(dir.path())?;
+    let ca = std::fs::read_to_string(dir.path().join("ca.pem"))?;
+    let http = client(&ca);
+    let key = iothub_auth::SharedAccessKey::from_base64(iothub_emulator::WELL_KNOWN_KEY)?;
+    let token = |port: u16| {
+        iothub_auth::sas::generate_sas_token(
+            &format!("localhost:{port}"),
+            &key,
+            Some("iothubowner"),
+            common::now() + 600,
+        )
+        .expose()
+        .to_owned()
+    };
+    let auth = token(port);
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut tasks = Vec::new();
+    for worker in 0..4 {
+        let (http, auth, acknowledged) = (http.clone(), auth.clone(), acknowledged.clone());
+        tasks.push(tokio::spawn(async move {
+            for request in 0..1000 {
+                let batch = format!("w{worker}-{request}");
+                let devices: Vec<Value> = (0..100)
+                    .map(|i| {
+                        json!({"id": format!("{batch}-{i}"), "importMode": "create",
+                               "tags": {"batch": batch, "complete": true},
+                               "properties": {"desired": {"n": i}}})
+                    })
+                    .collect();
+                let sent = http
+                    .post(format!(
+                        "https://localhost:{port}/devices?api-version=2021-04-12"
+                    ))
+                    .header("authorization", &auth)
+                    .json(&devices)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status().is_success() => {
+                        acknowledged.lock().map(|mut v| v.push(batch)).unwrap_or(())
+                    }
+                    _ => break,
+                }
+            }
+        }));
+    }
+    let started = Instant::now();
+    while acknowledged.lock().map(|v| v.len()).unwrap_or(0) < 20
+        && started.elapsed() < Duration::from_secs(30)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill()?; // SIGKILL on Unix
+    child.wait()?;
+    for t in tasks {
+        let _ = t.await;
+    }
+    let acknowledged = acknowledged.lock().map(|v| v.clone()).unwrap_or_default();
+    assert!(
+        acknowledged.len() >= 20,
+        "only {} requests acknowledged",
+        acknowledged.len()
+    );
+
+    let Running {
+        mut child,
+        https_port: port,
+        ..
+    } = spawn_binary(dir.path())?;
+    let auth = token(port);
+    let query = |text: &'static str| {
+        http.post(format!(
+            "https://localhost:{port}/devices/query?api-version=2021-04-12"
+        ))
+        .header("authorization", &auth)
+        .header("x-ms-max-item-count", "1000")
+        .json(&json!({"query": text}))
+        .send()
+    };
+    let groups: Value = query("SELECT tags.batch, COUNT() AS n FROM devices GROUP BY tags.batch")
+        .await?
+        .json()
+        .await?;
+    let counts: std::collections::HashMap<String, i64> = groups
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|g| Some((g["batch"].as_str()?.to_owned(), g["n"].as_i64()?)))
+        .collect();
+    let incomplete: Value = query(
+        "SELECT COUNT() AS n FROM devices WHERE NOT (tags.complete = true) OR NOT IS_DEFINED(properties.desired.n)",
+    )
+    .await?
+    .json()
+    .await?;
+    let _ = child.kill();
+    let _ = child.wait();
+    let lost: Vec<&String> = acknowledged
+        .iter()
+        .filter(|b| counts.get(*b) != Some(&100))
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "acknowledged requests not whole after restart: {lost:?}"
+    );
+    let partial: Vec<(&String, &i64)> = counts.iter().filter(|(_, n)| **n != 100).collect();
+    assert!(partial.is_empty(), "requests applied in part: {partial:?}");
+    assert_eq!(incomplete[0]["n"], 0, "devices without their whole twin");
+    Ok(())
+}
+
 #[tokio::test]
 async fn connection_string_token_works_with_policy_helper() -> TestResult {
     let hub = Hub::start().await;
