@@ -8,3 +8,9 @@ repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$repo"
 bash tests/setup.sh
 cargo test --workspace --no-fail-fast "$@"
+
+# The scale benchmark as a smoke test (10,000 devices, debug build): every row must come out.
+# The figures in the emulator README come from `--devices 1000000` on a release build.
+cargo build -q -p iothub-emulator --bin iothub-emulator --example scale
+cargo run -q -p iothub-emulator --example scale -- --devices 10000 --python-devices 2000 \
+    --c2d-messages 5000 --python-c2d-messages 500
