@@ -482,10 +482,10 @@ async fn main() -> Result<(), AnyError> {
             ],
             &[],
         )?;
-        if let Some(wall) = field(&out, "python sent=", "wall_s=") {
-            if let Some(row) = rows.last_mut() {
-                row.2 = format!("{:.0}/s (one after the other)", py_messages as f64 / wall);
-            }
+        if let Some(wall) = field(&out, "python sent=", "wall_s=")
+            && let Some(row) = rows.last_mut()
+        {
+            row.2 = format!("{:.0}/s (one after the other)", py_messages as f64 / wall);
         }
     }
     drop(hub);
