@@ -59,7 +59,7 @@ fn main() -> ExitCode {
         }
     };
     if let Command::Emulator(EmulatorCommand::Start(args)) = cli.command {
-        init_logging();
+        iothub_emulator::cli::init_logging();
         return runtime.block_on(iothub_emulator::cli::run(args));
     }
     match runtime.block_on(run(cli)) {
@@ -69,17 +69,6 @@ fn main() -> ExitCode {
             ExitCode::from(e.status)
         }
     }
-}
-
-fn init_logging() {
-    use tracing_subscriber::EnvFilter;
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
 }
 
 async fn run(cli: Cli) -> Result<()> {

@@ -136,6 +136,20 @@ impl std::fmt::Debug for EmulatorArgs {
     }
 }
 
+/// Logs to stderr (with colours only on a terminal), filtered by `RUST_LOG` (default
+/// `info`), as the `iothub-emulator` binary and `iothub emulator start` do.
+pub fn init_logging() {
+    use std::io::IsTerminal as _;
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+}
+
 /// Starts the local hub these arguments describe, prints its connection strings, and serves
 /// until Ctrl-C or SIGTERM; then shuts it down.
 ///

@@ -13,7 +13,10 @@ use iothub_events::{Checkpoint, EventPosition, EventReader};
 const KEY: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 const DEVICE: &str = "resume-1";
 
-async fn device(hub: &Running, ca: &str) -> Result<SimulatedDevice, Box<dyn std::error::Error + Send + Sync>> {
+async fn device(
+    hub: &Running,
+    ca: &str,
+) -> Result<SimulatedDevice, Box<dyn std::error::Error + Send + Sync>> {
     let config = DeviceConfig::new(format!("localhost:{}", hub.https_port), DEVICE, KEY)
         .with_port(hub.mqtts_port)
         .with_ca_pem(ca);
