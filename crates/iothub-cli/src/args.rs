@@ -6,6 +6,19 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use iothub_registry::{DeviceStatus, ImportMode};
 
+/// A device or module id as given on the command line: refused before anything is sent
+/// when it is empty, `.` or `..` (a REST path cannot address such an id: `..` would name
+/// the parent resource, so `module-identity delete -m ..` would delete the device).
+fn identity_id(text: &str) -> Result<String, String> {
+    match text {
+        "" => Err("an id cannot be empty".to_owned()),
+        "." | ".." => Err(format!(
+            "'{text}' cannot be an id: IoT Hub's REST paths cannot address it"
+        )),
+        _ => Ok(text.to_owned()),
+    }
+}
+
 /// Data directory `--local` reads when given no DIR: the local hub's default.
 pub const DEFAULT_LOCAL_DIR: &str = iothub_emulator::cli::DEFAULT_DATA_DIR;
 
@@ -211,7 +224,7 @@ pub enum DeviceIdentity {
     /// Create a device identity.
     Create {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Credentials.
         #[command(flatten)]
@@ -229,7 +242,7 @@ pub enum DeviceIdentity {
     /// Show a device identity.
     Show {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
     },
     /// List device identities (through the query API, so any number).
@@ -241,7 +254,7 @@ pub enum DeviceIdentity {
     /// Update a device identity's status or credentials (read, change, write with its ETag).
     Update {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// New credentials; the authentication method stays unless --auth-method is given.
         #[command(flatten)]
@@ -259,7 +272,7 @@ pub enum DeviceIdentity {
     /// Delete a device identity.
     Delete {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Delete only if the device's ETag is still this one.
         #[arg(long)]
@@ -311,10 +324,10 @@ pub enum ModuleIdentity {
     /// Create a module identity.
     Create {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Module id.
-        #[arg(long, short = 'm')]
+        #[arg(long, short = 'm', value_parser = identity_id)]
         module_id: String,
         /// Credentials.
         #[command(flatten)]
@@ -326,25 +339,25 @@ pub enum ModuleIdentity {
     /// Show a module identity.
     Show {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Module id.
-        #[arg(long, short = 'm')]
+        #[arg(long, short = 'm', value_parser = identity_id)]
         module_id: String,
     },
     /// List a device's module identities.
     List {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
     },
     /// Update a module identity's credentials.
     Update {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Module id.
-        #[arg(long, short = 'm')]
+        #[arg(long, short = 'm', value_parser = identity_id)]
         module_id: String,
         /// New credentials.
         #[command(flatten)]
@@ -356,10 +369,10 @@ pub enum ModuleIdentity {
     /// Delete a module identity.
     Delete {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Module id.
-        #[arg(long, short = 'm')]
+        #[arg(long, short = 'm', value_parser = identity_id)]
         module_id: String,
         /// Delete only if the module's ETag is still this one.
         #[arg(long)]
@@ -390,22 +403,23 @@ pub enum TwinCommand {
     /// Show a device twin.
     Show {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
     },
     /// Patch a device twin's tags and desired properties (null removes a property).
     Update {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// What to write.
         #[command(flatten)]
         write: TwinWriteArgs,
     },
-    /// Replace a device twin's tags and desired properties.
+    /// Replace a device twin's tags and desired properties: the part not given becomes
+    /// empty (use update to change one part).
     Replace {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// What to write.
         #[command(flatten)]
@@ -419,31 +433,32 @@ pub enum ModuleTwinCommand {
     /// Show a module twin.
     Show {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Module id.
-        #[arg(long, short = 'm')]
+        #[arg(long, short = 'm', value_parser = identity_id)]
         module_id: String,
     },
     /// Patch a module twin's tags and desired properties.
     Update {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Module id.
-        #[arg(long, short = 'm')]
+        #[arg(long, short = 'm', value_parser = identity_id)]
         module_id: String,
         /// What to write.
         #[command(flatten)]
         write: TwinWriteArgs,
     },
-    /// Replace a module twin's tags and desired properties.
+    /// Replace a module twin's tags and desired properties: the part not given becomes
+    /// empty (use update to change one part).
     Replace {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Module id.
-        #[arg(long, short = 'm')]
+        #[arg(long, short = 'm', value_parser = identity_id)]
         module_id: String,
         /// What to write.
         #[command(flatten)]
@@ -469,7 +484,7 @@ pub struct QueryArgs {
 #[derive(Debug, Args)]
 pub struct MethodArgs {
     /// Device id.
-    #[arg(long, short = 'd')]
+    #[arg(long, short = 'd', value_parser = identity_id)]
     pub device_id: String,
     /// Method name.
     #[arg(long, visible_alias = "mn")]
@@ -492,7 +507,7 @@ pub struct ModuleMethodArgs {
     #[command(flatten)]
     pub method: MethodArgs,
     /// Module id.
-    #[arg(long, short = 'm')]
+    #[arg(long, short = 'm', value_parser = identity_id)]
     pub module_id: String,
 }
 
@@ -502,7 +517,7 @@ pub enum C2dCommand {
     /// Send a cloud-to-device message.
     Send {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Message body.
         #[arg(long, default_value = "Ping from the iothub CLI")]
@@ -518,7 +533,7 @@ pub enum C2dCommand {
     /// Delete every message waiting in a device's cloud-to-device queue.
     Purge {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
     },
 }
@@ -538,7 +553,7 @@ pub struct FeedbackArgs {
 #[derive(Debug, Args)]
 pub struct EventsArgs {
     /// Only events from this device.
-    #[arg(long, short = 'd')]
+    #[arg(long, short = 'd', value_parser = identity_id)]
     pub device_id: Option<String>,
     /// Consumer group.
     #[arg(long, visible_alias = "cg", default_value = "$Default")]
@@ -632,7 +647,7 @@ pub enum EdgeCommand {
     /// Apply a deployment manifest (`{"modulesContent": …}`) to one IoT Edge device.
     SetModules {
         /// Device id.
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// The manifest, as JSON (or @FILE).
         #[arg(long, short = 'k', value_name = "JSON")]
@@ -650,7 +665,7 @@ pub enum DeviceCommand {
     /// Send one device-to-cloud message as a device.
     SendD2cMessage {
         /// Device id (its key is read from the registry).
-        #[arg(long, short = 'd')]
+        #[arg(long, short = 'd', value_parser = identity_id)]
         device_id: String,
         /// Message body.
         #[arg(long, default_value = "Ping from the iothub CLI")]
@@ -666,7 +681,7 @@ pub enum DeviceCommand {
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// Device id; with --count, the prefix of the fleet's ids (`ID-0000`, `ID-0001`, …).
-    #[arg(long, short = 'd')]
+    #[arg(long, short = 'd', value_parser = identity_id)]
     pub device_id: String,
     /// Simulate a fleet of N devices, created in the registry when missing.
     #[arg(long)]

@@ -110,9 +110,11 @@ impl RowReader {
                 line: 0,
             });
         }
+        // Every row has the header's number of fields: a stray quote or comma is a malformed
+        // row, not a device with a strange id.
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
-            .flexible(true)
+            .flexible(false)
             .trim(csv::Trim::All)
             .from_reader(input);
         let headers = reader
@@ -123,7 +125,12 @@ impl RowReader {
         for (i, name) in headers.iter().enumerate() {
             let name = if name == "id" { "deviceId" } else { name };
             if CSV_COLUMNS.contains(&name) {
-                columns.insert(name.to_owned(), i);
+                if columns.insert(name.to_owned(), i).is_some() {
+                    return Err(CliError::new(format!(
+                        "{}: the CSV header names {name} twice",
+                        path.display()
+                    )));
+                }
             } else if !CSV_ERROR_COLUMNS.contains(&name) {
                 return Err(CliError::new(format!(
                     "{}: unknown CSV column '{name}' (known: {})",
@@ -321,7 +328,7 @@ enum Writer {
 impl FailedFile {
     fn write(&mut self, row: &Row, code: &str, message: &str) -> Result<()> {
         if self.writer.is_none() {
-            let file = File::create(&self.path).map_err(|e| {
+            let file = create_private(&self.path).map_err(|e| {
                 CliError::new(format!("cannot create {}: {e}", self.path.display()))
             })?;
             self.writer = Some(match &self.csv_headers {
@@ -371,6 +378,35 @@ impl FailedFile {
 
 fn csv_error(e: csv::Error) -> CliError {
     CliError::new(format!("cannot write the failed-rows file: {e}"))
+}
+
+/// Whether `a` and `b` name the same file (through `.`, `..`, symlinks or hard links).
+fn same_file(a: &Path, b: &Path) -> bool {
+    if a == b {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        #[cfg(unix)]
+        (Ok(ma), Ok(mb)) => {
+            use std::os::unix::fs::MetadataExt as _;
+            ma.dev() == mb.dev() && ma.ino() == mb.ino()
+        }
+        #[cfg(not(unix))]
+        (Ok(_), Ok(_)) => match (a.canonicalize(), b.canonicalize()) {
+            (Ok(ca), Ok(cb)) => ca == cb,
+            _ => false,
+        },
+        _ => false,
+    }
+}
+
+/// Creates (or truncates) a file readable by its owner only, since rows may hold keys.
+fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// The default failed-rows file next to `input`.
@@ -441,7 +477,7 @@ pub fn progress_bar(total: Option<u64>, what: &str) -> ProgressBar {
 }
 
 /// What one import did.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct ImportSummary {
     /// Rows read.
     pub rows: u64,
@@ -453,6 +489,8 @@ pub struct ImportSummary {
     pub not_attempted: u64,
     /// Whether Ctrl-C interrupted it.
     pub interrupted: bool,
+    /// Why the hub could not be reached, when that stopped it.
+    pub unreachable: Option<String>,
 }
 
 /// Imports every row of `args.file`, `concurrency` bulk requests at a time, showing
@@ -472,10 +510,11 @@ pub async fn import_devices(
         .failed_file
         .clone()
         .unwrap_or_else(|| default_failed_file(&args.file));
-    if failed_path == args.file {
-        return Err(CliError::new(
-            "--failed-file must differ from --file (the file being read)",
-        ));
+    if same_file(&failed_path, &args.file) {
+        return Err(CliError::new(format!(
+            "--failed-file {} is the file being imported; name another file",
+            failed_path.display()
+        )));
     }
     let mut reader = RowReader::open(&args.file)?;
     let mut failed = FailedFile {
@@ -512,14 +551,27 @@ pub async fn import_devices(
     let mut in_flight = futures::stream::FuturesUnordered::new();
     let mut input_done = false;
     let mut read_error = None;
+    let mut carried: Option<Row> = None;
+    // Set when a request could not reach the hub (after its retries): nothing more is sent.
+    let mut unreachable: Option<String> = None;
     loop {
         // Fill the pipeline with batches while reading.
-        while !input_done && in_flight.len() < usize::from(args.concurrency) {
-            if stop.load(Ordering::Relaxed) {
+        while (!input_done || carried.is_some()) && in_flight.len() < usize::from(args.concurrency)
+        {
+            if stop.load(Ordering::Relaxed) || unreachable.is_some() {
                 input_done = true;
                 break;
             }
             let mut batch: Vec<Row> = Vec::with_capacity(batch_size);
+            // An id twice in one request fails the whole request (DeviceDefinedMultipleTimes):
+            // a row whose id the batch already holds starts the next batch instead.
+            let mut ids: std::collections::HashSet<String> = std::collections::HashSet::new();
+            if let Some(row) = carried.take() {
+                if let Ok(d) = &row.device {
+                    ids.insert(d.id.clone());
+                }
+                batch.push(row);
+            }
             while batch.len() < batch_size {
                 match reader.next_row() {
                     None => {
@@ -534,6 +586,10 @@ pub async fn import_devices(
                     Some(Ok(row)) => {
                         summary.rows += 1;
                         match &row.device {
+                            Ok(d) if !ids.insert(d.id.clone()) => {
+                                carried = Some(row);
+                                break;
+                            }
                             Ok(_) => batch.push(row),
                             Err(message) => {
                                 summary.failed += 1;
@@ -590,6 +646,9 @@ pub async fn import_devices(
                 }
             }
             Err(error) => {
+                if (error.is_transport() || error.is_timeout()) && unreachable.is_none() {
+                    unreachable = Some(crate::error::chain(&error));
+                }
                 let (code, message) = match error.service_error() {
                     Some(s) => (s.code.name().to_owned(), s.message.clone()),
                     None => ("RequestFailed".to_owned(), crate::error::chain(&error)),
@@ -608,14 +667,25 @@ pub async fn import_devices(
             String::new()
         });
     }
-    if stop.load(Ordering::Relaxed) {
-        summary.interrupted = true;
+    let interrupted = stop.load(Ordering::Relaxed);
+    if interrupted || unreachable.is_some() {
+        summary.interrupted = interrupted;
+        summary.unreachable = unreachable.clone();
+        let why = if interrupted {
+            "not sent: the import was interrupted"
+        } else {
+            "not sent: the hub could not be reached"
+        };
         // Everything not sent goes to the failed-rows file, so a rerun on it resumes.
+        if let Some(row) = carried.take() {
+            summary.not_attempted += 1;
+            failed.write(&row, NOT_ATTEMPTED, why)?;
+        }
         while let Some(row) = reader.next_row() {
             let row = row?;
             summary.rows += 1;
             summary.not_attempted += 1;
-            failed.write(&row, NOT_ATTEMPTED, "not sent: the import was interrupted")?;
+            failed.write(&row, NOT_ATTEMPTED, why)?;
         }
     }
     failed.finish()?;
@@ -681,6 +751,12 @@ pub async fn import(rm: &RegistryManager, out: Output, args: ImportArgs) -> Resu
         ))
         .with_status(130));
     }
+    if let Some(why) = &summary.unreachable {
+        return Err(CliError::new(format!(
+            "the hub could not be reached ({why}); rerun the import on {} once it is up",
+            failed_path.display()
+        )));
+    }
     if unfinished > 0 {
         return Err(CliError::new(format!(
             "{unfinished} row(s) were not imported; fix them in {} and rerun the import on it",
@@ -735,12 +811,7 @@ pub async fn export(rm: &RegistryManager, out: Output, args: ExportArgs) -> Resu
     let mut sink: Box<dyn Write> = if args.file == Path::new("-") {
         Box::new(std::io::stdout().lock())
     } else {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options
-            .open(&args.file)
+        let file = create_private(&args.file)
             .map_err(|e| CliError::new(format!("cannot create {}: {e}", args.file.display())))?;
         Box::new(BufWriter::new(file))
     };
@@ -780,7 +851,11 @@ pub async fn export(rm: &RegistryManager, out: Output, args: ExportArgs) -> Resu
         for row in rows {
             match row {
                 Ok(row) => {
-                    writeln!(sink, "{row}")?;
+                    match writeln!(sink, "{row}") {
+                        // `export -f - | head`: the reader has what it wanted.
+                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                        other => other?,
+                    }
                     written += 1;
                 }
                 // Deleted between the query and the read: nothing to export.
@@ -790,7 +865,10 @@ pub async fn export(rm: &RegistryManager, out: Output, args: ExportArgs) -> Resu
             bar.inc(1);
         }
     }
-    sink.flush()?;
+    match sink.flush() {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+        other => other?,
+    }
     bar.finish_and_clear();
     if args.file != Path::new("-") {
         out.event(

@@ -566,8 +566,22 @@ pub fn event_json(event: &iothub_events::DeviceEvent, properties: bool) -> Value
         "payload": body,
     });
     if properties {
+        let mut system = serde_json::Map::new();
+        for (name, value) in [
+            ("message-id", &event.message_id),
+            ("correlation-id", &event.correlation_id),
+            ("content-type", &event.content_type),
+            ("content-encoding", &event.content_encoding),
+        ] {
+            if let Some(v) = value {
+                system.insert(name.to_owned(), json!(v));
+            }
+        }
+        for (k, v) in &event.system_properties {
+            system.insert(k.clone(), json!(v));
+        }
         line["properties"] = json!({
-            "system": event.system_properties,
+            "system": system,
             "application": event.properties,
         });
     }
@@ -618,13 +632,25 @@ pub async fn monitor_events(hub: &Hub, out: Output, args: EventsArgs) -> Result<
             event.enqueued_time.format("%H:%M:%S%.3f"),
             String::from_utf8_lossy(&event.body)
         );
-        if args.properties && !event.properties.is_empty() {
-            let props: Vec<String> = event
+        if args.properties {
+            let mut props: Vec<String> = event
                 .properties
                 .iter()
                 .map(|(k, v)| format!("{k}={v}"))
                 .collect();
-            text.push_str(&format!("  [{}]", props.join(";")));
+            for (name, value) in [
+                ("$.mid", &event.message_id),
+                ("$.cid", &event.correlation_id),
+                ("$.ct", &event.content_type),
+                ("$.ce", &event.content_encoding),
+            ] {
+                if let Some(v) = value {
+                    props.push(format!("{name}={v}"));
+                }
+            }
+            if !props.is_empty() {
+                text.push_str(&format!("  [{}]", props.join(";")));
+            }
         }
         out.event(&text, &line)?;
         seen += 1;

@@ -160,7 +160,37 @@ impl Hub {
         } else if self.host_has_port() {
             builder = builder.c2d_transport(iothub_c2d::Transport::AmqpWebSockets);
         }
+        // A command line should not wait long on a hub that is down: four attempts, about
+        // a second and a half (bulk imports restore the SDK's default policy).
+        builder =
+            builder.retry_policy(iothub_registry::RetryPolicy::default().with_max_attempts(4));
         builder.build().map_err(CliError::from)
+    }
+
+    /// Adds what the user can do about a connection or TLS failure to `error`.
+    pub fn hint(&self, error: CliError) -> CliError {
+        let text = error.to_string();
+        let hint = if text.contains("UnknownIssuer") || text.contains("invalid peer certificate") {
+            Some(
+                "the hub's certificate is not trusted: pass its CA with --ca FILE, or use --local"
+                    .to_owned(),
+            )
+        } else if text.contains("onnection refused") || text.contains("cannot connect") {
+            Some(match &self.local_dir {
+                Some(dir) => format!(
+                    "is the local hub running? start it with `iothub emulator start --data-dir {}`",
+                    dir.display()
+                ),
+                None if self.host_has_port() => "is the hub running? for a local hub, --local=DIR also finds its AMQPS port (or pass --amqps-port)".to_owned(),
+                None => "is the hub reachable from here?".to_owned(),
+            })
+        } else {
+            None
+        };
+        match hint {
+            Some(h) => CliError::new(format!("{text} ({h})")).with_status(error.status),
+            None => error,
+        }
     }
 
     /// A reader of the built-in endpoint, through the hub's redirect (or the local hub's

@@ -91,8 +91,12 @@ async fn run(cli: Cli) -> Result<()> {
     };
     let hub = Hub::resolve(&cli.hub)?;
     let rm = hub.registry()?;
-    match command {
-        Command::DeviceIdentity(DeviceIdentity::Import(args)) => bulk::import(&rm, out, args).await,
+    let outcome = match command {
+        Command::DeviceIdentity(DeviceIdentity::Import(args)) => {
+            // Throttling and brief outages are retried as the SDK does by default.
+            let rm = rm.with_retry_policy(iothub_registry::RetryPolicy::default());
+            bulk::import(&rm, out, args).await
+        }
         Command::DeviceIdentity(DeviceIdentity::Export(args)) => bulk::export(&rm, out, args).await,
         Command::DeviceIdentity(cmd) => commands::device_identity(&rm, out, cmd).await,
         Command::ModuleIdentity(cmd) => commands::module_identity(&rm, out, cmd).await,
@@ -120,7 +124,8 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Quickstart | Command::Completions { .. } | Command::Emulator(_) => {
             unreachable!("handled above")
         }
-    }
+    };
+    outcome.map_err(|e| hub.hint(e))
 }
 
 #[cfg(test)]

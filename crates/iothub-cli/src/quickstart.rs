@@ -19,13 +19,22 @@ use crate::simulate::{DeviceTransport, device_config, device_key, device_options
 
 const WAIT: Duration = Duration::from_secs(10);
 
+/// `println!` that carries on quietly when stdout is closed (`iothub quickstart | head`), so
+/// the tour still cleans up after itself.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 fn step(n: u32, title: &str) {
-    println!();
-    println!("[{n}/8] {title}");
+    say!("");
+    say!("[{n}/8] {title}");
 }
 
 fn done(text: impl AsRef<str>) {
-    println!("  ✔ {}", text.as_ref());
+    say!("  ✔ {}", text.as_ref());
 }
 
 fn fail(what: &str) -> CliError {
@@ -50,7 +59,7 @@ pub async fn run() -> Result<()> {
         .map_err(|e| {
             CliError::new(crate::error::chain(&e)).context("cannot start the local hub")
         })?;
-    println!(
+    say!(
         "Started an embedded local IoT Hub: HTTPS on {}, AMQPS on port {}, MQTTS on port {} (data in a temporary directory).",
         emulator.host_name(),
         emulator.amqps_port(),
@@ -74,24 +83,24 @@ pub async fn run() -> Result<()> {
         .await
         .map_err(|e| CliError::new(e.to_string()))?;
     result?;
-    println!();
-    println!(
+    say!("");
+    say!(
         "Every step succeeded in {:.1} s.",
         started.elapsed().as_secs_f64()
     );
-    println!();
-    println!("Next:");
-    println!(
+    say!("");
+    say!("Next:");
+    say!(
         "  • Keep a local hub running:    iothub emulator start --data-dir ./hub-data --https-port 8443 --amqps-port 5671 --mqtts-port 8883"
     );
-    println!("  • Use it from this CLI:        iothub --local=./hub-data device-identity list");
-    println!(
+    say!("  • Use it from this CLI:        iothub --local=./hub-data device-identity list");
+    say!(
         "  • Point your code at it:       the connection string is in ./hub-data/connection-string.txt; trust ./hub-data/ca.pem"
     );
-    println!(
+    say!(
         "  • Official SDKs (Python, Node) and the Event Hubs clients: see \"Pointing the official SDKs at the local hub\" in the README"
     );
-    println!(
+    say!(
         "  • A real IoT Hub: set IOTHUB_CONNECTION_STRING to its service connection string; nothing else changes"
     );
     Ok(())

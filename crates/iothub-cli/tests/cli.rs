@@ -661,6 +661,10 @@ async fn methods_c2d_feedback_and_telemetry() -> TestResult {
     assert_eq!(event["origin"], "dev");
     assert_eq!(event["payload"], json!({"t": 21}));
     assert_eq!(event["properties"]["application"]["alert"], "true");
+    assert_eq!(
+        event["properties"]["system"]["content-type"],
+        "application/json"
+    );
     hub.emulator.shutdown().await?;
     Ok(())
 }
@@ -828,7 +832,7 @@ async fn import_reports_malformed_rows_and_export_round_trips() -> TestResult {
     let csv = work.path().join("more.csv");
     std::fs::write(
         &csv,
-        "deviceId,status,tags\ncsv-1,enabled,\"{\"\"a\"\":1}\"\ncsv-2,sleeping,\ncsv-3,disabled,\n",
+        "deviceId,status,tags\ncsv-1,enabled,\"{\"\"a\"\":1}\"\ncsv-2,sleeping,\ncsv-3,disabled,\n\"csv-4,enabled\n",
     )?;
     let run = iothub(
         &hub,
@@ -840,6 +844,12 @@ async fn import_reports_malformed_rows_and_export_round_trips() -> TestResult {
         ],
     )
     .await;
+    // An unterminated quote is a malformed row, not a device named "csv-4,enabled".
+    assert!(
+        run.stderr.contains("line 5: MalformedRow"),
+        "{}",
+        run.stderr
+    );
     assert!(
         run.stderr.contains("line 3: MalformedRow"),
         "{}",
@@ -1121,6 +1131,29 @@ async fn emulator_start_serves_until_interrupted() -> TestResult {
     .await
     .ok();
     assert_eq!(run.json()["deviceId"], "d1");
+    // A second hub on the same data directory is refused; the first keeps its files.
+    let second = iothub_raw(&[
+        "emulator",
+        "start",
+        "--data-dir",
+        &data,
+        "--https-port",
+        "0",
+        "--amqps-port",
+        "0",
+        "--mqtts-port",
+        "0",
+    ])
+    .await;
+    assert_eq!(second.status, 1, "{}", second.stderr);
+    assert!(
+        second.stderr.contains("in use by another running hub"),
+        "{}",
+        second.stderr
+    );
+    iothub_raw(&[&local, "-o", "json", "device-identity", "show", "-d", "d1"])
+        .await
+        .ok();
     let pid = child.id().ok_or("no pid")?;
     tokio::process::Command::new("kill")
         .args(["-INT", &pid.to_string()])
@@ -1128,5 +1161,100 @@ async fn emulator_start_serves_until_interrupted() -> TestResult {
         .await?;
     let status = tokio::time::timeout(Duration::from_secs(30), child.wait()).await??;
     assert!(status.success(), "{status}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn risky_input_is_refused_before_anything_is_sent() -> TestResult {
+    let hub = start().await?;
+    iothub(&hub, &["device-identity", "create", "-d", "victim"])
+        .await
+        .ok();
+    // `..` would address the device itself.
+    let run = iothub(
+        &hub,
+        &["module-identity", "delete", "-d", "victim", "-m", ".."],
+    )
+    .await;
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("cannot be an id"), "{}", run.stderr);
+    iothub(&hub, &["device-identity", "show", "-d", "victim"])
+        .await
+        .ok();
+    assert_eq!(
+        iothub(&hub, &["device-identity", "create", "-d", ""])
+            .await
+            .status,
+        2
+    );
+
+    // The failed-rows file may not be the input, however it is spelled.
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("same.jsonl");
+    write_lines(&file, (0..3).map(device_row))?;
+    let before = std::fs::read_to_string(&file)?;
+    let dotted = work.path().join(".").join("same.jsonl");
+    iothub(
+        &hub,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &file.display().to_string(),
+            "--failed-file",
+            &dotted.display().to_string(),
+        ],
+    )
+    .await
+    .fails_with("is the file being imported");
+    assert_eq!(std::fs::read_to_string(&file)?, before);
+
+    // An id twice in a file goes into separate requests: both rows apply, in order.
+    let twice = work.path().join("twice.jsonl");
+    write_lines(
+        &twice,
+        [
+            json!({"id": "dup", "tags": {"v": 1}}).to_string(),
+            json!({"id": "other"}).to_string(),
+            json!({"id": "dup", "tags": {"v": 2}}).to_string(),
+        ],
+    )?;
+    let run = iothub(
+        &hub,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &twice.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let summary: Value = serde_json::from_str(run.stdout.lines().last().unwrap_or(""))?;
+    assert_eq!(summary["imported"], 3);
+    let twin = iothub(&hub, &["device-twin", "show", "-d", "dup"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(twin["tags"]["v"], 2);
+
+    // A stopped hub: a prompt error with a hint, not a long wait.
+    let local = format!("--local={}", hub.dir.path().display());
+    let Hub { emulator, dir } = hub;
+    emulator.shutdown().await?;
+    let started = std::time::Instant::now();
+    let run = iothub_raw(&[&local, "stats"]).await;
+    assert_eq!(run.status, 1, "{}", run.stderr);
+    assert!(
+        run.stderr.contains("is the local hub running?"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "took {:?}",
+        started.elapsed()
+    );
+    drop(dir);
     Ok(())
 }

@@ -63,6 +63,14 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Another running hub uses the data directory (it holds the directory's lock file).
+    #[error(
+        "the data directory {path} is in use by another running hub; stop it, or choose another directory"
+    )]
+    DataDirInUse {
+        /// The directory.
+        path: PathBuf,
+    },
     /// The TLS certificates could not be created or loaded.
     #[error("cannot prepare TLS certificates")]
     Tls(#[from] TlsError),
@@ -359,6 +367,12 @@ impl EmulatorBuilder {
             }
             None => None,
         };
+        // One hub per data directory: two would share the database and overwrite each
+        // other's connection-string files. The lock goes with the process, even on kill -9.
+        let lock = match &data_dir {
+            Some(dir) => Some(lock_data_dir(dir)?),
+            None => None,
+        };
         let temp_dir = if self.in_memory {
             Some(
                 tempfile::Builder::new()
@@ -648,11 +662,40 @@ impl EmulatorBuilder {
             task: Some(task),
             tracker,
             _temp_dir: temp_dir,
+            _lock: lock,
         };
         if let Some(dir) = emulator.data_dir.clone() {
             emulator.write_connection_strings(&dir)?;
         }
         Ok(emulator)
+    }
+}
+
+/// File in the data directory that a running hub holds locked (an advisory lock, released
+/// when the process ends).
+pub const LOCK_FILE: &str = "iothub.lock";
+
+/// Takes the data directory's lock, or says which directory is in use.
+fn lock_data_dir(dir: &Path) -> Result<std::fs::File, Error> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|source| Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(Error::DataDirInUse {
+            path: dir.to_owned(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(Error::DataDir {
+            path: dir.to_owned(),
+            source,
+        }),
     }
 }
 
@@ -681,6 +724,8 @@ pub struct Emulator {
     tracker: Arc<Tracker>,
     events: Arc<EventLog>,
     _temp_dir: Option<tempfile::TempDir>,
+    /// The data directory's lock, held while the hub runs.
+    _lock: Option<std::fs::File>,
 }
 
 impl fmt::Debug for Emulator {

@@ -73,8 +73,8 @@ pub use consumers::DEFAULT_CONSUMER_GROUP;
 pub use emulator::{
     CONNECTION_STRING_FILE, CONSUMER_GROUPS_FILE, DATABASE_FILE, DEFAULT_AMQPS_PORT,
     DEFAULT_HTTPS_PORT, DEFAULT_HUB_NAME, DEFAULT_MQTTS_PORT, EVENTHUB_CONNECTION_STRING_FILE,
-    Emulator, EmulatorBuilder, Error, EventSource, PartitionInfo, StoredTelemetry, TelemetryLog,
-    host_name,
+    Emulator, EmulatorBuilder, Error, EventSource, LOCK_FILE, PartitionInfo, StoredTelemetry,
+    TelemetryLog, host_name,
 };
 pub use throttle::{OperationClass, Quota, ThrottleConfig, ThrottleProfile};
 /// File in the data directory (and the certificate directory) holding the local hub's CA

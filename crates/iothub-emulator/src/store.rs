@@ -143,6 +143,9 @@ pub enum StoreError {
     /// The blocking task running the call panicked or was cancelled.
     #[error("store task failed")]
     Join(#[source] tokio::task::JoinError),
+    /// The database file's permissions could not be restricted to its owner.
+    #[error("cannot make the database file private")]
+    Permissions(#[source] std::io::Error),
     /// The group commit that held this write failed; nothing of the write was kept.
     #[error("the write's transaction was not committed: {0}")]
     NotCommitted(String),
@@ -158,6 +161,14 @@ impl Store {
     /// Opens (creating if needed) the database file at `path`.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
+        // Identities hold keys: the database is its owner's only. SQLite gives the WAL and
+        // shared-memory files the database file's permissions.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+                .map_err(StoreError::Permissions)?;
+        }
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
