@@ -63,6 +63,17 @@ impl RegistryManager {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
     {
+        // A REST path cannot address these ids: `..` would name the parent resource (a
+        // module call with module id `..` would reach the device), `.` the collection.
+        for (what, id) in [("device", op.device_id), ("module", op.module_id)] {
+            if let Some(id @ ("" | "." | "..")) = id {
+                return Err(Error::InvalidRequest {
+                    message: format!(
+                        "the {what} id '{id}' cannot be addressed by IoT Hub's REST API"
+                    ),
+                });
+            }
+        }
         let span = tracing::info_span!(
             "iothub.registry",
             operation = op.name,

@@ -639,3 +639,27 @@ async fn failing_token_credential_is_an_auth_error_with_its_source() {
     );
     assert!(server.received_requests().await.unwrap().is_empty());
 }
+
+/// Ids a REST path cannot address are refused before any request: `..` would reach the
+/// parent resource (a module call would land on the device).
+#[tokio::test]
+async fn dot_ids_are_refused_before_sending() {
+    let (server, rm) = setup().await;
+    for (device, module) in [("..", None), (".", None), ("", None), ("d1", Some(".."))] {
+        let err = match module {
+            Some(m) => rm.delete_module(device, m).await.err(),
+            None => rm.get_device(device).await.err(),
+        };
+        assert!(
+            matches!(err, Some(iothub_registry::Error::InvalidRequest { .. })),
+            "{device}/{module:?}: {err:?}"
+        );
+    }
+    assert!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
