@@ -562,6 +562,11 @@ pub async fn import_devices(
                 input_done = true;
                 break;
             }
+            // A batch that starts with a repeated id waits until every earlier request is
+            // answered, so the rows of that id apply in file order.
+            if carried.is_some() && !in_flight.is_empty() {
+                break;
+            }
             let mut batch: Vec<Row> = Vec::with_capacity(batch_size);
             // An id twice in one request fails the whole request (DeviceDefinedMultipleTimes):
             // a row whose id the batch already holds starts the next batch instead.
