@@ -19,6 +19,20 @@ fn identity_id(text: &str) -> Result<String, String> {
     }
 }
 
+/// `--status`: IoT Hub's device statuses, listed in the help.
+fn device_status() -> impl clap::builder::TypedValueParser<Value = DeviceStatus> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(DeviceStatus::ALL.iter().map(|s| s.as_str()))
+        .try_map(|s| s.parse::<DeviceStatus>())
+}
+
+/// `--import-mode`: IoT Hub's import modes, listed in the help.
+fn import_mode() -> impl clap::builder::TypedValueParser<Value = ImportMode> {
+    use clap::builder::TypedValueParser as _;
+    clap::builder::PossibleValuesParser::new(ImportMode::ALL.iter().map(|m| m.as_str()))
+        .try_map(|s| s.parse::<ImportMode>())
+}
+
 /// Data directory `--local` reads when given no DIR: the local hub's default.
 pub const DEFAULT_LOCAL_DIR: &str = iothub_emulator::cli::DEFAULT_DATA_DIR;
 
@@ -230,7 +244,7 @@ pub enum DeviceIdentity {
         #[command(flatten)]
         credentials: Credentials,
         /// Status.
-        #[arg(long, default_value = "enabled")]
+        #[arg(long, default_value = "enabled", value_parser = device_status())]
         status: DeviceStatus,
         /// Why the status was set.
         #[arg(long)]
@@ -260,7 +274,7 @@ pub enum DeviceIdentity {
         #[command(flatten)]
         credentials: Credentials,
         /// New status.
-        #[arg(long)]
+        #[arg(long, value_parser = device_status())]
         status: Option<DeviceStatus>,
         /// Why the status was set.
         #[arg(long)]
@@ -299,7 +313,7 @@ pub struct ImportArgs {
     #[arg(long, value_name = "FILE")]
     pub failed_file: Option<PathBuf>,
     /// Import mode of rows that name none.
-    #[arg(long, default_value = "createOrUpdate")]
+    #[arg(long, default_value = "createOrUpdate", value_parser = import_mode())]
     pub import_mode: ImportMode,
     /// Bulk requests in flight at once.
     #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]

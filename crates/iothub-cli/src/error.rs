@@ -72,16 +72,26 @@ fn service_line(e: &iothub_registry::ServiceError) -> String {
 
 impl From<iothub_registry::Error> for CliError {
     fn from(e: iothub_registry::Error) -> Self {
-        match e.service_error() {
-            Some(s) => CliError::new(service_line(s)),
-            None => CliError::new(chain(&e)),
+        if let Some(s) = e.service_error() {
+            return CliError::new(service_line(s));
+        }
+        match e {
+            iothub_registry::Error::C2d(inner) => CliError::from(inner),
+            e => CliError::new(chain(&e)),
         }
     }
 }
 
 impl From<iothub_c2d::Error> for CliError {
     fn from(e: iothub_c2d::Error) -> Self {
-        CliError::new(chain(&e))
+        match &e {
+            // `DeviceNotFound (404001): …`, as for REST answers.
+            iothub_c2d::Error::Hub(hub) if !hub.description.trim().is_empty() => {
+                CliError::new(format!("{}: {}", hub.code, hub.description.trim()))
+            }
+            iothub_c2d::Error::Hub(hub) => CliError::new(hub.code.to_string()),
+            _ => CliError::new(chain(&e)),
+        }
     }
 }
 

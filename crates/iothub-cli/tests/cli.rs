@@ -620,9 +620,18 @@ async fn methods_c2d_feedback_and_telemetry() -> TestResult {
         .ok()
         .json();
     assert_eq!(purged["totalMessagesPurged"], 3);
-    iothub(&hub, &["c2d-message", "send", "-d", "ghost"])
+    // IoT Hub's code leads the line, as for REST answers.
+    let run = iothub(&hub, &["c2d-message", "send", "-d", "ghost"])
         .await
-        .fails_with("DeviceNotFound");
+        .fails_with("DeviceNotFound (404001)");
+    assert!(
+        run.stderr.starts_with("error: DeviceNotFound (404001): "),
+        "{}",
+        run.stderr
+    );
+    iothub(&hub, &["c2d-message", "purge", "-d", "ghost"])
+        .await
+        .fails_with("error: DeviceNotFound (404001)");
 
     // Telemetry: a message sent as a device, read back by monitor-events.
     iothub(
