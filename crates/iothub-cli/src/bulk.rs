@@ -840,32 +840,31 @@ pub async fn export(rm: &RegistryManager, out: Output, args: ExportArgs) -> Resu
     while let Some(page) = pages.next().await {
         let twins = page?;
         // Keys are not in twins: read each identity, a bounded number at a time, in order.
-        let rows: Vec<Result<Value>> = futures::stream::iter(twins.items)
+        let rows: Vec<Result<Option<Value>>> = futures::stream::iter(twins.items)
             .map(|twin| async move {
                 let id = twin
                     .get("deviceId")
                     .and_then(Value::as_str)
                     .unwrap_or_default()
                     .to_owned();
-                let device = rm.get_device(&id).await?;
-                Ok(export_row(&device, &twin))
+                match rm.get_device(&id).await {
+                    Ok(device) => Ok(Some(export_row(&device, &twin))),
+                    // Deleted between the query and the read: nothing to export.
+                    Err(e) if e.is_not_found() => Ok(None),
+                    Err(e) => Err(CliError::from(e)),
+                }
             })
             .buffered(16)
             .collect()
             .await;
         for row in rows {
-            match row {
-                Ok(row) => {
-                    match writeln!(sink, "{row}") {
-                        // `export -f - | head`: the reader has what it wanted.
-                        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
-                        other => other?,
-                    }
-                    written += 1;
+            if let Some(row) = row? {
+                match writeln!(sink, "{row}") {
+                    // `export -f - | head`: the reader has what it wanted.
+                    Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+                    other => other?,
                 }
-                // Deleted between the query and the read: nothing to export.
-                Err(e) if e.to_string().contains("DeviceNotFound") => {}
-                Err(e) => return Err(e),
+                written += 1;
             }
             bar.inc(1);
         }
