@@ -541,6 +541,13 @@ impl EmulatorBuilder {
             }));
         }
         let state_writer = tokio::spawn(Arc::clone(&sessions).run_state_writer(registry.clone()));
+        let jobs = crate::jobs::Jobs::new(
+            Arc::clone(&store),
+            registry.clone(),
+            Arc::clone(&sessions),
+            Arc::clone(&clock),
+        );
+        jobs.recover().await.map_err(Error::Store)?;
         let queues = C2dQueues::start(Arc::clone(&store), Arc::clone(&clock));
         let mut groups = self.consumer_groups.clone();
         if let Some(Ok(text)) = data_dir
@@ -603,6 +610,7 @@ impl EmulatorBuilder {
             mqtt: Arc::clone(&mqtt),
             sessions,
             events: Arc::clone(&events),
+            jobs,
         }));
         let app = router(state, journal);
         let mut https_shutdown = shutdown_rx.clone();

@@ -53,6 +53,7 @@ mod emulator;
 mod error;
 mod eventhub;
 mod events;
+mod jobs;
 mod journal;
 mod model;
 mod mqtt;

@@ -38,9 +38,10 @@ use crate::twin::TwinState;
 /// the delivery state of cloud-to-device messages (`delivery_count`, `lock_token`,
 /// `locked_until_ms`) and the telemetry event log (`events`); version 5 the
 /// `devices.connection_state` column, with the status and connection-state indexes on plain
-/// columns instead of twin expressions (one JSON expression less to compute per write). An
-/// older database gets them when it is opened.
-const SCHEMA_VERSION: i64 = 5;
+/// columns instead of twin expressions (one JSON expression less to compute per write);
+/// version 6 the `jobs` and `device_jobs` tables. An older database gets them when it is
+/// opened.
+const SCHEMA_VERSION: i64 = 6;
 
 /// The tables and indexes, created when missing, in one transaction. The `*_query` and
 /// `devices_by_*` indexes serve the query engine: their expressions are the exact SQL the
@@ -113,6 +114,22 @@ CREATE INDEX IF NOT EXISTS modules_query ON modules (device_id, module_id,
 CREATE INDEX IF NOT EXISTS modules_by_module_id ON modules (module_id, device_id);
 CREATE INDEX IF NOT EXISTS devices_by_status ON devices (status, device_id);
 CREATE INDEX IF NOT EXISTS devices_by_connection_state ON devices (connection_state, device_id);
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id     TEXT PRIMARY KEY,
+    family     TEXT NOT NULL,
+    status     TEXT NOT NULL,
+    created_ms INTEGER NOT NULL,
+    checkpoint INTEGER NOT NULL DEFAULT 0,
+    record     TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_by_family ON jobs (family, created_ms, job_id);
+CREATE TABLE IF NOT EXISTS device_jobs (
+    job_id    TEXT NOT NULL,
+    device_id TEXT NOT NULL,
+    status    TEXT NOT NULL,
+    record    TEXT NOT NULL,
+    PRIMARY KEY (job_id, device_id)
+) WITHOUT ROWID;
 COMMIT;
 ";
 
@@ -373,6 +390,55 @@ pub fn device_counts(conn: &Connection) -> Result<(u64, u64, u64), StoreError> {
             Ok((n(0)?, n(1)?, n(2)?))
         },
     )?)
+}
+
+/// Reads up to `limit` devices whose id sorts after `after` (`""`: from the first), in id
+/// order: the pages of an export job.
+pub fn devices_after(
+    conn: &Connection,
+    after: &str,
+    limit: usize,
+) -> Result<Vec<DeviceRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT record, twin FROM devices WHERE device_id > ?1 ORDER BY device_id LIMIT ?2",
+    )?;
+    let rows = stmt.query_map(params![after, limit as i64], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|r| {
+        let (record, twin) = r?;
+        let twin: Value = decode("device twin", &twin)?;
+        Ok(DeviceRow {
+            record: decode("device", &record)?,
+            twin: TwinState::from_doc(&twin),
+        })
+    })
+    .collect()
+}
+
+/// Reads the modules of the devices whose ids sort after `after` and up to `last`, in
+/// device then module id order.
+pub fn modules_between(
+    conn: &Connection,
+    after: &str,
+    last: &str,
+) -> Result<Vec<ModuleRow>, StoreError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT record, twin FROM modules WHERE device_id > ?1 AND device_id <= ?2
+         ORDER BY device_id, module_id",
+    )?;
+    let rows = stmt.query_map(params![after, last], |r| {
+        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?))
+    })?;
+    rows.map(|r| {
+        let (record, twin) = r?;
+        let twin: Value = decode("module twin", &twin)?;
+        Ok(ModuleRow {
+            record: decode("module", &record)?,
+            twin: TwinState::from_doc(&twin),
+        })
+    })
+    .collect()
 }
 
 /// Reads a module.

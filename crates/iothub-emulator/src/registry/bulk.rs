@@ -13,11 +13,11 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::identities::{create_device, delete_device_row, require_device, update_device};
-use super::{Ctx, Registry, RegistryError, check_etag, check_ids};
+use super::{Ctx, Registry, RegistryError, RegistryEventKind, check_etag, check_ids};
 use crate::error::{ErrorCode, Invalid};
-use crate::model::{AuthInput, CapabilitiesInput, DeviceInput};
-use crate::store;
-use crate::twin::{TwinChange, TwinWrite};
+use crate::model::{AuthInput, CapabilitiesInput, DeviceInput, ModuleInput, ModuleRecord};
+use crate::store::{self, ModuleRow};
+use crate::twin::{TwinChange, TwinState, TwinWrite};
 
 use iothub_core::ImportMode;
 use iothub_core::limits::MAX_BULK_DEVICES;
@@ -54,6 +54,8 @@ struct ImportDevice {
     capabilities: Option<CapabilitiesInput>,
     device_scope: Option<String>,
     parent_scopes: Option<Vec<String>>,
+    /// Module lines of import jobs only.
+    managed_by: Option<String>,
 }
 
 /// Reads an entry's `importMode` (any ASCII case; `createOrUpdate` when absent).
@@ -206,6 +208,194 @@ fn check_request(items: &[Value]) -> Result<(), RegistryError> {
     Ok(())
 }
 
+/// One entry of an import job's input blob: its 1-based line number and its JSON.
+#[derive(Debug, Clone)]
+pub struct ImportLine {
+    /// Line number in the input blob (from 1).
+    pub line: u64,
+    /// The `ExportImportDevice` entry.
+    pub entry: Value,
+}
+
+/// A line of an import job that the hub could not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportFailure {
+    /// Line number in the input blob (from 1).
+    pub line: u64,
+    /// What failed, as the bulk registry operation reports it.
+    pub failure: BulkFailure,
+    /// The entry's `moduleId`, for a module line.
+    pub module_id: Option<String>,
+}
+
+/// Applies one entry inside its own savepoint. `Ok(None)` when it was applied; a store
+/// failure aborts the whole transaction.
+fn apply_entry(
+    tx: &Connection,
+    ctx: &Ctx,
+    item: Value,
+    with_modules: bool,
+) -> Result<Option<BulkFailure>, RegistryError> {
+    let raw_id = item
+        .get("id")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let parsed = serde_json::from_value::<ImportDevice>(item).map_err(|e| {
+        RegistryError::from(Invalid::format(format!(
+            "The device entry is not valid: {}.",
+            crate::error::json_problem(&e)
+        )))
+    });
+    let (mode, outcome) = match parsed {
+        Err(e) => (None, Err(e)),
+        Ok(dev) => match parse_mode(dev.import_mode.as_deref()) {
+            Err(e) => (None, Err(e.into())),
+            Ok(mode) => {
+                // A savepoint per device, through cached statements (what
+                // `Transaction::savepoint` does, without parsing the SQL each time).
+                tx.prepare_cached("SAVEPOINT bulk_device")?.execute([])?;
+                let outcome = match dev.module_id.as_deref() {
+                    Some(m) if with_modules && !m.is_empty() => {
+                        apply_module(tx, ctx, &dev, m, mode)
+                    }
+                    _ => apply_one(tx, ctx, &dev, mode),
+                };
+                if outcome.is_err() {
+                    tx.prepare_cached("ROLLBACK TO bulk_device")?.execute([])?;
+                }
+                tx.prepare_cached("RELEASE bulk_device")?.execute([])?;
+                (Some(mode), outcome)
+            }
+        },
+    };
+    match outcome {
+        Ok(()) => Ok(None),
+        Err(RegistryError::Store(e)) => Err(RegistryError::Store(e)),
+        Err(e) => Ok(Some(BulkFailure {
+            device_id: raw_id,
+            code: e.code(),
+            message: e.to_string(),
+            operation: mode.map(ImportMode::as_str),
+        })),
+    }
+}
+
+/// Applies one module line of an import job (IoT Hub's import jobs carry module identities
+/// as lines with a `moduleId`; the bulk REST operation does not take them). The import modes
+/// mean what they mean for devices; `$edgeAgent`/`$edgeHub` take twin changes only, as they
+/// come and go with their IoT Edge device.
+fn apply_module(
+    conn: &Connection,
+    ctx: &Ctx,
+    dev: &ImportDevice,
+    module_id: &str,
+    mode: ImportMode,
+) -> Result<(), RegistryError> {
+    let device_id = dev.id.as_deref().unwrap_or_default();
+    check_ids(device_id, Some(module_id))?;
+    let system = super::is_system_module(module_id);
+    let how = match mode {
+        ImportMode::UpdateTwin | ImportMode::UpdateTwinIfMatchETag => TwinWrite::Update,
+        _ => TwinWrite::ReplaceGiven,
+    };
+    let change = TwinChange::from_import(dev.tags.as_ref(), dev.properties.as_ref(), how)?;
+    let input = ModuleInput {
+        module_id: Some(module_id.to_owned()),
+        device_id: Some(device_id.to_owned()),
+        managed_by: dev.managed_by.clone(),
+        authentication: dev.authentication.clone(),
+    };
+    let existing = store::get_module(conn, device_id, module_id)?;
+    if existing.is_none() {
+        require_device(conn, ctx, device_id)?;
+    }
+    let twin_only = matches!(
+        mode,
+        ImportMode::UpdateTwin | ImportMode::UpdateTwinIfMatchETag
+    );
+    match (mode, existing) {
+        (ImportMode::Delete | ImportMode::DeleteIfMatchETag, None) => {
+            Err(ctx.module_not_found(device_id, module_id))
+        }
+        (ImportMode::Delete | ImportMode::DeleteIfMatchETag, Some(row)) => {
+            if system {
+                return Err(RegistryError::SystemModule {
+                    module_id: module_id.to_owned(),
+                });
+            }
+            if mode == ImportMode::DeleteIfMatchETag {
+                check_entry_etag(dev.e_tag.as_deref(), &row.record.etag(), "module")?;
+            }
+            store::delete_module(conn, device_id, module_id)?;
+            ctx.emit(
+                RegistryEventKind::Deleted,
+                device_id,
+                Some(module_id),
+                || row.twin.render_module(&row.record),
+            );
+            Ok(())
+        }
+        (ImportMode::Create, Some(_)) => Err(RegistryError::ModuleAlreadyExists {
+            device_id: device_id.to_owned(),
+            module_id: module_id.to_owned(),
+        }),
+        (
+            ImportMode::Update
+            | ImportMode::UpdateIfMatchETag
+            | ImportMode::UpdateTwin
+            | ImportMode::UpdateTwinIfMatchETag,
+            None,
+        ) => Err(ctx.module_not_found(device_id, module_id)),
+        (_, None) => {
+            if module_id.starts_with('$') {
+                return Err(Invalid::argument(format!(
+                    "The module id '{}' starts with '$', which IoT Hub reserves for its own modules.",
+                    module_id.escape_default()
+                ))
+                .into());
+            }
+            let mut row = ModuleRow {
+                record: ModuleRecord::create(device_id, module_id, &input, ctx.now)?,
+                twin: TwinState::new(&ctx.now_text),
+            };
+            if !change.is_empty() {
+                row.twin
+                    .apply(&change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
+            }
+            store::put_module(conn, &row)?;
+            ctx.emit(
+                RegistryEventKind::Created,
+                device_id,
+                Some(module_id),
+                || row.twin.render_module(&row.record),
+            );
+            Ok(())
+        }
+        (_, Some(mut row)) => {
+            match mode {
+                ImportMode::UpdateIfMatchETag | ImportMode::CreateOrUpdateIfMatchETag => {
+                    check_entry_etag(dev.e_tag.as_deref(), &row.record.etag(), "module")?;
+                }
+                ImportMode::UpdateTwinIfMatchETag => {
+                    check_entry_etag(dev.twin_e_tag.as_deref(), &row.twin.etag(), "twin")?;
+                }
+                _ => {}
+            }
+            if !twin_only && !system {
+                row.record.update(&input)?;
+            }
+            let before = row.twin.desired.clone();
+            if !change.is_empty() {
+                row.twin.apply(&change, how, &ctx.now_text)?;
+            }
+            store::put_module(conn, &row)?;
+            ctx.desired_changed(device_id, Some(module_id), &before, &row.twin.desired);
+            Ok(())
+        }
+    }
+}
+
 impl Registry {
     /// Runs a bulk registry operation over `items` (`ExportImportDevice` JSON objects) and
     /// returns the entries that failed (empty when all succeeded).
@@ -219,45 +409,46 @@ impl Registry {
         self.write(move |tx, ctx| {
             let mut failures = Vec::new();
             for item in items {
-                let raw_id = item
-                    .get("id")
+                failures.extend(apply_entry(tx, ctx, item, false)?);
+            }
+            Ok(failures)
+        })
+        .await
+    }
+
+    /// Applies a batch of an import job's lines in file order, each as the bulk registry
+    /// operation applies an entry, plus module lines (a `moduleId`). The same id may appear
+    /// on several lines. `checkpoint` runs in the same transaction after the lines, with the
+    /// number of failed lines, so a job's progress record commits together with the lines it
+    /// counts (and survives `kill -9` exactly).
+    ///
+    /// # Errors
+    /// A store failure, which rolls back the whole batch and its checkpoint.
+    pub async fn import_lines<F>(
+        &self,
+        lines: Vec<ImportLine>,
+        checkpoint: F,
+    ) -> Result<Vec<ImportFailure>, RegistryError>
+    where
+        F: FnOnce(&Connection, u64) -> Result<(), crate::store::StoreError> + Send + 'static,
+    {
+        self.write(move |tx, ctx| {
+            let mut failures = Vec::new();
+            for ImportLine { line, entry } in lines {
+                let module_id = entry
+                    .get("moduleId")
                     .and_then(Value::as_str)
-                    .unwrap_or_default()
-                    .to_owned();
-                let parsed = serde_json::from_value::<ImportDevice>(item).map_err(|e| {
-                    RegistryError::from(Invalid::format(format!(
-                        "The device entry is not valid: {}.",
-                        crate::error::json_problem(&e)
-                    )))
-                });
-                let (mode, outcome) = match parsed {
-                    Err(e) => (None, Err(e)),
-                    Ok(dev) => match parse_mode(dev.import_mode.as_deref()) {
-                        Err(e) => (None, Err(e.into())),
-                        Ok(mode) => {
-                            // A savepoint per device, through cached statements (what
-                            // `Transaction::savepoint` does, without parsing the SQL each time).
-                            tx.prepare_cached("SAVEPOINT bulk_device")?.execute([])?;
-                            let outcome = apply_one(tx, ctx, &dev, mode);
-                            if outcome.is_err() {
-                                tx.prepare_cached("ROLLBACK TO bulk_device")?.execute([])?;
-                            }
-                            tx.prepare_cached("RELEASE bulk_device")?.execute([])?;
-                            (Some(mode), outcome)
-                        }
-                    },
-                };
-                match outcome {
-                    Ok(()) => {}
-                    Err(RegistryError::Store(e)) => return Err(RegistryError::Store(e)),
-                    Err(e) => failures.push(BulkFailure {
-                        device_id: raw_id,
-                        code: e.code(),
-                        message: e.to_string(),
-                        operation: mode.map(ImportMode::as_str),
-                    }),
+                    .filter(|m| !m.is_empty())
+                    .map(str::to_owned);
+                if let Some(failure) = apply_entry(tx, ctx, entry, true)? {
+                    failures.push(ImportFailure {
+                        line,
+                        failure,
+                        module_id,
+                    });
                 }
             }
+            checkpoint(tx, failures.len() as u64)?;
             Ok(failures)
         })
         .await

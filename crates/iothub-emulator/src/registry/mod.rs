@@ -16,6 +16,7 @@ mod bulk;
 mod configurations;
 mod connections;
 mod error;
+mod export;
 mod identities;
 mod keys;
 mod scopes;
@@ -26,6 +27,7 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Utc};
 use rusqlite::Connection;
 
+pub use bulk::{ImportFailure, ImportLine};
 pub use configurations::MAX_LIST_CONFIGURATIONS;
 pub use error::RegistryError;
 pub use keys::{KeyPolicy, KeyTarget};

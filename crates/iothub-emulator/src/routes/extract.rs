@@ -84,6 +84,15 @@ operation!(
     ConfigWrite, Rights::REGISTRY_WRITE, OperationClass::Configuration, "RegistryReadWrite"
 );
 
+operation!(
+    /// Read jobs (import/export and scheduled).
+    JobRead, Rights::REGISTRY_READ, OperationClass::Registry, "RegistryRead"
+);
+operation!(
+    /// Create and cancel jobs.
+    JobWrite, Rights::REGISTRY_WRITE, OperationClass::Registry, "RegistryReadWrite"
+);
+
 /// Proof that the request carries a valid token whose policy allows operation `O`, and that
 /// it was not throttled.
 pub struct Authorized<O>(PhantomData<O>);

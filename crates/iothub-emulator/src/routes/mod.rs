@@ -5,6 +5,7 @@ mod configurations;
 mod device;
 mod devices;
 pub(crate) mod extract;
+mod jobs;
 mod keys;
 mod modules;
 mod query;
@@ -53,6 +54,8 @@ pub struct Shared {
     pub sessions: Arc<crate::sessions::Sessions>,
     /// The telemetry event log (HTTPS device telemetry).
     pub events: Arc<crate::events::EventLog>,
+    /// Import/export and scheduled jobs.
+    pub jobs: Arc<crate::jobs::Jobs>,
 }
 
 /// Cheaply cloneable handle on [`Shared`].
@@ -162,6 +165,18 @@ pub fn router(state: AppState, journal: Option<Arc<Journal>>) -> Router {
                 .put(configurations::put_configuration)
                 .delete(configurations::delete_configuration),
         )
+        .route("/jobs/create", post(jobs::create_import_export_job))
+        .route("/jobs", get(jobs::list_import_export_jobs))
+        .route(
+            "/jobs/{id}",
+            get(jobs::get_import_export_job).delete(jobs::cancel_import_export_job),
+        )
+        .route("/jobs/v2/query", get(jobs::query_scheduled_jobs))
+        .route(
+            "/jobs/v2/{id}",
+            get(jobs::get_scheduled_job).put(jobs::create_scheduled_job),
+        )
+        .route("/jobs/v2/{id}/cancel", post(jobs::cancel_scheduled_job))
         .route_layer(middleware::from_fn(require_api_version))
         // AMQP over WebSockets carries no api-version (clients do not send one).
         .route(

@@ -51,6 +51,23 @@ pub async fn query_devices(
     let continuation = header_text(&headers, &CONTINUATION)?
         .map(|t| t.trim().to_owned())
         .filter(|t| !t.is_empty());
+    if let Some(query) = crate::jobs::DeviceJobsQuery::parse(&text) {
+        let (items, token) = state
+            .jobs
+            .query_device_jobs(
+                &query?,
+                max_items.unwrap_or(100) as usize,
+                continuation.as_deref(),
+            )
+            .await?;
+        let mut response = json_response(StatusCode::OK, &Value::Array(items), None);
+        let out = response.headers_mut();
+        out.insert(ITEM_TYPE, HeaderValue::from_static("deviceJob"));
+        if let Some(token) = token.and_then(|t| HeaderValue::from_str(&t).ok()) {
+            out.insert(CONTINUATION, token);
+        }
+        return Ok(response);
+    }
     let page = state.registry.query(text, max_items, continuation).await?;
     let mut response = json_response(StatusCode::OK, &Value::Array(page.items), None);
     let out = response.headers_mut();

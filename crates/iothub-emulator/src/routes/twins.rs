@@ -119,7 +119,7 @@ const DEFAULT_METHOD_RESPONSE_TIMEOUT_SECS: u64 = 30;
 
 /// Validates a `CloudToDeviceMethod` body and returns the connect and response timeouts in
 /// seconds (defaults 0 and 30, as IoT Hub's direct-method page gives).
-fn validate_method_body(body: &Value) -> Result<(u64, u64), ApiError> {
+pub(crate) fn validate_method_body(body: &Value) -> Result<(u64, u64), ApiError> {
     if !body.is_object() {
         return Err(ApiError::format(
             "The method invocation must be a JSON object.",
