@@ -17,6 +17,8 @@
 //! exits 0; otherwise the test fails and prints everything the script wrote. A missing
 //! toolchain is a failure that says to run `bash tests/setup.sh`, never a silent skip.
 
+pub mod azurite;
+
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -45,7 +47,7 @@ pub fn tests_dir() -> PathBuf {
 /// The emulator's cloud-to-device feedback batch interval in the suites (IoT Hub's is 15 s).
 pub const FEEDBACK_BATCH_INTERVAL: Duration = Duration::from_millis(500);
 
-const SETUP_HINT: &str = "run `bash tests/setup.sh` from the repository root first";
+pub(crate) const SETUP_HINT: &str = "run `bash tests/setup.sh` from the repository root first";
 
 /// A running emulator with its own temporary data directory.
 pub struct Hub {
@@ -271,18 +273,40 @@ pub fn assert_success(what: &str, out: &ScriptOutput) {
 
 /// Runs `tests/python/<name>.py` against a fresh emulator and requires exit 0.
 pub async fn python_scenario(name: &str) -> ScriptOutput {
+    python_scenario_with(name, false).await
+}
+
+/// Starts Azurite when `with_azurite` (its variables go to the script, see
+/// [`azurite::Azurite::script_env`]).
+async fn scenario_env(hub: &Hub, with_azurite: bool) -> (Vec<(String, OsString)>, Option<azurite::Azurite>) {
+    let mut env = hub.script_env();
+    if !with_azurite {
+        return (env, None);
+    }
+    let storage = azurite::Azurite::start().await;
+    env.extend(storage.script_env());
+    (env, Some(storage))
+}
+
+/// Runs `tests/python/<name>.py` against a fresh emulator (and a fresh Azurite when
+/// `with_azurite`) and requires exit 0.
+pub async fn python_scenario_with(name: &str, with_azurite: bool) -> ScriptOutput {
     let python = python();
     let hub = Hub::start().await;
+    let (env, storage) = scenario_env(&hub, with_azurite).await;
     let script = tests_dir().join("python").join(format!("{name}.py"));
     assert!(script.exists(), "missing scenario {}", script.display());
     let out = run_script(
         &python,
         &[script.into_os_string()],
         &tests_dir().join("python"),
-        &hub.script_env(),
+        &env,
     )
     .await;
     hub.shutdown().await;
+    if let Some(storage) = storage {
+        storage.stop().await;
+    }
     assert_success(&format!("python {name}.py"), &out);
     println!(
         "python {name}.py: {}",
@@ -293,8 +317,15 @@ pub async fn python_scenario(name: &str) -> ScriptOutput {
 
 /// Runs `tests/node/<name>.js` (with the port preload) against a fresh emulator and requires exit 0.
 pub async fn node_scenario(name: &str) -> ScriptOutput {
+    node_scenario_with(name, false).await
+}
+
+/// Runs `tests/node/<name>.js` against a fresh emulator (and a fresh Azurite when
+/// `with_azurite`) and requires exit 0.
+pub async fn node_scenario_with(name: &str, with_azurite: bool) -> ScriptOutput {
     let dir = node_dir();
     let hub = Hub::start().await;
+    let (env, storage) = scenario_env(&hub, with_azurite).await;
     let script = dir.join(format!("{name}.js"));
     assert!(script.exists(), "missing scenario {}", script.display());
     let args: Vec<OsString> = vec![
@@ -302,8 +333,11 @@ pub async fn node_scenario(name: &str) -> ScriptOutput {
         "./preload-port.js".into(),
         script.into_os_string(),
     ];
-    let out = run_script(Path::new("node"), &args, &dir, &hub.script_env()).await;
+    let out = run_script(Path::new("node"), &args, &dir, &env).await;
     hub.shutdown().await;
+    if let Some(storage) = storage {
+        storage.stop().await;
+    }
     assert_success(&format!("node {name}.js"), &out);
     println!(
         "node {name}.js: {}",

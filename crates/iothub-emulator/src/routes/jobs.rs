@@ -184,7 +184,8 @@ pub async fn cancel_scheduled_job(
 }
 
 /// `GET /jobs/v2/query?jobType=&jobStatus=`, paged with `x-ms-max-item-count` (default
-/// 100) and `x-ms-continuation`.
+/// 100) and `x-ms-continuation`; the body is a `QueryResult` (`type` `jobResponse`, `items`,
+/// `continuationToken`).
 pub async fn query_scheduled_jobs(
     _auth: Authorized<JobRead>,
     State(state): State<AppState>,
@@ -213,7 +214,14 @@ pub async fn query_scheduled_jobs(
             text(&CONTINUATION),
         )
         .await?;
-    let mut response = ok(&Value::Array(items));
+    // The REST spec's QueryResult; the token also goes in `x-ms-continuation`, which the
+    // Node SDK's query pages read.
+    let body = serde_json::json!({
+        "type": "jobResponse",
+        "items": items,
+        "continuationToken": token,
+    });
+    let mut response = ok(&body);
     if let Some(token) = token.and_then(|t| HeaderValue::from_str(&t).ok()) {
         response.headers_mut().insert(CONTINUATION, token);
     }
