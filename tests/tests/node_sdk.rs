@@ -32,3 +32,9 @@ async fn node_c2d_amqp_and_amqp_ws() {
 async fn node_event_hubs_reads_the_built_in_endpoint() {
     node_scenario("eventhub").await;
 }
+
+/// `JobClient` (scheduled twin and method jobs) and `Registry` import/export through Azurite.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_jobs() {
+    iothub_conformance::node_scenario_with("jobs", true).await;
+}

@@ -52,3 +52,9 @@ async fn python_c2d() {
 async fn python_event_hubs_reads_the_built_in_endpoint() {
     python_scenario("eventhub").await;
 }
+
+/// `IoTHubJobManager`: import/export jobs through Azurite, scheduled twin jobs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_jobs() {
+    iothub_conformance::python_scenario_with("jobs", true).await;
+}

@@ -92,6 +92,9 @@ error_codes! {
     ArgumentNull = 400005,
     /// 400006: the request body is not valid JSON or has the wrong shape.
     IotHubFormatError = 400006,
+    /// 400008: an import/export job's blob container cannot be used with the access it
+    /// was given (for example a SAS without write permission on the output container).
+    BlobContainerValidationError = 400008,
     /// 400011: the same device appears more than once in a bulk request.
     DeviceDefinedMultipleTimes = 400011,
     /// 400012: the request body could not be deserialized.

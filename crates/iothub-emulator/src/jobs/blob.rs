@@ -18,6 +18,8 @@ pub(crate) struct Container {
     store: Arc<dyn ObjectStore>,
     /// The URL without its query (no SAS), for messages.
     shown: String,
+    /// The SAS's `sp` (signed permissions), when it has one.
+    permissions: Option<String>,
 }
 
 impl std::fmt::Debug for Container {
@@ -90,10 +92,20 @@ impl Container {
             .with_client_options(ClientOptions::new().with_allow_http(url.scheme() == "http"))
             .build()
             .map_err(|e| BadContainerUri(format!("{field} is not usable: {e}")))?;
+        let permissions = url
+            .query_pairs()
+            .find(|(k, _)| k == "sp")
+            .map(|(_, v)| v.into_owned());
         Ok(Container {
             store: Arc::new(store),
             shown: format!("{endpoint}/{container}"),
+            permissions,
         })
+    }
+
+    /// The SAS's signed permissions (`sp`, such as `racwdl`), when given.
+    pub(crate) fn permissions(&self) -> Option<&str> {
+        self.permissions.as_deref()
     }
 
     /// The container's URL without its SAS.

@@ -63,10 +63,29 @@ fn bool_field(body: &Value, name: &str) -> Result<bool, RegistryError> {
     }
 }
 
-fn container(body: &Value, field: &str) -> Result<Container, RegistryError> {
+/// Reads a container URI. `needs` is the SAS permission the job needs (`r` to read the
+/// input, `w` to write the output); a SAS whose `sp` lacks it is refused at creation with
+/// `BlobContainerValidationError`, as IoT Hub does ("Unauthorized to write to output blob
+/// container").
+fn container(body: &Value, field: &str, needs: char) -> Result<Container, RegistryError> {
     let uri = string_field(body, field)?
         .ok_or_else(|| invalid(format!("{field} is required for this job type.")))?;
-    Container::from_sas_url(field, uri).map_err(|e| invalid(e.to_string()))
+    let container = Container::from_sas_url(field, uri).map_err(|e| invalid(e.to_string()))?;
+    if container
+        .permissions()
+        .is_some_and(|sp| !sp.contains(needs))
+    {
+        let what = if needs == 'w' {
+            "Unauthorized to write to output blob container."
+        } else {
+            "Unauthorized to read from input blob container."
+        };
+        return Err(RegistryError::refused(
+            ErrorCode::BlobContainerValidationError,
+            format!("{what} The SAS of {field} does not grant '{needs}' permission."),
+        ));
+    }
+    Ok(container)
 }
 
 fn parse_request(body: &Value) -> Result<Request, RegistryError> {
@@ -99,11 +118,11 @@ fn parse_request(body: &Value) -> Result<Request, RegistryError> {
             )));
         }
     }
-    let output = container(body, "outputBlobContainerUri")?;
+    let output = container(body, "outputBlobContainerUri", 'w')?;
     let input = if export {
         None
     } else {
-        Some(container(body, "inputBlobContainerUri")?)
+        Some(container(body, "inputBlobContainerUri", 'r')?)
     };
     let configurations_blob = bool_field(body, "includeConfigurations")?.then(|| {
         string_field(body, "configurationsBlobName")
@@ -134,8 +153,9 @@ impl Jobs {
     /// # Errors
     /// `IotHubFormatError` for a body of the wrong shape; `ArgumentInvalid` for a missing or
     /// unusable container URI (no SAS, not a container URL), an unknown type, or
-    /// `identityBased` storage access; `ThrottlingMaxActiveJobCountExceeded` while another
-    /// import or export job is active (IoT Hub runs one at a time); a store failure.
+    /// `identityBased` storage access; `BlobContainerValidationError` for a SAS without the
+    /// permission the job needs; `JobQuotaExceeded` while another import or export job is
+    /// active (IoT Hub runs one at a time); a store failure.
     pub async fn create_import_export(
         self: &Arc<Self>,
         body: Value,
@@ -153,14 +173,10 @@ impl Jobs {
         record.insert("progress".into(), json!(0));
         record.insert("startTimeUtc".into(), json!(now));
         record.insert("endTimeUtc".into(), Value::Null);
-        for key in [
-            "inputBlobContainerUri",
-            "outputBlobContainerUri",
-            "configurationsBlobName",
-        ] {
-            if let Some(v) = body.get(key).filter(|v| !v.is_null()) {
-                record.insert(key.into(), v.clone());
-            }
+        // The container URIs carry SAS tokens: IoT Hub does not echo them, and the local hub
+        // neither returns nor stores them (the running job holds them in memory).
+        if let Some(name) = &request.configurations_blob {
+            record.insert("configurationsBlobName".into(), json!(name));
         }
         if !request.export {
             record.insert("inputBlobName".into(), json!(request.input_blob));
@@ -181,7 +197,7 @@ impl Jobs {
                 .await?;
             if active >= MAX_ACTIVE_IMPORT_EXPORT_JOBS {
                 return Err(RegistryError::refused(
-                    ErrorCode::ThrottlingMaxActiveJobCountExceeded,
+                    ErrorCode::JobQuotaExceeded,
                     "An import or export job is already active on this hub; IoT Hub runs one at a time. Wait for it to finish or cancel it.",
                 ));
             }
@@ -548,14 +564,18 @@ async fn read_batches(
                 }),
                 Ok(_) => batch.malformed.push((
                     line_no,
-                    ErrorCode::IotHubFormatError,
-                    "The line is not a JSON object.".to_owned(),
+                    ErrorCode::DeserializationError,
+                    format!(
+                        "Invalid device format in line: {}. The line is not a JSON object.",
+                        shorten(text)
+                    ),
                 )),
                 Err(e) => batch.malformed.push((
                     line_no,
-                    ErrorCode::IotHubFormatError,
+                    ErrorCode::DeserializationError,
                     format!(
-                        "The line is not valid JSON: {}.",
+                        "Invalid device format in line: {}. {}.",
+                        shorten(text),
                         crate::error::json_problem(&e)
                     ),
                 )),
@@ -583,7 +603,17 @@ async fn read_batches(
     let _ = tx.send(Ok(batch)).await;
 }
 
-/// Appends one record of `importErrors.log`.
+/// The text of a line for an error record (as IoT Hub quotes it), cut at 200 characters.
+fn shorten(line: &str) -> String {
+    match line.char_indices().nth(200) {
+        Some((at, _)) => format!("{}…", &line[..at]),
+        None => line.to_owned(),
+    }
+}
+
+/// Appends one record of `importErrors.log`: IoT Hub's fields (`deviceId`, `errorCode` as
+/// the six-digit number, `errorStatus`), plus `line`, and `moduleId` and `importMode` when
+/// known. `errorStatus` starts with the code's name.
 fn push_error(
     out: &mut String,
     line: u64,
@@ -594,19 +624,21 @@ fn push_error(
     message: &str,
 ) {
     let mut record = Map::new();
-    record.insert("line".into(), json!(line));
     if let Some(id) = device_id {
         record.insert("deviceId".into(), json!(id));
     }
     if let Some(m) = module_id {
         record.insert("moduleId".into(), json!(m));
     }
+    record.insert("errorCode".into(), json!(code.number()));
+    record.insert(
+        "errorStatus".into(),
+        json!(format!("{}: {message}", code.name())),
+    );
+    record.insert("line".into(), json!(line));
     if let Some(mode) = mode {
         record.insert("importMode".into(), json!(mode));
     }
-    record.insert("errorCode".into(), json!(code.name()));
-    record.insert("errorNumber".into(), json!(code.number()));
-    record.insert("errorStatus".into(), json!(message));
     out.push_str(&Value::Object(record).to_string());
     out.push('\n');
 }

@@ -144,8 +144,8 @@ fn statistics(c: &rusqlite::Connection, job_id: &str, running: u64) -> Result<Va
 }
 
 impl Jobs {
-    /// Creates a scheduled job (`PUT /jobs/v2/{id}`) and returns its record: `scheduled`
-    /// when it starts later, `queued` when it starts now.
+    /// Creates a scheduled job (`PUT /jobs/v2/{id}`) and returns its record, status
+    /// `queued` (reads say `scheduled` until a job that starts later starts).
     ///
     /// # Errors
     /// `ArgumentInvalid` for a query condition the query engine refuses or a twin patch that
@@ -220,15 +220,26 @@ impl Jobs {
         let jobs = Arc::clone(self);
         let id = input.job_id.clone();
         tokio::spawn(async move { run(jobs, id, live).await });
+        // IoT Hub answers the creation with `queued` even for a job that starts later; reads
+        // say `scheduled` until it starts.
+        record["status"] = json!("queued");
         Ok(record)
     }
 
-    /// Reads a scheduled job (`GET /jobs/v2/{id}`) with its current statistics.
+    /// Reads a scheduled job (`GET /jobs/v2/{id}`) with its current statistics. An unknown id
+    /// gives `{"jobId": id, "type": "unknown", "status": "unknown"}`, as IoT Hub answers.
     ///
     /// # Errors
-    /// `JobNotFound`, or a store failure.
+    /// A store failure.
     pub async fn get_scheduled(&self, job_id: &str) -> Result<Value, RegistryError> {
-        let mut record = self.read(SCHEDULED, job_id).await?;
+        let mut record = match self.read(SCHEDULED, job_id).await {
+            // IoT Hub answers an unknown id with a job of type and status `unknown` (200),
+            // which the Azure CLI relies on.
+            Err(e) if e.code() == ErrorCode::JobNotFound => {
+                return Ok(json!({ "jobId": job_id, "type": "unknown", "status": "unknown" }));
+            }
+            other => other?,
+        };
         if !is_terminal(record["status"].as_str().unwrap_or_default()) {
             let running = self
                 .live(job_id)

@@ -184,8 +184,7 @@ pub async fn cancel_scheduled_job(
 }
 
 /// `GET /jobs/v2/query?jobType=&jobStatus=`, paged with `x-ms-max-item-count` (default
-/// 100) and `x-ms-continuation`; the body is a `QueryResult` (`type` `jobResponse`, `items`,
-/// `continuationToken`).
+/// 100) and `x-ms-continuation`; the body is a JSON array of jobs, as IoT Hub answers.
 pub async fn query_scheduled_jobs(
     _auth: Authorized<JobRead>,
     State(state): State<AppState>,
@@ -214,13 +213,9 @@ pub async fn query_scheduled_jobs(
             text(&CONTINUATION),
         )
         .await?;
-    // The REST spec's QueryResult; the token also goes in `x-ms-continuation`, which the
-    // Node SDK's query pages read.
-    let body = serde_json::json!({
-        "type": "jobResponse",
-        "items": items,
-        "continuationToken": token,
-    });
+    // IoT Hub answers with a bare array (not the REST spec's QueryResult); the next page's
+    // token is the `x-ms-continuation` header, absent on the last page.
+    let body = Value::Array(items);
     let mut response = ok(&body);
     if let Some(token) = token.and_then(|t| HeaderValue::from_str(&t).ok()) {
         response.headers_mut().insert(CONTINUATION, token);

@@ -62,7 +62,7 @@ pub async fn query_devices(
             .await?;
         let mut response = json_response(StatusCode::OK, &Value::Array(items), None);
         let out = response.headers_mut();
-        out.insert(ITEM_TYPE, HeaderValue::from_static("deviceJob"));
+        out.insert(ITEM_TYPE, HeaderValue::from_static("DeviceJob"));
         if let Some(token) = token.and_then(|t| HeaderValue::from_str(&t).ok()) {
             out.insert(CONTINUATION, token);
         }
