@@ -57,6 +57,20 @@ pub enum Error {
         /// Attempts made.
         attempts: u32,
     },
+    /// A wait for a job ([`wait_for_import_export_job`](crate::RegistryManager::wait_for_import_export_job),
+    /// [`wait_for_scheduled_job`](crate::RegistryManager::wait_for_scheduled_job)) reached its
+    /// timeout before the job reached a terminal status (completed, failed or cancelled).
+    /// The job itself is untouched and keeps running on IoT Hub: wait again, or cancel it.
+    #[error("job `{job_id}` was still {status} after waiting {waited:?}")]
+    JobWaitTimeout {
+        /// The job waited for.
+        job_id: String,
+        /// Its status at the last successful poll ([`JobStatus::Unknown`](crate::JobStatus::Unknown)
+        /// when no poll finished in time).
+        status: crate::jobs::JobStatus,
+        /// How long the wait lasted.
+        waited: Duration,
+    },
     /// The request did not complete at the HTTP level (DNS, TCP, TLS, connection reset).
     /// Unless the connection was never established, the request may have been applied.
     #[error("request to iot hub failed")]
@@ -193,9 +207,11 @@ impl Error {
         matches!(self, Error::Transport(_))
     }
 
-    /// The operation ran out of time.
+    /// The operation ran out of time: [`Error::Timeout`], or [`Error::JobWaitTimeout`] for a
+    /// job wait.
     pub fn is_timeout(&self) -> bool {
-        matches!(self, Error::Timeout { .. }) || self.c2d_check(C2dCheck::Timeout)
+        matches!(self, Error::Timeout { .. } | Error::JobWaitTimeout { .. })
+            || self.c2d_check(C2dCheck::Timeout)
     }
 }
 
@@ -395,7 +411,7 @@ impl ServiceError {
         ServiceError {
             status,
             code,
-            message,
+            message: scrub_sas_signatures(&message).into_owned(),
             tracking_id,
             retry_after: retry_after(headers),
         }
@@ -470,14 +486,49 @@ pub(crate) fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// The first KiB of a body, as lossy UTF-8. A JSON body holding device or module keys
-/// (`primaryKey`, `secondaryKey`) is re-serialized with those values replaced first, so
-/// that the excerpt can be printed.
+/// (`primaryKey`, `secondaryKey`) or job container URIs (`inputBlobContainerUri`,
+/// `outputBlobContainerUri`, whose query string is a SAS token) is re-serialized with those
+/// values replaced first, and the value of any SAS signature (`sig=`) left in the text is
+/// replaced too, so that the excerpt can be printed.
 pub(crate) fn body_excerpt(body: &[u8]) -> String {
     let redacted = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|mut value| redact_keys(&mut value).then(|| value.to_string()));
     let body = redacted.as_ref().map_or(body, String::as_bytes);
-    excerpt(&String::from_utf8_lossy(body)).to_owned()
+    let text = String::from_utf8_lossy(body);
+    excerpt(&scrub_sas_signatures(&text)).to_owned()
+}
+
+/// `text` with the value of every SAS signature parameter (`sig=…`, as in a container URI's
+/// query string) replaced by `<redacted>`.
+pub(crate) fn scrub_sas_signatures(text: &str) -> std::borrow::Cow<'_, str> {
+    const PARAM: &str = "sig=";
+    let lower = text.to_ascii_lowercase();
+    let starts: Vec<usize> = lower
+        .match_indices(PARAM)
+        .map(|(at, _)| at)
+        .filter(|&at| at == 0 || matches!(text.as_bytes()[at - 1], b'?' | b'&' | b';'))
+        .collect();
+    if starts.is_empty() {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for at in starts {
+        let value = at + PARAM.len();
+        if value < copied {
+            continue;
+        }
+        // A signature is base64, possibly URL-encoded.
+        let end = text[value..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "%+/=_-".contains(c)))
+            .map_or(text.len(), |n| value + n);
+        out.push_str(&text[copied..value]);
+        out.push_str(iothub_core::redact::REDACTED);
+        copied = end;
+    }
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 /// The first KiB of `text`, cut at a character boundary.
@@ -489,7 +540,8 @@ pub(crate) fn excerpt(text: &str) -> &str {
     &text[..end]
 }
 
-/// Replaces non-null `primaryKey` / `secondaryKey` values, at any depth, by `"<redacted>"`;
+/// Replaces non-null `primaryKey` / `secondaryKey` values, at any depth, by `"<redacted>"`,
+/// and the query string of `inputBlobContainerUri` / `outputBlobContainerUri` values;
 /// true if any was replaced.
 fn redact_keys(value: &mut serde_json::Value) -> bool {
     use serde_json::Value;
@@ -499,6 +551,13 @@ fn redact_keys(value: &mut serde_json::Value) -> bool {
             for (k, v) in map.iter_mut() {
                 if (k == "primaryKey" || k == "secondaryKey") && !v.is_null() {
                     *v = Value::String("<redacted>".into());
+                    redacted = true;
+                } else if let (
+                    "inputBlobContainerUri" | "outputBlobContainerUri",
+                    Value::String(uri),
+                ) = (k.as_str(), &*v)
+                {
+                    *v = Value::String(iothub_rest::redact_uri_query(uri));
                     redacted = true;
                 } else {
                     redacted |= redact_keys(v);
@@ -628,6 +687,31 @@ mod tests {
         // Bodies without keys are kept as sent.
         assert_eq!(body_excerpt(b"{ \"a\": 1 }"), "{ \"a\": 1 }");
         assert_eq!(body_excerpt(b"<html>"), "<html>");
+    }
+
+    #[test]
+    fn body_excerpt_hides_sas_tokens() {
+        let body = br#"{"jobId":"j1","outputBlobContainerUri":"https://a.blob.core.windows.net/c?sv=2022-11-02&sig=U0VDUkVU%2Bsig","failureReason":"cannot write https://a.blob.core.windows.net/c?se=2030&sig=T1RIRVI%3D: 403","status":"oops"}"#;
+        let excerpt = body_excerpt(body);
+        assert!(
+            !excerpt.contains("U0VDUkVU") && !excerpt.contains("T1RIRVI"),
+            "{excerpt}"
+        );
+        assert!(
+            excerpt.contains("https://a.blob.core.windows.net/c?<redacted>"),
+            "{excerpt}"
+        );
+        assert!(excerpt.contains("sig=<redacted>: 403"), "{excerpt}");
+        // Not JSON: the signature is still replaced.
+        let text = body_excerpt(b"<html>https://a/c?sv=1&SIG=abc%3D&se=2</html>");
+        assert_eq!(text, "<html>https://a/c?sv=1&SIG=<redacted>&se=2</html>");
+        assert_eq!(scrub_sas_signatures("design=1"), "design=1");
+        let e = ServiceError::from_parts(
+            400,
+            &HeaderMap::new(),
+            br#"{"Message":"ErrorCode:ArgumentInvalid;bad uri https://a/c?sig=abc"}"#,
+        );
+        assert_eq!(e.message, "bad uri https://a/c?sig=<redacted>");
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! Async Azure IoT Hub registry manager: the service-side API for device and module
-//! identities, twins, queries, bulk registry operations, statistics and direct methods.
+//! identities, twins, queries, bulk registry operations, statistics, direct methods and jobs.
 //!
 //! [`RegistryManager`] has the methods of the Python SDK's `IoTHubRegistryManager`, under the
 //! same snake_case names and with the same positional arguments, so code ports line by line.
@@ -49,6 +49,15 @@
 //! | `cm.delete_configuration(id, etag=e)` | `rm.delete_configuration(id).etag(&e).await?` | `()` |
 //! | `cm.test_configuration_queries(input)` | `rm.test_configuration_queries(&input).await?` | [`ConfigurationQueriesTestResponse`] |
 //! | `cm.apply_configuration_on_edge_device(id, content)` | `rm.apply_configuration_on_edge_device(id, &content).await?` | `()` |
+//! | `jm.create_import_export_job(JobProperties(type="export", output_blob_container_uri=u))` (`IoTHubJobManager`) | `rm.create_import_export_job(JobProperties::export(u)).await?` | [`JobProperties`] |
+//! | `jm.get_import_export_job(job_id)` | `rm.get_import_export_job(job_id).await?` | [`JobProperties`] |
+//! | `jm.get_import_export_jobs()` | `rm.get_import_export_jobs().await?` | `Vec<`[`JobProperties`]`>` |
+//! | `jm.cancel_import_export_job(job_id)` | `rm.cancel_import_export_job(job_id).await?` | `()` |
+//! | `jm.create_scheduled_job(job_id, JobRequest(...))` | `rm.create_scheduled_job(job_id, JobRequest::device_method(cond, method)).await?` | [`JobResponse`] |
+//! | `jm.get_scheduled_job(job_id)` | `rm.get_scheduled_job(job_id).await?` | [`JobResponse`] |
+//! | `jm.cancel_scheduled_job(job_id)` | `rm.cancel_scheduled_job(job_id).await?` | [`JobResponse`] |
+//! | `jm.query_scheduled_jobs(job_type, job_status)` | `rm.query_scheduled_jobs().job_type(t).job_status(s).await?` | [`QueryResult`]`<`[`JobResponse`]`>` |
+//! | (not in Python) | `rm.wait_for_import_export_job(job_id).on_progress(f).await?` / `rm.wait_for_scheduled_job(job_id)` | [`JobProperties`] / [`JobResponse`] |
 //! | (Azure CLI `renew-key`; api-version 2024-03-31) | `rm.bulk_regenerate_device_keys(RegenerateKeyPolicy::Both, targets).await?` | [`BulkRegenerateKeyResult`] |
 //! | `rm.send_c2d_message(id, message, properties)` | `rm.send_c2d_message(id, message, properties).await?` (feature `c2d`, on by default) | `()` |
 //!
@@ -170,7 +179,7 @@
 //! takes any number, splits them into requests of 100, runs a few at once, retries throttled
 //! chunks, and returns one [`ChunkedBulkResult`] with every per-device error, reporting
 //! [`BulkProgress`] as it goes. (IoT Hub's import/export *jobs*, which go through blob
-//! storage, are a different feature.)
+//! storage, are a different feature: see [Jobs](#jobs).)
 //!
 //! ```no_run
 //! # async fn run(rm: iothub_registry::RegistryManager) -> iothub_registry::Result<()> {
@@ -185,6 +194,33 @@
 //! let (tx, rx) = tokio::sync::watch::channel(Default::default());
 //! let outcome = rm.bulk_create_or_update_devices_chunked(devices).progress_channel(tx).await?;
 //! println!("{} requests, ok={}, last progress {:?}", outcome.requests, outcome.is_successful(), *rx.borrow());
+//! # Ok(()) }
+//! ```
+//!
+//! # Jobs
+//!
+//! Import and export jobs move the whole identity registry to or from blob storage, given
+//! container URIs with SAS tokens (kept out of `Debug` output, logs and error text); scheduled
+//! jobs update twins or invoke a direct method on every device a query condition selects.
+//! Both run on IoT Hub: the `wait_for_*` methods poll one until it finishes.
+//!
+//! ```no_run
+//! # async fn run(rm: iothub_registry::RegistryManager, container_sas_url: String) -> iothub_registry::Result<()> {
+//! use std::time::Duration;
+//! use iothub_registry::{CloudToDeviceMethod, JobProperties, JobRequest};
+//!
+//! let export = rm.create_import_export_job(JobProperties::export(container_sas_url)).await?;
+//! let export = rm
+//!     .wait_for_import_export_job(&export.job_id)
+//!     .poll_interval(Duration::from_secs(2))
+//!     .on_progress(|job| eprintln!("export {}: {}%", job.status, job.progress))
+//!     .await?;
+//! println!("export {}", export.status);
+//!
+//! let reboot = JobRequest::device_method("tags.site = 'b4'", CloudToDeviceMethod::new("reboot"));
+//! rm.create_scheduled_job("reboot-b4", reboot).await?;
+//! let job = rm.wait_for_scheduled_job("reboot-b4").timeout(Duration::from_secs(600)).await?;
+//! println!("{} {:?}", job.status, job.device_job_statistics);
 //! # Ok(()) }
 //! ```
 //!
@@ -236,7 +272,7 @@
 //! # Tracing
 //!
 //! Every operation runs in an `iothub.registry` span with the operation name, device id,
-//! module id and attempt number, and logs its outcome and retries at `debug` level.
+//! module id, job id and attempt number, and logs its outcome and retries at `debug` level.
 //!
 //! # Model types
 //!
@@ -255,6 +291,7 @@ mod client;
 mod configurations;
 mod devices;
 mod error;
+mod jobs;
 mod methods;
 mod model;
 mod modules;
@@ -283,6 +320,13 @@ pub use devices::{DeleteDeviceRequest, DeviceRequest, GetDeviceRequest, GetDevic
 pub use error::{ConfigError, Error, ErrorCode, Result, ServiceError};
 /// The credential error kept as the source of [`Error::Auth`].
 pub use iothub_auth::AuthError;
+pub use jobs::{
+    CancelImportExportJobRequest, CreateImportExportJobRequest, CreateScheduledJobRequest,
+    DEFAULT_JOB_POLL_INTERVAL, DEFAULT_MAX_EXECUTION_TIME, DeviceJobStatistics,
+    GetImportExportJobRequest, GetImportExportJobsRequest, JobProperties, JobRequest, JobResponse,
+    JobStatus, JobType, ManagedIdentity, QueryScheduledJobsRequest, ScheduledJobRequest,
+    StorageAuthenticationType, WaitForImportExportJobRequest, WaitForScheduledJobRequest,
+};
 pub use methods::InvokeMethodRequest;
 pub use model::{
     AuthenticationMechanism, AuthenticationType, BulkRegistryOperationResult, CloudToDeviceMethod,

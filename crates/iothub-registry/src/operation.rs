@@ -25,6 +25,7 @@ pub(crate) struct Op<'a> {
     pub(crate) name: &'static str,
     pub(crate) device_id: Option<&'a str>,
     pub(crate) module_id: Option<&'a str>,
+    pub(crate) job_id: Option<&'a str>,
     pub(crate) idempotency: Idempotency,
     pub(crate) attempt_timeout: Option<Duration>,
 }
@@ -35,6 +36,7 @@ impl<'a> Op<'a> {
             name,
             device_id: None,
             module_id: None,
+            job_id: None,
             idempotency,
             attempt_timeout: None,
         }
@@ -47,6 +49,11 @@ impl<'a> Op<'a> {
 
     pub(crate) fn module(mut self, module_id: &'a str) -> Self {
         self.module_id = Some(module_id);
+        self
+    }
+
+    pub(crate) fn job(mut self, job_id: &'a str) -> Self {
+        self.job_id = Some(job_id);
         self
     }
 
@@ -65,7 +72,11 @@ impl RegistryManager {
     {
         // A REST path cannot address these ids: `..` would name the parent resource (a
         // module call with module id `..` would reach the device), `.` the collection.
-        for (what, id) in [("device", op.device_id), ("module", op.module_id)] {
+        for (what, id) in [
+            ("device", op.device_id),
+            ("module", op.module_id),
+            ("job", op.job_id),
+        ] {
             if let Some(id @ ("" | "." | "..")) = id {
                 return Err(Error::InvalidRequest {
                     message: format!(
@@ -79,6 +90,7 @@ impl RegistryManager {
             operation = op.name,
             device_id = op.device_id,
             module_id = op.module_id,
+            job_id = op.job_id,
             attempt = tracing::field::Empty,
         );
         let policy = &self.retry;

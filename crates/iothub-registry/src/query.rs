@@ -3,6 +3,7 @@
 //! caller decodes projections and aggregates into.
 
 use std::collections::HashSet;
+use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -227,48 +228,60 @@ where
         };
         let rm = self.rm.clone();
         let page_size = self.page_size;
-        let start = PageState::Next(self.continuation_token);
-        let seen = HashSet::<String>::new();
-        let pages = stream::unfold(
-            (start, rm, spec, seen),
-            move |(state, rm, spec, mut seen)| async move {
-                let PageState::Next(token) = state else {
-                    return None;
-                };
-                match rm.query_page(&spec, token.as_deref(), page_size).await {
-                    Ok(page) => {
-                        let next = match &page.continuation_token {
-                            Some(t) if seen.insert(t.clone()) => PageState::Next(Some(t.clone())),
-                            Some(t) => {
-                                tracing::warn!(
-                                    token = t.as_str(),
-                                    "query continuation token repeated; stopping"
-                                );
-                                PageState::Done
-                            }
-                            None => PageState::Done,
-                        };
-                        Some((Ok(page), (next, rm, spec, seen)))
-                    }
-                    Err(e) => Some((Err(e), (PageState::Done, rm, spec, seen))),
-                }
-            },
-        );
-        QueryPages {
-            inner: pages.boxed(),
-        }
+        follow_pages(self.continuation_token, "query", move |token| {
+            let rm = rm.clone();
+            let spec = spec.clone();
+            async move { rm.query_page(&spec, token.as_deref(), page_size).await }
+        })
     }
 
     /// Every item of every page, lazily, as [`pages`](Self::pages) fetches them.
     pub fn into_stream(self) -> QueryStream<T> {
-        let items = self
-            .pages()
-            .flat_map(|page| match page {
-                Ok(page) => stream::iter(page.items.into_iter().map(Ok).collect::<Vec<_>>()),
-                Err(e) => stream::iter(vec![Err(e)]),
-            })
-            .boxed();
-        QueryStream { inner: items }
+        self.pages().into_items()
+    }
+}
+
+/// The pages `fetch` returns, starting with the token `first` (`None`: the first page) and
+/// following each page's continuation token: lazily, one page after another, ending after
+/// the last page, after the first error (which it yields), or when a token repeats.
+pub(crate) fn follow_pages<T, F, Fut>(
+    first: Option<String>,
+    what: &'static str,
+    fetch: F,
+) -> QueryPages<T>
+where
+    T: Send + 'static,
+    F: FnMut(Option<String>) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<QueryResult<T>>> + Send + 'static,
+{
+    let seen = HashSet::<String>::new();
+    let pages = stream::unfold(
+        (PageState::Next(first), fetch, seen),
+        move |(state, mut fetch, mut seen)| async move {
+            let PageState::Next(token) = state else {
+                return None;
+            };
+            match fetch(token).await {
+                Ok(page) => {
+                    let next = match &page.continuation_token {
+                        Some(t) if seen.insert(t.clone()) => PageState::Next(Some(t.clone())),
+                        Some(t) => {
+                            tracing::warn!(
+                                token = t.as_str(),
+                                "{what} continuation token repeated; stopping"
+                            );
+                            PageState::Done
+                        }
+                        None => PageState::Done,
+                    };
+                    Some((Ok(page), (next, fetch, seen)))
+                }
+                Err(e) => Some((Err(e), (PageState::Done, fetch, seen))),
+            }
+        },
+    );
+    QueryPages {
+        inner: pages.boxed(),
     }
 }
 
@@ -320,6 +333,19 @@ pub struct QueryPages<T> {
 impl<T> std::fmt::Debug for QueryPages<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueryPages").finish_non_exhaustive()
+    }
+}
+
+impl<T: Send + 'static> QueryPages<T> {
+    /// Every item of every page, in order; yields the first error and ends.
+    pub(crate) fn into_items(self) -> QueryStream<T> {
+        let items = self
+            .flat_map(|page| match page {
+                Ok(page) => stream::iter(page.items.into_iter().map(Ok).collect::<Vec<_>>()),
+                Err(e) => stream::iter(vec![Err(e)]),
+            })
+            .boxed();
+        QueryStream { inner: items }
     }
 }
 

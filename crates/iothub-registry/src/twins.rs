@@ -230,7 +230,7 @@ impl TwinPatch {
         self.desired.as_ref()
     }
 
-    fn to_wire(&self) -> wire::Twin {
+    pub(crate) fn to_wire(&self) -> wire::Twin {
         wire::Twin {
             tags: self.tags.clone().unwrap_or_default(),
             properties: self.desired.as_ref().map(|desired| wire::TwinProperties {

@@ -663,3 +663,545 @@ async fn dot_ids_are_refused_before_sending() {
             .is_empty()
     );
 }
+
+// ---- jobs ------------------------------------------------------------------------------
+
+const IN_SAS: &str =
+    "https://acct.blob.core.windows.net/in?sv=2022-11-02&sp=rl&sig=SU5QVVRTRUNSRVQ%3D";
+const OUT_SAS: &str =
+    "https://acct.blob.core.windows.net/out?sv=2022-11-02&sp=rwdl&sig=T1VUUFVUU0VDUkVU";
+
+fn export_job_json(status: &str, progress: i32) -> serde_json::Value {
+    json!({"jobId": "ie-1", "type": "export", "status": status, "progress": progress,
+           "outputBlobContainerUri": OUT_SAS, "excludeKeysInExport": true,
+           "startTimeUtc": "2024-05-06T07:08:09.1234567Z", "endTimeUtc": "0001-01-01T00:00:00"})
+}
+
+fn scheduled_job_json(status: &str, succeeded: i32, pending: i32) -> serde_json::Value {
+    json!({"jobId": "sj-1", "type": "scheduleDeviceMethod", "status": status,
+           "queryCondition": "tags.site = 'b4'", "createdTime": "2024-05-06T07:08:09Z",
+           "startTime": "2024-05-06T07:08:09Z", "maxExecutionTimeInSeconds": 3600,
+           "cloudToDeviceMethod": {"methodName": "reboot", "payload": "", "responseTimeoutInSeconds": 30},
+           "deviceJobStatistics": {"deviceCount": 2, "failedCount": 0, "succeededCount": succeeded,
+                                   "runningCount": 0, "pendingCount": pending}})
+}
+
+#[tokio::test]
+async fn import_export_jobs_send_the_python_requests() {
+    use iothub_registry::{JobProperties, JobStatus, JobType};
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/jobs/create"))
+        .and(query_param("api-version", "2024-03-31"))
+        .and(header_exists("authorization"))
+        .and(header("content-type", "application/json"))
+        .and(body_json(
+            json!({"type": "export", "outputBlobContainerUri": OUT_SAS,
+                              "excludeKeysInExport": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(export_job_json("enqueued", 0)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/jobs/create"))
+        .and(body_json(
+            json!({"type": "import", "inputBlobContainerUri": IN_SAS,
+                              "outputBlobContainerUri": OUT_SAS, "inputBlobName": "fleet.txt",
+                              "includeConfigurations": true}),
+        ))
+        .respond_with(ResponseTemplate::new(200).set_body_json(
+            json!({"jobId": "ie-2", "type": "import", "status": "enqueued",
+                   "inputBlobContainerUri": IN_SAS, "outputBlobContainerUri": OUT_SAS}),
+        ))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/jobs"))
+        .and(query_param("api-version", "2024-03-31"))
+        .respond_with(
+            ResponseTemplate::new(200).set_body_json(json!([export_job_json("completed", 100)])),
+        )
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/jobs/ie-1"))
+        .and(query_param("api-version", "2024-03-31"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(export_job_json("running", 40)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // IoT Hub answers a cancel with 204, or with 200 and a body nobody reads.
+    Mock::given(method("DELETE"))
+        .and(path("/jobs/ie-1"))
+        .and(query_param("api-version", "2024-03-31"))
+        .respond_with(sequence(vec![
+            ResponseTemplate::new(204),
+            ResponseTemplate::new(200).set_body_json(json!({"anything": true})),
+        ]))
+        .expect(2)
+        .mount(&server)
+        .await;
+
+    let job = rm
+        .create_import_export_job(JobProperties::export(OUT_SAS).exclude_keys_in_export(true))
+        .await
+        .unwrap();
+    assert_eq!(job.job_id, "ie-1");
+    assert_eq!(job.job_type, JobType::Export);
+    assert_eq!(job.status, JobStatus::Enqueued);
+    assert_eq!(job.output_blob_container_uri.as_deref(), Some(OUT_SAS));
+    assert_eq!(
+        job.start_time_utc.unwrap().to_rfc3339(),
+        "2024-05-06T07:08:09.123456700+00:00"
+    );
+    assert_eq!(job.end_time_utc, None, "the never-set time is no time");
+
+    let import = JobProperties::import(IN_SAS, OUT_SAS)
+        .input_blob_name("fleet.txt")
+        .include_configurations(true);
+    assert_eq!(
+        rm.create_import_export_job(import).await.unwrap().job_id,
+        "ie-2"
+    );
+
+    let jobs = rm.get_import_export_jobs().await.unwrap();
+    assert_eq!(jobs.len(), 1);
+    assert_eq!(jobs[0].status, JobStatus::Completed);
+    assert_eq!(jobs[0].progress, 100);
+
+    let job = rm.get_import_export_job("ie-1").await.unwrap();
+    assert_eq!((job.status, job.progress), (JobStatus::Running, 40));
+
+    rm.cancel_import_export_job("ie-1").await.unwrap();
+    rm.cancel_import_export_job("ie-1").await.unwrap();
+}
+
+#[tokio::test]
+async fn scheduled_jobs_send_the_python_requests() {
+    use iothub_registry::{JobRequest, JobStatus, JobType};
+    let (server, rm) = setup().await;
+    Mock::given(method("PUT"))
+        .and(path("/jobs/v2/sj-1"))
+        .and(query_param("api-version", "2024-03-31"))
+        .and(header_exists("authorization"))
+        .and(body_json(json!({
+            "jobId": "sj-1", "type": "scheduleDeviceMethod", "queryCondition": "tags.site = 'b4'",
+            "startTime": "2030-01-02T03:04:05.000Z", "maxExecutionTimeInSeconds": 600,
+            "cloudToDeviceMethod": {"methodName": "reboot", "payload": {"delay": 5},
+                                    "responseTimeoutInSeconds": 30}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(scheduled_job_json("queued", 0, 2)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/jobs/v2/sj-2"))
+        .and(body_json(json!({
+            "jobId": "sj-2", "type": "scheduleUpdateTwin", "queryCondition": "deviceId IN ['d1']",
+            "startTime": "2030-01-02T03:04:05.000Z", "maxExecutionTimeInSeconds": 3600,
+            "updateTwin": {"etag": "*", "tags": {"site": "b4"},
+                           "properties": {"desired": {"interval": 30}}}
+        })))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "jobId": "sj-2", "type": "scheduleUpdateTwin", "status": "scheduled",
+            "updateTwin": {"etag": "*", "tags": {"site": "b4"}}
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/sj-1"))
+        .and(query_param("api-version", "2024-03-31"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(scheduled_job_json("running", 1, 1)))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("POST"))
+        .and(path("/jobs/v2/sj-1/cancel"))
+        .and(query_param("api-version", "2024-03-31"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(scheduled_job_json(
+            "cancelled",
+            1,
+            1,
+        )))
+        .expect(1)
+        .mount(&server)
+        .await;
+
+    let start = "2030-01-02T03:04:05Z".parse().unwrap();
+    let call = CloudToDeviceMethod::new("reboot")
+        .payload(json!({"delay": 5}))
+        .response_timeout_in_seconds(30);
+    let request = JobRequest::device_method("tags.site = 'b4'", call)
+        .start_time(start)
+        .max_execution_time(Duration::from_secs(600));
+    let job = rm.create_scheduled_job("sj-1", request).await.unwrap();
+    assert_eq!(job.job_type, JobType::ScheduleDeviceMethod);
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.cloud_to_device_method.unwrap().method_name, "reboot");
+
+    let patch = TwinPatch::new()
+        .tags(json!({"site": "b4"}))
+        .unwrap()
+        .desired(json!({"interval": 30}))
+        .unwrap();
+    let job = rm
+        .create_scheduled_job(
+            "sj-2",
+            JobRequest::update_twin("deviceId IN ['d1']", patch).start_time(start),
+        )
+        .await
+        .unwrap();
+    assert_eq!(job.update_twin.unwrap()["tags"]["site"], "b4");
+
+    let job = rm.get_scheduled_job("sj-1").await.unwrap();
+    let stats = job.device_job_statistics.unwrap();
+    assert_eq!(
+        (
+            stats.device_count,
+            stats.succeeded_count,
+            stats.pending_count
+        ),
+        (2, 1, 1)
+    );
+
+    let job = rm.cancel_scheduled_job("sj-1").await.unwrap();
+    assert_eq!(job.status, JobStatus::Cancelled);
+    let requests = server.received_requests().await.unwrap();
+    let cancel = requests
+        .iter()
+        .find(|r| r.url.path().ends_with("/cancel"))
+        .unwrap();
+    assert!(cancel.body.is_empty(), "a cancel carries no body");
+}
+
+#[tokio::test]
+async fn scheduled_job_query_filters_and_follows_continuation() {
+    use iothub_registry::{JobResponse, JobStatus, JobType};
+    let (server, rm) = setup().await;
+    // Page 2, in the object form the Python SDK decodes, token only in the body.
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/query"))
+        .and(header("x-ms-continuation", "tok1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "type": "jobResponse",
+            "items": [{"jobId": "b", "type": "scheduleDeviceMethod", "status": "running"}],
+            "continuationToken": "tok2"
+        })))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Page 3: array, last page.
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/query"))
+        .and(header("x-ms-continuation", "tok2"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([
+            {"jobId": "c", "type": "scheduleDeviceMethod", "status": "running"}
+        ])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    // Page 1: array, token in the header (Node, .NET, Azure CLI).
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/query"))
+        .and(query_param("api-version", "2024-03-31"))
+        .and(query_param("jobType", "scheduleDeviceMethod"))
+        .and(query_param("jobStatus", "running"))
+        .and(header("x-ms-max-item-count", "1"))
+        .respond_with(
+            ResponseTemplate::new(200)
+                .insert_header("x-ms-continuation", "tok1")
+                .insert_header("x-ms-item-type", "JobResponse")
+                .set_body_json(json!([{"jobId": "a", "type": "scheduleDeviceMethod",
+                                       "status": "running"}])),
+        )
+        .mount(&server)
+        .await;
+
+    let query = || {
+        rm.query_scheduled_jobs()
+            .job_type(JobType::ScheduleDeviceMethod)
+            .job_status(JobStatus::Running)
+            .page_size(1)
+    };
+    let page = query().await.unwrap();
+    assert_eq!(page.continuation_token.as_deref(), Some("tok1"));
+    assert_eq!(page.item_type.as_deref(), Some("JobResponse"));
+    let page = query().continuation_token("tok1").await.unwrap();
+    assert_eq!(page.continuation_token.as_deref(), Some("tok2"));
+    assert_eq!(page.item_type.as_deref(), Some("jobResponse"));
+
+    let stream = query().into_stream();
+    let jobs: Vec<JobResponse> = stream.try_collect().await.unwrap();
+    let ids: Vec<_> = jobs.iter().map(|j| j.job_id.as_str()).collect();
+    assert_eq!(ids, ["a", "b", "c"]);
+
+    let requests = server.received_requests().await.unwrap();
+    assert!(requests[0].headers.get("x-ms-continuation").is_none());
+    // Continuation is a header, never a query parameter.
+    assert!(
+        requests
+            .iter()
+            .all(|r| !r.url.query().unwrap_or("").contains("tok"))
+    );
+
+    // Without filters, no jobType / jobStatus parameters are sent.
+    server.reset().await;
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/query"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!([])))
+        .expect(1)
+        .mount(&server)
+        .await;
+    let page = rm.query_scheduled_jobs().await.unwrap();
+    assert!(page.items.is_empty() && page.continuation_token.is_none());
+    let requests = server.received_requests().await.unwrap();
+    assert_eq!(requests[0].url.query(), Some("api-version=2024-03-31"));
+}
+
+#[tokio::test]
+async fn waits_poll_until_the_job_finishes_and_report_progress() {
+    use iothub_registry::JobStatus;
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/jobs/ie-1"))
+        .respond_with(sequence(vec![
+            ResponseTemplate::new(200).set_body_json(export_job_json("enqueued", 0)),
+            ResponseTemplate::new(200).set_body_json(export_job_json("running", 50)),
+            // A throttled read is retried by the read itself; the wait goes on.
+            error(429, "ThrottlingException").insert_header("retry-after-ms", "5"),
+            ResponseTemplate::new(200).set_body_json(export_job_json("completed", 100)),
+        ]))
+        .expect(4)
+        .mount(&server)
+        .await;
+    let mut seen = Vec::new();
+    let job = rm
+        .wait_for_import_export_job("ie-1")
+        .poll_interval(Duration::from_millis(10))
+        .on_progress(|job| seen.push((job.status.clone(), job.progress)))
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Completed);
+    assert_eq!(
+        seen,
+        [
+            (JobStatus::Enqueued, 0),
+            (JobStatus::Running, 50),
+            (JobStatus::Completed, 100)
+        ]
+    );
+
+    // A failed scheduled job is the answer, not an error.
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/sj-1"))
+        .respond_with(sequence(vec![
+            ResponseTemplate::new(200).set_body_json(scheduled_job_json("scheduled", 0, 2)),
+            ResponseTemplate::new(200).set_body_json(scheduled_job_json("running", 1, 1)),
+            ResponseTemplate::new(200).set_body_json(scheduled_job_json("failed", 1, 0)),
+        ]))
+        .expect(3)
+        .mount(&server)
+        .await;
+    let mut reads = 0;
+    let job = rm
+        .wait_for_scheduled_job("sj-1")
+        .poll_interval(Duration::from_millis(10))
+        .timeout(Duration::from_secs(30))
+        .on_progress(|_| reads += 1)
+        .await
+        .unwrap();
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.device_job_statistics.unwrap().succeeded_count, 1);
+    assert_eq!(reads, 3);
+}
+
+#[tokio::test]
+async fn a_wait_that_runs_out_of_time_is_a_typed_error() {
+    use iothub_registry::JobStatus;
+    let (server, rm) = setup().await;
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/sj-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(scheduled_job_json("running", 1, 1)))
+        .mount(&server)
+        .await;
+    let started = std::time::Instant::now();
+    let err = rm
+        .wait_for_scheduled_job("sj-1")
+        .poll_interval(Duration::from_millis(40))
+        .timeout(Duration::from_millis(150))
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(err.is_timeout(), "{err:?}");
+    match &err {
+        iothub_registry::Error::JobWaitTimeout {
+            job_id,
+            status,
+            waited,
+        } => {
+            assert_eq!(job_id, "sj-1");
+            assert_eq!(*status, JobStatus::Running);
+            assert!(*waited >= Duration::from_millis(150), "{waited:?}");
+        }
+        other => panic!("expected JobWaitTimeout, got {other:?}"),
+    }
+    assert!(err.to_string().contains("sj-1"), "{err}");
+    // Polled a few times, the last one at the timeout.
+    let reads = server.received_requests().await.unwrap().len();
+    assert!((3..=6).contains(&reads), "{reads} reads");
+
+    // A poll interval of zero is refused before anything is sent.
+    server.reset().await;
+    let err = rm
+        .wait_for_import_export_job("ie-1")
+        .poll_interval(Duration::ZERO)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, iothub_registry::Error::InvalidRequest { .. }),
+        "{err:?}"
+    );
+    assert!(server.received_requests().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn job_creates_are_not_retried_on_503_but_reads_are() {
+    use iothub_registry::{JobProperties, JobRequest};
+    let (server, rm) = setup().await;
+    Mock::given(method("POST"))
+        .and(path("/jobs/create"))
+        .respond_with(error(503, "ServiceUnavailable"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("PUT"))
+        .and(path("/jobs/v2/sj-1"))
+        .respond_with(error(503, "ServiceUnavailable"))
+        .expect(1)
+        .mount(&server)
+        .await;
+    Mock::given(method("GET"))
+        .and(path("/jobs/v2/sj-1"))
+        .respond_with(sequence(vec![
+            error(503, "ServiceUnavailable"),
+            ResponseTemplate::new(200).set_body_json(scheduled_job_json("running", 0, 2)),
+        ]))
+        .expect(2)
+        .mount(&server)
+        .await;
+    let err = rm
+        .create_import_export_job(JobProperties::export(OUT_SAS))
+        .await
+        .unwrap_err();
+    assert_eq!(err.service_error().unwrap().status, 503);
+    let request = JobRequest::device_method("*", CloudToDeviceMethod::new("m"));
+    let err = rm.create_scheduled_job("sj-1", request).await.unwrap_err();
+    assert_eq!(err.service_error().unwrap().status, 503);
+    rm.get_scheduled_job("sj-1").await.unwrap();
+}
+
+#[tokio::test]
+async fn job_ids_a_path_cannot_address_are_refused_before_sending() {
+    let (server, rm) = setup().await;
+    for id in ["", ".", ".."] {
+        for err in [
+            rm.get_import_export_job(id).await.err(),
+            rm.cancel_import_export_job(id).await.err(),
+            rm.get_scheduled_job(id).await.err(),
+            rm.cancel_scheduled_job(id).await.err(),
+            rm.wait_for_scheduled_job(id).await.err(),
+        ] {
+            assert!(
+                matches!(err, Some(iothub_registry::Error::InvalidRequest { .. })),
+                "{id:?}: {err:?}"
+            );
+        }
+    }
+    assert!(
+        server
+            .received_requests()
+            .await
+            .unwrap_or_default()
+            .is_empty()
+    );
+}
+
+/// Container URIs carry SAS tokens: they never show in `Debug` output or error text.
+#[tokio::test]
+async fn sas_tokens_stay_out_of_debug_output_and_errors() {
+    use iothub_registry::JobProperties;
+    let secrets = ["SU5QVVRTRUNSRVQ", "T1VUUFVUU0VDUkVU"];
+    let assert_hidden = |shown: &str| {
+        for secret in secrets {
+            assert!(!shown.contains(secret), "a SAS signature leaked: {shown}");
+        }
+    };
+    let (server, rm) = setup().await;
+
+    let job = JobProperties::import(IN_SAS, OUT_SAS);
+    let shown = format!("{job:?}");
+    assert_hidden(&shown);
+    assert!(
+        shown.contains("https://acct.blob.core.windows.net/in?<redacted>"),
+        "{shown}"
+    );
+    assert!(
+        shown.contains("https://acct.blob.core.windows.net/out?<redacted>"),
+        "{shown}"
+    );
+    assert_hidden(&format!("{job:#?}"));
+    assert_hidden(&format!("{:?}", rm.create_import_export_job(job.clone())));
+
+    // A job read back, with the URI in its failure reason too.
+    let mut failed = export_job_json("failed", 10);
+    failed["failureReason"] = json!(format!("cannot write to {OUT_SAS}: 403"));
+    Mock::given(method("GET"))
+        .and(path("/jobs/ie-1"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(failed))
+        .mount(&server)
+        .await;
+    let read = rm.get_import_export_job("ie-1").await.unwrap();
+    assert!(read.failure_reason.as_deref().unwrap().contains(secrets[1]));
+    assert_hidden(&format!("{read:?}"));
+
+    // A body that does not decode: the error keeps an excerpt of it, without the tokens.
+    Mock::given(method("POST"))
+        .and(path("/jobs/create"))
+        .respond_with(ResponseTemplate::new(200).set_body_json(json!({
+            "jobId": "ie-3", "progress": "half", "inputBlobContainerUri": IN_SAS,
+            "outputBlobContainerUri": OUT_SAS
+        })))
+        .mount(&server)
+        .await;
+    let err = rm.create_import_export_job(job.clone()).await.unwrap_err();
+    assert!(
+        matches!(err, iothub_registry::Error::InvalidResponse { .. }),
+        "{err:?}"
+    );
+    assert_hidden(&format!("{err:?}"));
+    assert_hidden(&err.to_string());
+
+    // An error message quoting the URI.
+    Mock::given(method("GET"))
+        .and(path("/jobs/ie-bad"))
+        .respond_with(error(400, "ArgumentInvalid").set_body_json(json!({
+            "Message": format!("ErrorCode:ArgumentInvalid;cannot reach {IN_SAS}"),
+            "ExceptionMessage": "Tracking ID:abc-G:0"
+        })))
+        .mount(&server)
+        .await;
+    let err = rm.get_import_export_job("ie-bad").await.unwrap_err();
+    assert!(err.is_bad_request());
+    assert_hidden(&format!("{err:?}"));
+    assert!(
+        err.service_error()
+            .unwrap()
+            .message
+            .contains("sig=<redacted>"),
+        "{err:?}"
+    );
+}

@@ -100,6 +100,64 @@ impl std::fmt::Debug for RegenerateKeyResult {
     }
 }
 
+/// The URI of a blob storage container given to an import or export job
+/// (`inputBlobContainerUri`, `outputBlobContainerUri`), usually with a SAS token in its query
+/// string.
+///
+/// Used by the generated types in place of a plain string, so that `Debug` (and with it every
+/// generated job type) shows the scheme, host and path but never the query string, which holds
+/// the token.
+///
+/// ```
+/// let uri = iothub_rest::BlobContainerUri::from("https://acct.blob.core.windows.net/c?sv=2022&sig=c2VjcmV0");
+/// assert_eq!(format!("{uri:?}"), r#"BlobContainerUri("https://acct.blob.core.windows.net/c?<redacted>")"#);
+/// assert!(uri.as_str().ends_with("sig=c2VjcmV0"));
+/// ```
+#[derive(Clone, Default, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(transparent)]
+pub struct BlobContainerUri(pub String);
+
+impl BlobContainerUri {
+    /// The URI as sent, token included.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The URI with everything after `?` replaced by `<redacted>`, for display.
+    pub fn redacted(&self) -> String {
+        redact_uri_query(&self.0)
+    }
+}
+
+/// `uri` with its query string (and fragment) replaced by `<redacted>`; unchanged when it
+/// has none.
+pub fn redact_uri_query(uri: &str) -> String {
+    match uri.find(['?', '#']) {
+        Some(at) => format!("{}?{}", &uri[..at], iothub_core::redact::REDACTED),
+        None => uri.to_owned(),
+    }
+}
+
+impl From<String> for BlobContainerUri {
+    fn from(uri: String) -> Self {
+        Self(uri)
+    }
+}
+
+impl From<&str> for BlobContainerUri {
+    fn from(uri: &str) -> Self {
+        Self(uri.to_owned())
+    }
+}
+
+impl std::fmt::Debug for BlobContainerUri {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("BlobContainerUri")
+            .field(&self.redacted())
+            .finish()
+    }
+}
+
 /// One item of a query page (`POST /devices/query`), kept as its JSON text.
 ///
 /// A page holds twins for `SELECT *` and arbitrary JSON for projections and aggregates; the

@@ -47,6 +47,40 @@ fn decodes_both_error_shapes_and_method_payloads() {
 }
 
 #[test]
+fn job_pages_decode_in_both_shapes_and_job_uris_hide_their_tokens() {
+    let array: types::JobQueryPage =
+        serde_json::from_value(json!([{"jobId": "a", "status": "running"}])).unwrap();
+    assert!(matches!(array, types::JobQueryPage::Array(ref jobs) if jobs.len() == 1));
+    let object: types::JobQueryPage = serde_json::from_value(json!({
+        "type": "jobResponse", "items": [{"jobId": "b"}], "continuationToken": "t"
+    }))
+    .unwrap();
+    match object {
+        types::JobQueryPage::JobQueryResult(page) => {
+            assert_eq!(page.items[0].job_id.as_deref(), Some("b"));
+            assert_eq!(page.continuation_token.as_deref(), Some("t"));
+        }
+        other => panic!("{other:?}"),
+    }
+    let job: types::JobProperties = serde_json::from_value(json!({
+        "jobId": "j", "type": "export", "progress": 10,
+        "outputBlobContainerUri": "https://a.blob.core.windows.net/c?sv=1&sig=c2VjcmV0",
+        "endTimeUtc": "0001-01-01T00:00:00"
+    }))
+    .unwrap();
+    let shown = format!("{job:?}");
+    assert!(!shown.contains("c2VjcmV0"), "{shown}");
+    assert!(
+        shown.contains("https://a.blob.core.windows.net/c?<redacted>"),
+        "{shown}"
+    );
+    assert_eq!(
+        serde_json::to_value(&job).unwrap()["outputBlobContainerUri"],
+        "https://a.blob.core.windows.net/c?sv=1&sig=c2VjcmV0"
+    );
+}
+
+#[test]
 fn import_modes_serialize_with_wire_names() {
     let modes = [
         (types::ImportMode::Create, "create"),
