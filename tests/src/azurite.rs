@@ -89,37 +89,34 @@ impl Azurite {
     /// (read, add, create, write, delete, list; valid one day): the form IoT Hub's jobs take.
     pub async fn container(&self, name: &str) -> String {
         let out = self
-            .blob_chore(&["container".into(), self.endpoint.clone().into(), name.into()])
+            .blob_chore(&[
+                "container".into(),
+                self.endpoint.clone().into(),
+                name.into(),
+            ])
             .await;
         out.trim().to_owned()
     }
 
     /// Uploads `file` as `blob` into the container at `container_url`.
     pub async fn put(&self, container_url: &str, blob: &str, file: &Path) {
-        self.blob_chore(&[
-            "put".into(),
-            container_url.into(),
-            blob.into(),
-            file.into(),
-        ])
-        .await;
+        self.blob_chore(&["put".into(), container_url.into(), blob.into(), file.into()])
+            .await;
     }
 
     /// Downloads `blob` of the container at `container_url` into `file`.
     pub async fn get(&self, container_url: &str, blob: &str, file: &Path) {
-        self.blob_chore(&[
-            "get".into(),
-            container_url.into(),
-            blob.into(),
-            file.into(),
-        ])
-        .await;
+        self.blob_chore(&["get".into(), container_url.into(), blob.into(), file.into()])
+            .await;
     }
 
     async fn blob_chore(&self, args: &[OsString]) -> String {
         let mut all: Vec<OsString> = vec![script().into_os_string()];
         all.extend_from_slice(args);
-        let env = vec![("AZURITE_ACCOUNT_KEY".to_owned(), OsString::from(ACCOUNT_KEY))];
+        let env = vec![(
+            "AZURITE_ACCOUNT_KEY".to_owned(),
+            OsString::from(ACCOUNT_KEY),
+        )];
         let out = run_script(&python(), &all, &tests_dir().join("python"), &env).await;
         crate::assert_success(&format!("azurite.py {:?}", args.first()), &out);
         out.stdout

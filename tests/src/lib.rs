@@ -278,7 +278,10 @@ pub async fn python_scenario(name: &str) -> ScriptOutput {
 
 /// Starts Azurite when `with_azurite` (its variables go to the script, see
 /// [`azurite::Azurite::script_env`]).
-async fn scenario_env(hub: &Hub, with_azurite: bool) -> (Vec<(String, OsString)>, Option<azurite::Azurite>) {
+async fn scenario_env(
+    hub: &Hub,
+    with_azurite: bool,
+) -> (Vec<(String, OsString)>, Option<azurite::Azurite>) {
     let mut env = hub.script_env();
     if !with_azurite {
         return (env, None);

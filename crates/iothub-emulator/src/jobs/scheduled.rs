@@ -548,7 +548,8 @@ async fn run_inner(jobs: &Arc<Jobs>, job_id: &str, live: &Live) -> Result<(), Re
     })
     .buffer_unordered(DEVICE_CONCURRENCY);
     let mut pending: Vec<DeviceResult> = Vec::new();
-    let mut last_flush = tokio::time::Instant::now();
+    let mut flush_tick = tokio::time::interval(FLUSH_EVERY);
+    flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut timed_out = false;
     loop {
         if live.cancelled.load(Ordering::SeqCst) {
@@ -558,13 +559,18 @@ async fn run_inner(jobs: &Arc<Jobs>, job_id: &str, live: &Live) -> Result<(), Re
             r = results.next() => r,
             () = tokio::time::sleep_until(deadline) => { timed_out = true; None }
             () = live.wake.notified() => continue,
+            _ = flush_tick.tick() => {
+                // Results are written at least every FLUSH_EVERY, so reads see them while
+                // slow devices are still waited for.
+                flush(jobs, job_id, std::mem::take(&mut pending)).await?;
+                continue;
+            }
         };
         let Some(result) = next else { break };
         live.running.fetch_sub(1, Ordering::Relaxed);
         pending.push(result);
-        if pending.len() >= FLUSH_ROWS || last_flush.elapsed() >= FLUSH_EVERY {
+        if pending.len() >= FLUSH_ROWS {
             flush(jobs, job_id, std::mem::take(&mut pending)).await?;
-            last_flush = tokio::time::Instant::now();
         }
     }
     drop(results);
