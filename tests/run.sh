@@ -14,3 +14,9 @@ cargo test --workspace --no-fail-fast "$@"
 cargo build -q -p iothub-emulator --bin iothub-emulator --example scale
 cargo run -q -p iothub-emulator --example scale -- --devices 10000 --python-devices 2000 \
     --c2d-messages 5000 --python-c2d-messages 500
+
+# The registry round trip through import/export jobs and Azurite as a smoke test (5,000
+# devices, debug build): the re-exported registry must equal the first line by line. The
+# figures in the emulator README come from `--devices 1000000` on a release build.
+cargo build -q -p iothub-conformance --bin local-hub --example jobs_roundtrip
+cargo run -q -p iothub-conformance --example jobs_roundtrip -- --devices 5000 --python-devices 500

@@ -18,6 +18,7 @@
 //! toolchain is a failure that says to run `bash tests/setup.sh`, never a silent skip.
 
 pub mod azurite;
+pub mod process;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

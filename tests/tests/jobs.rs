@@ -10,6 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use iothub_conformance::Hub;
 use iothub_conformance::azurite::Azurite;
+use iothub_conformance::process::HubProcess;
 use iothub_device_sim::{DeviceConfig, DeviceOptions, SimulatedDevice};
 use iothub_registry::{
     AuthenticationMechanism, CloudToDeviceMethod, DeviceStatus, ExportImportDevice, ImportMode,
@@ -547,44 +548,8 @@ async fn cancelling_a_running_job_stops_it_with_the_counts_so_far() {
     hub.shutdown().await;
 }
 
-/// The local hub as its own process (`local-hub`), on free ports.
-struct HubProcess {
-    child: tokio::process::Child,
-    cs: String,
-}
-
 async fn spawn_hub(data_dir: &Path) -> HubProcess {
-    use tokio::io::AsyncBufReadExt;
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_local-hub"))
-        .arg("--data-dir")
-        .arg(data_dir)
-        .args([
-            "--https-port",
-            "0",
-            "--amqps-port",
-            "0",
-            "--mqtts-port",
-            "0",
-        ])
-        .env("RUST_LOG", "warn")
-        .env_remove("IOTHUB_EMULATOR_KEY")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start local-hub");
-    let mut lines = tokio::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let first = lines
-        .next_line()
-        .await
-        .expect("read")
-        .expect("a first line");
-    let cs = first
-        .strip_prefix("IOTHUB_CONNECTION_STRING=")
-        .unwrap_or_else(|| panic!("unexpected first line {first:?}"))
-        .to_owned();
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    HubProcess { child, cs }
+    HubProcess::start(Path::new(env!("CARGO_BIN_EXE_local-hub")), data_dir).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -592,9 +557,9 @@ async fn kill_9_during_jobs_leaves_each_failed_or_resumed_and_saying_which() {
     let storage = Azurite::start().await;
     let dir = tempfile::tempdir().expect("temp dir");
     let data = dir.path().join("hub");
-    let mut hub = spawn_hub(&data).await;
-    let ca = std::fs::read_to_string(data.join("ca.pem")).expect("ca.pem");
-    let rm = registry_for(&hub.cs, &ca);
+    let hub = spawn_hub(&data).await;
+    let ca = hub.ca_pem();
+    let rm = registry_for(hub.connection_string(), &ca);
 
     // An import of 60,000 lines, each a new device tagged `batch = 'k9'`.
     let file = dir.path().join("devices.txt");
@@ -662,11 +627,10 @@ async fn kill_9_during_jobs_leaves_each_failed_or_resumed_and_saying_which() {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    hub.child.start_kill().expect("kill -9");
-    hub.child.wait().await.expect("wait");
+    hub.kill_9().await;
 
     let hub = spawn_hub(&data).await;
-    let rm = registry_for(&hub.cs, &ca);
+    let rm = registry_for(hub.connection_string(), &ca);
     let job = rm.get_import_export_job(&import.job_id).await.expect("job");
     assert_eq!(job.status, JobStatus::Failed, "{job:?}");
     let reason = job.failure_reason.clone().expect("failure reason");
