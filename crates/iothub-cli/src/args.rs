@@ -158,6 +158,10 @@ pub enum Command {
     MonitorFeedback(FeedbackArgs),
     /// Print device telemetry from the built-in Event Hubs-compatible endpoint.
     MonitorEvents(EventsArgs),
+    /// IoT Hub jobs: scheduled twin updates and direct methods on many devices; import and
+    /// export jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
     /// Automatic device configurations.
     #[command(subcommand)]
     Configuration(ConfigurationCommand),
@@ -292,43 +296,195 @@ pub enum DeviceIdentity {
         #[arg(long)]
         etag: Option<String>,
     },
-    /// Bulk-import any number of devices from a JSONL or CSV file.
-    Import(ImportArgs),
-    /// Export every device identity (keys, tags, desired properties) as JSONL.
-    Export(ExportArgs),
+    /// Bulk-import any number of devices from a JSONL or CSV file, or run an IoT Hub import
+    /// job that reads them from blob storage (--blob).
+    Import(ImportCommand),
+    /// Export every device identity (keys, tags, desired properties) as JSONL to a file, or
+    /// run an IoT Hub export job that writes them to blob storage (--blob).
+    Export(ExportCommand),
 }
 
-/// `device-identity import`.
+/// A blob container URL with a SAS token, as IoT Hub's import and export jobs take it. A
+/// secret: `Debug` shows it without its query string, and it is never printed.
+#[derive(Clone)]
+pub struct SasUrl(pub String);
+
+impl std::fmt::Debug for SasUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("SasUrl")
+            .field(&crate::jobs::container_location(&self.0))
+            .finish()
+    }
+}
+
+/// `--blob` and friends: taken as given, never refused by clap (whose error would quote the
+/// value, SAS token included); checked without being echoed when the command runs.
+fn sas_url(text: &str) -> Result<SasUrl, std::convert::Infallible> {
+    Ok(SasUrl(text.to_owned()))
+}
+
+/// Seconds as a [`std::time::Duration`]: a positive number, fractions allowed.
+fn seconds(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<f64>() {
+        Ok(s) if s > 0.0 && s.is_finite() && s <= 1e9 => Ok(std::time::Duration::from_secs_f64(s)),
+        _ => Err("expected a number of seconds greater than 0".to_owned()),
+    }
+}
+
+/// How a command that runs a job waits for it.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct WaitArgs {
+    /// Seconds between two reads of the job while waiting (fractions allowed). Each read
+    /// counts against the hub's jobs operations quota.
+    #[arg(long, visible_alias = "interval", value_name = "SECONDS", default_value = "5", value_parser = seconds)]
+    pub poll_interval: std::time::Duration,
+    /// Stop waiting after this many seconds (the job keeps running on the hub) [default:
+    /// wait until the job finishes].
+    #[arg(long, visible_alias = "duration", value_name = "SECONDS", value_parser = seconds)]
+    pub poll_duration: Option<std::time::Duration>,
+}
+
+/// `device-identity import`: from a file (bulk registry operations) or from blob storage (an
+/// IoT Hub import job).
 #[derive(Debug, Args)]
-pub struct ImportArgs {
+pub struct ImportCommand {
     /// The devices: JSONL (one IoT Hub export/import object per line: id, status,
     /// authentication, tags, properties.desired, importMode, …) or CSV (header row; columns
     /// deviceId, status, statusReason, authType, primaryKey, secondaryKey,
     /// primaryThumbprint, secondaryThumbprint, iotEdge, tags, desired, importMode). `-`
     /// reads JSONL from stdin.
-    #[arg(long, short = 'f', value_name = "FILE")]
-    pub file: PathBuf,
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "FILE",
+        required_unless_present = "blob",
+        conflicts_with = "blob"
+    )]
+    pub file: Option<PathBuf>,
     /// Where rows that were not imported go, each with its IoT Hub error code; rerun the
     /// import on it to resume [default: FILE.failed.jsonl or FILE.failed.csv].
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "blob")]
     pub failed_file: Option<PathBuf>,
-    /// Import mode of rows that name none.
-    #[arg(long, default_value = "createOrUpdate", value_parser = import_mode())]
+    /// Import mode of rows that name none (with --blob, each line's importMode applies,
+    /// createOrUpdate when it names none).
+    #[arg(long, default_value = "createOrUpdate", value_parser = import_mode(), conflicts_with = "blob")]
     pub import_mode: ImportMode,
     /// Bulk requests in flight at once.
-    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64))]
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..=64), conflicts_with = "blob")]
     pub concurrency: u16,
     /// Devices per bulk request (IoT Hub allows at most 100).
-    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100))]
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u16).range(1..=100), conflicts_with = "blob")]
+    pub batch_size: u16,
+    /// Run an IoT Hub import job instead: the URL, with a SAS token allowing read and list,
+    /// of the blob container holding the devices (one export/import JSON object per line,
+    /// each with its importMode).
+    #[arg(
+        long = "blob",
+        visible_aliases = ["ibcu", "input-blob-container-uri"],
+        value_name = "CONTAINER_SAS_URL",
+        value_parser = sas_url,
+        requires = "output_blob"
+    )]
+    pub blob: Option<SasUrl>,
+    /// With --blob: the URL, with a SAS token allowing write, read and delete, of the blob
+    /// container the job writes importErrors.log to (the lines it could not apply).
+    #[arg(
+        long = "output-blob",
+        visible_aliases = ["obcu", "output-blob-container-uri"],
+        value_name = "CONTAINER_SAS_URL",
+        value_parser = sas_url,
+        requires = "blob"
+    )]
+    pub output_blob: Option<SasUrl>,
+    /// With --blob: the blob to read in the input container [default: devices.txt].
+    #[arg(long, value_name = "NAME", requires = "blob")]
+    pub blob_name: Option<String>,
+    /// With --blob: print the job as IoT Hub accepted it and return without waiting.
+    #[arg(long, requires = "blob")]
+    pub no_wait: bool,
+    /// With --blob: how to wait.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+impl ImportCommand {
+    /// The file import this command asks for, unless it runs an import job (--blob).
+    pub fn file_import(&self) -> Option<ImportArgs> {
+        Some(ImportArgs {
+            file: self.file.clone()?,
+            failed_file: self.failed_file.clone(),
+            import_mode: self.import_mode,
+            concurrency: self.concurrency,
+            batch_size: self.batch_size,
+        })
+    }
+}
+
+/// A file import (`device-identity import -f FILE`), as [`crate::bulk::import`] runs it.
+#[derive(Debug, Clone)]
+pub struct ImportArgs {
+    /// The JSONL or CSV file (`-`: JSONL from stdin).
+    pub file: PathBuf,
+    /// Where rows that were not imported go [default: next to the input].
+    pub failed_file: Option<PathBuf>,
+    /// Import mode of rows that name none.
+    pub import_mode: ImportMode,
+    /// Bulk requests in flight at once.
+    pub concurrency: u16,
+    /// Devices per bulk request (at most 100).
     pub batch_size: u16,
 }
 
-/// `device-identity export`.
+/// `device-identity export`: to a file (reads of every identity) or to blob storage (an IoT
+/// Hub export job).
 #[derive(Debug, Args)]
-pub struct ExportArgs {
+pub struct ExportCommand {
     /// Output file (JSONL, created with owner-only permissions since it holds keys); `-`
     /// writes to stdout.
-    #[arg(long, short = 'f', value_name = "FILE")]
+    #[arg(
+        long,
+        short = 'f',
+        value_name = "FILE",
+        required_unless_present = "blob",
+        conflicts_with = "blob"
+    )]
+    pub file: Option<PathBuf>,
+    /// Run an IoT Hub export job instead: the URL, with a SAS token allowing write, read and
+    /// delete, of the blob container the job writes devices.txt to.
+    #[arg(
+        long = "blob",
+        visible_aliases = ["bcu", "blob-container-uri"],
+        value_name = "CONTAINER_SAS_URL",
+        value_parser = sas_url
+    )]
+    pub blob: Option<SasUrl>,
+    /// With --blob: export the identities without their keys (IoT Hub writes them as null).
+    #[arg(long, requires = "blob")]
+    pub exclude_keys: bool,
+    /// With --blob: the blob to write in the container [default: devices.txt].
+    #[arg(long, value_name = "NAME", requires = "blob")]
+    pub blob_name: Option<String>,
+    /// With --blob: print the job as IoT Hub accepted it and return without waiting.
+    #[arg(long, requires = "blob")]
+    pub no_wait: bool,
+    /// With --blob: how to wait.
+    #[command(flatten)]
+    pub wait: WaitArgs,
+}
+
+impl ExportCommand {
+    /// The file export this command asks for, unless it runs an export job (--blob).
+    pub fn file_export(&self) -> Option<ExportArgs> {
+        Some(ExportArgs {
+            file: self.file.clone()?,
+        })
+    }
+}
+
+/// A file export (`device-identity export -f FILE`), as [`crate::bulk::export`] runs it.
+#[derive(Debug, Clone)]
+pub struct ExportArgs {
+    /// Output file (`-`: stdout).
     pub file: PathBuf,
 }
 
@@ -588,6 +744,142 @@ pub struct EventsArgs {
     /// AMQPS port of the built-in endpoint [default: 5671, or the local hub's].
     #[arg(long, value_name = "N")]
     pub amqps_port: Option<u16>,
+}
+
+/// The kinds of scheduled job `job create` makes, as IoT Hub names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ScheduledJobKind {
+    /// Patch the twin (tags, desired properties) of every selected device.
+    #[value(name = "scheduleUpdateTwin")]
+    ScheduleUpdateTwin,
+    /// Invoke a direct method on every selected device.
+    #[value(name = "scheduleDeviceMethod")]
+    ScheduleDeviceMethod,
+}
+
+/// The job types `job list` filters on, as IoT Hub names them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum JobKind {
+    /// Scheduled twin updates.
+    #[value(name = "scheduleUpdateTwin")]
+    ScheduleUpdateTwin,
+    /// Scheduled direct methods.
+    #[value(name = "scheduleDeviceMethod")]
+    ScheduleDeviceMethod,
+    /// Exports of the identity registry to blob storage.
+    #[value(name = "export")]
+    Export,
+    /// Imports of identities from blob storage.
+    #[value(name = "import")]
+    Import,
+}
+
+/// Job statuses `job list` filters on (scheduled jobs: queued, scheduled, running,
+/// completed, failed, cancelled; import and export jobs: enqueued, running, completed,
+/// failed, cancelled).
+const JOB_STATUSES: [&str; 8] = [
+    "queued",
+    "scheduled",
+    "enqueued",
+    "running",
+    "completed",
+    "failed",
+    "cancelled",
+    "unknown",
+];
+
+/// An RFC 3339 time.
+fn rfc3339(text: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("not an RFC 3339 time such as 2030-01-02T03:04:05Z: {e}"))
+}
+
+/// `job …`.
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Schedule a twin update or a direct method on the devices a query condition selects.
+    Create(JobCreateArgs),
+    /// Show a job: a scheduled job, or else an import or export job.
+    Show {
+        /// Job id.
+        #[arg(long, value_parser = identity_id)]
+        job_id: String,
+    },
+    /// List jobs, following continuation tokens: scheduled jobs and import/export jobs,
+    /// or only those of --job-type, --job-status or --import-export.
+    List {
+        /// Only jobs of this type.
+        #[arg(long, visible_alias = "jt", value_enum)]
+        job_type: Option<JobKind>,
+        /// Only jobs in this status.
+        #[arg(long, visible_alias = "js", value_parser = clap::builder::PossibleValuesParser::new(JOB_STATUSES))]
+        job_status: Option<String>,
+        /// Only import and export jobs (IoT Hub keeps them for 30 days).
+        #[arg(long, conflicts_with = "job_type")]
+        import_export: bool,
+        /// Stop after N jobs.
+        #[arg(long)]
+        top: Option<usize>,
+    },
+    /// Cancel a scheduled job, or an import or export job.
+    Cancel {
+        /// Job id.
+        #[arg(long, value_parser = identity_id)]
+        job_id: String,
+    },
+}
+
+/// `job create`.
+#[derive(Debug, Args)]
+pub struct JobCreateArgs {
+    /// Job id (unique among the hub's scheduled jobs).
+    #[arg(long, value_parser = identity_id)]
+    pub job_id: String,
+    /// What the job does.
+    #[arg(long, visible_alias = "jt", value_enum)]
+    pub job_type: ScheduledJobKind,
+    /// Which devices: the WHERE clause of a twin query, without WHERE, e.g.
+    /// "tags.site = 'b4'" or "deviceId IN ['d1', 'd2']".
+    #[arg(long, short = 'q', value_name = "CONDITION")]
+    pub query_condition: String,
+    /// scheduleUpdateTwin: the patch, `{"tags": …, "properties": {"desired": …}}` (or @FILE).
+    #[arg(
+        long,
+        visible_alias = "patch",
+        value_name = "JSON",
+        required_if_eq("job_type", "scheduleUpdateTwin"),
+        conflicts_with_all = ["method_name", "method_payload", "method_response_timeout", "method_connect_timeout"]
+    )]
+    pub twin_patch: Option<String>,
+    /// scheduleDeviceMethod: the method's name.
+    #[arg(
+        long,
+        visible_alias = "mn",
+        required_if_eq("job_type", "scheduleDeviceMethod")
+    )]
+    pub method_name: Option<String>,
+    /// scheduleDeviceMethod: the payload, as JSON (or @FILE).
+    #[arg(long, visible_alias = "mp", value_name = "JSON")]
+    pub method_payload: Option<String>,
+    /// scheduleDeviceMethod: seconds to wait for each device's answer (5–300).
+    #[arg(long, visible_alias = "mrt", default_value_t = 30, value_parser = clap::value_parser!(i32).range(5..=300))]
+    pub method_response_timeout: i32,
+    /// scheduleDeviceMethod: seconds to wait for a disconnected device to connect (0–300).
+    #[arg(long, visible_alias = "mct", default_value_t = 30, value_parser = clap::value_parser!(i32).range(0..=300))]
+    pub method_connect_timeout: i32,
+    /// When the job starts, as an RFC 3339 time [default: now].
+    #[arg(long, visible_alias = "start", value_name = "TIME", value_parser = rfc3339)]
+    pub start_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Seconds the job may run before IoT Hub stops it.
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600, value_parser = clap::value_parser!(u64).range(1..))]
+    pub ttl: u64,
+    /// Wait until the job finishes, showing its progress, and print it as it ended.
+    #[arg(long, short = 'w')]
+    pub wait: bool,
+    /// With --wait: how to wait.
+    #[command(flatten)]
+    pub wait_args: WaitArgs,
 }
 
 /// `configuration …`.

@@ -5,6 +5,7 @@ mod bulk;
 mod commands;
 mod error;
 mod hub;
+mod jobs;
 mod output;
 mod quickstart;
 mod simulate;
@@ -65,7 +66,8 @@ fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            // SAS tokens (blob container URLs of jobs) never reach the terminal.
+            eprintln!("error: {}", jobs::scrub_sas(&e.to_string()));
             ExitCode::from(e.status)
         }
     }
@@ -92,12 +94,19 @@ async fn run(cli: Cli) -> Result<()> {
     let hub = Hub::resolve(&cli.hub)?;
     let rm = hub.registry()?;
     let outcome = match command {
-        Command::DeviceIdentity(DeviceIdentity::Import(args)) => {
-            // Throttling and brief outages are retried as the SDK does by default.
-            let rm = rm.with_retry_policy(iothub_registry::RetryPolicy::default());
-            bulk::import(&rm, out, args).await
-        }
-        Command::DeviceIdentity(DeviceIdentity::Export(args)) => bulk::export(&rm, out, args).await,
+        Command::DeviceIdentity(DeviceIdentity::Import(cmd)) => match cmd.file_import() {
+            Some(args) => {
+                // Throttling and brief outages are retried as the SDK does by default.
+                let rm = rm.with_retry_policy(iothub_registry::RetryPolicy::default());
+                bulk::import(&rm, out, args).await
+            }
+            None => jobs::import_from_blob(&rm, out, cmd).await,
+        },
+        Command::DeviceIdentity(DeviceIdentity::Export(cmd)) => match cmd.file_export() {
+            Some(args) => bulk::export(&rm, out, args).await,
+            None => jobs::export_to_blob(&rm, out, cmd).await,
+        },
+        Command::Job(cmd) => jobs::job(&rm, out, cmd).await,
         Command::DeviceIdentity(cmd) => commands::device_identity(&rm, out, cmd).await,
         Command::ModuleIdentity(cmd) => commands::module_identity(&rm, out, cmd).await,
         Command::DeviceTwin(cmd) => commands::device_twin(&rm, out, cmd).await,

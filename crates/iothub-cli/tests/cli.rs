@@ -1267,3 +1267,480 @@ async fn risky_input_is_refused_before_anything_is_sent() -> TestResult {
     drop(dir);
     Ok(())
 }
+
+/// The value of the SAS signature (`sig=`) of a container URL, as given and URL-decoded.
+fn sas_signatures(url: &str) -> Vec<String> {
+    let sig = url
+        .split(['?', '&'])
+        .find_map(|p| p.strip_prefix("sig="))
+        .unwrap_or_else(|| panic!("no SAS signature in the container URL"))
+        .to_owned();
+    let mut decoded = String::new();
+    let mut rest = sig.as_str();
+    while let Some(at) = rest.find('%') {
+        decoded.push_str(&rest[..at]);
+        match u8::from_str_radix(rest.get(at + 1..at + 3).unwrap_or("zz"), 16) {
+            Ok(byte) => {
+                decoded.push(char::from(byte));
+                rest = &rest[at + 3..];
+            }
+            Err(_) => {
+                decoded.push('%');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    decoded.push_str(rest);
+    assert!(sig.len() >= 16, "a short signature: {sig}");
+    vec![sig, decoded]
+}
+
+/// Fails when any of `secrets` appears in what the command printed.
+fn assert_no_secret(run: &Run, secrets: &[String]) {
+    for secret in secrets {
+        assert!(
+            !run.stdout.contains(secret.as_str()) && !run.stderr.contains(secret.as_str()),
+            "a SAS signature was printed:\nstdout:\n{}\nstderr:\n{}",
+            run.stdout,
+            run.stderr
+        );
+    }
+}
+
+/// The primary key of `device` in `hub`.
+async fn primary_key(hub: &Hub, device: &str) -> String {
+    let shown = iothub(
+        hub,
+        &["--show-keys", "device-identity", "show", "-d", device],
+    )
+    .await
+    .ok()
+    .json();
+    shown["authentication"]["symmetricKey"]["primaryKey"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn export_and_import_jobs_through_blob_storage() -> TestResult {
+    let storage = iothub_conformance::azurite::Azurite::start().await;
+    let source = start().await?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("devices.jsonl");
+    write_lines(&file, (0..30).map(device_row))?;
+    iothub(
+        &source,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &file.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+    let exports = storage.container("exports").await;
+    let logs = storage.container("logs").await;
+    let mut secrets = sas_signatures(&exports);
+    secrets.extend(sas_signatures(&logs));
+    let mut runs = Vec::new();
+
+    // Export through an IoT Hub export job (`--bcu` as az spells it).
+    let run = iothub(
+        &source,
+        &[
+            "device-identity",
+            "export",
+            "--bcu",
+            &exports,
+            "--poll-interval",
+            "0.1",
+        ],
+    )
+    .await
+    .ok();
+    let outcome = run.json();
+    assert_eq!(outcome["type"], "export", "{outcome}");
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    assert_eq!(outcome["progress"], 100, "{outcome}");
+    assert!(outcome["seconds"].as_f64().is_some(), "{outcome}");
+    let location = exports.split('?').next().unwrap_or_default();
+    assert_eq!(outcome["outputBlob"], format!("{location}/devices.txt"));
+    let export_id = outcome["jobId"].as_str().unwrap_or_default().to_owned();
+    runs.push(run);
+
+    // The export job among the import/export jobs, and shown by id.
+    let run = iothub(&source, &["job", "list", "--import-export"])
+        .await
+        .ok();
+    let listed = run.json();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed[0]["jobId"], export_id.as_str());
+    assert_eq!(listed[0]["status"], "completed");
+    runs.push(run);
+    let run = iothub(&source, &["job", "show", "--job-id", &export_id])
+        .await
+        .ok();
+    assert_eq!(run.json()["type"], "export");
+    runs.push(run);
+
+    // Import it into a second hub: the devices and their keys arrive.
+    let target = start().await?;
+    let run = iothub(
+        &target,
+        &[
+            "device-identity",
+            "import",
+            "--ibcu",
+            &exports,
+            "--obcu",
+            &logs,
+            "--poll-interval",
+            "0.1",
+        ],
+    )
+    .await
+    .ok();
+    let outcome = run.json();
+    assert_eq!(outcome["type"], "import", "{outcome}");
+    assert_eq!(outcome["status"], "completed", "{outcome}");
+    let log_location = logs.split('?').next().unwrap_or_default();
+    assert_eq!(
+        outcome["importErrorsLog"],
+        format!("{log_location}/importErrors.log")
+    );
+    runs.push(run);
+    assert_eq!(device_count(&target).await, 30);
+    let key = primary_key(&source, "bulk-00007").await;
+    assert!(!key.is_empty());
+    assert_eq!(primary_key(&target, "bulk-00007").await, key);
+    let twin = iothub(&target, &["device-twin", "show", "-d", "bulk-00007"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(twin["tags"]["n"], 7);
+    let log = work.path().join("importErrors.log");
+    storage.get(&logs, "importErrors.log", &log).await;
+    assert_eq!(std::fs::read_to_string(&log)?, "");
+
+    // Without keys, to another blob, as a table.
+    let run = iothub(
+        &source,
+        &[
+            "-o",
+            "table",
+            "device-identity",
+            "export",
+            "--blob",
+            &exports,
+            "--exclude-keys",
+            "--blob-name",
+            "no-keys.txt",
+            "--interval",
+            "0.1",
+        ],
+    )
+    .await
+    .ok();
+    assert!(
+        run.stdout.contains("completed") && run.stdout.contains("without keys"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stdout.contains("/exports/no-keys.txt"),
+        "{}",
+        run.stdout
+    );
+    runs.push(run);
+    let exported = work.path().join("no-keys.txt");
+    storage.get(&exports, "no-keys.txt", &exported).await;
+    let exported = std::fs::read_to_string(&exported)?;
+    assert_eq!(exported.lines().count(), 30, "{exported}");
+    assert!(!exported.contains(&key), "keys were exported");
+
+    // An import whose input blob does not exist fails, saying why.
+    let run = iothub(
+        &target,
+        &[
+            "device-identity",
+            "import",
+            "--blob",
+            &exports,
+            "--output-blob",
+            &logs,
+            "--blob-name",
+            "missing.txt",
+            "--poll-interval",
+            "0.1",
+        ],
+    )
+    .await
+    .fails_with("import job");
+    assert!(run.stderr.contains("failed: "), "{}", run.stderr);
+    assert!(run.stderr.contains("missing.txt"), "{}", run.stderr);
+    let outcome = run.json();
+    assert_eq!(outcome["status"], "failed", "{outcome}");
+    assert!(outcome["failureReason"].is_string(), "{outcome}");
+    runs.push(run);
+
+    // Usage errors name the flags, never the URL.
+    let run = iothub(
+        &source,
+        &[
+            "device-identity",
+            "export",
+            "--blob",
+            &exports,
+            "-f",
+            "x.jsonl",
+        ],
+    )
+    .await;
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    runs.push(run);
+    let run = iothub(&target, &["device-identity", "import", "--blob", &exports]).await;
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--output-blob"), "{}", run.stderr);
+    runs.push(run);
+    let not_a_url = format!(
+        "devices.txt?{}",
+        exports.split('?').nth(1).unwrap_or_default()
+    );
+    let run = iothub(
+        &source,
+        &["device-identity", "export", "--blob", &not_a_url],
+    )
+    .await;
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("SAS token"), "{}", run.stderr);
+    runs.push(run);
+
+    for run in &runs {
+        assert_no_secret(run, &secrets);
+    }
+    storage.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scheduled_jobs_create_wait_show_list_and_cancel() -> TestResult {
+    let hub = start().await?;
+    let work = tempfile::tempdir()?;
+    let file = work.path().join("sites.jsonl");
+    write_lines(
+        &file,
+        (0..24).map(|i| {
+            json!({"id": format!("site-{i:02}"), "authentication": {"type": "sas"},
+                   "tags": {"site": if i % 3 == 0 { "b4" } else { "b5" }}})
+            .to_string()
+        }),
+    )?;
+    iothub(
+        &hub,
+        &[
+            "device-identity",
+            "import",
+            "-f",
+            &file.display().to_string(),
+        ],
+    )
+    .await
+    .ok();
+
+    // A twin update over a tag query, waited for.
+    let job = iothub(
+        &hub,
+        &[
+            "job",
+            "create",
+            "--job-id",
+            "interval-b4",
+            "--job-type",
+            "scheduleUpdateTwin",
+            "-q",
+            "tags.site = 'b4'",
+            "--twin-patch",
+            r#"{"tags": {"patched": true}, "properties": {"desired": {"interval": 30}}}"#,
+            "--wait",
+            "--poll-interval",
+            "0.1",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(job["jobId"], "interval-b4");
+    assert_eq!(job["type"], "scheduleUpdateTwin");
+    assert_eq!(job["status"], "completed", "{job}");
+    let stats = &job["deviceJobStatistics"];
+    assert_eq!(stats["deviceCount"], 8, "{job}");
+    assert_eq!(stats["succeededCount"], 8, "{job}");
+    assert_eq!(stats["failedCount"], 0, "{job}");
+    assert_eq!(stats["pendingCount"], 0, "{job}");
+    let patched = iothub(&hub, &["device-twin", "show", "-d", "site-03"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(patched["properties"]["desired"]["interval"], 30);
+    assert_eq!(patched["tags"]["patched"], true);
+    let untouched = iothub(&hub, &["device-twin", "show", "-d", "site-04"])
+        .await
+        .ok()
+        .json();
+    assert!(untouched["properties"]["desired"]["interval"].is_null());
+    let shown = iothub(&hub, &["job", "show", "--job-id", "interval-b4"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "completed");
+    assert_eq!(shown["deviceJobStatistics"]["succeededCount"], 8);
+
+    // Unknown ids.
+    iothub(&hub, &["job", "show", "--job-id", "no-such-job"])
+        .await
+        .fails_with("JobNotFound");
+    iothub(&hub, &["job", "cancel", "--job-id", "no-such-job"])
+        .await
+        .fails_with("JobNotFound");
+
+    // A method job an hour ahead: scheduled, listed, then cancelled.
+    let later = (chrono::Utc::now() + chrono::Duration::hours(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    let created = iothub(
+        &hub,
+        &[
+            "job",
+            "create",
+            "--job-id",
+            "reboot-later",
+            "--jt",
+            "scheduleDeviceMethod",
+            "-q",
+            "tags.site = 'b5'",
+            "--mn",
+            "reboot",
+            "--mp",
+            r#"{"delay": 5}"#,
+            "--start-time",
+            &later,
+            "--ttl",
+            "600",
+        ],
+    )
+    .await
+    .ok()
+    .json();
+    assert_eq!(created["type"], "scheduleDeviceMethod", "{created}");
+    assert_eq!(created["cloudToDeviceMethod"]["methodName"], "reboot");
+    assert_eq!(created["maxExecutionTimeInSeconds"], 600);
+    let shown = iothub(&hub, &["job", "show", "--job-id", "reboot-later"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "scheduled", "{shown}");
+
+    let ids = |list: &Value| -> Vec<String> {
+        list.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|j| j["jobId"].as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let all = iothub(&hub, &["job", "list"]).await.ok().json();
+    assert_eq!(ids(&all), ["interval-b4", "reboot-later"], "{all}");
+    let scheduled = iothub(&hub, &["job", "list", "--job-status", "scheduled"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ids(&scheduled), ["reboot-later"], "{scheduled}");
+    let twins = iothub(&hub, &["job", "list", "--jt", "scheduleUpdateTwin"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ids(&twins), ["interval-b4"], "{twins}");
+    let first = iothub(&hub, &["job", "list", "--top", "1"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(ids(&first).len(), 1, "{first}");
+    let none = iothub(&hub, &["job", "list", "--import-export"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(none, json!([]));
+
+    let cancelled = iothub(&hub, &["job", "cancel", "--job-id", "reboot-later"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+    let shown = iothub(&hub, &["job", "show", "--job-id", "reboot-later"])
+        .await
+        .ok()
+        .json();
+    assert_eq!(shown["status"], "cancelled", "{shown}");
+    let table = iothub(&hub, &["-o", "table", "job", "list"]).await.ok();
+    assert!(
+        table.stdout.contains("reboot-later") && table.stdout.contains("cancelled"),
+        "{}",
+        table.stdout
+    );
+
+    // Usage errors: a twin job without its patch, a method job given a patch.
+    let run = iothub(
+        &hub,
+        &[
+            "job",
+            "create",
+            "--job-id",
+            "x",
+            "--job-type",
+            "scheduleUpdateTwin",
+            "-q",
+            "tags.site = 'b5'",
+        ],
+    )
+    .await;
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    assert!(run.stderr.contains("--twin-patch"), "{}", run.stderr);
+    let run = iothub(
+        &hub,
+        &[
+            "job",
+            "create",
+            "--job-id",
+            "x",
+            "--job-type",
+            "scheduleDeviceMethod",
+            "-q",
+            "tags.site = 'b5'",
+            "--twin-patch",
+            "{}",
+        ],
+    )
+    .await;
+    assert_eq!(run.status, 2, "{}", run.stderr);
+    // A query condition the hub refuses.
+    iothub(
+        &hub,
+        &[
+            "job",
+            "create",
+            "--job-id",
+            "bad-query",
+            "--job-type",
+            "scheduleUpdateTwin",
+            "-q",
+            "tags.site = = 'b4'",
+            "--twin-patch",
+            r#"{"tags": {"x": 1}}"#,
+        ],
+    )
+    .await
+    .fails_with("ArgumentInvalid");
+    Ok(())
+}
