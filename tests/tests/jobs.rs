@@ -507,7 +507,7 @@ async fn cancelling_a_running_job_stops_it_with_the_counts_so_far() {
     let method = CloudToDeviceMethod::new("ping").connect_timeout_in_seconds(60);
     rm.create_scheduled_job(
         "ping-all",
-        JobRequest::device_method("status = 'enabled'", method),
+        JobRequest::device_method("*", method), // `*`: every device, as the Azure CLI documents
     )
     .await
     .expect("create job");

@@ -5,8 +5,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Modules below the transports: IoT Hub's rules and storage, usable from HTTPS, AMQP and
-/// MQTT alike (device sessions and method calls, the telemetry event log among them).
-const DOMAIN: [&str; 11] = [
+/// MQTT alike (device sessions and method calls, the telemetry event log and jobs among
+/// them).
+const DOMAIN: [&str; 12] = [
     "clock",
     "error",
     "model",
@@ -18,6 +19,7 @@ const DOMAIN: [&str; 11] = [
     "sessions",
     "events",
     "consumers",
+    "jobs",
 ];
 
 /// Names that mean an HTTP, web-framework or wire-protocol type.

@@ -527,7 +527,7 @@ mod tests {
 
     #[test]
     fn device_jobs_queries_parse() {
-        assert_eq!(DeviceJobsQuery::parse("SELECT * FROM devices"), None);
+        assert!(DeviceJobsQuery::parse("SELECT * FROM devices").is_none());
         let q = DeviceJobsQuery::parse(
             "SELECT * FROM devices.jobs WHERE devices.jobs.jobId = 'j 1' AND status = 'failed'",
         )

@@ -162,11 +162,7 @@ impl Jobs {
         }
         // The condition must compile as a twin query (the registry answers a one-item page).
         self.registry
-            .query(
-                format!("SELECT * FROM devices WHERE {}", input.query_condition),
-                Some(1),
-                None,
-            )
+            .query(device_query("*", &input.query_condition), Some(1), None)
             .await
             .map_err(|e| invalid(format!("The queryCondition is not valid: {e}")))?;
         if let ScheduledWork::UpdateTwin(patch) = &input.work {
@@ -380,6 +376,15 @@ impl Jobs {
     }
 }
 
+/// `SELECT {columns} FROM devices WHERE {condition}`; the condition `*` selects every device
+/// (as the Azure CLI documents for `az iot hub job create -q '*'`).
+fn device_query(columns: &str, condition: &str) -> String {
+    match condition.trim() {
+        "*" => format!("SELECT {columns} FROM devices"),
+        c => format!("SELECT {columns} FROM devices WHERE {c}"),
+    }
+}
+
 fn encode_token(created_ms: i64, job_id: &str) -> String {
     B64.encode(format!("{created_ms}|{job_id}"))
 }
@@ -464,7 +469,7 @@ async fn run_inner(jobs: &Arc<Jobs>, job_id: &str, live: &Live) -> Result<(), Re
         let page = jobs
             .registry
             .query(
-                format!("SELECT deviceId FROM devices WHERE {condition}"),
+                device_query("deviceId", &condition),
                 Some(1000),
                 token.take(),
             )

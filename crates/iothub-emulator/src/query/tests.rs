@@ -2125,7 +2125,7 @@ fn version_2_databases_get_the_query_indexes() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .expect("prepare")
@@ -2138,6 +2138,7 @@ fn version_2_databases_get_the_query_indexes() {
         "devices_by_status",
         "devices_query",
         "modules_query",
+        "jobs_by_family",
     ] {
         assert!(indexes.iter().any(|i| i == expected), "{indexes:?}");
     }
