@@ -117,7 +117,7 @@ fn device(i: usize) -> ExportImportDevice {
     let mut entry = ExportImportDevice {
         id: format!("rt-{i:07}"),
         import_mode: Some(ImportMode::Create),
-        status: Some(if i % 10 == 0 {
+        status: Some(if i.is_multiple_of(10) {
             DeviceStatus::Disabled
         } else {
             DeviceStatus::Enabled
@@ -129,7 +129,7 @@ fn device(i: usize) -> ExportImportDevice {
             .unwrap_or_default(),
         ..Default::default()
     };
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         entry.properties = serde_json::from_value(json!({"desired": {"interval": i % 60}})).ok();
     }
     entry

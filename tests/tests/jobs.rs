@@ -46,18 +46,18 @@ fn fleet(prefix: &str, n: usize) -> Vec<ExportImportDevice> {
             let mut entry: ExportImportDevice = serde_json::from_value(json!({
                 "id": format!("{prefix}-{i:05}"),
                 "importMode": "create",
-                "status": if i % 5 == 0 { "disabled" } else { "enabled" },
+                "status": if i.is_multiple_of(5) { "disabled" } else { "enabled" },
             }))
             .expect("entry");
-            if i % 5 == 0 {
+            if i.is_multiple_of(5) {
                 entry.status_reason = Some(format!("reason {i}"));
             }
-            entry.authentication = Some(if i % 7 == 0 {
+            entry.authentication = Some(if i.is_multiple_of(7) {
                 AuthenticationMechanism::x509(format!("{:040X}", i), format!("{:040X}", i + 1))
             } else {
                 AuthenticationMechanism::sas(key(i, 1), key(i, 2))
             });
-            if i % 3 == 0 {
+            if i.is_multiple_of(3) {
                 entry.tags = json!({ "site": format!("s{}", i % 4), "n": i })
                     .as_object()
                     .cloned()
@@ -514,7 +514,7 @@ async fn cancelling_a_running_job_stops_it_with_the_counts_so_far() {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let job = rm.get_scheduled_job("ping-all").await.expect("job");
-        let stats = job.device_job_statistics.clone().unwrap_or_default();
+        let stats = job.device_job_statistics.unwrap_or_default();
         if stats.succeeded_count == 3 && job.status == JobStatus::Running {
             assert_eq!(stats.device_count, 43);
             break;
