@@ -347,6 +347,21 @@ async fn job_requests_that_cannot_work_are_refused_with_iot_hub_codes() {
     // Unknown jobs.
     let e = rm.get_import_export_job("nope").await.unwrap_err();
     assert!(e.is_not_found(), "{e}");
+    // An absurd execution time is no limit, and a job that selects nothing completes.
+    let patch = TwinPatch::new().tags(json!({"x": 1})).expect("patch");
+    rm.create_scheduled_job(
+        "nobody",
+        JobRequest::update_twin("deviceId = 'nobody'", patch)
+            .max_execution_time(Duration::from_secs(i64::MAX as u64 / 2)),
+    )
+    .await
+    .expect("create job");
+    let done = wait_scheduled(&rm, "nobody").await;
+    assert_eq!(done.status, JobStatus::Completed, "{done:?}");
+    assert_eq!(
+        done.device_job_statistics.expect("statistics").device_count,
+        0
+    );
     hub.shutdown().await;
     storage.stop().await;
 }

@@ -145,7 +145,7 @@ impl Jobs {
         let id = job_id.to_owned();
         let record = self
             .store
-            .call(move |c| read_record(c, family, &id))
+            .call(move |c| read_record(c, Some(family), &id))
             .await
             .map_err(store_error)?;
         record.ok_or_else(|| job_not_found(job_id))
@@ -328,23 +328,19 @@ impl Jobs {
 
 /// Reads a job's record whatever its family.
 fn read_any(c: &Connection, job_id: &str) -> Result<Option<Value>, StoreError> {
-    let text: Option<String> = c
-        .prepare_cached("SELECT record FROM jobs WHERE job_id = ?1")?
-        .query_row(params![job_id], |r| r.get(0))
-        .optional()?;
-    text.map(|t| {
-        serde_json::from_str(&t).map_err(|source| StoreError::Corrupt {
-            what: "job",
-            source,
-        })
-    })
-    .transpose()
+    read_record(c, None, job_id)
 }
 
-/// Reads a job's record of `family`.
-fn read_record(c: &Connection, family: &str, job_id: &str) -> Result<Option<Value>, StoreError> {
+/// Reads a job's record, of `family` when given.
+fn read_record(
+    c: &Connection,
+    family: Option<&str>,
+    job_id: &str,
+) -> Result<Option<Value>, StoreError> {
     let text: Option<String> = c
-        .prepare_cached("SELECT record FROM jobs WHERE job_id = ?1 AND family = ?2")?
+        .prepare_cached(
+            "SELECT record FROM jobs WHERE job_id = ?1 AND (?2 IS NULL OR family = ?2)",
+        )?
         .query_row(params![job_id, family], |r| r.get(0))
         .optional()?;
     text.map(|t| {

@@ -33,6 +33,8 @@ use crate::twin::{TwinChange, TwinWrite};
 pub const DEVICE_CONCURRENCY: usize = 64;
 /// `maxExecutionTimeInSeconds` when the request gives none (one hour).
 pub const DEFAULT_MAX_EXECUTION_SECS: u64 = 3600;
+/// Longest execution time the runner waits for (a century): larger values mean "no limit".
+const MAX_EXECUTION_CAP_SECS: u64 = 100 * 365 * 24 * 3600;
 /// Device results are written in groups of this many (or every [`FLUSH_EVERY`]).
 const FLUSH_ROWS: usize = 256;
 const FLUSH_EVERY: Duration = Duration::from_millis(250);
@@ -446,7 +448,9 @@ async fn run_inner(jobs: &Arc<Jobs>, job_id: &str, live: &Live) -> Result<(), Re
     let max_secs = record["maxExecutionTimeInSeconds"]
         .as_u64()
         .unwrap_or(DEFAULT_MAX_EXECUTION_SECS);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(max_secs);
+    // A deadline past any real run (a century) stands for an absurd maxExecutionTimeInSeconds.
+    let deadline =
+        tokio::time::Instant::now() + Duration::from_secs(max_secs.min(MAX_EXECUTION_CAP_SECS));
     let started_text = format_time(started);
     jobs.update(job_id, {
         let started_text = started_text.clone();
