@@ -114,6 +114,8 @@ async fn registry_snapshot(rm: &RegistryManager) -> BTreeMap<String, Value> {
                 "authentication": device.authentication,
                 "tags": twin.tags,
                 "desired": desired,
+                "capabilities": device.capabilities,
+                "deviceScope": device.device_scope,
             }),
         );
         for module in rm.get_modules(&id).await.expect("modules") {
@@ -157,6 +159,18 @@ async fn export_then_import_into_a_fresh_hub_keeps_the_registry() {
             .await
             .expect("module");
     }
+    // An IoT Edge device and a child that sorts before it: the child's scope names the
+    // parent, which the import meets later.
+    let edge = rm
+        .create_device_with_sas("zz-edge", key(1, 5), key(1, 6), DeviceStatus::Enabled)
+        .iot_edge(true)
+        .await
+        .expect("edge device");
+    let scope = edge.device_scope.clone().expect("edge scope");
+    rm.create_device_with_sas("aa-child", key(2, 5), key(2, 6), DeviceStatus::Enabled)
+        .device_scope(scope.clone())
+        .await
+        .expect("child device");
     let exports = storage.container("exports").await;
     let job = rm
         .create_import_export_job(JobProperties::export(&exports).exclude_keys_in_export(false))
@@ -189,11 +203,43 @@ async fn export_then_import_into_a_fresh_hub_keeps_the_registry() {
     assert_eq!(log, "", "the round trip's import failed lines");
 
     let (a, b) = (registry_snapshot(&rm).await, registry_snapshot(&rm2).await);
-    assert_eq!(a.len(), 1500 + 30);
-    assert_eq!(a, b, "the imported registry differs from the exported one");
+    assert_eq!(a.len(), 1500 + 30 + 2 + 2);
+    let differ: Vec<(&String, Option<&Value>, Option<&Value>)> = a
+        .keys()
+        .chain(b.keys())
+        .filter(|k| a.get(*k) != b.get(*k))
+        .map(|k| (k, a.get(k), b.get(k)))
+        .take(3)
+        .collect();
+    assert!(
+        differ.is_empty(),
+        "the imported registry differs: {differ:?}"
+    );
+    assert_eq!(b["aa-child"]["deviceScope"], json!(scope));
+    assert!(
+        b.contains_key("zz-edge/$edgeAgent"),
+        "{:?}",
+        b.keys().rev().take(5).collect::<Vec<_>>()
+    );
     source.shutdown().await;
     target.shutdown().await;
     storage.stop().await;
+}
+
+/// The SAS URL with its expiry (`se=`) moved to 2001.
+fn regex_replace_se(url: &str) -> String {
+    let (base, query) = url.split_once('?').expect("a SAS");
+    let query: Vec<String> = query
+        .split('&')
+        .map(|p| {
+            if p.starts_with("se=") {
+                "se=2001-01-01T00%3A00%3A00Z".to_owned()
+            } else {
+                p.to_owned()
+            }
+        })
+        .collect();
+    format!("{base}?{}", query.join("&"))
 }
 
 async fn storage_text(storage: &Azurite, container: &str, blob: &str) -> String {
@@ -212,7 +258,10 @@ async fn import_applies_lines_in_order_and_logs_each_bad_one() {
         .await
         .expect("device");
     let lines = [
-        json!({"id": "a", "importMode": "create", "tags": {"v": 1}}).to_string(),
+        format!(
+            "\u{feff}{}",
+            json!({"id": "a", "importMode": "create", "tags": {"v": 1}})
+        ),
         json!({"id": "a", "importMode": "update", "tags": {"v": 2}}).to_string(),
         "{not json".to_owned(),
         json!({"id": "taken", "importMode": "create"}).to_string(),
@@ -229,7 +278,15 @@ async fn import_applies_lines_in_order_and_logs_each_bad_one() {
     ];
     let dir = tempfile::tempdir().expect("temp dir");
     let file = dir.path().join("devices.txt");
-    std::fs::write(&file, lines.join("\n")).expect("write input");
+    // Line 13 is not UTF-8; line 14 applies after it.
+    let mut bytes = lines.join("\n").into_bytes();
+    bytes.extend_from_slice(b"\n{\"id\": \"caf\xe9\"}\n");
+    bytes.extend_from_slice(
+        json!({"id": "c", "importMode": "create"})
+            .to_string()
+            .as_bytes(),
+    );
+    std::fs::write(&file, bytes).expect("write input");
     let input = storage.container("input").await;
     let output = storage.container("output").await;
     storage.put(&input, "devices.txt", &file).await;
@@ -252,6 +309,9 @@ async fn import_applies_lines_in_order_and_logs_each_bad_one() {
             .and_then(|k| k.primary_key),
         Some(key(1, 1))
     );
+    rm.get_device("c")
+        .await
+        .expect("c, after the line that is not UTF-8");
     let b = rm.get_device("b").await.expect("b");
     assert_eq!(b.status, Some(DeviceStatus::Disabled));
     assert!(rm.get_device("taken").await.unwrap_err().is_not_found());
@@ -283,6 +343,7 @@ async fn import_applies_lines_in_order_and_logs_each_bad_one() {
             (8, 404001),  // DeviceNotFound (module of a missing device)
             (9, 400004),  // ArgumentInvalid (import mode)
             (10, 400012), // not an object
+            (13, 400012), // not UTF-8
         ],
         "{log}"
     );
@@ -321,6 +382,28 @@ async fn job_requests_that_cannot_work_are_refused_with_iot_hub_codes() {
         "{e}"
     );
     assert!(!e.to_string().contains("sig="), "{e}");
+    // An expired SAS, and a URI without a container.
+    let expired = regex_replace_se(&out);
+    let e = rm
+        .create_import_export_job(JobProperties::export(&expired))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code().map(|c| c.name().to_owned()).as_deref(),
+        Some("BlobContainerValidationError"),
+        "{e}"
+    );
+    let no_container = out.replacen("/output?", "?", 1);
+    assert_ne!(no_container, out);
+    let e = rm
+        .create_import_export_job(JobProperties::export(&no_container))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code().map(|c| c.name().to_owned()).as_deref(),
+        Some("ArgumentInvalid"),
+        "{e}"
+    );
     // A second import/export job while one is active.
     create_fleet(&rm, fleet("q", 3000)).await;
     let first = rm

@@ -69,7 +69,8 @@ impl Journal {
 }
 
 /// Replaces the values of `primaryKey` / `secondaryKey` (whatever their type, unless null or
-/// empty), and a `symmetricKey` that is not an object, at any depth, by `"***"`.
+/// empty), and a `symmetricKey` that is not an object, at any depth, by `"***"`, and the
+/// `sig=` value of any string holding a SAS (job container URIs) by `REDACTED`.
 pub fn redact_keys(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -89,6 +90,10 @@ pub fn redact_keys(value: &mut Value) {
             }
         }
         Value::Array(items) => items.iter_mut().for_each(redact_keys),
+        // Container URIs of import/export jobs carry SAS tokens.
+        Value::String(text) if text.contains("sig=") => {
+            *text = crate::jobs::redact_signature(text);
+        }
         _ => {}
     }
 }
@@ -231,6 +236,16 @@ pub async fn journal_layer(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn redacts_sas_signatures() {
+        let mut v = json!({"outputBlobContainerUri": "http://h/a/c?sv=1&sig=c2VjcmV0&se=2"});
+        redact_keys(&mut v);
+        assert_eq!(
+            v["outputBlobContainerUri"],
+            "http://h/a/c?sv=1&sig=REDACTED&se=2"
+        );
+    }
 
     #[test]
     fn redacts_nested_keys() {

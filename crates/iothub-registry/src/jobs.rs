@@ -709,7 +709,9 @@ impl JobRequest {
             ),
         };
         let max = &self.max_execution_time;
-        let seconds = max.as_secs() + u64::from(max.subsec_nanos() > 0);
+        let seconds = max
+            .as_secs()
+            .saturating_add(u64::from(max.subsec_nanos() > 0));
         wire::JobRequest {
             job_id: Some(job_id.to_owned()),
             type_: Some(type_),
@@ -1424,7 +1426,7 @@ impl RegistryManager {
     /// or unusable container URI, an unknown type); IoT Hub's error when another import or
     /// export job is already running or the job quota is spent (`JobQuotaExceeded`, 403003,
     /// or throttling); [`Error::is_unauthorized`](crate::Error::is_unauthorized) (needs
-    /// `RegistryReadWrite` for an import, `RegistryRead` for an export),
+    /// `RegistryReadWrite`, for an export as for an import),
     /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
     /// transport errors of every call. A SAS token IoT Hub cannot use usually surfaces later,
     /// as a `failed` job with a `failure_reason`.
@@ -1532,12 +1534,14 @@ impl RegistryManager {
     }
 
     /// Reads a scheduled job with its status and device counts (`GET /jobs/v2/{id}`), as
-    /// Python's `get_scheduled_job`.
+    /// Python's `get_scheduled_job`. IoT Hub answers an unknown id with a job whose type and
+    /// status are `unknown` ([`JobType::Unknown`], [`JobStatus::Unknown`]),
+    /// not with an error.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidRequest`](crate::Error::InvalidRequest) for the ids `""`, `.` and `..`
-    /// (nothing is sent); [`Error::is_not_found`](crate::Error::is_not_found) (`JobNotFound`);
+    /// (nothing is sent);
     /// [`Error::is_unauthorized`](crate::Error::is_unauthorized),
     /// [`Error::is_throttled`](crate::Error::is_throttled) once retries are spent, and the
     /// transport errors of every call.

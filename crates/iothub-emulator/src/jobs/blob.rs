@@ -20,6 +20,8 @@ pub(crate) struct Container {
     shown: String,
     /// The SAS's `sp` (signed permissions), when it has one.
     permissions: Option<String>,
+    /// The SAS's `se` (signed expiry), when it has one that parses.
+    expiry: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl std::fmt::Debug for Container {
@@ -59,6 +61,13 @@ impl Container {
             .path_segments()
             .map(|s| s.filter(|p| !p.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
+        // Azurite and other emulators put the account in the path (`/{account}/{container}`).
+        let path_style = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok();
+        if path_style && segments.len() < 2 {
+            return Err(BadContainerUri(format!(
+                "{field} names no container: on a local storage emulator it must look like http://127.0.0.1:10000/<account>/<container>?<SAS>."
+            )));
+        }
         let container = segments.pop().ok_or_else(|| {
             BadContainerUri(format!(
                 "{field} names no container: it must look like https://<account>.blob.core.windows.net/<container>?<SAS>."
@@ -96,11 +105,22 @@ impl Container {
             .query_pairs()
             .find(|(k, _)| k == "sp")
             .map(|(_, v)| v.into_owned());
+        let expiry = url
+            .query_pairs()
+            .find(|(k, _)| k == "se")
+            .and_then(|(_, v)| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc));
         Ok(Container {
             store: Arc::new(store),
             shown: format!("{endpoint}/{container}"),
             permissions,
+            expiry,
         })
+    }
+
+    /// The SAS's signed expiry (`se`), when given.
+    pub(crate) fn expiry(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        self.expiry
     }
 
     /// The SAS's signed permissions (`sp`, such as `racwdl`), when given.
@@ -170,8 +190,8 @@ pub(crate) fn describe(error: &object_store::Error, container: &Container, blob:
     }
 }
 
-/// Removes anything that looks like a SAS signature from a message.
-fn redact(text: &str) -> String {
+/// Removes anything that looks like a SAS signature (`sig=…`) from a text.
+pub(crate) fn redact(text: &str) -> String {
     match text.find("sig=") {
         Some(at) => {
             let end = text[at..]
@@ -211,6 +231,7 @@ mod tests {
             "ftp://acct.blob.core.windows.net/c?sig=x",
             "https://acct.blob.core.windows.net/?sig=x",
             "https://acct.blob.core.windows.net/c",
+            "http://127.0.0.1:10000/devstoreaccount1?sig=x",
         ] {
             let e = Container::from_sas_url("outputBlobContainerUri", bad).unwrap_err();
             assert!(e.to_string().starts_with("outputBlobContainerUri"), "{e}");

@@ -72,6 +72,15 @@ fn container(body: &Value, field: &str, needs: char) -> Result<Container, Regist
         .ok_or_else(|| invalid(format!("{field} is required for this job type.")))?;
     let container = Container::from_sas_url(field, uri).map_err(|e| invalid(e.to_string()))?;
     if container
+        .expiry()
+        .is_some_and(|expiry| expiry <= chrono::Utc::now())
+    {
+        return Err(RegistryError::refused(
+            ErrorCode::BlobContainerValidationError,
+            format!("The SAS of {field} has expired (its 'se' is in the past)."),
+        ));
+    }
+    if container
         .permissions()
         .is_some_and(|sp| !sp.contains(needs))
     {
@@ -124,6 +133,21 @@ fn parse_request(body: &Value) -> Result<Request, RegistryError> {
     } else {
         Some(container(body, "inputBlobContainerUri", 'r')?)
     };
+    if !export && bool_field(body, "includeConfigurations")? {
+        return Err(invalid(
+            "includeConfigurations is not supported for import jobs by the local hub: import configurations with PUT /configurations/{id}.",
+        ));
+    }
+    for field in ["inputBlobName", "outputBlobName", "configurationsBlobName"] {
+        if let Some(name) = string_field(body, field)?
+            && object_store::path::Path::parse(name).is_err()
+        {
+            return Err(invalid(format!(
+                "{field} '{}' is not a blob name (no empty segments, '.' or '..').",
+                name.escape_default()
+            )));
+        }
+    }
     let configurations_blob = bool_field(body, "includeConfigurations")?.then(|| {
         string_field(body, "configurationsBlobName")
             .ok()
@@ -414,6 +438,7 @@ impl Jobs {
         let mut applied = 0u64;
         let mut reported = Instant::now();
         let mut error_text = String::new();
+        let mut retry: Vec<ImportLine> = Vec::new();
         let outcome: Result<(), String> = loop {
             if live.cancelled.load(Ordering::SeqCst) {
                 break Ok(());
@@ -441,6 +466,16 @@ impl Jobs {
                 .checked_div(size)
                 .unwrap_or(100)
                 .min(99);
+            // Lines naming scopes may name a parent that comes later in the file (an export
+            // is in id order): the ones refused for their scope are tried again at the end.
+            let scoped: std::collections::HashMap<u64, Value> = batch
+                .lines
+                .iter()
+                .filter(|l| {
+                    l.entry.get("deviceScope").is_some() || l.entry.get("parentScopes").is_some()
+                })
+                .map(|l| (l.line, l.entry.clone()))
+                .collect();
             let id = job_id.to_owned();
             let failures = self
                 .registry
@@ -456,7 +491,15 @@ impl Jobs {
             match failures {
                 Ok(failures) => {
                     for f in failures {
-                        push_failure(&mut error_text, &f);
+                        match scoped.get(&f.line) {
+                            Some(entry) if f.failure.code == ErrorCode::InvalidDeviceScope => {
+                                retry.push(ImportLine {
+                                    line: f.line,
+                                    entry: entry.clone(),
+                                });
+                            }
+                            _ => push_failure(&mut error_text, &f),
+                        }
                     }
                 }
                 Err(e) => break Err(format!("Applying lines up to {lines_through} failed: {e}")),
@@ -473,6 +516,21 @@ impl Jobs {
             }
         };
         reader_task.abort();
+        // The lines refused for a scope whose device came later, once more, in file order.
+        let outcome = match outcome {
+            Ok(()) if !retry.is_empty() && !live.cancelled.load(Ordering::SeqCst) => {
+                match self.registry.import_lines(retry, |_, _| Ok(())).await {
+                    Ok(failures) => {
+                        for f in failures {
+                            push_failure(&mut error_text, &f);
+                        }
+                        Ok(())
+                    }
+                    Err(e) => Err(format!("Applying the lines that name scopes failed: {e}")),
+                }
+            }
+            other => other,
+        };
         tracing::debug!(job = job_id, lines = applied, "import job stopped reading");
         if outcome.is_ok() || !error_text.is_empty() {
             let written = async {
@@ -524,7 +582,7 @@ async fn read_batches(
 ) {
     let mut line_no = 0u64;
     let mut bytes = 0u64;
-    let mut buf = String::new();
+    let mut raw = Vec::new();
     let mut batch = Batch {
         lines: Vec::new(),
         malformed: Vec::new(),
@@ -532,18 +590,14 @@ async fn read_batches(
         bytes_through: 0,
     };
     loop {
-        buf.clear();
-        let n = match reader.read_line(&mut buf).await {
-            Ok(n) => n,
+        let (n, cut) = match read_line_bounded(&mut reader, &mut raw).await {
+            Ok(read) => read,
             Err(e) => {
                 let reason = match e
                     .get_ref()
                     .and_then(|inner| inner.downcast_ref::<object_store::Error>())
                 {
                     Some(se) => blob::describe(se, &container, &name),
-                    None if e.kind() == std::io::ErrorKind::InvalidData => {
-                        format!("Line {} of '{name}' is not UTF-8 text.", line_no + 1)
-                    }
                     None => format!("Reading '{name}' failed: {}", e.kind()),
                 };
                 let _ = tx.send(Err(reason)).await;
@@ -555,7 +609,33 @@ async fn read_batches(
         }
         line_no += 1;
         bytes += n as u64;
-        let text = buf.trim();
+        let problem = if cut {
+            Some(format!(
+                "Invalid device format in line {line_no}: the line is longer than {MAX_LINE_BYTES} bytes."
+            ))
+        } else if std::str::from_utf8(&raw).is_err() {
+            Some(format!(
+                "Invalid device format in line {line_no}: the line is not UTF-8 text."
+            ))
+        } else {
+            None
+        };
+        if let Some(message) = problem {
+            batch
+                .malformed
+                .push((line_no, ErrorCode::DeserializationError, message));
+        }
+        let buf = if cut {
+            ""
+        } else {
+            std::str::from_utf8(&raw).unwrap_or_default()
+        };
+        // A byte order mark at the start of the blob is not part of the first line.
+        let text = if line_no == 1 {
+            buf.trim_start_matches('\u{feff}').trim()
+        } else {
+            buf.trim()
+        };
         if !text.is_empty() {
             match serde_json::from_str::<Value>(text) {
                 Ok(entry @ Value::Object(_)) => batch.lines.push(ImportLine {
@@ -608,6 +688,38 @@ fn shorten(line: &str) -> String {
     match line.char_indices().nth(200) {
         Some((at, _)) => format!("{}…", &line[..at]),
         None => line.to_owned(),
+    }
+}
+
+/// Longest input line an import reads (IoT Hub's twin and identity limits keep a real line
+/// far below it); a longer one is a failed line, and only this much of it is held in memory.
+pub const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads one line (through `\n`) into `out`, keeping at most [`MAX_LINE_BYTES`] of it.
+/// Returns the bytes consumed (0 at the end) and whether the line was cut.
+async fn read_line_bounded(
+    reader: &mut object_store::buffered::BufReader,
+    out: &mut Vec<u8>,
+) -> std::io::Result<(usize, bool)> {
+    out.clear();
+    let (mut consumed, mut cut) = (0, false);
+    loop {
+        let buf = reader.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok((consumed, cut));
+        }
+        let (take, done) = match buf.iter().position(|b| *b == b'\n') {
+            Some(i) => (i + 1, true),
+            None => (buf.len(), false),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(out.len());
+        cut |= take > room;
+        out.extend_from_slice(&buf[..take.min(room)]);
+        reader.consume(take);
+        consumed += take;
+        if done {
+            return Ok((consumed, cut));
+        }
     }
 }
 

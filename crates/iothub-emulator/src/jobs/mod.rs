@@ -34,6 +34,7 @@ use crate::registry::{Registry, RegistryError};
 use crate::sessions::Sessions;
 use crate::store::{Store, StoreError};
 
+pub(crate) use blob::redact as redact_signature;
 pub(crate) use scheduled::twin_patch;
 pub use scheduled::{ScheduledJobInput, ScheduledWork};
 
@@ -82,6 +83,17 @@ fn job_not_found(job_id: &str) -> RegistryError {
     RegistryError::refused(
         ErrorCode::JobNotFound,
         format!("The job '{}' does not exist.", job_id.escape_default()),
+    )
+}
+
+/// 409 for a job id that is taken.
+fn job_exists(job_id: &str) -> RegistryError {
+    RegistryError::refused(
+        ErrorCode::GenericConflict,
+        format!(
+            "A job with id '{}' already exists.",
+            job_id.escape_default()
+        ),
     )
 }
 
@@ -223,13 +235,7 @@ impl Jobs {
         if inserted {
             Ok(())
         } else {
-            Err(RegistryError::refused(
-                ErrorCode::GenericConflict,
-                format!(
-                    "A job with id '{}' already exists.",
-                    job_id.escape_default()
-                ),
-            ))
+            Err(job_exists(job_id))
         }
     }
 
@@ -262,6 +268,10 @@ impl Jobs {
                         write_record(&tx, &id, &record, None)?;
                         resumable.push(id);
                         continue;
+                    }
+                    if family == SCHEDULED {
+                        // The per-device results recorded before the stop stay counted.
+                        record["deviceJobStatistics"] = scheduled::statistics(&tx, &id, 0)?;
                     }
                     let reason = if family == SCHEDULED {
                         "The local hub stopped while this job was running; it was not resumed. The per-device results recorded before the stop are kept; devices still pending were not reached.".to_owned()
@@ -395,6 +405,13 @@ impl DeviceJobsQuery {
     pub fn parse(text: &str) -> Option<Result<Self, RegistryError>> {
         let lower = text.to_ascii_lowercase();
         let from = lower.find(" from devices.jobs")?;
+        // Only a FROM clause naming devices.jobs itself (not text that mentions it).
+        let after = &lower[from + " from devices.jobs".len()..];
+        if !(after.is_empty() || after.starts_with(char::is_whitespace))
+            || lower[..from].contains('\'')
+        {
+            return None;
+        }
         let unsupported = || {
             invalid(
                 "The local hub answers devices.jobs queries of the form SELECT * FROM devices.jobs [WHERE f = 'v' AND ...] with f one of jobId, deviceId, status, jobType.",
@@ -433,6 +450,7 @@ impl DeviceJobsQuery {
                 .strip_prefix('\'')
                 .and_then(|v| v.strip_suffix('\''))
                 .or_else(|| rhs.strip_prefix('"').and_then(|v| v.strip_suffix('"')))
+                .filter(|v| !v.contains(['\'', '"']))
             else {
                 return Some(Err(unsupported()));
             };
@@ -541,6 +559,19 @@ mod tests {
             DeviceJobsQuery::parse("SELECT * FROM devices.jobs WHERE x > 1")
                 .unwrap()
                 .is_err()
+        );
+        // An OR hidden in a value is refused, not read as part of the value.
+        assert!(
+            DeviceJobsQuery::parse("SELECT * FROM devices.jobs WHERE jobId = 'a' OR jobId = 'b'")
+                .unwrap()
+                .is_err()
+        );
+        // Text that mentions devices.jobs is an ordinary query.
+        assert!(
+            DeviceJobsQuery::parse(
+                "SELECT * FROM devices WHERE tags.note = 'moved from devices.jobs table'"
+            )
+            .is_none()
         );
     }
 }

@@ -121,7 +121,11 @@ pub(crate) fn twin_patch(update: &Value) -> Value {
 }
 
 /// Statistics of a job's devices.
-fn statistics(c: &rusqlite::Connection, job_id: &str, running: u64) -> Result<Value, StoreError> {
+pub(super) fn statistics(
+    c: &rusqlite::Connection,
+    job_id: &str,
+    running: u64,
+) -> Result<Value, StoreError> {
     let mut counts = std::collections::HashMap::<String, u64>::new();
     let mut stmt = c.prepare_cached(
         "SELECT status, COUNT(*) FROM device_jobs WHERE job_id = ?1 GROUP BY status",
@@ -200,6 +204,17 @@ impl Jobs {
         record[body_key] = input.body.clone();
         {
             let _guard = self.records.lock().await;
+            // A repeated id is a conflict whatever the number of active jobs.
+            let id = input.job_id.clone();
+            let taken = self
+                .store
+                .call(move |c| super::read_any(c, &id))
+                .await
+                .map_err(store_error)?
+                .is_some();
+            if taken {
+                return Err(super::job_exists(&input.job_id));
+            }
             let active = self
                 .count_active(SCHEDULED, &["scheduled", "queued", "running"])
                 .await?;

@@ -89,11 +89,15 @@ fn check_entry_etag(
 }
 
 /// Applies one entry; an error leaves the caller's savepoint to be rolled back.
+/// `import` is set for the lines of an import job, where an IoT Edge device keeps the
+/// `deviceScope` an export wrote (`ms-azure-iot-edge://{id}-…`), so that its children's
+/// scopes still name it in the new registry.
 fn apply_one(
     conn: &Connection,
     ctx: &Ctx,
     dev: &ImportDevice,
     mode: ImportMode,
+    import: bool,
 ) -> Result<(), RegistryError> {
     let id = dev.id.as_deref().unwrap_or_default();
     check_ids(id, None)?;
@@ -169,7 +173,32 @@ fn apply_one(
                     ctx.desired_changed(id, None, &before, &row.twin.desired);
                 }
                 None => {
-                    create_device(conn, ctx, id, &input, Some(&change))?;
+                    let exported_scope = dev.device_scope.as_deref().filter(|scope| {
+                        import
+                            && dev
+                                .capabilities
+                                .as_ref()
+                                .is_some_and(|c| c.iot_edge == Some(true))
+                            && scope
+                                .strip_prefix(super::scopes::SCOPE_PREFIX)
+                                .and_then(|rest| rest.strip_prefix(id))
+                                .is_some_and(|rest| rest.starts_with('-'))
+                    });
+                    match exported_scope {
+                        None => {
+                            create_device(conn, ctx, id, &input, Some(&change))?;
+                        }
+                        Some(scope) => {
+                            let input = DeviceInput {
+                                device_scope: None,
+                                ..input
+                            };
+                            let mut row = create_device(conn, ctx, id, &input, Some(&change))?;
+                            row.record.device_scope = Some(scope.to_owned());
+                            super::scopes::check(conn, &row.record)?;
+                            store::put_device(conn, &row)?;
+                        }
+                    }
                 }
             }
         }
@@ -259,7 +288,7 @@ fn apply_entry(
                     Some(m) if with_modules && !m.is_empty() => {
                         apply_module(tx, ctx, &dev, m, mode)
                     }
-                    _ => apply_one(tx, ctx, &dev, mode),
+                    _ => apply_one(tx, ctx, &dev, mode, with_modules),
                 };
                 if outcome.is_err() {
                     tx.prepare_cached("ROLLBACK TO bulk_device")?.execute([])?;
@@ -283,8 +312,8 @@ fn apply_entry(
 
 /// Applies one module line of an import job (IoT Hub's import jobs carry module identities
 /// as lines with a `moduleId`; the bulk REST operation does not take them). The import modes
-/// mean what they mean for devices; `$edgeAgent`/`$edgeHub` take twin changes only, as they
-/// come and go with their IoT Edge device.
+/// mean what they mean for devices; `$edgeAgent`/`$edgeHub` come and go with their IoT Edge
+/// device, so they are never created or deleted here, only given keys and twin changes.
 fn apply_module(
     conn: &Connection,
     ctx: &Ctx,
@@ -382,7 +411,9 @@ fn apply_module(
                 }
                 _ => {}
             }
-            if !twin_only && !system {
+            // An IoT Edge system module takes the keys an export wrote, so a registry copied
+            // through export and import keeps them.
+            if !twin_only && (!system || dev.authentication.is_some()) {
                 row.record.update(&input)?;
             }
             let before = row.twin.desired.clone();

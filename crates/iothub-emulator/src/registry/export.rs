@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{Registry, RegistryError, is_system_module};
+use super::{Registry, RegistryError};
 use crate::model::AuthenticationMechanism;
 use crate::store::{self, DeviceRow, ModuleRow};
 
@@ -82,8 +82,8 @@ impl Registry {
     /// Renders up to `max_devices` devices whose ids sort after `after` (`None`: from the
     /// first), each followed by its modules, as export lines. `keys: false` writes `null`
     /// keys (the job's `excludeKeysInExport`). The IoT Edge system modules (`$edgeAgent`,
-    /// `$edgeHub`) are exported for their twins; an import recreates their identities with
-    /// their device.
+    /// `$edgeHub`) are exported too; an import recreates them with their device and gives
+    /// them these keys and twins.
     ///
     /// # Errors
     /// A store failure.
@@ -112,9 +112,6 @@ impl Registry {
                 while let Some(m) =
                     modules.next_if(|m| m.record.device_id == device.record.device_id)
                 {
-                    // System modules keep generated keys that an import cannot set; their
-                    // lines carry the twin only.
-                    let keys = keys && !is_system_module(&m.record.module_id);
                     page.text.push_str(&module_line(&m, keys).to_string());
                     page.text.push('\n');
                     page.modules += 1;

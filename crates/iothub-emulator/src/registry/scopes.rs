@@ -23,7 +23,7 @@ use crate::model::DeviceRecord;
 use crate::store::{self, DeviceRow};
 
 /// Prefix of every IoT Edge device scope.
-const SCOPE_PREFIX: &str = "ms-azure-iot-edge://";
+pub(super) const SCOPE_PREFIX: &str = "ms-azure-iot-edge://";
 
 fn invalid(message: String) -> RegistryError {
     RegistryError::refused(ErrorCode::InvalidDeviceScope, message)

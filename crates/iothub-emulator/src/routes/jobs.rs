@@ -140,9 +140,16 @@ fn scheduled_input(id: String, body: &Value) -> Result<ScheduledJobInput, ApiErr
     };
     let max_execution_secs = match body.get("maxExecutionTimeInSeconds") {
         None | Some(Value::Null) => None,
-        Some(v) => Some(v.as_u64().filter(|n| *n > 0).ok_or_else(|| {
-            ApiError::invalid("maxExecutionTimeInSeconds must be a positive whole number.")
-        })?),
+        Some(v) => Some(
+            v.as_i64()
+                .filter(|n| *n > 0)
+                .and_then(|n| u64::try_from(n).ok())
+                .ok_or_else(|| {
+                    ApiError::invalid(
+                        "maxExecutionTimeInSeconds must be a whole number from 1 to 9223372036854775807.",
+                    )
+                })?,
+        ),
     };
     Ok(ScheduledJobInput {
         job_id: id,
@@ -204,6 +211,31 @@ pub async fn query_scheduled_jobs(
         .transpose()?
         .unwrap_or(100);
     let filter = |name: &str| params.get(name).filter(|v| !v.is_empty()).cloned();
+    for (name, known) in [
+        (
+            "jobType",
+            &["scheduleUpdateTwin", "scheduleDeviceMethod"][..],
+        ),
+        (
+            "jobStatus",
+            &[
+                "queued",
+                "scheduled",
+                "running",
+                "completed",
+                "failed",
+                "cancelled",
+            ][..],
+        ),
+    ] {
+        if let Some(v) = filter(name).filter(|v| !known.contains(&v.as_str())) {
+            return Err(ApiError::invalid(format!(
+                "The {name} '{}' is not one of {}.",
+                v.escape_default(),
+                known.join(", ")
+            )));
+        }
+    }
     let (items, token) = state
         .jobs
         .query_scheduled(
