@@ -6,6 +6,10 @@ use std::process::ExitCode;
 use clap::Parser;
 use iothub_emulator::cli::{EmulatorArgs, init_logging, run};
 
+#[cfg(feature = "mimalloc")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = EmulatorArgs::parse();
