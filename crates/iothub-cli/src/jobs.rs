@@ -416,7 +416,11 @@ fn report_import_export(
     if let Some(reason) = &reason {
         text.push_str(&format!(" ({reason})"));
     }
-    out.event(&text, &value)?;
+    // A final result: one line for people, pretty JSON like every other result.
+    match out.format {
+        OutputFormat::Table => out.event(&text, &value)?,
+        OutputFormat::Json => out.one(&value)?,
+    }
     match &job.status {
         JobStatus::Completed => Ok(()),
         JobStatus::Failed => Err(CliError::new(format!(
