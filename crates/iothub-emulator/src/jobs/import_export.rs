@@ -471,9 +471,7 @@ impl Jobs {
             let scoped: std::collections::HashMap<u64, Value> = batch
                 .lines
                 .iter()
-                .filter(|l| {
-                    l.entry.get("deviceScope").is_some() || l.entry.get("parentScopes").is_some()
-                })
+                .filter(|l| names_a_scope(&l.entry))
                 .map(|l| (l.line, l.entry.clone()))
                 .collect();
             let id = job_id.to_owned();
@@ -689,6 +687,15 @@ fn shorten(line: &str) -> String {
         Some((at, _)) => format!("{}…", &line[..at]),
         None => line.to_owned(),
     }
+}
+
+/// Whether an import line names a scope (a non-empty `deviceScope` or `parentScopes`): only
+/// those can fail for a parent that comes later in the file.
+fn names_a_scope(entry: &Value) -> bool {
+    entry["deviceScope"].as_str().is_some_and(|s| !s.is_empty())
+        || entry["parentScopes"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty())
 }
 
 /// Longest input line an import reads (IoT Hub's twin and identity limits keep a real line
