@@ -436,7 +436,6 @@ impl Jobs {
         let input_desc = (input.clone(), req.input_blob.clone());
         let reader_task = tokio::spawn(read_batches(reader, tx, input_desc));
         let mut applied = 0u64;
-        let mut reported = Instant::now();
         let mut error_text = String::new();
         let mut retry: Vec<ImportLine> = Vec::new();
         let outcome: Result<(), String> = loop {
@@ -508,9 +507,6 @@ impl Jobs {
                     break Err(write_failure(&e, &req.output, IMPORT_ERRORS_BLOB));
                 }
                 error_text.clear();
-            }
-            if reported.elapsed() >= PROGRESS_EVERY {
-                reported = Instant::now();
             }
         };
         reader_task.abort();
