@@ -32,7 +32,15 @@ async fn python_sdk_works_with_only_the_printed_connection_string_and_ca() {
     let python = python();
     let data = tempfile::tempdir().expect("temp dir");
     let mut child = Command::new(emulator_binary())
-        .args(["--https-port", "0", "--amqps-port", "0", "--data-dir"])
+        .args([
+            "--https-port",
+            "0",
+            "--amqps-port",
+            "0",
+            "--mqtts-port",
+            "0",
+            "--data-dir",
+        ])
         .arg(data.path())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
