@@ -111,6 +111,64 @@ async fn send_to_existing_and_missing_devices() {
     // The twin reports the same count.
     let (_, twin) = hub.rest(reqwest::Method::GET, "/twins/d1", None).await;
     assert_eq!(twin["cloudToDeviceMessageCount"], 1);
+    // So do the device list and queries: whole twins, a projection, a condition and a group.
+    hub.create_device("d0").await;
+    let (_, list) = hub.rest(reqwest::Method::GET, "/devices", None).await;
+    let counts: Vec<(String, u64)> = list
+        .as_array()
+        .expect("device list")
+        .iter()
+        .map(|d| {
+            (
+                d["deviceId"].as_str().unwrap_or_default().to_owned(),
+                d["cloudToDeviceMessageCount"].as_u64().expect("count"),
+            )
+        })
+        .collect();
+    assert_eq!(counts, [("d1".to_owned(), 1), ("d0".to_owned(), 0)]);
+    for (query, expected) in [
+        (
+            "SELECT * FROM devices WHERE cloudToDeviceMessageCount > 0",
+            json!([{"deviceId": "d1", "cloudToDeviceMessageCount": 1}]),
+        ),
+        (
+            "SELECT deviceId, cloudToDeviceMessageCount FROM devices",
+            json!([
+                {"deviceId": "d0", "cloudToDeviceMessageCount": 0},
+                {"deviceId": "d1", "cloudToDeviceMessageCount": 1}
+            ]),
+        ),
+        (
+            "SELECT cloudToDeviceMessageCount AS n, COUNT() AS devices FROM devices GROUP BY cloudToDeviceMessageCount",
+            json!([{"n": 0, "devices": 1}, {"n": 1, "devices": 1}]),
+        ),
+    ] {
+        let (status, items) = hub
+            .rest(
+                reqwest::Method::POST,
+                "/devices/query",
+                Some(json!({ "query": query })),
+            )
+            .await;
+        assert_eq!(status, 200, "{query}: {items}");
+        assert_eq!(
+            items.as_array().map(Vec::len),
+            expected.as_array().map(Vec::len),
+            "{query}: {items}"
+        );
+        // Whole twins are compared on the two fields the expectation names.
+        let items: Vec<Value> = items
+            .as_array()
+            .expect("items")
+            .iter()
+            .zip(expected.as_array().expect("expected"))
+            .map(|(item, want)| {
+                let keys = want.as_object().expect("object").keys();
+                Value::Object(keys.map(|k| (k.clone(), item[k].clone())).collect())
+            })
+            .collect();
+        assert_eq!(Value::Array(items), expected, "{query}");
+    }
 
     let err = client
         .send("nobody", Message::new(b"x".to_vec()))

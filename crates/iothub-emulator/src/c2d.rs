@@ -881,7 +881,8 @@ fn queue_depth(conn: &Connection, device: &str, module: &str) -> Result<u64, Sto
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Keeps `cloudToDeviceMessageCount` of the identity and its twin equal to the queue depth.
+/// Keeps `cloudToDeviceMessageCount` of the identity and its twin equal to the queue depth:
+/// the `c2d_count` column, which readers of the identity and twin take (see `store`).
 fn set_message_count(
     conn: &Connection,
     device: &str,
@@ -890,15 +891,11 @@ fn set_message_count(
 ) -> Result<(), StoreError> {
     let count = i64::try_from(count).unwrap_or(i64::MAX);
     if module.is_empty() {
-        conn.prepare_cached(
-            "UPDATE devices SET record = json_set(record, '$.cloudToDeviceMessageCount', ?2), \
-             twin = json_set(twin, '$.cloudToDeviceMessageCount', ?2) WHERE device_id = ?1",
-        )?
-        .execute(params![device, count])?;
+        conn.prepare_cached("UPDATE devices SET c2d_count = ?2 WHERE device_id = ?1")?
+            .execute(params![device, count])?;
     } else {
         conn.prepare_cached(
-            "UPDATE modules SET record = json_set(record, '$.cloudToDeviceMessageCount', ?3), \
-             twin = json_set(twin, '$.cloudToDeviceMessageCount', ?3) WHERE device_id = ?1 AND module_id = ?2",
+            "UPDATE modules SET c2d_count = ?3 WHERE device_id = ?1 AND module_id = ?2",
         )?
         .execute(params![device, module, count])?;
     }

@@ -73,6 +73,12 @@ const STRIPPED_FIELDS: &[&str] = &[
 /// The stored twin text, for the paths whose value includes `$metadata`.
 const FULL_DOC: &str = "t.twin";
 
+/// The twin field kept in a column of its own instead of the stored twin (see `store`).
+const COUNTER_FIELD: &str = "cloudToDeviceMessageCount";
+
+/// A document holding [`COUNTER_FIELD`], read from its column.
+const COUNTER_DOC: &str = "json_object('cloudToDeviceMessageCount', t.c2d_count)";
+
 /// The indexes a statement can be pinned to.
 pub(crate) mod index {
     /// `devices(device_id, <QUERY_DOC>)`.
@@ -143,6 +149,21 @@ pub(crate) struct Column {
     /// For aggregate queries, SQL over the scanned values (`r.c0`, `r.c1`, ...).
     pub sql: String,
     pub kind: ColumnKind,
+}
+
+/// SQL of the `COUNT()` aggregate over the scanned rows.
+const COUNT_SQL: &str = "COUNT(*)";
+
+impl Column {
+    /// For a grouped property of an aggregate query, the index of its group key (`r.c{k}`).
+    pub(crate) fn group_key(&self) -> Option<usize> {
+        self.sql.strip_prefix("r.c")?.parse().ok()
+    }
+
+    /// Whether the column is `COUNT()`.
+    pub(crate) fn is_count(&self) -> bool {
+        self.sql == COUNT_SQL
+    }
 }
 
 /// What the query returns.
@@ -360,13 +381,21 @@ struct Resolved {
     /// The value contains parts that [`QUERY_DOC`] leaves out (`properties`,
     /// `properties.desired`, `properties.reported` hold `$metadata`).
     holds_stripped: bool,
+    /// The path leads into [`COUNTER_FIELD`], read from [`COUNTER_DOC`].
+    counter: bool,
 }
 
 impl Resolved {
     /// The property, read for a condition or an aggregate input.
     fn for_condition(&self) -> JsonRef {
         JsonRef {
-            doc: if self.stripped { FULL_DOC } else { QUERY_DOC },
+            doc: if self.counter {
+                COUNTER_DOC
+            } else if self.stripped {
+                FULL_DOC
+            } else {
+                QUERY_DOC
+            },
             path: self.sql_path.clone(),
         }
     }
@@ -374,7 +403,9 @@ impl Resolved {
     /// The property, read to return its value.
     fn for_output(&self) -> JsonRef {
         JsonRef {
-            doc: if self.stripped || self.holds_stripped {
+            doc: if self.counter {
+                COUNTER_DOC
+            } else if self.stripped || self.holds_stripped {
                 FULL_DOC
             } else {
                 QUERY_DOC
@@ -547,6 +578,7 @@ impl Translator<'_> {
             last_name,
             stripped: in_metadata || stripped_field,
             holds_stripped: holds_metadata,
+            counter: name_at(0) == Some(COUNTER_FIELD),
         })
     }
 
@@ -945,7 +977,7 @@ impl Translator<'_> {
                 }
                 ItemKind::Aggregate(func, arg) => {
                     let sql = match (func, arg) {
-                        (AggFunc::Count, _) => "COUNT(*)".to_owned(),
+                        (AggFunc::Count, _) => COUNT_SQL.to_owned(),
                         (_, None) => {
                             return Err(self.semantic_error(
                                 item.start,
@@ -1115,7 +1147,7 @@ fn aggregate_input(func: AggFunc, v: &Val) -> String {
 /// Cosmos DB does, for `MIN`/`MAX`.
 fn aggregate(func: AggFunc, input: &str) -> String {
     match func {
-        AggFunc::Count => "COUNT(*)".to_owned(),
+        AggFunc::Count => COUNT_SQL.to_owned(),
         AggFunc::Sum => format!("COALESCE(SUM({input}), 0)"),
         AggFunc::Avg => format!("AVG({input})"),
         AggFunc::Min => format!("MIN({input})"),

@@ -2115,7 +2115,7 @@ fn version_2_databases_get_the_query_indexes() {
         .expect("v2 schema");
         let doc = twin("old-1", None, json!({"fleet": "f1"}), json!({}), json!({}));
         old.execute(
-            "INSERT INTO devices(device_id, status, record, twin) VALUES ('old-1', 'enabled', '{}', ?1)",
+            "INSERT INTO devices(device_id, status, record, twin) VALUES ('old-1', 'enabled', '{\"cloudToDeviceMessageCount\":3}', ?1)",
             [doc.to_string()],
         )
         .expect("insert v2 device");
@@ -2125,7 +2125,16 @@ fn version_2_databases_get_the_query_indexes() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
+    // Version 7 moved the queue depth out of the identity JSON into a column.
+    let depth: i64 = conn
+        .query_row(
+            "SELECT c2d_count FROM devices WHERE device_id = 'old-1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("c2d_count");
+    assert_eq!(depth, 3);
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .expect("prepare")
@@ -2143,4 +2152,113 @@ fn version_2_databases_get_the_query_indexes() {
         assert!(indexes.iter().any(|i| i == expected), "{indexes:?}");
     }
     assert_eq!(where_ids(&conn, "tags.fleet = 'f1'"), ["old-1"]);
+}
+
+/// Every page of `q` read through `run`, following continuation tokens.
+fn all_pages(
+    conn: &Connection,
+    q: &str,
+    page_size: u64,
+    run: fn(&Connection, &Plan, &Position, u64) -> Result<PageRows, QueryError>,
+) -> Vec<(Vec<Value>, Option<Vec<String>>, bool)> {
+    let plan = sql::plan(q, &parser::parse(q).expect("parse")).expect("plan");
+    let mut position = Position::default();
+    let mut pages = Vec::new();
+    loop {
+        let page = run(conn, &plan, &position, page_size).expect("page");
+        let (more, last) = (page.2, page.1.clone());
+        pages.push(page);
+        if !more {
+            return pages;
+        }
+        position = Position {
+            returned: 0,
+            after: last,
+        };
+    }
+}
+
+#[test]
+fn counted_groups_equal_sqlite_groups() {
+    let conn = db();
+    // Values of every JSON type, equal texts of different types, nested objects and arrays,
+    // and twins where one or both grouped properties are missing.
+    let values = [
+        json!("a"),
+        json!("b"),
+        json!("1"),
+        json!(1),
+        json!(1.5),
+        json!(-2),
+        json!(true),
+        json!(false),
+        json!(null),
+        json!({"x": 1}),
+        json!([1, "a"]),
+        json!(""),
+        json!("é"),
+        json!("Z"),
+    ];
+    for i in 0..300usize {
+        let mut tags = serde_json::Map::new();
+        if i % 7 != 0 {
+            tags.insert("g".into(), values[i % values.len()].clone());
+        }
+        if i % 5 != 0 {
+            tags.insert("h".into(), values[(i / 3) % values.len()].clone());
+        }
+        tags.insert("n".into(), json!(i % 10));
+        add_device(
+            &conn,
+            &twin(
+                &format!("d{i:03}"),
+                None,
+                Value::Object(tags),
+                json!({"v": i % 4}),
+                json!({}),
+            ),
+        );
+    }
+    let fast = |conn: &Connection, plan: &Plan, position: &Position, limit: u64| {
+        Ok(count_groups(conn, plan, position, limit)?.expect("counted in memory"))
+    };
+    for q in [
+        "SELECT tags.g, COUNT() AS n FROM devices GROUP BY tags.g",
+        "SELECT tags.g AS g, tags.h AS h, COUNT() FROM devices GROUP BY tags.g, tags.h",
+        "SELECT COUNT() AS n, tags.h FROM devices WHERE tags.n > 3 GROUP BY tags.h",
+        "SELECT tags.g FROM devices GROUP BY tags.g",
+        "SELECT COUNT() AS a, COUNT() AS b FROM devices GROUP BY properties.desired.v",
+        "SELECT tags.h, COUNT() AS n FROM devices WHERE tags.n = 99 GROUP BY tags.h",
+    ] {
+        for page_size in [1, 4, 1000] {
+            let expected = all_pages(&conn, q, page_size, sql_aggregate);
+            assert!(!expected.is_empty(), "{q}");
+            assert_eq!(
+                all_pages(&conn, q, page_size, fast),
+                expected,
+                "{q}, pages of {page_size}"
+            );
+        }
+    }
+}
+
+#[test]
+fn other_aggregates_are_not_counted_in_memory() {
+    let conn = db();
+    add_device(
+        &conn,
+        &twin("d1", None, json!({"g": 1}), json!({}), json!({})),
+    );
+    for q in [
+        "SELECT tags.g, MAX(tags.g) AS m FROM devices GROUP BY tags.g",
+        "SELECT COUNT() AS n FROM devices",
+    ] {
+        let plan = sql::plan(q, &parser::parse(q).expect("parse")).expect("plan");
+        assert!(
+            count_groups(&conn, &plan, &Position::default(), 10)
+                .expect("scan")
+                .is_none(),
+            "{q}"
+        );
+    }
 }
