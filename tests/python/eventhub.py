@@ -288,5 +288,44 @@ def c2d_send_with_sasl_plain_as_the_az_cli_does():
     assert_eq(rm.get_device("peh-c2d").cloud_to_device_message_count, 1, "queued")
 
 
+@checks
+def monitor_events_as_the_az_cli_reads_them():
+    """``az iot hub monitor-events``: uamqp's connection carries client properties with string
+    keys (where the spec has symbols), and the receiver's selector uses the older name
+    ``x-opt-enqueuedtimeutc`` with milliseconds; the hub takes both, as IoT Hub does."""
+    from uamqp import Connection
+    from uamqp.address import Source as SourceAddress
+    from uamqp.authentication import SASLPlain
+
+    host, policy, key = parse(CS)
+    device_id = "peh-az-monitor"
+    since = int(time.time() * 1000) - 5000
+    device_sends(device_id, 2)
+    redirect = ask_for_redirect()
+    address = redirect.address.decode("utf-8") if isinstance(redirect.address, bytes) else str(redirect.address)
+    base = address.split("/Partitions/")[0]
+    source = SourceAddress("%s/Partitions/%s" % (base, partition_of(device_id)))
+    source.set_filter(("amqp.annotation.x-opt-enqueuedtimeutc > %d" % since).encode("utf-8"))
+    user = "%s@sas.root.%s" % (policy, host.split(".")[0])
+    # uamqp takes a host name without a port here (uamqp_loopback supplies the port).
+    hostname = host.split(":")[0]
+    auth = SASLPlain(hostname, user, sas_token(host, policy, key))
+    properties = {"product": "az.cli.check", "version": "0", "framework": "python", "platform": "linux"}
+    connection = Connection(hostname, auth, properties=properties)
+    client = ReceiveClient(source, auth=auth, timeout=10000)
+    try:
+        client.open(connection=connection)
+        bodies = []
+        deadline = time.time() + WAIT
+        while len(bodies) < 2 and time.time() < deadline:
+            for message in client.receive_message_batch(max_batch_size=10, timeout=2000):
+                if message.annotations.get(b"iothub-connection-device-id") == device_id.encode():
+                    bodies.append(b"".join(message.get_data()).decode("utf-8"))
+    finally:
+        client.close()
+        connection.destroy()
+    assert_eq(bodies, ['{"n": 0}', '{"n": 1}'], "events read as az reads them")
+
+
 if __name__ == "__main__":
     checks.main()

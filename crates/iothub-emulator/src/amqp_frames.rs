@@ -11,6 +11,12 @@
 //! fields with a spec default that clients read as values as that default, which means the
 //! same to every peer. Protocol headers, SASL frames, empty frames and payloads pass
 //! through unchanged; values are only measured (by their constructors), never decoded.
+//!
+//! On the way in, one fix: the keys of an `open`'s `properties` are symbols (the `fields`
+//! type, part 2, 2.7.1), but uamqp, under Microsoft's `az iot hub monitor-events`, writes
+//! them as strings, which IoT Hub accepts and the AMQP stack here refuses. The client's
+//! first `open` gets string keys turned into symbols (same layout, another constructor);
+//! every byte after it passes through untouched.
 
 use std::io;
 use std::pin::Pin;
@@ -164,7 +170,76 @@ pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
     Some(out)
 }
 
-/// A byte stream whose outgoing AMQP performatives are written with all their fields.
+/// Turns string keys of an `open` frame's `properties` map into symbols, in place. Returns
+/// whether `frame` is an AMQP `open` (changed or not); any other frame is left as it is.
+pub fn symbol_keys_in_open(frame: &mut [u8]) -> bool {
+    if frame.len() < 8 || frame[5] != 0 {
+        return false;
+    }
+    let doff = usize::from(frame[4]) * 4;
+    let Some(body) = frame.get_mut(doff..) else {
+        return false;
+    };
+    let list_at = match body {
+        [0x00, 0x53, 0x10, ..] => 3,
+        [0x00, 0x80, 0, 0, 0, 0, 0, 0, 0, 0x10, ..] => 10,
+        _ => return false,
+    };
+    let Some(list) = body.get_mut(list_at..) else {
+        return true;
+    };
+    let (count, start) = match list.first() {
+        Some(0xc0) if list.len() >= 3 => (usize::from(list[2]), 3),
+        Some(0xd0) if list.len() >= 9 => (
+            u32::from_be_bytes([list[5], list[6], list[7], list[8]]) as usize,
+            9,
+        ),
+        _ => return true,
+    };
+    // Field 9 is `properties`.
+    let mut at = start;
+    for _ in 0..9.min(count) {
+        match value_len(&list[at..]) {
+            Some(len) => at += len,
+            None => return true,
+        }
+    }
+    if count < 10 {
+        return true;
+    }
+    let Some(map_len) = value_len(&list[at..]) else {
+        return true;
+    };
+    let map = &mut list[at..at + map_len];
+    let (pairs, mut at) = match map.first() {
+        Some(0xc1) if map.len() >= 3 => (usize::from(map[2]) / 2, 3),
+        Some(0xd1) if map.len() >= 9 => (
+            u32::from_be_bytes([map[5], map[6], map[7], map[8]]) as usize / 2,
+            9,
+        ),
+        _ => return true,
+    };
+    for _ in 0..pairs {
+        match map.get(at) {
+            Some(0xa1) => map[at] = 0xa3,
+            Some(0xb1) => map[at] = 0xb3,
+            Some(_) => {}
+            None => return true,
+        }
+        let Some(key) = value_len(&map[at..]) else {
+            return true;
+        };
+        at += key;
+        let Some(value) = map.get(at..).and_then(value_len) else {
+            return true;
+        };
+        at += value;
+    }
+    true
+}
+
+/// A byte stream whose outgoing AMQP performatives are written with all their fields, and
+/// whose incoming `open` gets symbol keys in its properties (see the module docs).
 #[derive(Debug)]
 pub struct PadPerformatives<S> {
     inner: S,
@@ -172,6 +247,12 @@ pub struct PadPerformatives<S> {
     pending: Vec<u8>,
     /// Bytes ready for the inner stream.
     out: Vec<u8>,
+    /// Bytes read from the inner stream before the client's `open` is complete.
+    incoming: Vec<u8>,
+    /// Bytes read and checked, ready for the AMQP stack.
+    ready: Vec<u8>,
+    /// The client's `open` (or something that is not a frame) went by: reads pass through.
+    opened: bool,
 }
 
 impl<S> PadPerformatives<S> {
@@ -181,7 +262,45 @@ impl<S> PadPerformatives<S> {
             inner,
             pending: Vec::new(),
             out: Vec::new(),
+            incoming: Vec::new(),
+            ready: Vec::new(),
+            opened: false,
         }
+    }
+
+    /// Moves complete protocol headers and frames from `incoming` to `ready`, fixing the
+    /// `open`; after it, everything.
+    fn check_incoming(&mut self) {
+        let mut at = 0;
+        while !self.opened {
+            let rest = &mut self.incoming[at..];
+            if rest.starts_with(b"AMQP") || (rest.len() < 4 && b"AMQP".starts_with(rest)) {
+                if rest.len() < 8 {
+                    break;
+                }
+                at += 8;
+                continue;
+            }
+            if rest.len() < 4 {
+                break;
+            }
+            let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            if size < 8 {
+                self.opened = true;
+                break;
+            }
+            if rest.len() < size {
+                break;
+            }
+            if symbol_keys_in_open(&mut rest[..size]) {
+                self.opened = true;
+            }
+            at += size;
+        }
+        if self.opened {
+            at = self.incoming.len();
+        }
+        self.ready.extend(self.incoming.drain(..at));
     }
 
     /// Moves every complete protocol header and frame from `pending` to `out`.
@@ -249,7 +368,38 @@ impl<S: AsyncRead + Unpin> AsyncRead for PadPerformatives<S> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
+        let this = &mut *self;
+        loop {
+            if !this.ready.is_empty() {
+                let n = this.ready.len().min(buf.remaining());
+                buf.put_slice(&this.ready[..n]);
+                this.ready.drain(..n);
+                return Poll::Ready(Ok(()));
+            }
+            if this.opened {
+                return Pin::new(&mut this.inner).poll_read(cx, buf);
+            }
+            let mut chunk = [0u8; 4096];
+            let mut read = ReadBuf::new(&mut chunk);
+            match Pin::new(&mut this.inner).poll_read(cx, &mut read) {
+                Poll::Ready(Ok(())) if read.filled().is_empty() => {
+                    // End of stream: hand over what is left as it is.
+                    this.opened = true;
+                    this.ready.append(&mut this.incoming);
+                    if this.ready.is_empty() {
+                        return Poll::Ready(Ok(()));
+                    }
+                }
+                Poll::Ready(Ok(())) => {
+                    this.incoming.extend_from_slice(read.filled());
+                    if this.incoming.len() > MAX_BUFFERED {
+                        this.opened = true;
+                    }
+                    this.check_incoming();
+                }
+                other => return other,
+            }
+        }
     }
 }
 
@@ -346,6 +496,78 @@ mod tests {
             &padded[8 + 6 + 8..8 + 6 + 13],
             &[0x70, 0xff, 0xff, 0xff, 0xff]
         );
+    }
+
+    /// An `open` whose properties map has `keys` (each a constructor and the key's bytes).
+    fn open_with_keys(keys: &[(u8, &[u8])]) -> Vec<u8> {
+        let mut map = Vec::new();
+        for (constructor, key) in keys {
+            map.push(*constructor);
+            map.push(u8::try_from(key.len()).unwrap_or(0));
+            map.extend_from_slice(key);
+            map.extend_from_slice(&[0xa1, 0x01, b'v']);
+        }
+        let mut fields = vec![0xa1, 0x01, b'c']; // container-id
+        fields.extend(std::iter::repeat_n(0x40, 8)); // hostname ... desired-capabilities
+        fields.push(0xc1);
+        fields.push(u8::try_from(map.len() + 1).unwrap_or(0));
+        fields.push(u8::try_from(keys.len() * 2).unwrap_or(0));
+        fields.extend(map);
+        let mut body = vec![0x00, 0x53, 0x10, 0xc0];
+        body.push(u8::try_from(fields.len() + 1).unwrap_or(0));
+        body.push(10);
+        body.extend(fields);
+        frame(&body)
+    }
+
+    #[test]
+    fn string_keys_of_open_properties_become_symbols() {
+        let mut open = open_with_keys(&[(0xa1, b"product"), (0xa3, b"version")]);
+        assert!(symbol_keys_in_open(&mut open));
+        assert_eq!(
+            open,
+            open_with_keys(&[(0xa3, b"product"), (0xa3, b"version")])
+        );
+        // Other frames are not touched.
+        let mut close = frame(&[0x00, 0x53, 0x18, 0xc0, 0x02, 0x01, 0x40]);
+        let before = close.clone();
+        assert!(!symbol_keys_in_open(&mut close));
+        assert_eq!(close, before);
+        // An open without properties is an open, unchanged.
+        let mut bare = frame(&[0x00, 0x53, 0x10, 0xc0, 0x04, 0x01, 0xa1, 0x01, b'c']);
+        let before = bare.clone();
+        assert!(symbol_keys_in_open(&mut bare));
+        assert_eq!(bare, before);
+    }
+
+    #[tokio::test]
+    async fn reads_fix_the_open_and_pass_the_rest_through() -> io::Result<()> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let (mut client, server) = tokio::io::duplex(1 << 16);
+        let mut fixed = PadPerformatives::new(server);
+        let mut sasl = frame(&[0x00, 0x53, 0x41, 0x45]);
+        sasl[5] = 1;
+        let open = open_with_keys(&[(0xa1, b"product")]);
+        // A later frame that looks like an open with string keys is left alone.
+        let later = open_with_keys(&[(0xa1, b"late")]);
+        let mut sent = b"AMQP\x03\x01\x00\x00".to_vec();
+        sent.extend(&sasl);
+        sent.extend(b"AMQP\x00\x01\x00\x00");
+        sent.extend(&open);
+        sent.extend(&later);
+        for chunk in sent.chunks(5) {
+            client.write_all(chunk).await?;
+        }
+        drop(client);
+        let mut got = Vec::new();
+        fixed.read_to_end(&mut got).await?;
+        let mut want = b"AMQP\x03\x01\x00\x00".to_vec();
+        want.extend(&sasl);
+        want.extend(b"AMQP\x00\x01\x00\x00");
+        want.extend(open_with_keys(&[(0xa3, b"product")]));
+        want.extend(&later);
+        assert_eq!(got, want);
+        Ok(())
     }
 
     #[test]

@@ -141,7 +141,8 @@ pub fn start_position(filter: Option<&Value>) -> Result<StartPosition, String> {
     parse_selector(&expression)
 }
 
-/// Parses `amqp.annotation.x-opt-{offset|sequence-number|enqueued-time} {>|>=|=} value`.
+/// Parses `amqp.annotation.x-opt-{offset|sequence-number|enqueued-time} {>|>=|=} value`
+/// (`x-opt-enqueuedtimeutc` is taken for `x-opt-enqueued-time`).
 ///
 /// # Errors
 /// A message that quotes the expression.
@@ -190,7 +191,9 @@ pub fn parse_selector(expression: &str) -> Result<StartPosition, String> {
             sequence_number: number()?,
             inclusive,
         }),
-        "x-opt-enqueued-time" => Ok(StartPosition::EnqueuedTime {
+        // `x-opt-enqueuedtimeutc` is the older name, which Event Hubs still takes and
+        // Microsoft's `az iot hub monitor-events` sends.
+        "x-opt-enqueued-time" | "x-opt-enqueuedtimeutc" => Ok(StartPosition::EnqueuedTime {
             millis: number()?,
             inclusive,
         }),
@@ -609,6 +612,14 @@ mod tests {
             ok("amqp.annotation.x-opt-enqueued-time>1700000000000"),
             StartPosition::EnqueuedTime {
                 millis: 1_700_000_000_000,
+                inclusive: false
+            }
+        );
+        // The older name, as `az iot hub monitor-events` writes it.
+        assert_eq!(
+            ok("amqp.annotation.x-opt-enqueuedtimeutc > 1796660488747"),
+            StartPosition::EnqueuedTime {
+                millis: 1_796_660_488_747,
                 inclusive: false
             }
         );

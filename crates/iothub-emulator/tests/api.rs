@@ -378,6 +378,16 @@ async fn list_statistics_purge_and_methods() -> TestResult {
     )
     .await
     .expect(400, Some("ArgumentInvalid"));
+    // Strings of digits are read as numbers (as IoT Hub does); other strings are refused.
+    for bad in [json!("1"), json!("5s"), json!(""), json!("-5"), json!(5.5)] {
+        hub.call(
+            Method::POST,
+            "/twins/d0/methods",
+            Some(json!({"methodName": "m", "responseTimeoutInSeconds": bad})),
+        )
+        .await
+        .expect(400, Some("ArgumentInvalid"));
+    }
     Ok(())
 }
 

@@ -464,11 +464,12 @@ async fn direct_methods_reach_a_subscribed_device_and_time_out() -> TestResult {
     )
     .await;
     assert_eq!(invoke.await??.0, 200);
-    // The answer body, through a second call.
+    // The answer body, through a second call, whose timeouts are strings of digits as
+    // Microsoft's `az iot hub invoke-device-method` sends them.
     let answered = invoke_later(
         &hub,
         "m1",
-        json!({"methodName": "ping", "responseTimeoutInSeconds": 5}),
+        json!({"methodName": "ping", "responseTimeoutInSeconds": "5", "connectTimeoutInSeconds": "5"}),
     );
     answer_method(&mut raw, -7, br#"[1,2]"#).await;
     assert_eq!(answered.await??.1, json!({"status": -7, "payload": [1, 2]}));

@@ -24,6 +24,7 @@ use serde_json::{Value, json};
 use super::{Jobs, Live, MAX_ACTIVE_SCHEDULED_JOBS, SCHEDULED, invalid, is_terminal, store_error};
 use crate::clock::format_time;
 use crate::error::ErrorCode;
+use crate::model::seconds_value;
 use crate::registry::RegistryError;
 use crate::sessions::{Identity, MethodCall, MethodError};
 use crate::store::StoreError;
@@ -94,8 +95,9 @@ impl ScheduledWork {
                 Some(ScheduledWork::DeviceMethod {
                     method: m["methodName"].as_str()?.to_owned(),
                     payload: m.get("payload").cloned().unwrap_or(Value::Null),
-                    connect_timeout_secs: m["connectTimeoutInSeconds"].as_u64().unwrap_or(0),
-                    response_timeout_secs: m["responseTimeoutInSeconds"].as_u64().unwrap_or(30),
+                    connect_timeout_secs: seconds_value(&m["connectTimeoutInSeconds"]).unwrap_or(0),
+                    response_timeout_secs: seconds_value(&m["responseTimeoutInSeconds"])
+                        .unwrap_or(30),
                 })
             }
             _ => None,

@@ -105,7 +105,7 @@ fn timeout_field(
     let (min, max) = (u64::from(*range.start()), u64::from(*range.end()));
     match body.get(name) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_u64() {
+        Some(v) => match crate::model::seconds_value(v) {
             Some(n) if (min..=max).contains(&n) => Ok(Some(n)),
             _ => Err(ApiError::invalid(format!(
                 "{name} must be an integer from {min} to {max}."
