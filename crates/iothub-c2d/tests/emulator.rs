@@ -556,6 +556,28 @@ async fn module_queues_are_separate() {
         .await;
     assert_eq!(module["cloudToDeviceMessageCount"], 1, "{module}");
     assert_eq!(hub.message_count("dm").await, 0);
+    // The module twin and module queries count the module's queue, not the device's.
+    let (_, twin) = hub
+        .rest(reqwest::Method::GET, "/twins/dm/modules/m1", None)
+        .await;
+    assert_eq!(twin["cloudToDeviceMessageCount"], 1, "{twin}");
+    for query in [
+        "SELECT * FROM devices.modules WHERE cloudToDeviceMessageCount = 1",
+        "SELECT moduleId, cloudToDeviceMessageCount FROM devices.modules WHERE cloudToDeviceMessageCount > 0",
+    ] {
+        let (status, items) = hub
+            .rest(
+                reqwest::Method::POST,
+                "/devices/query",
+                Some(json!({ "query": query })),
+            )
+            .await;
+        assert_eq!(status, 200, "{query}: {items}");
+        let items = items.as_array().cloned().unwrap_or_default();
+        assert_eq!(items.len(), 1, "{query}: {items:?}");
+        assert_eq!(items[0]["moduleId"], "m1", "{query}");
+        assert_eq!(items[0]["cloudToDeviceMessageCount"], 1, "{query}");
+    }
     let err = client
         .send_to_module("dm", "nope", Message::new(b"x".to_vec()))
         .await

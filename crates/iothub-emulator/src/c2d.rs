@@ -278,7 +278,7 @@ impl C2dQueues {
                 let removed = remove_messages(
                     &tx,
                     "DELETE FROM c2d_messages WHERE device_id = ?1 AND module_id = '' \
-                     RETURNING device_id, module_id, message_id, ack, generation_id",
+                     RETURNING device_id, message_id, ack, generation_id",
                     params![device_id],
                 )?;
                 add_feedback(
@@ -289,7 +289,6 @@ impl C2dQueues {
                     "Message purged",
                     now,
                 )?;
-                set_message_count(&tx, &device_id, "", 0)?;
                 tx.commit().map_err(StoreError::from)?;
                 Ok(Some(removed.len() as u64))
             })
@@ -312,7 +311,7 @@ impl C2dQueues {
                 let removed = remove_messages(
                     &tx,
                     "DELETE FROM c2d_messages WHERE expiry_ms <= ?1 \
-                     RETURNING device_id, module_id, message_id, ack, generation_id",
+                     RETURNING device_id, message_id, ack, generation_id",
                     params![now.timestamp_millis()],
                 )?;
                 if removed.is_empty() {
@@ -326,14 +325,6 @@ impl C2dQueues {
                     "Message expired",
                     now,
                 )?;
-                let targets: HashSet<(String, String)> = removed
-                    .iter()
-                    .map(|r| (r.device_id.clone(), r.module_id.clone()))
-                    .collect();
-                for (device, module) in targets {
-                    let depth = queue_depth(&tx, &device, &module)?;
-                    set_message_count(&tx, &device, &module, depth)?;
-                }
                 tx.commit().map_err(StoreError::from)?;
                 Ok(removed.len())
             })
@@ -532,7 +523,6 @@ impl C2dQueues {
                         if count >= MAX_DELIVERY_COUNT {
                             dead.push((seq, Removed {
                                 device_id: device.clone(),
-                                module_id: module.clone(),
                                 message_id,
                                 ack,
                                 generation_id,
@@ -583,8 +573,6 @@ impl C2dQueues {
                         "Message delivery count exceeded",
                         now,
                     )?;
-                    let depth = queue_depth(&tx, &device, &module)?;
-                    set_message_count(&tx, &device, &module, depth)?;
                 }
                 tx.commit().map_err(StoreError::from)?;
                 Ok((delivered, dead.len()))
@@ -635,7 +623,7 @@ impl C2dQueues {
                                 &tx,
                                 "DELETE FROM c2d_messages WHERE device_id = ?1 AND module_id = ?2 \
                                  AND lock_token = ?3 AND locked_until_ms > ?4 \
-                                 RETURNING device_id, module_id, message_id, ack, generation_id",
+                                 RETURNING device_id, message_id, ack, generation_id",
                                 params![device, module, token, now_ms],
                             )?;
                             let feedback = if how == Settlement::Complete {
@@ -650,10 +638,6 @@ impl C2dQueues {
                                     now,
                                 )?
                             };
-                            if !removed.is_empty() {
-                                let depth = queue_depth(&tx, &device, &module)?;
-                                set_message_count(&tx, &device, &module, depth)?;
-                            }
                             (!removed.is_empty(), feedback > 0)
                         }
                     };
@@ -828,7 +812,6 @@ fn commit_group(
         if let Some(target) = target
             && target.added > 0
         {
-            set_message_count(&tx, device, module, target.depth + target.added)?;
             filled.push((device.clone(), module.clone()));
         }
     }
@@ -881,30 +864,8 @@ fn queue_depth(conn: &Connection, device: &str, module: &str) -> Result<u64, Sto
     Ok(u64::try_from(n).unwrap_or(0))
 }
 
-/// Keeps `cloudToDeviceMessageCount` of the identity and its twin equal to the queue depth:
-/// the `c2d_count` column, which readers of the identity and twin take (see `store`).
-fn set_message_count(
-    conn: &Connection,
-    device: &str,
-    module: &str,
-    count: u64,
-) -> Result<(), StoreError> {
-    let count = i64::try_from(count).unwrap_or(i64::MAX);
-    if module.is_empty() {
-        conn.prepare_cached("UPDATE devices SET c2d_count = ?2 WHERE device_id = ?1")?
-            .execute(params![device, count])?;
-    } else {
-        conn.prepare_cached(
-            "UPDATE modules SET c2d_count = ?3 WHERE device_id = ?1 AND module_id = ?2",
-        )?
-        .execute(params![device, module, count])?;
-    }
-    Ok(())
-}
-
 struct Removed {
     device_id: String,
-    module_id: String,
     message_id: Option<String>,
     ack: Ack,
     generation_id: String,
@@ -919,10 +880,9 @@ fn remove_messages(
     let rows = stmt.query_map(args, |r| {
         Ok(Removed {
             device_id: r.get(0)?,
-            module_id: r.get(1)?,
-            message_id: r.get(2)?,
-            ack: r.get::<_, String>(3)?.parse().unwrap_or_default(),
-            generation_id: r.get(4)?,
+            message_id: r.get(1)?,
+            ack: r.get::<_, String>(2)?.parse().unwrap_or_default(),
+            generation_id: r.get(3)?,
         })
     })?;
     Ok(rows.collect::<Result<Vec<_>, _>>()?)

@@ -636,6 +636,18 @@ impl ModuleRecord {
     }
 }
 
+/// A whole number of seconds in a JSON body: a number, or a string of decimal digits. IoT Hub
+/// takes both for a direct method's timeouts; Microsoft's `az iot hub invoke-device-method`
+/// sends `"30"`.
+pub(crate) fn seconds_value(v: &serde_json::Value) -> Option<u64> {
+    match v {
+        serde_json::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
+            s.parse().ok()
+        }
+        _ => v.as_u64(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -699,17 +711,5 @@ mod tests {
             kept.as_ref().and_then(|a| a.primary_key.clone()),
             auth.primary_key
         );
-    }
-}
-
-/// A whole number of seconds in a JSON body: a number, or a string of decimal digits. IoT Hub
-/// takes both for a direct method's timeouts; Microsoft's `az iot hub invoke-device-method`
-/// sends `"30"`.
-pub(crate) fn seconds_value(v: &serde_json::Value) -> Option<u64> {
-    match v {
-        serde_json::Value::String(s) if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) => {
-            s.parse().ok()
-        }
-        _ => v.as_u64(),
     }
 }

@@ -8,15 +8,16 @@
 //!
 //! Tables (the query engine reads `devices` and `modules`, never writes):
 //! - `devices(device_id TEXT PRIMARY KEY, status TEXT, record TEXT, twin TEXT,
-//!   connection_state TEXT, c2d_count INTEGER)`: `record` is the identity (with keys), `twin`
-//!   the full twin document as `GET /twins/{id}` returns it; `status` and `connection_state`
-//!   repeat the twin's `status` and `connectionState` for their indexes; `c2d_count` is the
-//!   depth of the device's cloud-to-device queue, the `cloudToDeviceMessageCount` of its
-//!   identity and twin (the copies inside `record` and `twin` are not kept current: readers
-//!   take the column, so a message sent or settled rewrites one integer, not two JSON
-//!   documents and the query index);
-//! - `modules(device_id, module_id, record, twin, c2d_count, PRIMARY KEY(device_id,
-//!   module_id))`;
+//!   connection_state TEXT)`: `record` is the identity (with keys), `twin` the full twin
+//!   document as `GET /twins/{id}` returns it; `status` and `connection_state` repeat the
+//!   twin's `status` and `connectionState` for their indexes;
+//! - `modules(device_id, module_id, record, twin, PRIMARY KEY(device_id, module_id))`;
+//!
+//! The `cloudToDeviceMessageCount` of an identity and its twin is the depth of its
+//! cloud-to-device queue, counted from `c2d_messages` when the identity or twin is read
+//! ([`DEVICE_QUEUE_DEPTH`], [`MODULE_QUEUE_DEPTH`]); the copies inside `record` and `twin` are
+//! not kept current. A message sent or settled writes only its own rows: no identity page,
+//! twin or query-index entry is rewritten for a counter.
 //! - `configurations(id TEXT PRIMARY KEY, record TEXT)`;
 //! - `c2d_messages(seq, device_id, module_id, message_id, ack, enqueued_ms, expiry_ms,
 //!   generation_id, properties, body)`: the cloud-to-device queues (module_id `''` for a
@@ -44,9 +45,17 @@ use crate::twin::TwinState;
 /// `locked_until_ms`) and the telemetry event log (`events`); version 5 the
 /// `devices.connection_state` column, with the status and connection-state indexes on plain
 /// columns instead of twin expressions (one JSON expression less to compute per write);
-/// version 6 the `jobs` and `device_jobs` tables; version 7 the `c2d_count` columns of
-/// `devices` and `modules`. An older database gets them when it is opened.
-const SCHEMA_VERSION: i64 = 7;
+/// version 6 the `jobs` and `device_jobs` tables. An older database gets them when it is
+/// opened.
+const SCHEMA_VERSION: i64 = 6;
+
+/// The cloud-to-device queue depth of the device row `t` (SQL, a correlated subquery that
+/// reads the `c2d_messages_by_target` index).
+pub(crate) const DEVICE_QUEUE_DEPTH: &str =
+    "(SELECT COUNT(*) FROM c2d_messages AS q WHERE q.device_id = t.device_id AND q.module_id = '')";
+
+/// The cloud-to-device queue depth of the module row `t`.
+pub(crate) const MODULE_QUEUE_DEPTH: &str = "(SELECT COUNT(*) FROM c2d_messages AS q WHERE q.device_id = t.device_id AND q.module_id = t.module_id)";
 
 /// The tables and indexes, created when missing, in one transaction. The `*_query` and
 /// `devices_by_*` indexes serve the query engine: their expressions are the exact SQL the
@@ -59,15 +68,13 @@ CREATE TABLE IF NOT EXISTS devices (
     status    TEXT NOT NULL,
     record    TEXT NOT NULL,
     twin      TEXT NOT NULL,
-    connection_state TEXT NOT NULL DEFAULT 'Disconnected',
-    c2d_count INTEGER NOT NULL DEFAULT 0
+    connection_state TEXT NOT NULL DEFAULT 'Disconnected'
 );
 CREATE TABLE IF NOT EXISTS modules (
     device_id TEXT NOT NULL,
     module_id TEXT NOT NULL,
     record    TEXT NOT NULL,
     twin      TEXT NOT NULL,
-    c2d_count INTEGER NOT NULL DEFAULT 0,
     PRIMARY KEY (device_id, module_id)
 );
 CREATE TABLE IF NOT EXISTS configurations (
@@ -232,26 +239,6 @@ impl Store {
                  COMMIT;",
             )?;
         }
-        // Version 7: queue depths move out of the JSON documents into columns.
-        for table in ["devices", "modules"] {
-            let exists: bool = conn
-                .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?1")?
-                .exists([table])?;
-            let has_count: bool = conn
-                .prepare(&format!(
-                    "SELECT 1 FROM pragma_table_info('{table}') WHERE name = 'c2d_count'"
-                ))?
-                .exists([])?;
-            if exists && !has_count {
-                conn.execute_batch(&format!(
-                    "BEGIN;
-                     ALTER TABLE {table} ADD COLUMN c2d_count INTEGER NOT NULL DEFAULT 0;
-                     UPDATE {table} SET c2d_count = coalesce(record ->> '$.cloudToDeviceMessageCount', 0)
-                         WHERE coalesce(record ->> '$.cloudToDeviceMessageCount', 0) != 0;
-                     COMMIT;"
-                ))?;
-            }
-        }
         conn.execute_batch(SCHEMA)?;
         // Version 4 added the delivery state of cloud-to-device messages; an older table gets
         // the columns it lacks.
@@ -351,7 +338,9 @@ pub struct ModuleRow {
 /// Reads a device.
 pub fn get_device(conn: &Connection, device_id: &str) -> Result<Option<DeviceRow>, StoreError> {
     let row: Option<(String, String, i64)> = conn
-        .prepare_cached("SELECT record, twin, c2d_count FROM devices WHERE device_id = ?1")?
+        .prepare_cached(&format!(
+            "SELECT record, twin, {DEVICE_QUEUE_DEPTH} FROM devices AS t WHERE device_id = ?1"
+        ))?
         .query_row(params![device_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
@@ -360,7 +349,7 @@ pub fn get_device(conn: &Connection, device_id: &str) -> Result<Option<DeviceRow
         .transpose()
 }
 
-/// A device row from its stored columns; `c2d_count` is the queue depth kept beside the JSON.
+/// A device row from its stored columns and its queue depth (`c2d_count`).
 fn decode_device(record: &str, twin: &str, c2d_count: i64) -> Result<DeviceRow, StoreError> {
     let twin: Value = decode("device twin", twin)?;
     let mut record: DeviceRecord = decode("device", record)?;
@@ -371,7 +360,7 @@ fn decode_device(record: &str, twin: &str, c2d_count: i64) -> Result<DeviceRow, 
     })
 }
 
-/// A module row from its stored columns; `c2d_count` is the queue depth kept beside the JSON.
+/// A module row from its stored columns and its queue depth (`c2d_count`).
 fn decode_module(record: &str, twin: &str, c2d_count: i64) -> Result<ModuleRow, StoreError> {
     let twin: Value = decode("module twin", twin)?;
     let mut record: ModuleRecord = decode("module", record)?;
@@ -420,7 +409,9 @@ pub fn delete_device(conn: &Connection, device_id: &str) -> Result<bool, StoreEr
 
 /// Lists up to `top` devices in creation order.
 pub fn list_devices(conn: &Connection, top: u32) -> Result<Vec<DeviceRecord>, StoreError> {
-    let mut stmt = conn.prepare("SELECT record, c2d_count FROM devices ORDER BY rowid LIMIT ?1")?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT record, {DEVICE_QUEUE_DEPTH} FROM devices AS t ORDER BY rowid LIMIT ?1"
+    ))?;
     let rows = stmt.query_map(params![top], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
     })?;
@@ -453,7 +444,9 @@ pub fn devices_after(
     limit: usize,
 ) -> Result<Vec<DeviceRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT record, twin, c2d_count FROM devices WHERE device_id > ?1 ORDER BY device_id LIMIT ?2",
+        &format!(
+            "SELECT record, twin, {DEVICE_QUEUE_DEPTH} FROM devices AS t WHERE device_id > ?1 ORDER BY device_id LIMIT ?2"
+        ),
     )?;
     let rows = stmt.query_map(params![after, limit as i64], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
@@ -473,8 +466,10 @@ pub fn modules_between(
     last: &str,
 ) -> Result<Vec<ModuleRow>, StoreError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT record, twin, c2d_count FROM modules WHERE device_id > ?1 AND device_id <= ?2
-         ORDER BY device_id, module_id",
+        &format!(
+            "SELECT record, twin, {MODULE_QUEUE_DEPTH} FROM modules AS t WHERE device_id > ?1 AND device_id <= ?2
+             ORDER BY device_id, module_id"
+        ),
     )?;
     let rows = stmt.query_map(params![after, last], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get(2)?))
@@ -494,7 +489,9 @@ pub fn get_module(
 ) -> Result<Option<ModuleRow>, StoreError> {
     let row: Option<(String, String, i64)> = conn
         .prepare_cached(
-            "SELECT record, twin, c2d_count FROM modules WHERE device_id = ?1 AND module_id = ?2",
+            &format!(
+                "SELECT record, twin, {MODULE_QUEUE_DEPTH} FROM modules AS t WHERE device_id = ?1 AND module_id = ?2"
+            ),
         )?
         .query_row(params![device_id, module_id], |r| {
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
@@ -534,8 +531,9 @@ pub fn delete_module(
 
 /// Lists the modules of a device in creation order.
 pub fn list_modules(conn: &Connection, device_id: &str) -> Result<Vec<ModuleRecord>, StoreError> {
-    let mut stmt =
-        conn.prepare("SELECT record, c2d_count FROM modules WHERE device_id = ?1 ORDER BY rowid")?;
+    let mut stmt = conn.prepare(&format!(
+        "SELECT record, {MODULE_QUEUE_DEPTH} FROM modules AS t WHERE device_id = ?1 ORDER BY rowid"
+    ))?;
     let rows = stmt.query_map(params![device_id], |r| {
         Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
     })?;

@@ -422,7 +422,10 @@ fn run_keyset(
             Shape::Projection(cols) => cols.iter().map(|c| c.sql.clone()).collect(),
             _ => vec![
                 format!("{TABLE_ALIAS}.twin"),
-                format!("{TABLE_ALIAS}.c2d_count"),
+                match plan.collection {
+                    parser::Collection::Modules => crate::store::MODULE_QUEUE_DEPTH.to_owned(),
+                    _ => crate::store::DEVICE_QUEUE_DEPTH.to_owned(),
+                },
             ],
         })
         .collect();
@@ -456,7 +459,8 @@ fn run_keyset(
             _ => {
                 let text: String = row.get(keys.len())?;
                 let mut twin = parse_json(&text, keys.len())?;
-                // The queue depth is kept in a column, not in the stored twin (see `store`).
+                // The queue depth is counted from the queue, not read from the stored twin
+                // (see `store`).
                 let depth: i64 = row.get(keys.len() + 1)?;
                 if let Some(obj) = twin.as_object_mut() {
                     obj.insert("cloudToDeviceMessageCount".to_owned(), Value::from(depth));

@@ -73,11 +73,15 @@ const STRIPPED_FIELDS: &[&str] = &[
 /// The stored twin text, for the paths whose value includes `$metadata`.
 const FULL_DOC: &str = "t.twin";
 
-/// The twin field kept in a column of its own instead of the stored twin (see `store`).
+/// The twin field counted from the cloud-to-device queue instead of read from the stored
+/// twin (see `store`).
 const COUNTER_FIELD: &str = "cloudToDeviceMessageCount";
 
-/// A document holding [`COUNTER_FIELD`], read from its column.
-const COUNTER_DOC: &str = "json_object('cloudToDeviceMessageCount', t.c2d_count)";
+/// A document holding a device twin's [`COUNTER_FIELD`].
+const DEVICE_COUNTER_DOC: &str = "json_object('cloudToDeviceMessageCount', (SELECT COUNT(*) FROM c2d_messages AS q WHERE q.device_id = t.device_id AND q.module_id = ''))";
+
+/// A document holding a module twin's [`COUNTER_FIELD`].
+const MODULE_COUNTER_DOC: &str = "json_object('cloudToDeviceMessageCount', (SELECT COUNT(*) FROM c2d_messages AS q WHERE q.device_id = t.device_id AND q.module_id = t.module_id))";
 
 /// The indexes a statement can be pinned to.
 pub(crate) mod index {
@@ -381,16 +385,16 @@ struct Resolved {
     /// The value contains parts that [`QUERY_DOC`] leaves out (`properties`,
     /// `properties.desired`, `properties.reported` hold `$metadata`).
     holds_stripped: bool,
-    /// The path leads into [`COUNTER_FIELD`], read from [`COUNTER_DOC`].
-    counter: bool,
+    /// The path leads into [`COUNTER_FIELD`]: the document that holds it.
+    counter: Option<&'static str>,
 }
 
 impl Resolved {
     /// The property, read for a condition or an aggregate input.
     fn for_condition(&self) -> JsonRef {
         JsonRef {
-            doc: if self.counter {
-                COUNTER_DOC
+            doc: if let Some(doc) = self.counter {
+                doc
             } else if self.stripped {
                 FULL_DOC
             } else {
@@ -403,8 +407,8 @@ impl Resolved {
     /// The property, read to return its value.
     fn for_output(&self) -> JsonRef {
         JsonRef {
-            doc: if self.counter {
-                COUNTER_DOC
+            doc: if let Some(doc) = self.counter {
+                doc
             } else if self.stripped || self.holds_stripped {
                 FULL_DOC
             } else {
@@ -578,7 +582,10 @@ impl Translator<'_> {
             last_name,
             stripped: in_metadata || stripped_field,
             holds_stripped: holds_metadata,
-            counter: name_at(0) == Some(COUNTER_FIELD),
+            counter: (name_at(0) == Some(COUNTER_FIELD)).then_some(match self.collection {
+                Collection::Modules => MODULE_COUNTER_DOC,
+                Collection::Devices | Collection::Jobs => DEVICE_COUNTER_DOC,
+            }),
         })
     }
 
@@ -1360,6 +1367,12 @@ mod tests {
             }
             Shape::Twins => vec![],
         }
+    }
+
+    #[test]
+    fn counter_documents_count_the_store_queues() {
+        assert!(DEVICE_COUNTER_DOC.contains(crate::store::DEVICE_QUEUE_DEPTH));
+        assert!(MODULE_COUNTER_DOC.contains(crate::store::MODULE_QUEUE_DEPTH));
     }
 
     #[test]
