@@ -15,9 +15,9 @@
 //!
 //! The `cloudToDeviceMessageCount` of an identity and its twin is the depth of its
 //! cloud-to-device queue, counted from `c2d_messages` when the identity or twin is read
-//! ([`DEVICE_QUEUE_DEPTH`], [`MODULE_QUEUE_DEPTH`]); the copies inside `record` and `twin` are
-//! not kept current. A message sent or settled writes only its own rows: no identity page,
-//! twin or query-index entry is rewritten for a counter.
+//! ([`DEVICE_QUEUE_DEPTH`], [`MODULE_QUEUE_DEPTH`]); stored twins hold 0 there, and the copy
+//! inside `record` is not kept current. A message sent or settled writes only its own rows:
+//! no identity page, twin or query-index entry is rewritten for a counter.
 //! - `configurations(id TEXT PRIMARY KEY, record TEXT)`;
 //! - `c2d_messages(seq, device_id, module_id, message_id, ack, enqueued_ms, expiry_ms,
 //!   generation_id, properties, body)`: the cloud-to-device queues (module_id `''` for a
@@ -45,9 +45,10 @@ use crate::twin::TwinState;
 /// `locked_until_ms`) and the telemetry event log (`events`); version 5 the
 /// `devices.connection_state` column, with the status and connection-state indexes on plain
 /// columns instead of twin expressions (one JSON expression less to compute per write);
-/// version 6 the `jobs` and `device_jobs` tables. An older database gets them when it is
-/// opened.
-const SCHEMA_VERSION: i64 = 6;
+/// version 6 the `jobs` and `device_jobs` tables; version 7 stores every twin with a
+/// `cloudToDeviceMessageCount` of 0 (the queue is counted when a twin is read). An older
+/// database gets them when it is opened.
+const SCHEMA_VERSION: i64 = 7;
 
 /// The cloud-to-device queue depth of the device row `t` (SQL, a correlated subquery that
 /// reads the `c2d_messages_by_target` index).
@@ -240,6 +241,17 @@ impl Store {
             )?;
         }
         conn.execute_batch(SCHEMA)?;
+        // Version 7: twins written before it hold the queue depth of their time.
+        if (1..7).contains(&found) {
+            conn.execute_batch(
+                "BEGIN;
+                 UPDATE devices SET twin = json_set(twin, '$.cloudToDeviceMessageCount', 0)
+                     WHERE twin ->> '$.cloudToDeviceMessageCount' != 0;
+                 UPDATE modules SET twin = json_set(twin, '$.cloudToDeviceMessageCount', 0)
+                     WHERE twin ->> '$.cloudToDeviceMessageCount' != 0;
+                 COMMIT;",
+            )?;
+        }
         // Version 4 added the delivery state of cloud-to-device messages; an older table gets
         // the columns it lacks.
         let columns: Vec<String> = conn
@@ -371,10 +383,23 @@ fn decode_module(record: &str, twin: &str, c2d_count: i64) -> Result<ModuleRow, 
     })
 }
 
+/// A twin as it is stored: `cloudToDeviceMessageCount` is 0, whatever the queue holds (readers
+/// count the queue; see the module docs). Twins of identities with an empty queue, nearly all
+/// of them, are then served as stored.
+fn stored_twin(mut twin: Value) -> Value {
+    if let Some(obj) = twin.as_object_mut() {
+        obj.insert("cloudToDeviceMessageCount".to_owned(), Value::from(0));
+    }
+    twin
+}
+
 /// Inserts or replaces a device (keeping its position in listings when it already exists).
 pub fn put_device(conn: &Connection, row: &DeviceRow) -> Result<(), StoreError> {
     let record = encode("device", &row.record)?;
-    let twin = encode("device twin", &row.twin.render_device(&row.record))?;
+    let twin = encode(
+        "device twin",
+        &stored_twin(row.twin.render_device(&row.record)),
+    )?;
     conn.prepare_cached(
         "INSERT INTO devices (device_id, status, record, twin, connection_state) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(device_id) DO UPDATE SET status = excluded.status, record = excluded.record,
@@ -504,7 +529,10 @@ pub fn get_module(
 /// Inserts or replaces a module.
 pub fn put_module(conn: &Connection, row: &ModuleRow) -> Result<(), StoreError> {
     let record = encode("module", &row.record)?;
-    let twin = encode("module twin", &row.twin.render_module(&row.record))?;
+    let twin = encode(
+        "module twin",
+        &stored_twin(row.twin.render_module(&row.record)),
+    )?;
     conn.prepare_cached(
         "INSERT INTO modules (device_id, module_id, record, twin) VALUES (?1, ?2, ?3, ?4)
          ON CONFLICT(device_id, module_id) DO UPDATE SET record = excluded.record, twin = excluded.twin",

@@ -167,6 +167,7 @@ mod sql;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use rusqlite::types::Value as SqlValue;
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -186,6 +187,19 @@ pub const ITEM_TYPE_TWIN: &str = "Twin";
 
 /// Item type of pages holding projections or aggregates.
 pub const ITEM_TYPE_RAW: &str = "Raw";
+
+/// One page of query results, each item as the JSON text the hub sends (see
+/// [`execute_raw`]).
+#[derive(Debug)]
+pub struct RawQueryPage {
+    /// The results on this page, in order.
+    pub items: Vec<Box<RawValue>>,
+    /// Token for the next page (the `x-ms-continuation` header), or `None`
+    /// when this is the last page.
+    pub continuation: Option<String>,
+    /// The `x-ms-item-type` header value: [`ITEM_TYPE_TWIN`] or [`ITEM_TYPE_RAW`].
+    pub item_type: &'static str,
+}
 
 /// One page of query results.
 #[derive(Debug, Clone, PartialEq)]
@@ -261,6 +275,90 @@ pub fn execute(
     max_item_count: Option<u32>,
     continuation: Option<&str>,
 ) -> Result<QueryPage, QueryError> {
+    let (items, continuation, item_type) = run(conn, query, max_item_count, continuation)?;
+    Ok(QueryPage {
+        items: items
+            .into_iter()
+            .map(Item::into_value)
+            .collect::<Result<_, _>>()?,
+        continuation,
+        item_type,
+    })
+}
+
+/// [`execute`], with each item as JSON text: a twin whose stored text needs no change is
+/// passed through as stored, without being parsed into a value and written out again (a
+/// full scan of a large registry spends most of its time there otherwise).
+///
+/// # Errors
+/// As [`execute`].
+pub fn execute_raw(
+    conn: &rusqlite::Connection,
+    query: &str,
+    max_item_count: Option<u32>,
+    continuation: Option<&str>,
+) -> Result<RawQueryPage, QueryError> {
+    let (items, continuation, item_type) = run(conn, query, max_item_count, continuation)?;
+    Ok(RawQueryPage {
+        items: items
+            .into_iter()
+            .map(Item::into_raw)
+            .collect::<Result<_, _>>()?,
+        continuation,
+        item_type,
+    })
+}
+
+/// One item of a page: a value the engine built, or a stored twin's text.
+#[derive(Debug)]
+enum Item {
+    Value(Value),
+    Text(Box<RawValue>),
+}
+
+impl PartialEq for Item {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Item::Value(a), Item::Value(b)) => a == b,
+            (Item::Text(a), Item::Text(b)) => a.get() == b.get(),
+            _ => false,
+        }
+    }
+}
+
+impl Item {
+    fn into_value(self) -> Result<Value, QueryError> {
+        match self {
+            Item::Value(v) => Ok(v),
+            Item::Text(t) => parse_json(t.get(), 0),
+        }
+    }
+
+    fn into_raw(self) -> Result<Box<RawValue>, QueryError> {
+        match self {
+            Item::Value(v) => serde_json::value::to_raw_value(&v).map_err(|e| conversion(0, e)),
+            Item::Text(t) => Ok(t),
+        }
+    }
+}
+
+/// A JSON failure on the result column `column`.
+fn conversion(column: usize, e: serde_json::Error) -> QueryError {
+    QueryError::Sql(rusqlite::Error::FromSqlConversionFailure(
+        column,
+        rusqlite::types::Type::Text,
+        Box::new(e),
+    ))
+}
+
+type PageItems = (Vec<Item>, Option<String>, &'static str);
+
+fn run(
+    conn: &rusqlite::Connection,
+    query: &str,
+    max_item_count: Option<u32>,
+    continuation: Option<&str>,
+) -> Result<PageItems, QueryError> {
     let length = query.chars().count();
     if length > MAX_QUERY_CHARS {
         return Err(QueryError::Syntax {
@@ -290,11 +388,7 @@ pub fn execute(
     };
     let limit = u64::from(page_size).min(remaining);
     if limit == 0 {
-        return Ok(QueryPage {
-            items: Vec::new(),
-            continuation: None,
-            item_type,
-        });
+        return Ok((Vec::new(), None, item_type));
     }
     let (items, last_key, more) = match &plan.shape {
         Shape::Aggregate { .. } => run_aggregate(conn, &plan, &position, limit)?,
@@ -306,11 +400,7 @@ pub fn execute(
     } else {
         None
     };
-    Ok(QueryPage {
-        items,
-        continuation,
-        item_type,
-    })
+    Ok((items, continuation, item_type))
 }
 
 /// The page size actually used for a requested `x-ms-max-item-count`.
@@ -387,7 +477,7 @@ fn sql_limit(n: u64) -> SqlValue {
     SqlValue::Integer(i64::try_from(n).unwrap_or(i64::MAX))
 }
 
-type PageRows = (Vec<Value>, Option<Vec<String>>, bool);
+type PageRows = (Vec<Item>, Option<Vec<String>>, bool);
 
 /// Twin and projection queries: ordered by key, resuming after the last key.
 fn run_keyset(
@@ -455,17 +545,21 @@ fn run_keyset(
             .map(|i| row.get::<_, String>(i))
             .collect::<Result<Vec<_>, _>>()?;
         let item = match &plan.shape {
-            Shape::Projection(cols) => project(row, keys.len(), cols)?,
+            Shape::Projection(cols) => Item::Value(project(row, keys.len(), cols)?),
             _ => {
                 let text: String = row.get(keys.len())?;
-                let mut twin = parse_json(&text, keys.len())?;
-                // The queue depth is counted from the queue, not read from the stored twin
-                // (see `store`).
+                // The queue depth is counted from the queue; stored twins hold 0 (see
+                // `store`), so only a twin with messages waiting is rewritten.
                 let depth: i64 = row.get(keys.len() + 1)?;
-                if let Some(obj) = twin.as_object_mut() {
-                    obj.insert("cloudToDeviceMessageCount".to_owned(), Value::from(depth));
+                if depth == 0 {
+                    Item::Text(RawValue::from_string(text).map_err(|e| conversion(keys.len(), e))?)
+                } else {
+                    let mut twin = parse_json(&text, keys.len())?;
+                    if let Some(obj) = twin.as_object_mut() {
+                        obj.insert("cloudToDeviceMessageCount".to_owned(), Value::from(depth));
+                    }
+                    Item::Value(twin)
                 }
-                twin
             }
         };
         items.push(item);
@@ -576,7 +670,7 @@ fn sql_aggregate(
         let key = (0..*group_by)
             .map(|i| row.get::<_, String>(i))
             .collect::<Result<Vec<_>, _>>()?;
-        items.push(project(row, *group_by, columns)?);
+        items.push(Item::Value(project(row, *group_by, columns)?));
         last_key = Some(key);
     }
     Ok((items, last_key.filter(|k| !k.is_empty()), more))
@@ -690,7 +784,7 @@ fn count_groups(
                 obj.insert(col.key.clone(), v);
             }
         }
-        items.push(Value::Object(obj));
+        items.push(Item::Value(Value::Object(obj)));
         last_key = Some(key);
     }
     Ok(Some((items, last_key.filter(|k| !k.is_empty()), more)))
@@ -705,13 +799,7 @@ fn where_clause(conditions: &[String]) -> String {
 }
 
 fn parse_json(text: &str, column: usize) -> Result<Value, QueryError> {
-    serde_json::from_str(text).map_err(|e| {
-        QueryError::Sql(rusqlite::Error::FromSqlConversionFailure(
-            column,
-            rusqlite::types::Type::Text,
-            Box::new(e),
-        ))
-    })
+    serde_json::from_str(text).map_err(|e| conversion(column, e))
 }
 
 /// Builds the output object of one row; `offset` is the first output column.

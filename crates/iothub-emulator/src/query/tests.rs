@@ -2113,7 +2113,9 @@ fn version_2_databases_get_the_query_indexes() {
              PRAGMA user_version = 2;",
         )
         .expect("v2 schema");
-        let doc = twin("old-1", None, json!({"fleet": "f1"}), json!({}), json!({}));
+        let mut doc = twin("old-1", None, json!({"fleet": "f1"}), json!({}), json!({}));
+        // A queue depth of its time, which version 7 no longer stores.
+        doc["cloudToDeviceMessageCount"] = json!(3);
         old.execute(
             "INSERT INTO devices(device_id, status, record, twin) VALUES ('old-1', 'enabled', '{}', ?1)",
             [doc.to_string()],
@@ -2125,7 +2127,15 @@ fn version_2_databases_get_the_query_indexes() {
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("version");
-    assert_eq!(version, 6);
+    assert_eq!(version, 7);
+    let stored: i64 = conn
+        .query_row(
+            "SELECT twin ->> '$.cloudToDeviceMessageCount' FROM devices WHERE device_id = 'old-1'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("stored count");
+    assert_eq!(stored, 0);
     let indexes: Vec<String> = conn
         .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%' ORDER BY name")
         .expect("prepare")
@@ -2151,7 +2161,7 @@ fn all_pages(
     q: &str,
     page_size: u64,
     run: fn(&Connection, &Plan, &Position, u64) -> Result<PageRows, QueryError>,
-) -> Vec<(Vec<Value>, Option<Vec<String>>, bool)> {
+) -> Vec<PageRows> {
     let plan = sql::plan(q, &parser::parse(q).expect("parse")).expect("plan");
     let mut position = Position::default();
     let mut pages = Vec::new();
@@ -2252,4 +2262,65 @@ fn other_aggregates_are_not_counted_in_memory() {
             "{q}"
         );
     }
+}
+
+#[test]
+fn raw_pages_hold_the_same_twins_with_their_queue_depths() {
+    let conn = db();
+    for i in 0..5 {
+        add_device(
+            &conn,
+            &twin(
+                &format!("r{i}"),
+                None,
+                json!({"i": i}),
+                json!({}),
+                json!({}),
+            ),
+        );
+    }
+    // Two messages wait for r3.
+    for _ in 0..2 {
+        conn.execute(
+            "INSERT INTO c2d_messages (device_id, module_id, ack, enqueued_ms, expiry_ms,
+                 generation_id, properties, body) VALUES ('r3', '', 'none', 0, 1, 'g', '{}', x'')",
+            [],
+        )
+        .expect("queue a message");
+    }
+    for q in [
+        "SELECT * FROM devices",
+        "SELECT deviceId, cloudToDeviceMessageCount FROM devices",
+    ] {
+        let raw = execute_raw(&conn, q, Some(2), None).expect("raw page");
+        let parsed = execute(&conn, q, Some(2), None).expect("page");
+        assert_eq!(raw.continuation, parsed.continuation, "{q}");
+        let reparsed: Vec<Value> = raw
+            .items
+            .iter()
+            .map(|i| serde_json::from_str(i.get()).expect("JSON"))
+            .collect();
+        assert_eq!(reparsed, parsed.items, "{q}");
+    }
+    let all = execute(&conn, "SELECT * FROM devices", None, None).expect("page");
+    let depths: Vec<(Value, Value)> = all
+        .items
+        .iter()
+        .map(|t| {
+            (
+                t["deviceId"].clone(),
+                t["cloudToDeviceMessageCount"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        depths,
+        [
+            (json!("r0"), json!(0)),
+            (json!("r1"), json!(0)),
+            (json!("r2"), json!(0)),
+            (json!("r3"), json!(2)),
+            (json!("r4"), json!(0)),
+        ]
+    );
 }

@@ -437,6 +437,30 @@ impl Registry {
     }
 }
 
+impl Registry {
+    /// [`Registry::query`], with each item as the JSON text the hub sends (see
+    /// [`crate::query::execute_raw`]).
+    ///
+    /// # Errors
+    /// As [`Registry::query`].
+    pub async fn query_raw(
+        &self,
+        text: String,
+        max_items: Option<u32>,
+        continuation: Option<String>,
+    ) -> Result<crate::query::RawQueryPage, RegistryError> {
+        self.read(move |c, _| {
+            Ok(crate::query::execute_raw(
+                c,
+                &text,
+                max_items,
+                continuation.as_deref(),
+            )?)
+        })
+        .await
+    }
+}
+
 /// Checks a device or module id (IoT Hub's id rule, see [`crate::model::validate_id`]).
 fn check_ids(device_id: &str, module_id: Option<&str>) -> Result<(), Invalid> {
     crate::model::validate_id("device", device_id)?;

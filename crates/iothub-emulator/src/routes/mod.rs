@@ -31,7 +31,7 @@ use crate::journal::{self, Journal, MAX_BODY_BYTES};
 use crate::registry::Registry;
 
 use crate::throttle::Throttle;
-pub use response::json_response;
+pub use response::{json_response, json_text_response};
 
 /// Shared state of the HTTP API.
 #[derive(Debug)]

@@ -6,7 +6,7 @@ use axum::response::Response;
 use serde_json::Value;
 
 use super::extract::{Authorized, INT32_MAX, JsonBody, QueryOp, parse_count};
-use super::{AppState, json_response};
+use super::{AppState, json_response, json_text_response};
 use crate::error::ApiError;
 
 const MAX_ITEM_COUNT: HeaderName = HeaderName::from_static("x-ms-max-item-count");
@@ -68,8 +68,21 @@ pub async fn query_devices(
         }
         return Ok(response);
     }
-    let page = state.registry.query(text, max_items, continuation).await?;
-    let mut response = json_response(StatusCode::OK, &Value::Array(page.items), None);
+    let page = state
+        .registry
+        .query_raw(text, max_items, continuation)
+        .await?;
+    let mut body =
+        String::with_capacity(page.items.iter().map(|i| i.get().len() + 1).sum::<usize>() + 2);
+    body.push('[');
+    for (i, item) in page.items.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        body.push_str(item.get());
+    }
+    body.push(']');
+    let mut response = json_text_response(StatusCode::OK, body);
     let out = response.headers_mut();
     if let Ok(item_type) = HeaderValue::from_str(page.item_type) {
         out.insert(ITEM_TYPE, item_type);

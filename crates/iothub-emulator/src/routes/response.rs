@@ -59,6 +59,16 @@ impl From<C2dError> for ApiError {
     }
 }
 
+/// A response with IoT Hub's JSON content type whose body is JSON text already written.
+pub fn json_text_response(status: StatusCode, body: String) -> Response {
+    let mut response = (status, body).into_response();
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    response
+}
+
 /// A JSON response with IoT Hub's content type and an optional quoted `ETag` header.
 pub fn json_response(status: StatusCode, body: &Value, etag: Option<&str>) -> Response {
     let mut response = (status, body.to_string()).into_response();
