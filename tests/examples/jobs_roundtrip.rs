@@ -2,7 +2,7 @@
 //! same run:
 //!
 //! - **jobs**: an export job (keys included) from hub A into Azurite, then an import job of
-//!   that blob into a fresh hub B; the hub's peak RSS is sampled while each job runs;
+//!   that blob into a fresh hub B; the hub's peak anonymous RSS is sampled while each job runs;
 //! - **bulk calls**: the same registry read from hub A with twin query pages of 1,000 plus
 //!   `get_device` for each device's keys (16 in flight), and written into a fresh hub C with
 //!   `bulk_create_or_update_devices_chunked` (requests of 100, 8 in flight) and one
@@ -453,7 +453,7 @@ async fn main() -> Result<(), AnyError> {
         python_rows.2
     );
     println!(
-        "| hub peak RSS while the job ran | export {export_peak} MB (hub A at {rss_a} MB before), import {import_peak} MB | – | – |"
+        "| hub peak RSS (anonymous) while the job ran | export {export_peak} MB (hub A at {rss_a} MB before), import {import_peak} MB | – | – |"
     );
     println!(
         "| identical registries | yes: {lines} export lines compared | count and a sample of 50 | – |"

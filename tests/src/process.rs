@@ -70,13 +70,15 @@ impl HubProcess {
         std::fs::read_to_string(self.data_dir.join("ca.pem")).expect("read ca.pem")
     }
 
-    /// The hub's resident set size in MB (0 once it has exited).
+    /// The hub's own memory in MB: its anonymous resident set (`RssAnon`; 0 once it has
+    /// exited). The hub memory-maps its database file, whose pages also count in its RSS
+    /// but are the kernel's file cache, shared and reclaimable, so they are left out.
     pub fn rss_mb(&self) -> u64 {
         let Some(pid) = self.child.id() else { return 0 };
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
         status
             .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .find_map(|l| l.strip_prefix("RssAnon:"))
             .and_then(|v| v.split_whitespace().next())
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
