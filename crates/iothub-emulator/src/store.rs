@@ -12,12 +12,6 @@
 //!   document as `GET /twins/{id}` returns it; `status` and `connection_state` repeat the
 //!   twin's `status` and `connectionState` for their indexes;
 //! - `modules(device_id, module_id, record, twin, PRIMARY KEY(device_id, module_id))`;
-//!
-//! The `cloudToDeviceMessageCount` of an identity and its twin is the depth of its
-//! cloud-to-device queue, counted from `c2d_messages` when the identity or twin is read
-//! ([`DEVICE_QUEUE_DEPTH`], [`MODULE_QUEUE_DEPTH`]); stored twins hold 0 there, and the copy
-//! inside `record` is not kept current. A message sent or settled writes only its own rows:
-//! no identity page, twin or query-index entry is rewritten for a counter.
 //! - `configurations(id TEXT PRIMARY KEY, record TEXT)`;
 //! - `c2d_messages(seq, device_id, module_id, message_id, ack, enqueued_ms, expiry_ms,
 //!   generation_id, properties, body)`: the cloud-to-device queues (module_id `''` for a
@@ -30,6 +24,12 @@
 //!   telemetry event log (see `events`).
 //!
 //! Rows are listed in insertion order (`rowid`).
+//!
+//! The `cloudToDeviceMessageCount` of an identity and its twin is the depth of its
+//! cloud-to-device queue, counted from `c2d_messages` when the identity or twin is read
+//! ([`DEVICE_QUEUE_DEPTH`], [`MODULE_QUEUE_DEPTH`]); stored twins hold 0 there, and the copy
+//! inside `record` is not kept current. A message sent or settled writes only its own rows:
+//! no identity page, twin or query-index entry is rewritten for a counter.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};
