@@ -226,6 +226,25 @@ async fn export_then_import_into_a_fresh_hub_keeps_the_registry() {
     storage.stop().await;
 }
 
+/// Asks for an export job into `container` and checks that it is refused with IoT Hub's
+/// error `code` (by name); returns the error.
+async fn export_refused(
+    rm: &RegistryManager,
+    container: &str,
+    code: &str,
+) -> iothub_registry::Error {
+    let e = rm
+        .create_import_export_job(JobProperties::export(container))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        e.code().map(|c| c.name().to_owned()).as_deref(),
+        Some(code),
+        "{e}"
+    );
+    e
+}
+
 /// The SAS URL with its expiry (`se=`) moved to 2001.
 fn regex_replace_se(url: &str) -> String {
     let (base, query) = url.split_once('?').expect("a SAS");
@@ -361,49 +380,17 @@ async fn job_requests_that_cannot_work_are_refused_with_iot_hub_codes() {
     // A SAS that cannot write.
     let read_only = out.replace("sp=racwdl", "sp=rl");
     assert_ne!(read_only, out, "the SAS's permissions are racwdl: {out}");
-    let e = rm
-        .create_import_export_job(JobProperties::export(&read_only))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.code().map(|c| c.name().to_owned()).as_deref(),
-        Some("BlobContainerValidationError"),
-        "{e}"
-    );
+    export_refused(&rm, &read_only, "BlobContainerValidationError").await;
     // No SAS at all.
     let bare = out.split('?').next().expect("url").to_owned();
-    let e = rm
-        .create_import_export_job(JobProperties::export(&bare))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.code().map(|c| c.name().to_owned()).as_deref(),
-        Some("ArgumentInvalid"),
-        "{e}"
-    );
+    let e = export_refused(&rm, &bare, "ArgumentInvalid").await;
     assert!(!e.to_string().contains("sig="), "{e}");
     // An expired SAS, and a URI without a container.
     let expired = regex_replace_se(&out);
-    let e = rm
-        .create_import_export_job(JobProperties::export(&expired))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.code().map(|c| c.name().to_owned()).as_deref(),
-        Some("BlobContainerValidationError"),
-        "{e}"
-    );
+    export_refused(&rm, &expired, "BlobContainerValidationError").await;
     let no_container = out.replacen("/output?", "?", 1);
     assert_ne!(no_container, out);
-    let e = rm
-        .create_import_export_job(JobProperties::export(&no_container))
-        .await
-        .unwrap_err();
-    assert_eq!(
-        e.code().map(|c| c.name().to_owned()).as_deref(),
-        Some("ArgumentInvalid"),
-        "{e}"
-    );
+    export_refused(&rm, &no_container, "ArgumentInvalid").await;
     // A second import/export job while one is active.
     create_fleet(&rm, fleet("q", 3000)).await;
     let first = rm
