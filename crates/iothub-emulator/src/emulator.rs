@@ -967,20 +967,19 @@ impl TelemetryLog {
         Ok(events
             .into_iter()
             .map(|e| {
-                let section = |name: &str| {
-                    e.properties
-                        .get(name)
-                        .and_then(serde_json::Value::as_object)
-                        .cloned()
-                        .unwrap_or_default()
+                let section = |pairs: Vec<(String, String)>| {
+                    pairs
+                        .into_iter()
+                        .map(|(k, v)| (k, serde_json::Value::String(v)))
+                        .collect()
                 };
                 StoredTelemetry {
                     partition: e.partition,
                     sequence_number: e.sequence_number,
                     offset: e.offset,
                     enqueued: e.enqueued,
-                    system_properties: section("system"),
-                    application_properties: section("application"),
+                    system_properties: section(e.properties.system),
+                    application_properties: section(e.properties.application),
                     body: e.body,
                 }
             })

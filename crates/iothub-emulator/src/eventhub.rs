@@ -32,7 +32,6 @@ use fe2o3_amqp::types::primitives::{
     Array, Binary, OrderedMap, SimpleValue, Symbol, Timestamp, Value,
 };
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde_json::Value as Json;
 
 use crate::consumers::{ConsumerError, ReaderLease};
 use crate::events::{EventError, EventLog, StartPosition, StoredEvent};
@@ -241,20 +240,20 @@ pub fn plain_error(condition: ErrorCondition, text: &str) -> definitions::Error 
     }
 }
 
-/// An AMQP message for a stored event.
-pub fn event_message(event: &StoredEvent) -> Message<fe2o3_amqp::types::messaging::Data> {
-    let empty = serde_json::Map::new();
-    let system = event
-        .properties
-        .get("system")
-        .and_then(Json::as_object)
-        .unwrap_or(&empty);
-    let application = event
-        .properties
-        .get("application")
-        .and_then(Json::as_object)
-        .unwrap_or(&empty);
-    let text = |name: &str| system.get(name).and_then(Json::as_str).map(str::to_owned);
+/// The AMQP message for a stored event, as the built-in endpoint delivers it: Event Hubs'
+/// `x-opt-*` annotations, IoT Hub's `iothub-*` system properties as annotations too, the
+/// standard properties (message id, correlation id, user id, content type and encoding) and
+/// the application properties. The event is consumed: its texts and body move into the
+/// message.
+pub fn event_message(event: StoredEvent) -> Message<fe2o3_amqp::types::messaging::Data> {
+    let StoredEvent {
+        sequence_number,
+        offset,
+        enqueued,
+        properties,
+        body,
+        ..
+    } = event;
     let mut annotations = OrderedMap::new();
     let mut annotate = |key: &str, value: Value| {
         annotations.insert(
@@ -262,40 +261,42 @@ pub fn event_message(event: &StoredEvent) -> Message<fe2o3_amqp::types::messagin
             value,
         );
     };
-    annotate("x-opt-sequence-number", Value::Long(event.sequence_number));
-    annotate("x-opt-offset", Value::String(event.offset.to_string()));
+    annotate("x-opt-sequence-number", Value::Long(sequence_number));
+    annotate("x-opt-offset", Value::String(offset.to_string()));
     annotate(
         "x-opt-enqueued-time",
-        Value::Timestamp(Timestamp::from_milliseconds(
-            event.enqueued.timestamp_millis(),
-        )),
+        Value::Timestamp(Timestamp::from_milliseconds(enqueued.timestamp_millis())),
     );
-    for (key, value) in system {
-        if let (true, Some(v)) = (key.starts_with("iothub-"), value.as_str()) {
-            annotate(key, Value::String(v.to_owned()));
+    let mut message_properties = Properties::default();
+    for (key, value) in properties.system {
+        match key.as_str() {
+            "message-id" => message_properties.message_id = Some(MessageId::String(value)),
+            "correlation-id" => {
+                message_properties.correlation_id = Some(MessageId::String(value));
+            }
+            "user-id" => message_properties.user_id = Some(Binary::from(value.into_bytes())),
+            "content-type" => message_properties.content_type = Some(Symbol::from(value)),
+            "content-encoding" => {
+                message_properties.content_encoding = Some(Symbol::from(value));
+            }
+            k if k.starts_with("iothub-") => {
+                annotations.insert(
+                    fe2o3_amqp::types::messaging::annotations::OwnedKey::Symbol(Symbol::from(key)),
+                    Value::String(value),
+                );
+            }
+            _ => {}
         }
     }
-    let properties = Properties {
-        message_id: text("message-id").map(MessageId::String),
-        correlation_id: text("correlation-id").map(MessageId::String),
-        user_id: text("user-id").map(|u| Binary::from(u.into_bytes())),
-        content_type: text("content-type").map(Symbol::from),
-        content_encoding: text("content-encoding").map(Symbol::from),
-        ..Default::default()
-    };
     let mut app = OrderedMap::new();
-    for (key, value) in application {
-        let value = match value {
-            Json::String(s) => SimpleValue::String(s.clone()),
-            other => SimpleValue::String(other.to_string()),
-        };
-        app.insert(key.clone(), value);
+    for (key, value) in properties.application {
+        app.insert(key, SimpleValue::String(value));
     }
     Message::builder()
-        .properties(properties)
+        .properties(message_properties)
         .message_annotations(MessageAnnotations(annotations))
         .application_properties(ApplicationProperties(app))
-        .data(Binary::from(event.body.clone()))
+        .data(Binary::from(body))
         .build()
 }
 
@@ -352,7 +353,8 @@ pub async fn deliver(
             continue;
         }
         for event in batch {
-            let message = event_message(&event);
+            let sequence_number = event.sequence_number;
+            let message = event_message(event);
             let sent = tokio::select! {
                 sent = sender.send_batchable(message) => sent,
                 _ = lease.stolen.changed() => break,
@@ -361,7 +363,7 @@ pub async fn deliver(
                 Ok(fut) => pending.push(fut),
                 Err(_) => return,
             }
-            next = event.sequence_number + 1;
+            next = sequence_number + 1;
             while pending.len() >= IN_FLIGHT {
                 if pending.next().await.is_none() {
                     break;

@@ -234,6 +234,101 @@ impl Telemetry {
     }
 }
 
+/// The properties of a message in the log, each section as `(name, value)` pairs in stored
+/// order. Stored as `{"system": {...}, "application": {...}}` JSON; read straight into pairs,
+/// without building a JSON tree, because every delivery on the built-in endpoint reads them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventProperties {
+    /// IoT Hub's system properties, by IoT Hub's names: `message-id`, `correlation-id`,
+    /// `user-id`, `content-type`, `content-encoding`, `iothub-connection-device-id`,
+    /// `iothub-connection-module-id`, `iothub-connection-auth-method`,
+    /// `iothub-connection-auth-generation-id`, `iothub-enqueuedtime`,
+    /// `iothub-message-source`, …
+    pub system: Vec<(String, String)>,
+    /// The application properties.
+    pub application: Vec<(String, String)>,
+}
+
+#[cfg(test)]
+impl EventProperties {
+    /// The system property `name`.
+    pub fn system(&self, name: &str) -> Option<&str> {
+        find(&self.system, name)
+    }
+
+    /// The application property `name`.
+    pub fn application(&self, name: &str) -> Option<&str> {
+        find(&self.application, name)
+    }
+}
+
+#[cfg(test)]
+fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find_map(|(k, v)| (k == name).then_some(v.as_str()))
+}
+
+impl<'de> serde::Deserialize<'de> for EventProperties {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Sections;
+        impl<'de> serde::de::Visitor<'de> for Sections {
+            type Value = EventProperties;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object with system and application properties")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<EventProperties, A::Error> {
+                let mut out = EventProperties::default();
+                while let Some(section) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+                    match &*section {
+                        "system" => out.system = map.next_value::<Pairs>()?.0,
+                        "application" => out.application = map.next_value::<Pairs>()?.0,
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(Sections)
+    }
+}
+
+/// One section: a JSON object read into pairs. Values are text; any other JSON value (which
+/// this hub never stores) is kept as its JSON text.
+struct Pairs(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of properties")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Pairs, A::Error> {
+                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+                while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                    let v = match v {
+                        Value::String(s) => s,
+                        other => other.to_string(),
+                    };
+                    pairs.push((k, v));
+                }
+                Ok(Pairs(pairs))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
+}
+
 /// A message in the log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredEvent {
@@ -249,12 +344,8 @@ pub struct StoredEvent {
     pub device_id: String,
     /// Sending module.
     pub module_id: Option<String>,
-    /// `{"system": {...}, "application": {...}}`: the message's system properties (IoT Hub's
-    /// names: `message-id`, `correlation-id`, `user-id`, `content-type`, `content-encoding`,
-    /// `iothub-connection-device-id`, `iothub-connection-module-id`,
-    /// `iothub-connection-auth-method`, `iothub-connection-auth-generation-id`,
-    /// `iothub-enqueuedtime`, `iothub-message-source`, …) and application properties.
-    pub properties: Value,
+    /// The message's system and application properties.
+    pub properties: EventProperties,
     /// The body.
     pub body: Vec<u8>,
 }
@@ -537,40 +628,40 @@ impl EventLog {
                          FROM events WHERE partition = ?1 AND seq >= ?2 ORDER BY seq LIMIT ?3",
                     )
                     .map_err(StoreError::from)?;
-                let rows = stmt
-                    .query_map(params![partition, from_sequence, limit], |r| {
-                        Ok((
-                            r.get::<_, i64>(0)?,
-                            r.get::<_, i64>(1)?,
-                            r.get::<_, i64>(2)?,
-                            r.get::<_, String>(3)?,
-                            r.get::<_, String>(4)?,
-                            r.get::<_, String>(5)?,
-                            r.get::<_, Vec<u8>>(6)?,
-                        ))
-                    })
-                    .map_err(StoreError::from)?
-                    .collect::<Result<Vec<_>, _>>()
+                let mut rows = stmt
+                    .query(params![partition, from_sequence, limit])
                     .map_err(StoreError::from)?;
-                rows.into_iter()
-                    .map(|(seq, offset, enq, device_id, module_id, props, body)| {
-                        let properties =
-                            serde_json::from_str(&props).map_err(|source| StoreError::Corrupt {
+                let mut events = Vec::with_capacity(max.min(1024));
+                while let Some(r) = rows.next().map_err(StoreError::from)? {
+                    let read = |r: &rusqlite::Row<'_>| -> Result<StoredEvent, StoreError> {
+                        let properties = r.get_ref(5)?.as_str().map_err(|e| {
+                            rusqlite::Error::FromSqlConversionFailure(
+                                5,
+                                rusqlite::types::Type::Text,
+                                Box::new(e),
+                            )
+                        })?;
+                        let properties = serde_json::from_str(properties).map_err(|source| {
+                            StoreError::Corrupt {
                                 what: "event",
                                 source,
-                            })?;
+                            }
+                        })?;
+                        let module_id: String = r.get(4)?;
                         Ok(StoredEvent {
                             partition,
-                            sequence_number: seq,
-                            offset,
-                            enqueued: from_millis(enq),
-                            device_id,
+                            sequence_number: r.get(0)?,
+                            offset: r.get(1)?,
+                            enqueued: from_millis(r.get(2)?),
+                            device_id: r.get(3)?,
                             module_id: Some(module_id).filter(|m| !m.is_empty()),
                             properties,
-                            body,
+                            body: r.get(6)?,
                         })
-                    })
-                    .collect()
+                    };
+                    events.push(read(r)?);
+                }
+                Ok(events)
             })
             .await
     }
@@ -859,18 +950,21 @@ mod tests {
         let read = events.read(partition, 48, 10).await?;
         assert_eq!(read.len(), 2);
         assert_eq!(read[0].body, b"48");
-        let system = &read[0].properties["system"];
-        assert_eq!(system["iothub-connection-device-id"], "d1");
-        assert_eq!(system["iothub-connection-auth-generation-id"], "g1");
-        assert_eq!(system["iothub-message-source"], "Telemetry");
-        assert_eq!(system["message-id"], "m-48");
-        assert_eq!(system["content-type"], "application/json");
+        let props = &read[0].properties;
+        assert_eq!(props.system("iothub-connection-device-id"), Some("d1"));
+        assert_eq!(
+            props.system("iothub-connection-auth-generation-id"),
+            Some("g1")
+        );
+        assert_eq!(props.system("iothub-message-source"), Some("Telemetry"));
+        assert_eq!(props.system("message-id"), Some("m-48"));
+        assert_eq!(props.system("content-type"), Some("application/json"));
         assert!(
-            system["iothub-connection-auth-method"]
-                .as_str()
+            props
+                .system("iothub-connection-auth-method")
                 .is_some_and(|m| m.contains("\"sas\""))
         );
-        assert_eq!(read[0].properties["application"]["k"], "v");
+        assert_eq!(props.application("k"), Some("v"));
         let next = events.append(message("d1", "after")).await?;
         assert_eq!(
             next.sequence_number, 50,
