@@ -13,6 +13,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::identities::{create_device, delete_device_row, require_device, update_device};
+use super::twins::twin_changed;
 use super::{Ctx, Registry, RegistryError, RegistryEventKind, check_etag, check_ids};
 use crate::error::{ErrorCode, Invalid};
 use crate::model::{AuthInput, CapabilitiesInput, DeviceInput, ModuleInput, ModuleRecord};
@@ -136,9 +137,18 @@ fn apply_one(
             }
             if !change.is_empty() {
                 let before = row.twin.desired.clone();
+                let version = row.twin.version;
                 row.twin.apply(&change, TwinWrite::Update, &ctx.now_text)?;
                 store::put_device(conn, &row)?;
                 ctx.desired_changed(id, None, &before, &row.twin.desired);
+                twin_changed(
+                    ctx,
+                    (id, None),
+                    &change,
+                    TwinWrite::Update,
+                    version,
+                    &row.twin,
+                );
             }
         }
         _ => {
@@ -165,12 +175,21 @@ fn apply_one(
                         check_entry_etag(dev.e_tag.as_deref(), &row.record.etag(), "device")?;
                     }
                     let before = row.twin.desired.clone();
+                    let version = row.twin.version;
                     if !change.is_empty() {
                         row.twin
                             .apply(&change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
                     }
                     update_device(conn, ctx, &mut row, &input)?;
                     ctx.desired_changed(id, None, &before, &row.twin.desired);
+                    twin_changed(
+                        ctx,
+                        (id, None),
+                        &change,
+                        TwinWrite::ReplaceGiven,
+                        version,
+                        &row.twin,
+                    );
                 }
                 None => {
                     let exported_scope = dev.device_scope.as_deref().filter(|scope| {
@@ -417,11 +436,20 @@ fn apply_module(
                 row.record.update(&input)?;
             }
             let before = row.twin.desired.clone();
+            let version = row.twin.version;
             if !change.is_empty() {
                 row.twin.apply(&change, how, &ctx.now_text)?;
             }
             store::put_module(conn, &row)?;
             ctx.desired_changed(device_id, Some(module_id), &before, &row.twin.desired);
+            twin_changed(
+                ctx,
+                (device_id, Some(module_id)),
+                &change,
+                how,
+                version,
+                &row.twin,
+            );
             Ok(())
         }
     }

@@ -543,3 +543,91 @@ async fn a_device_that_becomes_an_edge_device_gets_the_system_modules() -> TestR
     assert_eq!(reg.list_modules("P".into()).await?.len(), 2);
     Ok(())
 }
+
+/// Twin change events come from every write that changes a twin, not only the twin API:
+/// bulk registry operations (`updateTwin` and `createOrUpdate` with a twin), module lines
+/// of an import, and configuration content applied to an IoT Edge device. An identity
+/// update that does not touch the twin makes none.
+#[tokio::test]
+async fn bulk_import_and_configuration_writes_make_twin_change_events() -> TestResult {
+    use super::RegistryEventKind as Kind;
+    let seen: Arc<std::sync::Mutex<Vec<super::RegistryEvent>>> = Arc::default();
+    let sink = Arc::clone(&seen);
+    let store = Arc::new(Store::open_in_memory()?);
+    let reg = Registry::new(store, fixed_clock(at()), "testhub").with_event_listener(Arc::new(
+        move |events| {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .extend(events)
+        },
+    ));
+    let take = || std::mem::take(&mut *seen.lock().unwrap_or_else(|p| p.into_inner()));
+    reg.put_device("d1".into(), DeviceInput::default(), None)
+        .await?;
+    reg.put_device("e1".into(), edge(), None).await?;
+    reg.put_module("d1".into(), "m1".into(), Default::default(), None)
+        .await?;
+    take();
+
+    let failures = reg
+        .bulk(vec![
+            json!({"id": "d1", "importMode": "updateTwin", "tags": {"site": "a"}}),
+            json!({"id": "e1", "importMode": "createOrUpdate", "capabilities": {"iotEdge": true},
+                   "properties": {"desired": {"fan": "on"}}}),
+        ])
+        .await?;
+    assert!(failures.is_empty(), "{failures:?}");
+    let events = take();
+    let kinds: Vec<(&str, Kind)> = events
+        .iter()
+        .map(|e| (e.device_id.as_str(), e.kind))
+        .collect();
+    assert_eq!(
+        kinds,
+        [("d1", Kind::TwinUpdated), ("e1", Kind::TwinReplaced)]
+    );
+    assert_eq!(events[0].body["tags"]["site"], "a");
+    assert_eq!(events[1].body["properties"]["desired"]["fan"], "on");
+
+    // An entry without a twin leaves the twin's version alone: no event.
+    reg.bulk(vec![json!({"id": "d1", "importMode": "createOrUpdate"})])
+        .await?;
+    assert_eq!(take(), []);
+
+    // A module line of an import.
+    let failures = reg
+        .import_lines(
+            vec![super::ImportLine {
+                line: 1,
+                entry: json!({"id": "d1", "moduleId": "m1", "importMode": "updateTwin",
+                              "properties": {"desired": {"rate": 5}}}),
+            }],
+            |_, _| Ok(()),
+        )
+        .await?;
+    assert!(failures.is_empty());
+    let events = take();
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        (events[0].module_id.as_deref(), events[0].kind),
+        (Some("m1"), Kind::TwinUpdated)
+    );
+    assert_eq!(events[0].body["properties"]["desired"]["rate"], 5);
+
+    // Configuration content on an IoT Edge device writes its modules' twins.
+    reg.apply_configuration_content(
+        "e1".into(),
+        json!({"modulesContent": {
+            "$edgeAgent": {"properties.desired": {"schemaVersion": "1.1"}},
+            "$edgeHub": {"properties.desired": {"schemaVersion": "1.1"}}
+        }}),
+    )
+    .await?;
+    let mut modules: Vec<Option<String>> = take().into_iter().map(|e| e.module_id).collect();
+    modules.sort();
+    assert_eq!(
+        modules,
+        [Some("$edgeAgent".to_owned()), Some("$edgeHub".to_owned())]
+    );
+    Ok(())
+}

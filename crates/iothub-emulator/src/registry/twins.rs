@@ -57,7 +57,7 @@ enum Writer {
 /// Records the twin change event of a write that moved the twin's version: the twin's new
 /// `version`, and the tags and properties the write gave, each section with its new
 /// `$version` (the body of IoT Hub's `updateTwin` / `replaceTwin` event messages).
-fn twin_changed(
+pub(super) fn twin_changed(
     ctx: &Ctx,
     (device_id, module_id): (&str, Option<&str>),
     change: &TwinChange,
@@ -322,9 +322,18 @@ impl Registry {
                     },
                 };
                 let before = row.twin.desired.clone();
+                let version = row.twin.version;
                 row.twin.apply(change, TwinWrite::ReplaceGiven, &ctx.now_text)?;
                 store::put_module(c, &row)?;
                 ctx.desired_changed(&device_id, Some(module_id), &before, &row.twin.desired);
+                twin_changed(
+                    ctx,
+                    (&device_id, Some(module_id)),
+                    change,
+                    TwinWrite::ReplaceGiven,
+                    version,
+                    &row.twin,
+                );
             }
             Ok(())
         })
