@@ -572,6 +572,10 @@ impl EmulatorBuilder {
         }
         let consumers = Arc::new(ConsumerGroups::new(&groups));
         let group_names = consumers.names().to_vec();
+        let now_ms = clock().timestamp_millis();
+        let created_at_ms = store
+            .call(move |c| crate::store::created_ms(c, now_ms))
+            .await?;
         let (shutdown_tx, shutdown_rx) = tokio::sync::watch::channel(false);
         let throttle = Arc::new(Throttle::new(self.throttle.clone()));
         let amqp = Arc::new(AmqpContext {
@@ -587,7 +591,7 @@ impl EmulatorBuilder {
             events: Arc::clone(&events),
             consumers,
             amqps_port: amqps_addr.port(),
-            created_at_ms: clock().timestamp_millis(),
+            created_at_ms,
         });
         let tracker = Tracker::new(self.limits);
         let mqtt = Arc::new(MqttContext {

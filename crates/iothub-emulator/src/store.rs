@@ -145,8 +145,30 @@ CREATE TABLE IF NOT EXISTS device_jobs (
     record    TEXT NOT NULL,
     PRIMARY KEY (job_id, device_id)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS hub (
+    name  TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+) WITHOUT ROWID;
 COMMIT;
 ";
+
+/// When this hub's data was first created, in ms since the epoch: `now_ms` on the first call
+/// for a database, the stored time ever after (the `created_at` of the built-in endpoint's
+/// Event Hubs entity, which a restart must not move).
+///
+/// # Errors
+/// [`StoreError`] when the database cannot be read or written.
+pub fn created_ms(conn: &Connection, now_ms: i64) -> Result<i64, StoreError> {
+    conn.execute(
+        "INSERT OR IGNORE INTO hub (name, value) VALUES ('created_ms', ?1)",
+        params![now_ms],
+    )?;
+    Ok(
+        conn.query_row("SELECT value FROM hub WHERE name = 'created_ms'", [], |r| {
+            r.get(0)
+        })?,
+    )
+}
 
 /// A store failure. Handlers turn it into a 500 without showing its text to clients.
 #[derive(Debug, thiserror::Error)]

@@ -136,6 +136,18 @@ impl std::fmt::Debug for DeviceEvent {
     }
 }
 
+/// The Event Hubs-compatible entity (the `$management` node's hub properties).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EventHubProperties {
+    /// The Event Hubs-compatible name.
+    pub name: String,
+    /// When the entity was created (on IoT Hub, when the hub was; on the local hub, when its
+    /// data directory was first used). `None` when the answer had none.
+    pub created_at: Option<DateTime<Utc>>,
+    /// Partition ids, `"0"` to `"n-1"`.
+    pub partition_ids: Vec<String>,
+}
+
 /// What a partition holds (the `$management` node's partition properties).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionProperties {

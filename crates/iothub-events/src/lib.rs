@@ -5,7 +5,10 @@ mod event;
 mod reader;
 
 pub use error::Error;
-pub use event::{Checkpoint, DeviceEvent, EventHubEndpoint, EventPosition, PartitionProperties};
+pub use event::{
+    Checkpoint, DeviceEvent, EventHubEndpoint, EventHubProperties, EventPosition,
+    PartitionProperties,
+};
 pub use reader::{
     DEFAULT_AMQPS_PORT, DEFAULT_CONSUMER_GROUP, DEFAULT_PREFETCH, EventReader, EventReaderBuilder,
     EventStream,

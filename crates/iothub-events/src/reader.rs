@@ -22,7 +22,10 @@ use iothub_c2d::amqp::{Endpoint, condition_text, connect, reply_status, tls_conf
 use iothub_c2d::{RetryPolicy, Transport};
 use tokio::sync::{OnceCell, mpsc};
 
-use crate::{Checkpoint, DeviceEvent, Error, EventHubEndpoint, EventPosition, PartitionProperties};
+use crate::{
+    Checkpoint, DeviceEvent, Error, EventHubEndpoint, EventHubProperties, EventPosition,
+    PartitionProperties,
+};
 
 /// The consumer group every hub has.
 pub const DEFAULT_CONSUMER_GROUP: &str = "$Default";
@@ -404,21 +407,44 @@ impl EventReader {
             .await
     }
 
+    /// The Event Hubs-compatible entity's name, creation time and partition ids
+    /// (`$management`, `com.microsoft:eventhub`).
+    ///
+    /// # Errors
+    /// See [`endpoint`](Self::endpoint); [`Error::Management`] when the request is refused
+    /// or the answer has no partition ids.
+    pub async fn eventhub_properties(&self) -> Result<EventHubProperties, Error> {
+        let (endpoint, amqp) = self.resolved().await?;
+        let reply = management(amqp, &endpoint.entity, None).await?;
+        let get = |k: &str| reply.get(&Value::String(k.to_owned()));
+        let partition_ids = match get("partition_ids") {
+            Some(Value::Array(ids)) => ids.iter().filter_map(text_of).collect(),
+            Some(Value::List(ids)) => ids.iter().filter_map(text_of).collect(),
+            _ => {
+                return Err(Error::Management {
+                    status: 500,
+                    description: "the answer has no partition_ids".into(),
+                });
+            }
+        };
+        Ok(EventHubProperties {
+            name: get("name")
+                .and_then(text_of)
+                .unwrap_or_else(|| endpoint.entity.clone()),
+            created_at: match get("created_at") {
+                Some(Value::Timestamp(t)) => DateTime::from_timestamp_millis(t.milliseconds()),
+                _ => None,
+            },
+            partition_ids,
+        })
+    }
+
     /// The partition ids (`$management`, `com.microsoft:eventhub`).
     ///
     /// # Errors
-    /// See [`endpoint`](Self::endpoint); [`Error::Management`] when the request is refused.
+    /// As [`eventhub_properties`](Self::eventhub_properties).
     pub async fn partition_ids(&self) -> Result<Vec<String>, Error> {
-        let (endpoint, amqp) = self.resolved().await?;
-        let reply = management(amqp, &endpoint.entity, None).await?;
-        match reply.get(&Value::String("partition_ids".into())) {
-            Some(Value::Array(ids)) => Ok(ids.iter().filter_map(text_of).collect()),
-            Some(Value::List(ids)) => Ok(ids.iter().filter_map(text_of).collect()),
-            _ => Err(Error::Management {
-                status: 500,
-                description: "the answer has no partition_ids".into(),
-            }),
-        }
+        Ok(self.eventhub_properties().await?.partition_ids)
     }
 
     /// What a partition holds (`$management`, `com.microsoft:partition`).

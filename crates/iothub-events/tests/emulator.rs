@@ -373,6 +373,10 @@ async fn a_reader_resumes_across_a_hub_restart() -> TestResult {
     let mut stream = reader.stream();
     let first = take(&mut stream, 5).await;
     assert_eq!(first[4].sequence_number, 4);
+    let properties = reader.eventhub_properties().await?;
+    assert_eq!(properties.partition_ids, ["0", "1", "2", "3"]);
+    assert_eq!(properties.name, emu.hub_name());
+    let created = properties.created_at.ok_or("no created_at")?;
 
     // The hub stops and comes back on the same ports; the stream reconnects and goes on
     // right after the last event it yielded.
@@ -400,6 +404,11 @@ async fn a_reader_resumes_across_a_hub_restart() -> TestResult {
         "every event exactly once after the restart"
     );
     assert_eq!(next[0].message_id.as_deref(), Some("after-0"));
+    assert_eq!(
+        reader.eventhub_properties().await?.created_at,
+        Some(created),
+        "the entity keeps its created_at across a restart"
+    );
     Ok(())
 }
 
