@@ -585,11 +585,8 @@ async fn module_queues_are_separate() {
     );
 }
 
-/// A raw AMQP peer that skips CBS: the hub refuses its link to `/messages/devicebound`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn links_before_a_token_are_refused() {
-    use fe2o3_amqp::{Connection, Sender, Session};
-    let hub = Hub::start().await;
+/// A TLS connection to the hub's AMQPS port, for raw AMQP peers.
+async fn tls_stream(hub: &Hub) -> tokio_rustls::client::TlsStream<tokio::net::TcpStream> {
     let mut roots = rustls::RootCertStore::empty();
     for cert in rustls_pki_types::pem::PemObject::pem_slice_iter(hub.emu.ca_pem().as_bytes()) {
         roots.add(cert.expect("pem")).expect("root");
@@ -604,13 +601,21 @@ async fn links_before_a_token_are_refused() {
     let tcp = tokio::net::TcpStream::connect(("localhost", hub.emu.amqps_port()))
         .await
         .expect("tcp");
-    let stream = tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
+    tokio_rustls::TlsConnector::from(std::sync::Arc::new(tls))
         .connect(
             rustls_pki_types::ServerName::try_from("localhost").expect("name"),
             tcp,
         )
         .await
-        .expect("tls handshake");
+        .expect("tls handshake")
+}
+
+/// A raw AMQP peer that skips CBS: the hub refuses its link to `/messages/devicebound`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_before_a_token_are_refused() {
+    use fe2o3_amqp::{Connection, Sender, Session};
+    let hub = Hub::start().await;
+    let stream = tls_stream(&hub).await;
     // The bare AMQP header, as Node's rhea sends it (no SASL layer).
     let mut connection = Connection::builder()
         .container_id("no-token")
@@ -623,6 +628,60 @@ async fn links_before_a_token_are_refused() {
         Ok(mut sender) => format!("{:?}", sender.on_detach().await),
     };
     assert!(refused.contains("UnauthorizedAccess"), "{refused}");
+    let _ = connection.close().await;
+}
+
+/// A reader of the built-in endpoint logged in with SASL PLAIN (as the `az` CLI does) and a
+/// token that expires is detached with `amqp:unauthorized-access` when the token expires,
+/// as Event Hubs detaches it: it does not go on reading on an expired token.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partition_reader_is_detached_when_its_token_expires() {
+    use fe2o3_amqp::sasl_profile::SaslProfile;
+    use fe2o3_amqp::types::messaging::Body;
+    use fe2o3_amqp::types::primitives::Value;
+    use fe2o3_amqp::{Connection, Receiver, Session};
+    let hub = Hub::start().await;
+    let cs = iothub_auth::ConnectionString::parse(&hub.emu.connection_string()).expect("cs");
+    let policy = cs.shared_access_key_name().expect("policy");
+    let key = cs.shared_access_key().expect("key");
+    let expiry = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs()
+        + 3;
+    let token = iothub_auth::sas::generate_sas_token(cs.host_name(), key, Some(policy), expiry);
+    let mut connection = Connection::builder()
+        .container_id("plain-reader")
+        .hostname("localhost")
+        .sasl_profile(SaslProfile::Plain {
+            username: format!("{policy}@sas.root.localhost"),
+            password: token.expose().to_owned(),
+        })
+        .open_with_stream(tls_stream(&hub).await)
+        .await
+        .expect("SASL PLAIN login with a valid token");
+    let mut session = Session::begin(&mut connection).await.expect("session");
+    let address = format!(
+        "{}/ConsumerGroups/$Default/Partitions/0",
+        hub.emu.hub_name()
+    );
+    let mut receiver = Receiver::attach(&mut session, "reader", address)
+        .await
+        .expect("attach while the token is valid");
+    let attached = std::time::Instant::now();
+    let ended = tokio::time::timeout(Duration::from_secs(20), receiver.recv::<Body<Value>>())
+        .await
+        .expect("detached within 20 s")
+        .expect_err("the partition is empty: the link can only end");
+    assert!(
+        format!("{ended:?}").contains("UnauthorizedAccess"),
+        "{ended:?}"
+    );
+    assert!(
+        attached.elapsed() >= Duration::from_secs(1),
+        "detached at expiry, not at once: {:?}",
+        attached.elapsed()
+    );
     let _ = connection.close().await;
 }
 

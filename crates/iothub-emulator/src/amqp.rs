@@ -540,13 +540,22 @@ async fn run_session(
                 let (position, epoch) =
                     reader_request.unwrap_or((Ok(crate::events::StartPosition::Start), Ok(None)));
                 match start_reader(&ctx, &group, &partition, position, epoch).await {
-                    Ok((lease, partition, next)) => tokio::spawn(eventhub::deliver(
-                        sender,
-                        Arc::clone(&ctx.events),
-                        partition,
-                        next,
-                        lease,
-                    )),
+                    Ok((lease, partition, next)) => {
+                        let state = Arc::clone(&state);
+                        tokio::spawn(eventhub::deliver(
+                            sender,
+                            Arc::clone(&ctx.events),
+                            partition,
+                            next,
+                            lease,
+                            Box::new(move || {
+                                *state
+                                    .authorized_until
+                                    .lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                            }),
+                        ))
+                    }
                     Err(error) => {
                         refuse(LinkEndpoint::Sender(sender), error).await;
                         continue;

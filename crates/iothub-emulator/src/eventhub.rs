@@ -9,7 +9,8 @@
 //!   (`amqps://localhost:{amqps port}/{entity}/…`, the same path under the entity). The
 //!   Event Hubs-compatible entity is named after the hub (`--hub-name`).
 //! - **`{entity}/$management`** (and `$management`) answers `READ` requests for
-//!   `com.microsoft:eventhub` (name, `created_at`, `partition_count`, `partition_ids`) and
+//!   `com.microsoft:eventhub` (name, `created_at`: when the data directory was first used,
+//!   kept across restarts; `partition_count`, `partition_ids`) and
 //!   `com.microsoft:partition` (`begin_sequence_number`, `last_enqueued_sequence_number`,
 //!   `last_enqueued_offset`, `last_enqueued_time_utc`, `is_partition_empty`), with
 //!   `status-code` 200, or 400/404 and a `status-description`.
@@ -19,9 +20,12 @@
 //!   `x-opt-offset`, `x-opt-enqueued-time` and IoT Hub's `iothub-*` system properties, the
 //!   device's message id, correlation id, user id, content type and encoding in its
 //!   properties, and the device's own properties as application properties. The link
-//!   property `com.microsoft:epoch` makes it an owner-level reader.
+//!   property `com.microsoft:epoch` makes it an owner-level reader. When the token that
+//!   authorized the connection (CBS `put-token` or SASL PLAIN) expires without a new one,
+//!   the reader is detached with `amqp:unauthorized-access`.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use fe2o3_amqp::Sender;
 use fe2o3_amqp::types::definitions::{self, AmqpError, ErrorCondition, Fields, LinkError};
@@ -300,14 +304,34 @@ pub fn event_message(event: StoredEvent) -> Message<fe2o3_amqp::types::messaging
         .build()
 }
 
+/// When a connection's authorization ends: the expiry of its CBS or SASL PLAIN token, read
+/// again each time (a later `put-token` moves it). `None` when it is not authorized.
+pub type AuthorizedUntil = Box<dyn Fn() -> Option<SystemTime> + Send + Sync>;
+
+/// The instant the authorization in `until` ends, or `None` when it already has.
+fn authorized_deadline(until: &AuthorizedUntil) -> Option<tokio::time::Instant> {
+    let left = until()?.duration_since(SystemTime::now()).ok()?;
+    (!left.is_zero()).then(|| tokio::time::Instant::now() + left)
+}
+
+/// The detach of a reader whose token expired without a new one, as Event Hubs detaches it.
+fn token_expired() -> definitions::Error {
+    plain_error(
+        ErrorCondition::AmqpError(AmqpError::UnauthorizedAccess),
+        "The token that authorized this link has expired; put a new one on $cbs before it expires.",
+    )
+}
+
 /// Delivers `partition` from sequence number `next` on, until the client detaches, another
-/// reader takes the partition over, or the emulator stops.
+/// reader takes the partition over, the connection's token expires without a new one
+/// (detached with `amqp:unauthorized-access`), or the emulator stops.
 pub async fn deliver(
     mut sender: Sender,
     events: Arc<EventLog>,
     partition: u32,
     mut next: i64,
     mut lease: ReaderLease,
+    authorized_until: AuthorizedUntil,
 ) {
     let mut tail = match events.subscribe(partition) {
         Ok(tail) => tail,
@@ -328,6 +352,10 @@ pub async fn deliver(
             let _ = sender.close_with_error(stolen(epoch)).await;
             return;
         }
+        let Some(deadline) = authorized_deadline(&authorized_until) else {
+            let _ = sender.close_with_error(token_expired()).await;
+            return;
+        };
         tail.borrow_and_update();
         let batch = match events.read(partition, next, READ_BATCH).await {
             Ok(batch) => batch,
@@ -347,6 +375,7 @@ pub async fn deliver(
             tokio::select! {
                 changed = tail.changed() => if changed.is_err() { return },
                 _ = lease.stolen.changed() => {}
+                () = tokio::time::sleep_until(deadline) => {}
                 _ = sender.on_detach() => return,
                 Some(_) = pending.next(), if !pending.is_empty() => {}
             }
@@ -358,6 +387,8 @@ pub async fn deliver(
             let sent = tokio::select! {
                 sent = sender.send_batchable(message) => sent,
                 _ = lease.stolen.changed() => break,
+                // The loop checks again: a renewed token goes on from this event.
+                () = tokio::time::sleep_until(deadline) => break,
             };
             match sent {
                 Ok(fut) => pending.push(fut),
