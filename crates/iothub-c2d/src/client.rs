@@ -587,6 +587,7 @@ impl C2dClientBuilder {
             amqps_port: self.amqps_port.unwrap_or(DEFAULT_AMQPS_PORT),
             https_port,
             transport: self.transport,
+            websocket_path: crate::websocket::PATH,
             tls,
             credential,
             connect_timeout: self.connect_timeout.unwrap_or(DEFAULT_CONNECT_TIMEOUT),

@@ -21,7 +21,11 @@ use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 
-use crate::websocket::{PATH, SUB_PROTOCOL, WsStream};
+use crate::websocket::{SUB_PROTOCOL, WsStream};
+
+/// The path at which Event Hubs (and the Event Hubs-compatible endpoint of an IoT hub) serves
+/// AMQP over WebSockets.
+pub const SERVICEBUS_PATH: &str = "/$servicebus/websocket";
 use crate::{Error, RetryPolicy, Transport};
 
 /// How long a CBS put-token may take (the Node SDK allows 120 s; this is tighter).
@@ -46,6 +50,10 @@ pub struct Endpoint {
     pub https_port: u16,
     /// TLS or WebSockets.
     pub transport: Transport,
+    /// The WebSocket path (WebSocket transport): [`PATH`](crate::websocket::PATH)
+    /// (`/$iothub/websocket`) for an IoT hub, [`SERVICEBUS_PATH`]
+    /// (`/$servicebus/websocket`) for an Event Hubs endpoint.
+    pub websocket_path: &'static str,
     /// TLS settings (trusted roots).
     pub tls: Arc<rustls::ClientConfig>,
     /// What signs the CBS tokens.
@@ -73,7 +81,10 @@ impl Endpoint {
         match self.transport {
             Transport::Amqp => format!("amqps://{}:{}", self.host, self.amqps_port),
             Transport::AmqpWebSockets => {
-                format!("wss://{}:{}{PATH}", self.host, self.https_port)
+                format!(
+                    "wss://{}:{}{}",
+                    self.host, self.https_port, self.websocket_path
+                )
             }
         }
     }
@@ -233,7 +244,7 @@ async fn connect_once(endpoint: &Endpoint) -> Result<Authenticated, Error> {
     let mut connection = match endpoint.transport {
         Transport::Amqp => builder.open_with_stream(tls).await,
         Transport::AmqpWebSockets => {
-            let url = format!("wss://{}:{}{PATH}", endpoint.host, endpoint.https_port);
+            let url = endpoint.describe();
             let mut request = url
                 .into_client_request()
                 .map_err(|e| connect_error(Box::new(e)))?;

@@ -33,7 +33,9 @@ mod connection;
 /// The AMQP connection under [`C2dClient`]: TLS or WebSockets, SASL ANONYMOUS, CBS
 /// put-token renewed before expiry, retries. For the SDK's other AMQP layers.
 pub mod amqp {
-    pub use crate::connection::{Authenticated, Endpoint, connect, reply_status, tls_config};
+    pub use crate::connection::{
+        Authenticated, Endpoint, SERVICEBUS_PATH, connect, reply_status, tls_config,
+    };
     pub use crate::error::condition_text;
 }
 mod error;

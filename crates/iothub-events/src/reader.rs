@@ -18,7 +18,9 @@ use fe2o3_amqp::types::primitives::{OrderedMap, SimpleValue, Symbol, Value};
 use fe2o3_amqp::{Receiver, Sender};
 use futures_core::Stream;
 use iothub_auth::{ConnectionString, HubCredential, SharedAccessKey};
-use iothub_c2d::amqp::{Endpoint, condition_text, connect, reply_status, tls_config};
+use iothub_c2d::amqp::{
+    Endpoint, SERVICEBUS_PATH, condition_text, connect, reply_status, tls_config,
+};
 use iothub_c2d::{RetryPolicy, Transport};
 use tokio::sync::{OnceCell, mpsc};
 
@@ -64,6 +66,8 @@ pub struct EventReaderBuilder {
     start: EventPosition,
     checkpoints: HashMap<String, i64>,
     amqps_port: Option<u16>,
+    https_port: Option<u16>,
+    transport: Transport,
     root_pems: Vec<Vec<u8>>,
     root_files: Vec<PathBuf>,
     epoch: Option<i64>,
@@ -79,6 +83,8 @@ impl std::fmt::Debug for EventReaderBuilder {
             .field("partitions", &self.partitions)
             .field("start", &self.start)
             .field("amqps_port", &self.amqps_port)
+            .field("https_port", &self.https_port)
+            .field("transport", &self.transport)
             .field("epoch", &self.epoch)
             .field("prefetch", &self.prefetch)
             .finish_non_exhaustive()
@@ -94,6 +100,8 @@ impl Default for EventReaderBuilder {
             start: EventPosition::Earliest,
             checkpoints: HashMap::new(),
             amqps_port: None,
+            https_port: None,
+            transport: Transport::Amqp,
             root_pems: Vec::new(),
             root_files: Vec::new(),
             epoch: None,
@@ -224,6 +232,23 @@ impl EventReaderBuilder {
         self
     }
 
+    /// AMQP over TLS on the AMQPS port ([`Transport::Amqp`], the default) or over
+    /// WebSockets on the HTTPS port ([`Transport::AmqpWebSockets`], for networks that only
+    /// let 443 out). Over WebSockets the redirect is asked at `/$iothub/websocket` and the
+    /// Event Hubs-compatible endpoint is read at `/$servicebus/websocket`, both on the HTTPS
+    /// port.
+    pub fn transport(mut self, transport: Transport) -> Self {
+        self.transport = transport;
+        self
+    }
+
+    /// The HTTPS port for [`Transport::AmqpWebSockets`] (default 443; the local hub's is
+    /// `Emulator::https_port`), for both the IoT hub and its Event Hubs-compatible endpoint.
+    pub fn https_port(mut self, port: u16) -> Self {
+        self.https_port = Some(port);
+        self
+    }
+
     /// Trusts this CA (PEM) besides the platform's roots, e.g. the local hub's `ca.pem`.
     pub fn add_root_certificate_pem(mut self, pem: impl Into<Vec<u8>>) -> Self {
         self.root_pems.push(pem.into());
@@ -287,8 +312,9 @@ impl EventReaderBuilder {
             host: String::new(),
             audience: String::new(),
             amqps_port: self.amqps_port.unwrap_or(DEFAULT_AMQPS_PORT),
-            https_port: 443,
-            transport: Transport::Amqp,
+            https_port: self.https_port.unwrap_or(443),
+            transport: self.transport,
+            websocket_path: iothub_c2d::websocket::PATH,
             tls,
             credential: HubCredential::sas_token(String::new()),
             connect_timeout: self.connect_timeout,
@@ -330,7 +356,10 @@ fn eventhub_endpoint(
     let audience = format!("sb://{}/{}", endpoint.host, endpoint.entity);
     let mut amqp = template.clone();
     amqp.host = endpoint.host.clone();
+    // Over WebSockets the entity is read on the HTTPS port the reader was given (443 on
+    // Azure, where the redirect names 5671).
     amqp.amqps_port = endpoint.port;
+    amqp.websocket_path = SERVICEBUS_PATH;
     amqp.audience = audience.clone();
     // Event Hubs (Service Bus) signs with the key's text, not its decoded bytes.
     let text_key =

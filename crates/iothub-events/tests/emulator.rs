@@ -160,6 +160,47 @@ async fn telemetry_is_read_through_the_iot_hub_connection_string() -> TestResult
     Ok(())
 }
 
+/// Over WebSockets on the HTTPS port: the redirect is asked at `/$iothub/websocket`, the
+/// Event Hubs-compatible endpoint is read at `/$servicebus/websocket`. Both connection
+/// strings read the same events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn telemetry_is_read_over_websockets() -> TestResult {
+    let hub = hub().await;
+    let device = hub.device("reader-ws").await;
+    send(&device, 5, "ws").await;
+    let partition = hub.partition_of("reader-ws");
+    let over_websockets = |builder: EventReaderBuilder| {
+        builder
+            .transport(iothub_events::Transport::AmqpWebSockets)
+            .https_port(hub.emu.https_port())
+            // Nothing listens here: reading over TLS would fail.
+            .amqps_port(1)
+            .partitions([partition.clone()])
+    };
+    let redirected = over_websockets(hub.reader("service")).build()?;
+    let endpoint = redirected.endpoint().await?;
+    assert_eq!(endpoint.entity, hub.emu.hub_name());
+    let direct = over_websockets(
+        EventReader::builder()
+            .eventhub_connection_string(&hub.emu.eventhub_connection_string())
+            .add_root_certificate_pem(hub.emu.ca_pem()),
+    )
+    .build()?;
+    for reader in [redirected, direct] {
+        let mut stream = reader.stream();
+        let events = take(&mut stream, 5).await;
+        let ids: Vec<Option<&str>> = events.iter().map(|e| e.message_id.as_deref()).collect();
+        assert_eq!(
+            ids,
+            ["ws-0", "ws-1", "ws-2", "ws-3", "ws-4"].map(Some),
+            "in order, over WebSockets"
+        );
+        assert_eq!(events[0].device_id.as_deref(), Some("reader-ws"));
+        assert!(!reader.partition_ids().await?.is_empty());
+    }
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_positions_checkpoints_and_the_eventhub_connection_string() -> TestResult {
     let hub = hub().await;
