@@ -133,12 +133,16 @@ pub struct AuthenticationMechanism {
     /// Authentication type.
     pub kind: AuthenticationType,
     /// Primary symmetric key (SAS only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_key: Option<String>,
     /// Secondary symmetric key (SAS only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secondary_key: Option<String>,
     /// Primary X.509 thumbprint (selfSigned only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub primary_thumbprint: Option<String>,
     /// Secondary X.509 thumbprint (selfSigned only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secondary_thumbprint: Option<String>,
 }
 
@@ -366,7 +370,15 @@ pub struct DeviceCapabilities {
     pub iot_edge: bool,
 }
 
-/// A stored device identity.
+/// Whether a stored flag is off (it is then left out of the stored record).
+#[allow(clippy::trivially_copy_pass_by_ref)] // serde's skip_serializing_if passes a reference
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// A stored device identity. Stored as JSON in the `devices` table with `None`, `false`,
+/// empty and default fields left out (they read back as their defaults), which keeps a
+/// record of a SAS device at about 300 bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DeviceRecord {
@@ -379,17 +391,23 @@ pub struct DeviceRecord {
     /// Enabled or disabled.
     pub status: DeviceStatus,
     /// Why the status was set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_reason: Option<String>,
     /// When the status last changed (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_updated_time: Option<String>,
     /// Whether the device has an open device-side connection (`connectionState`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub connected: bool,
     /// When the connection state last changed (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_state_updated_time: Option<String>,
     /// Last activity (`None`: never).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity_time: Option<String>,
-    /// Cloud-to-device messages waiting.
+    /// Cloud-to-device messages waiting: counted from the queue when the identity is read,
+    /// never stored (see `store`).
+    #[serde(default, skip_serializing)]
     pub cloud_to_device_message_count: u64,
     /// Authentication.
     pub auth: AuthenticationMechanism,
@@ -397,11 +415,13 @@ pub struct DeviceRecord {
     #[serde(flatten)]
     pub capabilities: DeviceCapabilities,
     /// Device scope (edge devices and their children).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_scope: Option<String>,
     /// Parent scopes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub parent_scopes: Vec<String>,
     /// Plug and Play model id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model_id: String,
 }
 
@@ -544,24 +564,29 @@ pub struct ModuleRecord {
     /// Module id.
     pub module_id: String,
     /// `managedBy`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub managed_by: Option<String>,
     /// Generation id.
     pub generation_id: String,
     /// Change counter; the ETag is derived from it.
     pub etag_counter: u64,
     /// Whether the module has an open device-side connection (`connectionState`).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub connected: bool,
     /// When the connection state last changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_state_updated_time: Option<String>,
     /// Last activity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_activity_time: Option<String>,
-    /// Cloud-to-device messages waiting.
+    /// Cloud-to-device messages waiting: counted from the queue when the identity is read,
+    /// never stored.
+    #[serde(default, skip_serializing)]
     pub cloud_to_device_message_count: u64,
     /// Authentication.
     pub auth: AuthenticationMechanism,
     /// Plug and Play model id.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub model_id: String,
 }
 
