@@ -1,6 +1,6 @@
 //! The reader: resolving the built-in endpoint, management requests, partition streams.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -517,7 +517,10 @@ impl EventReader {
     /// past the end, a reader with a higher owner level) is yielded as an `Err` and ends that
     /// partition. Dropping the stream closes its connections.
     pub fn stream(&self) -> EventStream {
-        let (tx, rx) = mpsc::channel(usize::try_from(self.inner.prefetch).unwrap_or(300));
+        // Room for about `prefetch` events in batches of up to `MAX_BATCH`.
+        let batches =
+            (usize::try_from(self.inner.prefetch).unwrap_or(MAX_BATCH) / MAX_BATCH).max(2);
+        let (tx, rx) = mpsc::channel(batches);
         let reader = self.clone();
         let task = tokio::spawn(async move {
             let ids = match &reader.inner.partitions {
@@ -553,6 +556,7 @@ impl EventReader {
         });
         EventStream {
             rx,
+            buffered: VecDeque::new(),
             _task: AbortOnDrop(task),
         }
     }
@@ -568,7 +572,9 @@ impl Drop for AbortOnDrop {
 
 /// The events of a reader's partitions (see [`EventReader::stream`]).
 pub struct EventStream {
-    rx: mpsc::Receiver<Result<DeviceEvent, Error>>,
+    rx: mpsc::Receiver<Batch>,
+    /// Events of the last batch not yet yielded.
+    buffered: VecDeque<DeviceEvent>,
     _task: AbortOnDrop,
 }
 
@@ -582,7 +588,18 @@ impl Stream for EventStream {
     type Item = Result<DeviceEvent, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.rx.poll_recv(cx)
+        if let Some(event) = self.buffered.pop_front() {
+            return Poll::Ready(Some(Ok(event)));
+        }
+        match self.rx.poll_recv(cx) {
+            Poll::Ready(Some(Ok(batch))) => {
+                self.buffered.extend(batch);
+                Poll::Ready(self.buffered.pop_front().map(Ok))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
 
@@ -594,7 +611,7 @@ async fn read_partition(
     reader: EventReader,
     id: String,
     start: EventPosition,
-    tx: mpsc::Sender<Result<DeviceEvent, Error>>,
+    tx: mpsc::Sender<Batch>,
 ) {
     let retry = reader.inner.template.retry.clone();
     let mut position = start;
@@ -641,12 +658,31 @@ struct Progress {
     last: Option<i64>,
 }
 
+/// What a partition task hands to the stream: events in order, or a failure.
+type Batch = Result<Vec<DeviceEvent>, Error>;
+
+/// Most events handed to the stream at once.
+const MAX_BATCH: usize = 64;
+
+/// The output of `future` if it is ready without waiting; `None` otherwise (the future is
+/// dropped, which is safe for fe2o3's cancel-safe `recv`).
+fn ready_now<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = std::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(std::task::Waker::noop()))
+    {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
 /// One connection's worth of reading. `Ok` when the caller dropped the stream.
 async fn read_once(
     reader: &EventReader,
     id: &str,
     position: EventPosition,
-    tx: &mpsc::Sender<Result<DeviceEvent, Error>>,
+    tx: &mpsc::Sender<Batch>,
     progress: &mut Progress,
 ) -> Result<(), Error> {
     let (endpoint, amqp) = reader.resolved().await?;
@@ -694,17 +730,36 @@ async fn read_once(
             d = receiver.recv::<Body<Value>>() => d,
             () = tx.closed() => break Ok(()),
         };
-        let delivery = match delivery {
-            Ok(d) => d,
-            Err(e) => break Err(recv_error(e)),
-        };
-        let _ = receiver.accept(&delivery).await;
-        let event = to_event(id, delivery.into_message());
-        let seq = event.sequence_number;
-        if tx.send(Ok(event)).await.is_err() {
+        let mut next = Some(delivery);
+        let mut batch = Vec::new();
+        let mut failed = None;
+        // The first delivery, then those that have already arrived (without waiting): one
+        // hand-over to the stream per batch instead of per event.
+        while let Some(delivery) = next.take() {
+            match delivery {
+                Ok(d) => {
+                    let _ = receiver.accept(&d).await;
+                    batch.push(to_event(id, d.into_message()));
+                }
+                Err(e) => {
+                    failed = Some(recv_error(e));
+                    break;
+                }
+            }
+            if batch.len() < MAX_BATCH {
+                next = ready_now(receiver.recv::<Body<Value>>());
+            }
+        }
+        let last = batch.last().map(|e| e.sequence_number);
+        if !batch.is_empty() && tx.send(Ok(batch)).await.is_err() {
             break Ok(());
         }
-        progress.last = Some(seq);
+        if last.is_some() {
+            progress.last = last;
+        }
+        if let Some(e) = failed {
+            break Err(e);
+        }
     };
     let _ = tokio::time::timeout(Duration::from_secs(2), receiver.close()).await;
     session.close();
@@ -762,52 +817,90 @@ fn id_text(id: &MessageId) -> String {
     }
 }
 
-/// A delivered message as a [`DeviceEvent`].
+/// A value's text, taking it when it is already text.
+fn into_text(value: Value) -> Option<String> {
+    match value {
+        Value::String(s) => Some(s),
+        Value::Symbol(s) => Some(s.0),
+        other => text_of(&other),
+    }
+}
+
+/// A message id as text, taking it when it is already text.
+fn id_into_text(id: MessageId) -> String {
+    match id {
+        MessageId::String(s) => s,
+        other => id_text(&other),
+    }
+}
+
+/// A delivered message as a [`DeviceEvent`]. The message is consumed: its texts and body
+/// move into the event.
 fn to_event(partition: &str, message: Message<Body<Value>>) -> DeviceEvent {
     let mut system = BTreeMap::new();
     let mut sequence_number = -1;
     let mut offset = -1;
     let mut enqueued_time = DateTime::<Utc>::default();
-    if let Some(annotations) = &message.message_annotations {
-        for (key, value) in annotations.0.iter() {
+    if let Some(annotations) = message.message_annotations {
+        for (key, value) in annotations.0 {
             let fe2o3_amqp::types::messaging::annotations::OwnedKey::Symbol(key) = key else {
                 continue;
             };
             match (key.as_str(), value) {
-                ("x-opt-sequence-number", Value::Long(n)) => sequence_number = *n,
+                ("x-opt-sequence-number", Value::Long(n)) => sequence_number = n,
                 ("x-opt-offset", v) => {
-                    offset = text_of(v).and_then(|t| t.parse().ok()).unwrap_or(-1);
+                    offset = text_of(&v).and_then(|t| t.parse().ok()).unwrap_or(-1);
                 }
                 ("x-opt-enqueued-time", Value::Timestamp(t)) => {
                     enqueued_time =
                         DateTime::from_timestamp_millis(t.milliseconds()).unwrap_or_default();
                 }
                 (k, v) if k.starts_with("iothub-") => {
-                    if let Some(text) = text_of(v) {
-                        system.insert(k.to_owned(), text);
+                    if let Some(text) = into_text(v) {
+                        system.insert(key.0, text);
                     }
                 }
                 _ => {}
             }
         }
     }
-    let props: Option<&Properties> = message.properties.as_ref();
     let mut properties = BTreeMap::new();
-    if let Some(ApplicationProperties(app)) = &message.application_properties {
-        for (k, v) in app.iter() {
-            if let Some(text) = simple_text(v) {
-                properties.insert(k.clone(), text);
+    if let Some(ApplicationProperties(app)) = message.application_properties {
+        for (k, v) in app {
+            let text = match v {
+                SimpleValue::String(s) => Some(s),
+                other => simple_text(&other),
+            };
+            if let Some(text) = text {
+                properties.insert(k, text);
             }
         }
     }
-    let body: Vec<u8> = match &message.body {
-        Body::Data(sections) => sections.iter().flat_map(|d| d.0.iter().copied()).collect(),
-        Body::Value(v) => match &v.0 {
-            Value::String(s) => s.clone().into_bytes(),
-            Value::Binary(b) => b.to_vec(),
-            _ => Vec::new(),
+    let body: Bytes = match message.body {
+        Body::Data(mut sections) if sections.len() == 1 => sections
+            .pop()
+            .map(|d| Bytes::from(d.0.into_vec()))
+            .unwrap_or_default(),
+        Body::Data(sections) => sections
+            .iter()
+            .flat_map(|d| d.0.iter().copied())
+            .collect::<Vec<u8>>()
+            .into(),
+        Body::Value(v) => match v.0 {
+            Value::String(s) => Bytes::from(s.into_bytes()),
+            Value::Binary(b) => Bytes::from(b.into_vec()),
+            _ => Bytes::new(),
         },
-        _ => Vec::new(),
+        _ => Bytes::new(),
+    };
+    let (message_id, correlation_id, content_type, content_encoding) = match message.properties {
+        Some(p) => (
+            p.message_id.map(id_into_text),
+            p.correlation_id.map(id_into_text),
+            p.content_type.map(|s| s.0),
+            p.content_encoding.map(|s| s.0),
+        ),
+        None => (None, None, None, None),
     };
     DeviceEvent {
         partition: partition.to_owned(),
@@ -816,17 +909,13 @@ fn to_event(partition: &str, message: Message<Body<Value>>) -> DeviceEvent {
         enqueued_time,
         device_id: system.get("iothub-connection-device-id").cloned(),
         module_id: system.get("iothub-connection-module-id").cloned(),
-        message_id: props.and_then(|p| p.message_id.as_ref()).map(id_text),
-        correlation_id: props.and_then(|p| p.correlation_id.as_ref()).map(id_text),
-        content_type: props
-            .and_then(|p| p.content_type.as_ref())
-            .map(|s| s.as_str().to_owned()),
-        content_encoding: props
-            .and_then(|p| p.content_encoding.as_ref())
-            .map(|s| s.as_str().to_owned()),
+        message_id,
+        correlation_id,
+        content_type,
+        content_encoding,
         system_properties: system,
         properties,
-        body: Bytes::from(body),
+        body,
     }
 }
 
