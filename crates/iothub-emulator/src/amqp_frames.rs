@@ -90,7 +90,23 @@ fn default_of(code: u8, index: usize) -> Option<&'static [u8]> {
 /// fields become nulls, and nulls in fields with a spec default that clients read as a
 /// value (sizes, settle modes, flags) become that default. Returns `None` when the frame
 /// is left as it is (not a performative, or already complete).
+#[cfg(test)]
 pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    pad_frame_into(frame, &mut out).then_some(out)
+}
+
+/// Most fields a performative has (`attach`: 14).
+const MAX_FIELDS: usize = 16;
+
+/// [`pad_frame`] appending to `out`: writes the rewritten frame and returns `true`, or
+/// writes nothing and returns `false` when the frame is left as it is. No allocation beyond
+/// `out`'s growth: every frame the hub sends goes through here.
+pub fn pad_frame_into(frame: &[u8], out: &mut Vec<u8>) -> bool {
+    pad(frame, out).is_some()
+}
+
+fn pad(frame: &[u8], out: &mut Vec<u8>) -> Option<()> {
     if frame.len() < 8 || frame[5] != 0 {
         return None; // not an AMQP frame (SASL frames are type 1)
     }
@@ -125,21 +141,24 @@ pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
         }
         _ => return None,
     };
-    let mut fields: Vec<&[u8]> = Vec::with_capacity(full.max(count));
-    for _ in 0..count {
+    if count > MAX_FIELDS || full > MAX_FIELDS {
+        return None;
+    }
+    let mut fields: [&[u8]; MAX_FIELDS] = [&[]; MAX_FIELDS];
+    for field in fields.iter_mut().take(count) {
         let len = value_len(elements)?;
-        fields.push(&elements[..len]);
+        *field = &elements[..len];
         elements = &elements[len..];
     }
     if !elements.is_empty() {
         return None; // the list holds more than its count says: leave it alone
     }
-    let mut changed = false;
-    while fields.len() < full {
-        fields.push(&[NULL]);
-        changed = true;
-    }
-    for (index, field) in fields.iter_mut().enumerate() {
+    let total = full.max(count);
+    let mut changed = count < full;
+    for (index, field) in fields.iter_mut().enumerate().take(total) {
+        if index >= count {
+            *field = &[NULL];
+        }
         if let (true, Some(default)) = (*field == [NULL], default_of(code, index)) {
             *field = default;
             changed = true;
@@ -148,26 +167,33 @@ pub fn pad_frame(frame: &[u8]) -> Option<Vec<u8>> {
     if !changed {
         return None;
     }
-    let content: Vec<u8> = fields.concat();
-    let mut out = Vec::with_capacity(frame.len() + content.len() + 16);
+    let fields = &fields[..total];
+    let content_len: usize = fields.iter().map(|f| f.len()).sum();
+    let count = u32::try_from(total).ok()?;
+    let start = out.len();
+    out.reserve(frame.len() + content_len + 16);
     out.extend_from_slice(&[0, 0, 0, 0]);
     out.extend_from_slice(&frame[4..doff]);
     out.extend_from_slice(&body[..list_at]);
-    let count = u32::try_from(fields.len()).ok()?;
-    if content.len() < 255 && count < 256 {
+    if content_len < 255 && count < 256 {
         out.push(0xc0);
-        out.push(u8::try_from(content.len() + 1).ok()?);
+        out.push(u8::try_from(content_len + 1).ok()?);
         out.push(u8::try_from(count).ok()?);
     } else {
         out.push(0xd0);
-        out.extend_from_slice(&u32::try_from(content.len() + 4).ok()?.to_be_bytes());
+        out.extend_from_slice(&u32::try_from(content_len + 4).ok()?.to_be_bytes());
         out.extend_from_slice(&count.to_be_bytes());
     }
-    out.extend_from_slice(&content);
+    for field in fields {
+        out.extend_from_slice(field);
+    }
     out.extend_from_slice(rest);
-    let size = u32::try_from(out.len()).ok()?;
-    out[..4].copy_from_slice(&size.to_be_bytes());
-    Some(out)
+    let Ok(size) = u32::try_from(out.len() - start) else {
+        out.truncate(start);
+        return None;
+    };
+    out[start..start + 4].copy_from_slice(&size.to_be_bytes());
+    Some(())
 }
 
 /// Turns string keys of an `open` frame's `properties` map into symbols, in place. Returns
@@ -303,16 +329,17 @@ impl<S> PadPerformatives<S> {
         self.ready.extend(self.incoming.drain(..at));
     }
 
-    /// Moves every complete protocol header and frame from `pending` to `out`.
-    fn process(&mut self) {
+    /// Moves every complete protocol header and frame of `bytes` to `out`, padded; returns
+    /// how many bytes that was (the rest is an incomplete header or frame).
+    fn process(out: &mut Vec<u8>, bytes: &[u8]) -> usize {
         let mut at = 0;
         loop {
-            let rest = &self.pending[at..];
+            let rest = &bytes[at..];
             if rest.starts_with(b"AMQP") {
                 if rest.len() < 8 {
                     break;
                 }
-                self.out.extend_from_slice(&rest[..8]);
+                out.extend_from_slice(&rest[..8]);
                 at += 8;
                 continue;
             }
@@ -322,21 +349,20 @@ impl<S> PadPerformatives<S> {
             let size = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
             if size < 8 {
                 // Not a valid frame: pass the rest through untouched.
-                self.out.extend_from_slice(rest);
-                at = self.pending.len();
+                out.extend_from_slice(rest);
+                at = bytes.len();
                 break;
             }
             if rest.len() < size {
                 break;
             }
             let frame = &rest[..size];
-            match pad_frame(frame) {
-                Some(padded) => self.out.extend_from_slice(&padded),
-                None => self.out.extend_from_slice(frame),
+            if !pad_frame_into(frame, out) {
+                out.extend_from_slice(frame);
             }
             at += size;
         }
-        self.pending.drain(..at);
+        at
     }
 }
 
@@ -417,8 +443,15 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for PadPerformatives<S> {
                 Poll::Pending => return Poll::Pending,
             }
         }
-        this.pending.extend_from_slice(buf);
-        this.process();
+        if this.pending.is_empty() {
+            // The usual case: whole frames, straight from the caller's buffer.
+            let used = Self::process(&mut this.out, buf);
+            this.pending.extend_from_slice(&buf[used..]);
+        } else {
+            this.pending.extend_from_slice(buf);
+            let used = Self::process(&mut this.out, &this.pending);
+            this.pending.drain(..used);
+        }
         // Start writing; what the inner stream does not take now goes out on flush.
         if let Poll::Ready(Err(e)) = this.poll_drain(cx) {
             return Poll::Ready(Err(e));
