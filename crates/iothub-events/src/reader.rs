@@ -1,6 +1,6 @@
 //! The reader: resolving the built-in endpoint, management requests, partition streams.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -556,7 +556,7 @@ impl EventReader {
         });
         EventStream {
             rx,
-            buffered: VecDeque::new(),
+            buffered: Vec::new().into_iter(),
             _task: AbortOnDrop(task),
         }
     }
@@ -574,7 +574,7 @@ impl Drop for AbortOnDrop {
 pub struct EventStream {
     rx: mpsc::Receiver<Batch>,
     /// Events of the last batch not yet yielded.
-    buffered: VecDeque<DeviceEvent>,
+    buffered: std::vec::IntoIter<DeviceEvent>,
     _task: AbortOnDrop,
 }
 
@@ -588,13 +588,13 @@ impl Stream for EventStream {
     type Item = Result<DeviceEvent, Error>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if let Some(event) = self.buffered.pop_front() {
+        if let Some(event) = self.buffered.next() {
             return Poll::Ready(Some(Ok(event)));
         }
         match self.rx.poll_recv(cx) {
             Poll::Ready(Some(Ok(batch))) => {
-                self.buffered.extend(batch);
-                Poll::Ready(self.buffered.pop_front().map(Ok))
+                self.buffered = batch.into_iter();
+                Poll::Ready(self.buffered.next().map(Ok))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
@@ -731,7 +731,7 @@ async fn read_once(
             () = tx.closed() => break Ok(()),
         };
         let mut next = Some(delivery);
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(MAX_BATCH);
         let mut failed = None;
         // The first delivery, then those that have already arrived (without waiting): one
         // hand-over to the stream per batch instead of per event.
