@@ -23,9 +23,8 @@
 //! The official SDKs are found in `.venv` and `tests/node/node_modules` (`bash tests/setup.sh`);
 //! a missing one is reported, not skipped silently. On a noisy 2-core machine compare ratios.
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -34,6 +33,7 @@ use iothub_c2d::{C2dClient, Message};
 use iothub_device_sim::{
     DeviceConfig, DeviceOptions, Fleet, FleetOptions, SimulatedDevice, Telemetry,
 };
+use iothub_emulator::process::HubProcess;
 use iothub_registry::{CloudToDeviceMethod, DeviceStatus, RegistryManager};
 use serde_json::{Value, json};
 
@@ -45,8 +45,9 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
+/// The hub process, and what the benchmark needs of it at hand.
 struct Hub {
-    child: Child,
+    process: HubProcess,
     cs: String,
     host: String,
     https: u16,
@@ -54,117 +55,37 @@ struct Hub {
     mqtts: u16,
     ca: String,
     ca_path: PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 impl Hub {
     fn start(max_connections: usize) -> Result<Hub> {
-        let binary = repo().join("target/release/iothub-emulator");
-        if !binary.exists() {
-            return Err(format!(
-                "{} is missing: run `cargo build --release -p iothub-emulator` first",
-                binary.display()
-            )
-            .into());
-        }
-        let dir = tempfile::tempdir()?;
-        let mut child = Command::new(&binary)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "--https-port",
-                "0",
-                "--amqps-port",
-                "0",
-                "--mqtts-port",
-                "0",
-            ])
-            .args(["--max-connections", &max_connections.to_string()])
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("stdout")?).read_line(&mut line)?;
-        let cs = line
-            .trim()
-            .strip_prefix("IOTHUB_CONNECTION_STRING=")
-            .ok_or("no connection string")?
-            .to_owned();
+        let process = HubProcess::builder(repo().join("target/release/iothub-emulator"))
+            .arg("--max-connections")
+            .arg(max_connections.to_string())
+            .log("warn")
+            .start()?;
+        let cs = process.connection_string().to_owned();
         let host = cs
             .split(';')
             .find_map(|p| p.strip_prefix("HostName="))
             .ok_or("no host")?
             .to_owned();
-        let https = host.rsplit(':').next().ok_or("no port")?.parse()?;
-        let (mut amqps, mut mqtts) = (0, 0);
-        let mut stderr = BufReader::new(child.stderr.take().ok_or("stderr")?);
-        for _ in 0..20 {
-            let mut line = String::new();
-            if stderr.read_line(&mut line)? == 0 {
-                break;
-            }
-            let port = |rest: &str| {
-                rest.split(';')
-                    .next()
-                    .and_then(|p| p.trim().parse().ok())
-                    .unwrap_or(0)
-            };
-            if let Some(rest) = line.strip_prefix("AMQPS (cloud-to-device) on port ") {
-                amqps = port(rest);
-            }
-            if let Some(rest) = line.strip_prefix("MQTTS (devices) on port ") {
-                mqtts = port(rest);
-                break;
-            }
-        }
-        std::thread::spawn(move || for _ in stderr.lines() {});
-        let ca_path = dir.path().join("ca.pem");
-        let ca = std::fs::read_to_string(&ca_path)?;
         Ok(Hub {
-            child,
             cs,
             host,
-            https,
-            amqps,
-            mqtts,
-            ca,
-            ca_path,
-            _dir: dir,
+            https: process.https_port(),
+            amqps: process.amqps_port(),
+            mqtts: process.mqtts_port(),
+            ca: process.ca_pem()?,
+            ca_path: process.ca_path(),
+            process,
         })
     }
 
-    /// (CPU seconds, RSS in MB) of the hub process, from /proc.
+    /// (CPU seconds, RSS in MB) of the hub process.
     fn usage(&self) -> (f64, f64) {
-        let pid = self.child.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-        let fields: Vec<&str> = stat
-            .rsplit(')')
-            .next()
-            .unwrap_or_default()
-            .split_whitespace()
-            .collect();
-        let ticks = |i: usize| {
-            fields
-                .get(i)
-                .and_then(|v| v.parse::<f64>().ok())
-                .unwrap_or(0.0)
-        };
-        let cpu = (ticks(11) + ticks(12)) / 100.0;
-        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-        let rss_kb = status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-            .unwrap_or(0.0);
-        (cpu, rss_kb / 1024.0)
+        let usage = self.process.usage();
+        (usage.cpu.as_secs_f64(), usage.rss_mb as f64)
     }
 
     fn registry(&self) -> Result<RegistryManager> {

@@ -23,12 +23,12 @@
 //!   hub (`crates/iothub-registry/examples/bench_python.py`), and `send_c2d_message` one after
 //!   the other (`crates/iothub-c2d/examples/bench_python.py`).
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
+use iothub_emulator::process::HubProcess;
 use iothub_registry::{
     AuthenticationMechanism, DeviceStatus, ExportImportDevice, ImportMode, RegistryManager,
 };
@@ -83,137 +83,47 @@ fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The hub binary as a child process.
-struct HubProcess {
-    child: Child,
-    dir: tempfile::TempDir,
-    connection_string: String,
-    amqps_port: u16,
-}
+/// The hub binary as a child process ([`iothub_emulator::process::HubProcess`]), with what
+/// the benchmark reads of it.
+struct Hub(HubProcess);
 
-impl HubProcess {
-    fn start() -> Result<HubProcess, AnyError> {
+impl Hub {
+    fn start() -> Result<Hub, AnyError> {
         let binary = std::env::current_exe()?
             .parent()
             .and_then(Path::parent)
             .map(|d| d.join("iothub-emulator"))
             .ok_or("cannot locate the target directory")?;
-        if !binary.exists() {
-            return Err(format!(
-                "{} is missing: build it with `cargo build [--release] -p iothub-emulator --bin iothub-emulator`",
-                binary.display()
-            )
-            .into());
-        }
-        let dir = tempfile::tempdir()?;
-        let mut child = Command::new(&binary)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "--https-port",
-                "0",
-                "--amqps-port",
-                "0",
-                "--mqtts-port",
-                "0",
-            ])
-            .env("RUST_LOG", "error")
-            .env_remove("IOTHUB_EMULATOR_KEY")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().ok_or("no stdout")?).read_line(&mut line)?;
-        let connection_string = line
-            .trim()
-            .strip_prefix("IOTHUB_CONNECTION_STRING=")
-            .ok_or_else(|| format!("unexpected first line {line:?}"))?
-            .to_owned();
-        let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
-        let mut amqps_port = None;
-        for _ in 0..20 {
-            let mut line = String::new();
-            if stderr.read_line(&mut line)? == 0 {
-                break;
-            }
-            if let Some(rest) = line.strip_prefix("AMQPS (cloud-to-device) on port ") {
-                amqps_port = rest.split(';').next().and_then(|p| p.trim().parse().ok());
-                break;
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Ok(HubProcess {
-            child,
-            dir,
-            connection_string,
-            amqps_port: amqps_port.ok_or("the hub printed no AMQPS port")?,
-        })
+        Ok(Hub(HubProcess::builder(binary).start()?))
     }
 
     fn registry(&self) -> Result<RegistryManager, AnyError> {
         Ok(RegistryManager::builder()
-            .connection_string(&self.connection_string)
+            .connection_string(self.0.connection_string())
             .add_root_certificate_file(self.ca())
-            .amqps_port(self.amqps_port)
+            .amqps_port(self.0.amqps_port())
             .build()?)
     }
 
     fn ca(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
+        self.0.ca_path()
     }
 
     /// The hub's user + system CPU time.
     fn cpu(&self) -> Duration {
-        let stat =
-            std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        // Fields after the command name (which is in parentheses): utime is the 14th field
-        // of the line, stime the 15th, in clock ticks (100 per second on Linux).
-        let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-        let fields: Vec<&str> = after.split_whitespace().collect();
-        let ticks: u64 = [11, 12]
-            .iter()
-            .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
-            .sum();
-        Duration::from_millis(ticks * 10)
+        self.0.usage().cpu
     }
 
-    /// The hub's resident set size and its peak, in MB.
     /// `(RSS, peak RSS, anonymous RSS)` in MB. The database file is memory-mapped, so RSS
     /// includes the file pages read (the kernel's page cache, shared and reclaimable); the
     /// anonymous part is the hub's own memory.
     fn rss(&self) -> (u64, u64, u64) {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
-            .unwrap_or_default();
-        let kb = |name: &str| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(name))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse::<u64>().ok())
-                .unwrap_or(0)
-        };
-        (
-            kb("VmRSS:") / 1024,
-            kb("VmHWM:") / 1024,
-            kb("RssAnon:") / 1024,
-        )
+        let usage = self.0.usage();
+        (usage.rss_mb, usage.peak_rss_mb, usage.anonymous_rss_mb)
     }
 
     fn data_dir_mb(&self) -> u64 {
-        let mut total = 0;
-        if let Ok(entries) = std::fs::read_dir(self.dir.path()) {
-            for e in entries.flatten() {
-                total += e.metadata().map(|m| m.len()).unwrap_or(0);
-            }
-        }
-        total / 1_000_000
-    }
-}
-
-impl Drop for HubProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.0.data_dir_bytes() / 1_000_000
     }
 }
 
@@ -289,7 +199,7 @@ async fn main() -> Result<(), AnyError> {
     let mut rows: Vec<(String, String, String, &str)> = Vec::new();
     println!("# scale benchmark: {n} devices; hub = the iothub-emulator binary, on this machine");
 
-    let hub = HubProcess::start()?;
+    let hub = Hub::start()?;
     let rm = hub.registry()?;
 
     // Bulk import.
@@ -480,9 +390,9 @@ async fn main() -> Result<(), AnyError> {
         let out = python(
             "crates/iothub-c2d/examples/bench_python.py",
             &[
-                hub.connection_string.clone(),
+                hub.0.connection_string().to_owned(),
                 hub.ca().display().to_string(),
-                hub.amqps_port.to_string(),
+                hub.0.amqps_port().to_string(),
                 "c2d-".into(),
                 targets.to_string(),
                 py_messages.to_string(),
@@ -499,7 +409,7 @@ async fn main() -> Result<(), AnyError> {
 
     if !args.no_python {
         let m = args.python_devices.unwrap_or(n);
-        let py_hub = HubProcess::start()?;
+        let py_hub = Hub::start()?;
         let out = python(
             "crates/iothub-registry/examples/bench_python.py",
             &[
@@ -510,7 +420,10 @@ async fn main() -> Result<(), AnyError> {
                 "--keep-alive".into(),
             ],
             &[
-                ("IOTHUB_CONNECTION_STRING", py_hub.connection_string.clone()),
+                (
+                    "IOTHUB_CONNECTION_STRING",
+                    py_hub.0.connection_string().to_owned(),
+                ),
                 ("REQUESTS_CA_BUNDLE", py_hub.ca().display().to_string()),
             ],
         )?;

@@ -26,7 +26,9 @@
 //!
 //! The public surface is what a test author needs: [`Emulator`] and its [`EmulatorBuilder`],
 //! [`ThrottleConfig`] (with [`Quota`], [`ThrottleProfile`], [`OperationClass`]),
-//! [`ConnectionLimits`], the shared access [`Policies`] and the [`WELL_KNOWN_KEY`].
+//! [`ConnectionLimits`], the shared access [`Policies`] and the [`WELL_KNOWN_KEY`]; and, to
+//! run the `iothub-emulator` binary as a process of its own (benchmarks that measure the
+//! hub apart from their client, `kill -9` tests), [`process::HubProcess`].
 //!
 //! Inside, the crate is layered. The domain (`registry`: identities, modules, twins, bulk
 //! operations and key regeneration with their own error type; `twin` and `model`: documents
@@ -57,6 +59,7 @@ mod jobs;
 mod journal;
 mod model;
 mod mqtt;
+pub mod process;
 mod query;
 mod registry;
 mod routes;

@@ -24,14 +24,14 @@
 //! 2-core machine compare ratios.
 
 use std::collections::HashMap;
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt as _;
 use iothub_device_sim::{DeviceConfig, DeviceOptions, SimulatedDevice, Telemetry};
+use iothub_emulator::process::HubProcess;
 use iothub_events::{EventPosition, EventReader};
 use iothub_registry::{DeviceStatus, RegistryManager};
 use serde_json::Value;
@@ -54,9 +54,9 @@ fn arg(name: &str, default: usize) -> usize {
         .unwrap_or(default)
 }
 
-/// CPU seconds (user + system) process `pid` has used, from /proc (`self` for this one).
-fn cpu_seconds(pid: &str) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+/// CPU seconds (user + system) this process has used, from /proc.
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
     // Fields after the command name (in parentheses): utime and stime, in clock ticks
     // (100 per second on Linux).
     let fields: Vec<&str> = stat
@@ -74,113 +74,6 @@ fn cpu_seconds(pid: &str) -> f64 {
     (ticks(11) + ticks(12)) / 100.0
 }
 
-/// The `iothub-emulator` binary running on free ports with one partition.
-struct Hub {
-    child: Child,
-    dir: tempfile::TempDir,
-    connection_string: String,
-    eventhub_connection_string: String,
-    amqps_port: u16,
-    mqtts_port: u16,
-}
-
-impl Hub {
-    fn start() -> Result<Hub> {
-        let binary = std::env::current_exe()?
-            .parent()
-            .and_then(Path::parent)
-            .map(|d| d.join("iothub-emulator"))
-            .ok_or("cannot locate the target directory")?;
-        if !binary.exists() {
-            return Err(format!(
-                "{} is missing: build it with `cargo build --release -p iothub-emulator`",
-                binary.display()
-            )
-            .into());
-        }
-        let dir = tempfile::tempdir()?;
-        let mut child = Command::new(&binary)
-            .arg("--data-dir")
-            .arg(dir.path())
-            .args([
-                "--https-port",
-                "0",
-                "--amqps-port",
-                "0",
-                "--mqtts-port",
-                "0",
-            ])
-            .args(["--partitions", "1"])
-            .env("RUST_LOG", "error")
-            .env_remove("IOTHUB_EMULATOR_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        let mut stdout = BufReader::new(child.stdout.take().ok_or("no stdout")?);
-        let mut ready = |prefix: &str| -> Result<String> {
-            let mut line = String::new();
-            stdout.read_line(&mut line)?;
-            Ok(line
-                .trim()
-                .strip_prefix(prefix)
-                .ok_or_else(|| format!("the hub printed {line:?}, not {prefix}…"))?
-                .to_owned())
-        };
-        let connection_string = ready("IOTHUB_CONNECTION_STRING=")?;
-        let eventhub_connection_string = ready("EVENTHUB_CONNECTION_STRING=")?;
-        let port_after = |line: &str, prefix: &str| -> Option<u16> {
-            let rest = line.strip_prefix(prefix)?;
-            rest.split(|c: char| !c.is_ascii_digit())
-                .next()?
-                .parse()
-                .ok()
-        };
-        let mut stderr = BufReader::new(child.stderr.take().ok_or("no stderr")?);
-        let (mut amqps_port, mut mqtts_port) = (None, None);
-        for _ in 0..20 {
-            let mut line = String::new();
-            if stderr.read_line(&mut line)? == 0 {
-                break;
-            }
-            amqps_port = amqps_port.or(port_after(&line, "AMQPS (cloud-to-device) on port "));
-            mqtts_port = mqtts_port.or(port_after(&line, "MQTTS (devices) on port "));
-            if amqps_port.is_some() && mqtts_port.is_some() {
-                break;
-            }
-        }
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        Ok(Hub {
-            child,
-            dir,
-            connection_string,
-            eventhub_connection_string,
-            amqps_port: amqps_port.ok_or("the hub printed no AMQPS port")?,
-            mqtts_port: mqtts_port.ok_or("the hub printed no MQTTS port")?,
-        })
-    }
-
-    fn ca_path(&self) -> PathBuf {
-        self.dir.path().join("ca.pem")
-    }
-
-    fn ca_pem(&self) -> Result<String> {
-        Ok(std::fs::read_to_string(self.ca_path())?)
-    }
-
-    fn cpu_seconds(&self) -> f64 {
-        cpu_seconds(&self.child.id().to_string())
-    }
-}
-
-impl Drop for Hub {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;
@@ -190,7 +83,7 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 }
 
 /// Runs an official client's read of `n` events from partition 0; `Err` says why not.
-fn official(sdk: &str, hub: &Hub, n: usize) -> std::result::Result<Value, String> {
+fn official(sdk: &str, hub: &HubProcess, n: usize) -> std::result::Result<Value, String> {
     let (program, args, dir): (PathBuf, Vec<String>, PathBuf) = match sdk {
         "python" => (
             repo().join(".venv/bin/python"),
@@ -213,9 +106,9 @@ fn official(sdk: &str, hub: &Hub, n: usize) -> std::result::Result<Value, String
         .current_dir(dir)
         .env(
             "EVENTHUB_CONNECTION_STRING",
-            &hub.eventhub_connection_string,
+            hub.eventhub_connection_string(),
         )
-        .env("EMULATOR_AMQPS_PORT", hub.amqps_port.to_string())
+        .env("EMULATOR_AMQPS_PORT", hub.amqps_port().to_string())
         .env("EMULATOR_CA_PATH", &ca)
         .env("NODE_EXTRA_CA_CERTS", &ca)
         .output()
@@ -239,12 +132,20 @@ fn official(sdk: &str, hub: &Hub, n: usize) -> std::result::Result<Value, String
 async fn main() -> Result<()> {
     let events = arg("--events", 200_000);
     let latency_samples = arg("--latency", 500);
-    let hub = Hub::start()?;
+    let binary = std::env::current_exe()?
+        .parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("iothub-emulator"))
+        .ok_or("cannot locate the target directory")?;
+    let hub = HubProcess::builder(binary)
+        .arg("--partitions")
+        .arg("1")
+        .start()?;
     let ca_pem = hub.ca_pem()?;
     let rm = RegistryManager::builder()
-        .connection_string(&hub.connection_string)
+        .connection_string(hub.connection_string())
         .add_root_certificate_pem(ca_pem.clone())
-        .amqps_port(hub.amqps_port)
+        .amqps_port(hub.amqps_port())
         .build()?;
     // One partition: every device's telemetry lands in partition 0.
     let ids: Vec<String> = (0..DEVICES).map(|i| format!("bench-{i}")).collect();
@@ -255,7 +156,7 @@ async fn main() -> Result<()> {
     let mut devices = Vec::new();
     for id in &ids {
         let config = DeviceConfig::new("localhost", id, KEY)
-            .with_port(hub.mqtts_port)
+            .with_port(hub.mqtts_port())
             .with_ca_pem(ca_pem.clone());
         devices.push(Arc::new(
             SimulatedDevice::connect(config, DeviceOptions::default()).await?,
@@ -296,12 +197,12 @@ async fn main() -> Result<()> {
 
     // Read throughput: ours.
     let reader = EventReader::builder()
-        .eventhub_connection_string(&hub.eventhub_connection_string)
+        .eventhub_connection_string(hub.eventhub_connection_string())
         .add_root_certificate_pem(ca_pem.clone())
         .partitions(["0"])
         .prefetch(1000)
         .build()?;
-    let (hub_cpu0, cpu0) = (hub.cpu_seconds(), cpu_seconds("self"));
+    let (hub_cpu0, cpu0) = (hub.usage().cpu.as_secs_f64(), cpu_seconds());
     let t0 = Instant::now();
     let mut stream = reader.stream();
     let mut read = 0usize;
@@ -313,8 +214,8 @@ async fn main() -> Result<()> {
         }
     }
     let ours = t0.elapsed().as_secs_f64();
-    let cpu = cpu_seconds("self") - cpu0;
-    let hub_cpu = hub.cpu_seconds() - hub_cpu0;
+    let cpu = cpu_seconds() - cpu0;
+    let hub_cpu = hub.usage().cpu.as_secs_f64() - hub_cpu0;
     drop(stream);
     let ours_rate = total as f64 / ours;
     println!("\n## read throughput, one partition, from the beginning of {total} events");
@@ -348,7 +249,7 @@ async fn main() -> Result<()> {
     // End-to-end latency: PUBLISH → our reader has it.
     let arrivals: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let reader = EventReader::builder()
-        .eventhub_connection_string(&hub.eventhub_connection_string)
+        .eventhub_connection_string(hub.eventhub_connection_string())
         .add_root_certificate_pem(ca_pem.clone())
         .partitions(["0"])
         .start(EventPosition::Latest)
