@@ -3,12 +3,13 @@
 //! partition of one local hub, in one run.
 //!
 //! ```text
+//! cargo build --release -p iothub-emulator
 //! cargo run --release -p iothub-events --example events_bench -- [--events 200000] [--latency 500]
 //! ```
 //!
 //! Figures:
 //! - read throughput from one partition: a reader starts at the beginning of `--events`
-//!   retained events (sent by 100 simulated MQTT devices whose ids all map to partition 0)
+//!   retained events (sent by 100 simulated MQTT devices into the hub's one partition)
 //!   and reads them all; events/s for each client (with `--events 1000000` this is the
 //!   catch-up figure);
 //! - end-to-end latency: one simulated device publishes `--latency` messages one after
