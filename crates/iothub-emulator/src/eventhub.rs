@@ -356,6 +356,9 @@ pub async fn deliver(
             let _ = sender.close_with_error(token_expired()).await;
             return;
         };
+        // One timer for the whole pass, not one per event sent.
+        let expiry = tokio::time::sleep_until(deadline);
+        tokio::pin!(expiry);
         tail.borrow_and_update();
         let batch = match events.read(partition, next, READ_BATCH).await {
             Ok(batch) => batch,
@@ -375,7 +378,7 @@ pub async fn deliver(
             tokio::select! {
                 changed = tail.changed() => if changed.is_err() { return },
                 _ = lease.stolen.changed() => {}
-                () = tokio::time::sleep_until(deadline) => {}
+                () = &mut expiry => {}
                 _ = sender.on_detach() => return,
                 Some(_) = pending.next(), if !pending.is_empty() => {}
             }
@@ -388,7 +391,7 @@ pub async fn deliver(
                 sent = sender.send_batchable(message) => sent,
                 _ = lease.stolen.changed() => break,
                 // The loop checks again: a renewed token goes on from this event.
-                () = tokio::time::sleep_until(deadline) => break,
+                () = &mut expiry => break,
             };
             match sent {
                 Ok(fut) => pending.push(fut),

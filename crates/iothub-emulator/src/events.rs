@@ -237,15 +237,17 @@ impl Telemetry {
 /// The properties of a message in the log, each section as `(name, value)` pairs in stored
 /// order. Stored as `{"system": {...}, "application": {...}}` JSON; read straight into pairs,
 /// without building a JSON tree, because every delivery on the built-in endpoint reads them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Deserialize)]
 pub struct EventProperties {
     /// IoT Hub's system properties, by IoT Hub's names: `message-id`, `correlation-id`,
     /// `user-id`, `content-type`, `content-encoding`, `iothub-connection-device-id`,
     /// `iothub-connection-module-id`, `iothub-connection-auth-method`,
     /// `iothub-connection-auth-generation-id`, `iothub-enqueuedtime`,
     /// `iothub-message-source`, …
+    #[serde(default, deserialize_with = "pairs")]
     pub system: Vec<(String, String)>,
     /// The application properties.
+    #[serde(default, deserialize_with = "pairs")]
     pub application: Vec<(String, String)>,
 }
 
@@ -269,64 +271,33 @@ fn find<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .find_map(|(k, v)| (k == name).then_some(v.as_str()))
 }
 
-impl<'de> serde::Deserialize<'de> for EventProperties {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Sections;
-        impl<'de> serde::de::Visitor<'de> for Sections {
-            type Value = EventProperties;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object with system and application properties")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<EventProperties, A::Error> {
-                let mut out = EventProperties::default();
-                while let Some(section) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-                    match &*section {
-                        "system" => out.system = map.next_value::<Pairs>()?.0,
-                        "application" => out.application = map.next_value::<Pairs>()?.0,
-                        _ => {
-                            map.next_value::<serde::de::IgnoredAny>()?;
-                        }
-                    }
-                }
-                Ok(out)
-            }
-        }
-        deserializer.deserialize_map(Sections)
-    }
-}
-
 /// One section: a JSON object read into pairs. Values are text; any other JSON value (which
 /// this hub never stores) is kept as its JSON text.
-struct Pairs(Vec<(String, String)>);
-
-impl<'de> serde::Deserialize<'de> for Pairs {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> serde::de::Visitor<'de> for Visit {
-            type Value = Pairs;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("an object of properties")
-            }
-            fn visit_map<A: serde::de::MapAccess<'de>>(
-                self,
-                mut map: A,
-            ) -> Result<Pairs, A::Error> {
-                let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((k, v)) = map.next_entry::<String, Value>()? {
-                    let v = match v {
-                        Value::String(s) => s,
-                        other => other.to_string(),
-                    };
-                    pairs.push((k, v));
-                }
-                Ok(Pairs(pairs))
-            }
+fn pairs<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Vec<(String, String)>, D::Error> {
+    struct Visit;
+    impl<'de> serde::de::Visitor<'de> for Visit {
+        type Value = Vec<(String, String)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of properties")
         }
-        deserializer.deserialize_map(Visit)
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut pairs = Vec::with_capacity(map.size_hint().unwrap_or(8));
+            while let Some((k, v)) = map.next_entry::<String, Value>()? {
+                let v = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                pairs.push((k, v));
+            }
+            Ok(pairs)
+        }
     }
+    deserializer.deserialize_map(Visit)
 }
 
 /// A message in the log.
