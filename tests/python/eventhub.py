@@ -271,6 +271,59 @@ def sasl_plain_refusals_are_auth_failures_not_dropped_sockets():
         raise AssertionError("%s: the login was accepted" % why)
 
 
+def detach_of(address, selector=None):
+    """Attaches a uamqp receiver to ``address`` on the Event Hubs-compatible entity's host;
+    returns the ``(condition, description)`` of the hub's detach, or fails when the hub
+    delivers, drops the connection or says nothing."""
+    from uamqp.address import Source as SourceAddress
+    from uamqp.errors import LinkDetach
+
+    host, policy, key = parse(CS)
+    user = "%s@sas.root.%s" % (policy, host.split(".")[0])
+    source = SourceAddress(plain_uri(user, sas_token(host, policy, key), host, address))
+    if selector is not None:
+        source.set_filter(selector.encode("utf-8"))
+    client = ReceiveClient(source, timeout=10000)
+    try:
+        client.receive_message_batch(max_batch_size=1, timeout=10000)
+    except LinkDetach as detach:
+        condition = detach.condition.decode() if isinstance(detach.condition, bytes) else str(detach.condition)
+        return condition, str(detach.description)
+    finally:
+        client.close()
+    raise AssertionError("%s (filter %r): the hub did not refuse the receiver" % (address, selector))
+
+
+@checks
+def bad_receivers_are_refused_with_event_hubs_errors():
+    """An unknown entity, partition or consumer group and a malformed selector filter each get
+    a detach with the condition an Event Hubs client expects, on a connection that stays up."""
+    entity = EH_CS.rsplit("EntityPath=", 1)[1]
+    base = "/%s/ConsumerGroups/$Default/Partitions/" % entity
+    for address, selector, expected in [
+        ("/no-such-entity/ConsumerGroups/$Default/Partitions/0", None, "amqp:not-found"),
+        (base + "9", None, "amqp:not-found"),
+        ("/%s/ConsumerGroups/no-such-group/Partitions/0" % entity, None, "amqp:not-found"),
+        (base + "0", "amqp.annotation.x-opt-offset > 'twelve'", "com.microsoft:argument-error"),
+        (base + "0", "amqp.annotation.x-opt-sequence-number >", "com.microsoft:argument-error"),
+        (base + "0", "amqp.annotation.x-opt-colour = 'red'", "com.microsoft:argument-error"),
+    ]:
+        condition, description = detach_of(address, selector)
+        assert_eq(condition, expected, "%s %r: %s" % (address, selector, description))
+
+    # The management node answers a request for another entity with 404, which azure-eventhub
+    # raises as an error (not a hang, not a dropped socket).
+    client = consumer(EH_CS.rsplit("EntityPath=", 1)[0] + "EntityPath=no-such-entity")
+    try:
+        client.get_eventhub_properties()
+    except Exception as e:  # noqa: BLE001 - the client's own error type for a 404
+        assert_true("could not be found" in str(e) or "404" in str(e), "%s %r" % (type(e).__name__, e))
+    else:
+        raise AssertionError("properties of an unknown entity were returned")
+    finally:
+        client.close()
+
+
 @checks
 def c2d_send_with_sasl_plain_as_the_az_cli_does():
     host, policy, key = parse(CS)

@@ -631,3 +631,105 @@ async fn bulk_import_and_configuration_writes_make_twin_change_events() -> TestR
     );
     Ok(())
 }
+
+/// Bulk registry operations and import lines run in their group's transaction without a
+/// savepoint (`Isolation::Group`): an entry that fails is refused before it writes anything,
+/// and a store failure rolls the whole group back. Either way, a write that was answered Ok
+/// is stored and one that was not is absent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bulk_writes_without_savepoints_are_all_or_nothing() -> TestResult {
+    let store = Arc::new(Store::open_in_memory()?);
+    let reg = Registry::new(Arc::clone(&store), fixed_clock(at()), "testhub");
+    reg.put_device("taken".into(), DeviceInput::default(), None)
+        .await?;
+    let etag = reg.get_device("taken".into()).await?.etag();
+
+    // Entries refused on their own leave no trace, and the others are written.
+    let failures = reg
+        .bulk(vec![
+            json!({"id": "fresh-1", "importMode": "create"}),
+            json!({"id": "taken", "importMode": "create", "tags": {"a": 1}}),
+            json!({"id": "bad id!", "importMode": "create"}),
+            json!({"id": "scoped", "importMode": "create",
+                   "deviceScope": "ms-azure-iot-edge://taken-1"}),
+            json!({"id": "nulls", "importMode": "create", "tags": {"a": null}}),
+            json!({"id": "fresh-2", "importMode": "createOrUpdate"}),
+        ])
+        .await?;
+    let failed: Vec<&str> = failures.iter().map(|f| f.device_id.as_str()).collect();
+    assert_eq!(
+        failed,
+        ["taken", "bad id!", "scoped", "nulls"],
+        "{failures:?}"
+    );
+    for id in ["fresh-1", "fresh-2"] {
+        reg.get_device(id.into()).await?;
+    }
+    for id in ["scoped", "nulls"] {
+        assert_eq!(
+            code(reg.get_device(id.into()).await),
+            Some(ErrorCode::DeviceNotFound),
+            "{id}"
+        );
+    }
+    assert_eq!(reg.get_device("taken".into()).await?.etag(), etag);
+
+    // A store failure (a trigger refuses one insert) in a bulk operation, racing with
+    // savepoint writes and other bulk operations that share its group commit.
+    store
+        .call(|conn| {
+            conn.execute_batch(
+                "CREATE TEMP TRIGGER refuse_doomed BEFORE INSERT ON devices
+                 WHEN NEW.device_id = 'doomed' BEGIN SELECT RAISE(ABORT, 'injected'); END;",
+            )
+            .map_err(crate::store::StoreError::from)
+        })
+        .await?;
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..8 {
+        let r = reg.clone();
+        calls.spawn(async move {
+            let id = format!("solo-{i}");
+            let ok = r
+                .put_device(id.clone(), DeviceInput::default(), None)
+                .await
+                .is_ok();
+            (vec![id], ok)
+        });
+        let r = reg.clone();
+        calls.spawn(async move {
+            let mut ids = vec![format!("bulk-{i}-a"), format!("bulk-{i}-b")];
+            if i == 3 {
+                ids.insert(1, "doomed".to_owned());
+            }
+            let items = ids
+                .iter()
+                .map(|id| json!({"id": id, "importMode": "create"}))
+                .collect();
+            let outcome = r.bulk(items).await;
+            if i == 3 {
+                assert!(
+                    matches!(outcome, Err(RegistryError::Store(_))),
+                    "{outcome:?}"
+                );
+            }
+            (ids, outcome.is_ok_and(|f| f.is_empty()))
+        });
+    }
+    let mut answered = 0;
+    while let Some(joined) = calls.join_next().await {
+        let (ids, ok) = joined?;
+        answered += usize::from(ok);
+        for id in ids {
+            let stored = reg.get_device(id.clone()).await.is_ok();
+            assert_eq!(stored, ok, "{id}: stored {stored}, answered Ok {ok}");
+        }
+    }
+    assert!(answered >= 1, "every write failed");
+
+    // The connection is usable afterwards.
+    reg.put_device("after".into(), DeviceInput::default(), None)
+        .await?;
+    reg.get_device("after".into()).await?;
+    Ok(())
+}
