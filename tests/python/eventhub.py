@@ -287,7 +287,9 @@ def detach_of(address, selector=None):
     try:
         client.receive_message_batch(max_batch_size=1, timeout=10000)
     except LinkDetach as detach:
-        condition = detach.condition.decode() if isinstance(detach.condition, bytes) else str(detach.condition)
+        # uamqp gives the conditions it knows as ErrorCodes members, others as bytes.
+        condition = getattr(detach.condition, "value", detach.condition)
+        condition = condition.decode() if isinstance(condition, bytes) else str(condition)
         return condition, str(detach.description)
     finally:
         client.close()
@@ -317,7 +319,7 @@ def bad_receivers_are_refused_with_event_hubs_errors():
     try:
         client.get_eventhub_properties()
     except Exception as e:  # noqa: BLE001 - the client's own error type for a 404
-        assert_true("could not be found" in str(e) or "404" in str(e), "%s %r" % (type(e).__name__, e))
+        assert_true("could not be found" in str(e), "%s %r" % (type(e).__name__, e))
     else:
         raise AssertionError("properties of an unknown entity were returned")
     finally:

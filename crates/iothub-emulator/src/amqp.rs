@@ -656,7 +656,7 @@ async fn cbs_requests(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<
                                 Some(until);
                             (200, "OK".to_owned())
                         }
-                        Err(why) => (401, why),
+                        Err(refusal) => (refusal.status, refusal.message),
                     }
                 } else {
                     (

@@ -297,6 +297,38 @@ fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiErr
     Ok(())
 }
 
+/// Why [`authenticate_token`] refused a token, with the status a CBS `put-token` answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRefusal {
+    /// 401, or 404 for an `sb://` token naming an Event Hubs entity this hub does not have
+    /// (Event Hubs answers `put-token` for an unknown entity with 404 "The messaging entity
+    /// … could not be found", which its clients report as such).
+    pub status: i32,
+    /// Why, never the token itself.
+    pub message: String,
+}
+
+impl std::fmt::Display for TokenRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl From<String> for TokenRefusal {
+    fn from(message: String) -> Self {
+        Self {
+            status: 401,
+            message,
+        }
+    }
+}
+
+impl From<&str> for TokenRefusal {
+    fn from(message: &str) -> Self {
+        message.to_owned().into()
+    }
+}
+
 /// A token presented through CBS `put-token` or SASL PLAIN (AMQP), checked like a REST
 /// `Authorization` header: a shared access policy token whose signature matches, not
 /// expired, for one of this hub's host names (`localhost`, `127.0.0.1`, `::1`, optionally
@@ -306,7 +338,7 @@ fn check_resource(resource_uri: &str, req: RequestInfo<'_>) -> Result<(), ApiErr
 /// clients ask for it). Returns the policy and the token's expiry.
 ///
 /// # Errors
-/// A message that says why the token was refused (never the token itself).
+/// A [`TokenRefusal`] that says why the token was refused (never the token itself).
 pub fn authenticate_token<'p>(
     policies: &'p Policies,
     token: &str,
@@ -314,7 +346,7 @@ pub fn authenticate_token<'p>(
     entity: &str,
     needed: Rights,
     now: SystemTime,
-) -> Result<(&'p Policy, SystemTime), String> {
+) -> Result<(&'p Policy, SystemTime), TokenRefusal> {
     if token
         .get(..7)
         .is_some_and(|p| p.eq_ignore_ascii_case("bearer "))
@@ -324,16 +356,19 @@ pub fn authenticate_token<'p>(
     if !token.trim_start().starts_with("SharedAccessSignature") {
         return Err("The token is not a SharedAccessSignature (`SharedAccessSignature sr=…&sig=…&se=…&skn=…`).".into());
     }
-    let token = ParsedSasToken::parse(token)
-        .map_err(|e| format!("The token is not a valid SharedAccessSignature: {e}."))?;
+    let token = ParsedSasToken::parse(token).map_err(|e| {
+        TokenRefusal::from(format!(
+            "The token is not a valid SharedAccessSignature: {e}."
+        ))
+    })?;
     let key_name = token.key_name.as_deref().ok_or_else(|| {
-        "Device-scoped tokens (without skn) cannot use the service endpoints; use a shared access policy.".to_owned()
+        TokenRefusal::from("Device-scoped tokens (without skn) cannot use the service endpoints; use a shared access policy.")
     })?;
     let policy = policies.get(key_name).ok_or_else(|| {
-        format!(
+        TokenRefusal::from(format!(
             "The shared access policy '{}' does not exist on this hub.",
             key_name.escape_default()
-        )
+        ))
     })?;
     // IoT Hub signs with the key's bytes (base64-decoded); Event Hubs clients, on the
     // built-in endpoint, sign with the key's text, as Service Bus does. Both are accepted.
@@ -346,7 +381,8 @@ pub fn authenticate_token<'p>(
         return Err(format!(
             "The signature of the SharedAccessSignature does not match policy '{}'.",
             policy.name
-        ));
+        )
+        .into());
     }
     if token.is_expired(now) {
         return Err("The SharedAccessSignature has expired.".into());
@@ -359,17 +395,33 @@ pub fn authenticate_token<'p>(
         || scope.starts_with("/messages/")
         || scope == entity
         || scope.starts_with(&format!("{entity}/"));
+    let event_hubs_audience = token
+        .resource_uri
+        .get(..5)
+        .is_some_and(|s| s.eq_ignore_ascii_case("sb://"));
+    if host_ok && port_ok && !scope_ok && event_hubs_audience {
+        return Err(TokenRefusal {
+            status: 404,
+            message: format!(
+                "The messaging entity '{}' could not be found; this hub's Event Hubs-compatible entity is '{}'.",
+                token.resource_uri.escape_default(),
+                &entity[1..]
+            ),
+        });
+    }
     if !(host_ok && port_ok && scope_ok) {
         return Err(format!(
             "The SharedAccessSignature is for '{}', not for this hub's service endpoints.",
             token.resource_uri.escape_default()
-        ));
+        )
+        .into());
     }
     if !policy.rights.contains(needed) {
         return Err(format!(
             "The shared access policy '{}' does not grant the rights this operation needs (service connect).",
             policy.name
-        ));
+        )
+        .into());
     }
     let expiry = std::time::UNIX_EPOCH + std::time::Duration::from_secs(token.expiry);
     Ok((policy, expiry))
@@ -416,7 +468,8 @@ pub fn authenticate_sasl_plain(
         hub_name,
         Rights::SERVICE_CONNECT,
         now,
-    )?;
+    )
+    .map_err(|refusal| refusal.message)?;
     if !signed_by.name.eq_ignore_ascii_case(policy) {
         return Err(format!(
             "The SASL PLAIN user names policy '{}' but the token is signed by policy '{}'.",
@@ -625,6 +678,50 @@ mod tests {
         let key = parse_hub_key(WELL_KNOWN_KEY).unwrap_or_else(|_| panic!("key"));
         let device = generate_sas_token("localhost/devices/d1", &key, None, 2000);
         assert!(authenticate(&p, Some(device.expose()), info(1000)).is_err());
+    }
+
+    /// CBS `put-token` statuses: the hub and its entity are accepted; another `sb://`
+    /// entity on this host is 404 (as Event Hubs answers), any other scope or host 401.
+    #[test]
+    fn amqp_token_statuses() {
+        let p = policies();
+        let now = UNIX_EPOCH + Duration::from_secs(1000);
+        let check = |sr: &str| {
+            let t = token(&p, "service", sr, 2000);
+            authenticate_token(&p, &t, &[5671], "hubentity", Rights::SERVICE_CONNECT, now)
+                .map(|_| ())
+                .map_err(|refusal| refusal.status)
+        };
+        for sr in [
+            "localhost",
+            "sb://localhost/hubentity",
+            "sb://localhost:5671/HubEntity/ConsumerGroups/$Default/Partitions/0",
+            "amqps://localhost/messages/events",
+        ] {
+            assert_eq!(check(sr), Ok(()), "{sr}");
+        }
+        for (sr, status) in [
+            ("sb://localhost/no-such-entity", 404),
+            ("sb://localhost:5671/other/ConsumerGroups/$Default", 404),
+            ("sb://otherhost/hubentity", 401),
+            ("localhost/twins", 401),
+            ("sb://localhost:9999/other", 401),
+        ] {
+            assert_eq!(check(sr), Err(status), "{sr}");
+        }
+        let refusal = authenticate_token(
+            &p,
+            &token(&p, "service", "sb://localhost/no-such-entity", 2000),
+            &[],
+            "hubentity",
+            Rights::SERVICE_CONNECT,
+            now,
+        )
+        .err();
+        assert!(
+            refusal.is_some_and(|r| r.message.contains("could not be found")),
+            "Event Hubs' wording"
+        );
     }
 
     #[test]
