@@ -431,13 +431,42 @@ fn stored_twin(mut twin: Value) -> Value {
     twin
 }
 
+/// A device row as it is stored: its identity and twin as JSON text. Encoding needs no
+/// connection, so a bulk create encodes its new devices before its turn at the writer.
+#[derive(Debug, Clone)]
+pub struct EncodedDevice {
+    record: String,
+    twin: String,
+}
+
+impl EncodedDevice {
+    /// Encodes `row` as [`put_device`] stores it.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] when a document cannot be serialized.
+    pub fn new(row: &DeviceRow) -> Result<Self, StoreError> {
+        Ok(Self {
+            record: encode("device", &row.record)?,
+            twin: encode(
+                "device twin",
+                &stored_twin(row.twin.render_device(&row.record)),
+            )?,
+        })
+    }
+}
+
 /// Inserts or replaces a device (keeping its position in listings when it already exists).
 pub fn put_device(conn: &Connection, row: &DeviceRow) -> Result<(), StoreError> {
-    let record = encode("device", &row.record)?;
-    let twin = encode(
-        "device twin",
-        &stored_twin(row.twin.render_device(&row.record)),
-    )?;
+    put_encoded_device(conn, row, &EncodedDevice::new(row)?)
+}
+
+/// [`put_device`] with the row already encoded (`encoded` must be `EncodedDevice::new(row)`).
+pub fn put_encoded_device(
+    conn: &Connection,
+    row: &DeviceRow,
+    encoded: &EncodedDevice,
+) -> Result<(), StoreError> {
+    let EncodedDevice { record, twin } = encoded;
     conn.prepare_cached(
         "INSERT INTO devices (device_id, status, record, twin, connection_state) VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT(device_id) DO UPDATE SET status = excluded.status, record = excluded.record,

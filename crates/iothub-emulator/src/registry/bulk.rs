@@ -12,7 +12,10 @@ use rusqlite::Connection;
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::identities::{create_device, delete_device_row, require_device, update_device};
+use super::identities::{
+    PreparedDevice, create_device, create_prepared, delete_device_row, require_device,
+    update_device,
+};
 use super::twins::twin_changed;
 use super::{Ctx, Isolation, Registry, RegistryError, RegistryEventKind, check_etag, check_ids};
 use crate::error::{ErrorCode, Invalid};
@@ -126,6 +129,87 @@ impl EntrySavepoint<'_> {
     }
 }
 
+/// The identity fields of an entry.
+fn device_input(dev: &ImportDevice, id: &str) -> DeviceInput {
+    DeviceInput {
+        device_id: Some(id.to_owned()),
+        status: dev.status.clone(),
+        status_reason: dev.status_reason.clone(),
+        authentication: dev.authentication.clone(),
+        capabilities: dev.capabilities.clone(),
+        device_scope: dev.device_scope.clone(),
+        parent_scopes: dev.parent_scopes.clone(),
+    }
+}
+
+/// How an entry's twin is written: `updateTwin` modes patch, the others replace what is given.
+fn twin_write(mode: ImportMode) -> TwinWrite {
+    match mode {
+        ImportMode::UpdateTwin | ImportMode::UpdateTwinIfMatchETag => TwinWrite::Update,
+        _ => TwinWrite::ReplaceGiven,
+    }
+}
+
+/// An entry of a bulk registry operation or an import job, parsed before the write; for an
+/// entry that may create a device without scopes, the device is built and encoded too
+/// ([`PreparedDevice`]), so the registry's single writer only checks and inserts it. That
+/// work runs on the request's own task, beside the writer.
+struct Entry {
+    /// The entry's `id` as given (for its failure report).
+    raw_id: String,
+    /// The entry's `moduleId` as given (for an import line's failure report).
+    module_id: Option<String>,
+    parsed: Result<(ImportDevice, ImportMode), RegistryError>,
+    new_device: Option<PreparedDevice>,
+}
+
+impl Entry {
+    fn new(item: Value, ctx: &Ctx) -> Self {
+        let text = |name: &str| item.get(name).and_then(Value::as_str).map(str::to_owned);
+        let raw_id = text("id").unwrap_or_default();
+        let module_id = text("moduleId").filter(|m| !m.is_empty());
+        let parsed = serde_json::from_value::<ImportDevice>(item)
+            .map_err(|e| {
+                RegistryError::from(Invalid::format(format!(
+                    "The device entry is not valid: {}.",
+                    crate::error::json_problem(&e)
+                )))
+            })
+            .and_then(|dev| {
+                let mode = parse_mode(dev.import_mode.as_deref())?;
+                Ok((dev, mode))
+            });
+        let new_device = parsed.as_ref().ok().and_then(|(dev, mode)| {
+            let creates = matches!(
+                mode,
+                ImportMode::Create
+                    | ImportMode::CreateOrUpdate
+                    | ImportMode::CreateOrUpdateIfMatchETag
+            );
+            let id = dev.id.as_deref()?;
+            let plain = dev.module_id.as_deref().is_none_or(str::is_empty)
+                && dev.device_scope.is_none()
+                && dev.parent_scopes.as_ref().is_none_or(Vec::is_empty);
+            if !creates || !plain || check_ids(id, None).is_err() {
+                return None;
+            }
+            let change = TwinChange::from_import(
+                dev.tags.as_ref(),
+                dev.properties.as_ref(),
+                twin_write(*mode),
+            )
+            .ok()?;
+            PreparedDevice::new(ctx, id, &device_input(dev, id), Some(&change))
+        });
+        Self {
+            raw_id,
+            module_id,
+            parsed,
+            new_device,
+        }
+    }
+}
+
 /// Applies one entry. Every branch that can fail after a change opens `savepoint` before its
 /// first write; the caller rolls it back when the entry fails.
 /// `import` is set for the lines of an import job, where an IoT Edge device keeps the
@@ -138,6 +222,7 @@ fn apply_one(
     mode: ImportMode,
     import: bool,
     savepoint: &mut EntrySavepoint<'_>,
+    new_device: Option<PreparedDevice>,
 ) -> Result<(), RegistryError> {
     let id = dev.id.as_deref().unwrap_or_default();
     check_ids(id, None)?;
@@ -147,19 +232,8 @@ fn apply_one(
         )
         .into());
     }
-    let input = DeviceInput {
-        device_id: Some(id.to_owned()),
-        status: dev.status.clone(),
-        status_reason: dev.status_reason.clone(),
-        authentication: dev.authentication.clone(),
-        capabilities: dev.capabilities.clone(),
-        device_scope: dev.device_scope.clone(),
-        parent_scopes: dev.parent_scopes.clone(),
-    };
-    let how = match mode {
-        ImportMode::UpdateTwin | ImportMode::UpdateTwinIfMatchETag => TwinWrite::Update,
-        _ => TwinWrite::ReplaceGiven,
-    };
+    let input = device_input(dev, id);
+    let how = twin_write(mode);
     let change = TwinChange::from_import(dev.tags.as_ref(), dev.properties.as_ref(), how)?;
     match mode {
         ImportMode::Delete | ImportMode::DeleteIfMatchETag => {
@@ -245,13 +319,16 @@ fn apply_one(
                                 .and_then(|rest| rest.strip_prefix(id))
                                 .is_some_and(|rest| rest.starts_with('-'))
                     });
-                    match exported_scope {
+                    match (exported_scope, new_device) {
                         // Fails before its write, or with a store failure (see
                         // `EntrySavepoint`).
-                        None => {
+                        (None, Some(prepared)) => {
+                            create_prepared(conn, ctx, prepared)?;
+                        }
+                        (None, None) => {
                             create_device(conn, ctx, id, &input, Some(&change))?;
                         }
-                        Some(scope) => {
+                        (Some(scope), _) => {
                             savepoint.open()?;
                             let input = DeviceInput {
                                 device_scope: None,
@@ -321,45 +398,45 @@ pub struct ImportFailure {
     pub module_id: Option<String>,
 }
 
-/// Applies one entry inside its own savepoint. `Ok(None)` when it was applied; a store
-/// failure aborts the whole transaction.
+/// Applies one entry. `Ok(None)` when it was applied; a store failure aborts the whole
+/// transaction.
 fn apply_entry(
     tx: &Connection,
     ctx: &Ctx,
-    item: Value,
+    entry: Entry,
     with_modules: bool,
 ) -> Result<Option<BulkFailure>, RegistryError> {
-    let raw_id = item
-        .get("id")
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned();
-    let parsed = serde_json::from_value::<ImportDevice>(item).map_err(|e| {
-        RegistryError::from(Invalid::format(format!(
-            "The device entry is not valid: {}.",
-            crate::error::json_problem(&e)
-        )))
-    });
+    let Entry {
+        raw_id,
+        parsed,
+        new_device,
+        ..
+    } = entry;
     let (mode, outcome) = match parsed {
         Err(e) => (None, Err(e)),
-        Ok(dev) => match parse_mode(dev.import_mode.as_deref()) {
-            Err(e) => (None, Err(e.into())),
-            Ok(mode) => {
-                let mut savepoint = EntrySavepoint {
-                    conn: tx,
-                    open: false,
-                };
-                let outcome = match dev.module_id.as_deref() {
-                    Some(m) if with_modules && !m.is_empty() => {
-                        savepoint.open()?;
-                        apply_module(tx, ctx, &dev, m, mode)
-                    }
-                    _ => apply_one(tx, ctx, &dev, mode, with_modules, &mut savepoint),
-                };
-                savepoint.close(outcome.is_err())?;
-                (Some(mode), outcome)
-            }
-        },
+        Ok((dev, mode)) => {
+            let mut savepoint = EntrySavepoint {
+                conn: tx,
+                open: false,
+            };
+            let outcome = match dev.module_id.as_deref() {
+                Some(m) if with_modules && !m.is_empty() => {
+                    savepoint.open()?;
+                    apply_module(tx, ctx, &dev, m, mode)
+                }
+                _ => apply_one(
+                    tx,
+                    ctx,
+                    &dev,
+                    mode,
+                    with_modules,
+                    &mut savepoint,
+                    new_device,
+                ),
+            };
+            savepoint.close(outcome.is_err())?;
+            (Some(mode), outcome)
+        }
     };
     match outcome {
         Ok(()) => Ok(None),
@@ -509,10 +586,15 @@ impl Registry {
     /// store failure rolls everything back.
     pub async fn bulk(&self, items: Vec<Value>) -> Result<Vec<BulkFailure>, RegistryError> {
         check_request(&items)?;
-        self.write_isolated(Isolation::Group, move |tx, ctx| {
+        let ctx = self.ctx();
+        let entries: Vec<Entry> = items
+            .into_iter()
+            .map(|item| Entry::new(item, &ctx))
+            .collect();
+        self.write_in(ctx, Isolation::Group, move |tx, ctx| {
             let mut failures = Vec::new();
-            for item in items {
-                failures.extend(apply_entry(tx, ctx, item, false)?);
+            for entry in entries {
+                failures.extend(apply_entry(tx, ctx, entry, false)?);
             }
             Ok(failures)
         })
@@ -535,14 +617,15 @@ impl Registry {
     where
         F: FnOnce(&Connection, u64) -> Result<(), crate::store::StoreError> + Send + 'static,
     {
-        self.write_isolated(Isolation::Group, move |tx, ctx| {
+        let ctx = self.ctx();
+        let entries: Vec<(u64, Entry)> = lines
+            .into_iter()
+            .map(|ImportLine { line, entry }| (line, Entry::new(entry, &ctx)))
+            .collect();
+        self.write_in(ctx, Isolation::Group, move |tx, ctx| {
             let mut failures = Vec::new();
-            for ImportLine { line, entry } in lines {
-                let module_id = entry
-                    .get("moduleId")
-                    .and_then(Value::as_str)
-                    .filter(|m| !m.is_empty())
-                    .map(str::to_owned);
+            for (line, entry) in entries {
+                let module_id = entry.module_id.clone();
                 if let Some(failure) = apply_entry(tx, ctx, entry, true)? {
                     failures.push(ImportFailure {
                         line,

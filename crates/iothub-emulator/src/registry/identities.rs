@@ -78,6 +78,61 @@ pub(super) fn create_device(
             .apply(change, crate::twin::TwinWrite::ReplaceGiven, &ctx.now_text)?;
     }
     store::put_device(conn, &row)?;
+    created(conn, ctx, row)
+}
+
+/// A new device built, and encoded, without the store: what [`create_device`] writes for the
+/// same input, when every check that needs no store passes. A bulk create builds its new
+/// devices this way before its turn at the registry's single writer, and the writer only
+/// checks and inserts them ([`create_prepared`]).
+#[derive(Debug)]
+pub(super) struct PreparedDevice {
+    row: DeviceRow,
+    encoded: store::EncodedDevice,
+}
+
+impl PreparedDevice {
+    /// The device `create_device(conn, ctx, device_id, input, twin)` would write, or `None`
+    /// when building it fails: the writer then runs `create_device`, which reports the
+    /// failure in its usual order.
+    pub(super) fn new(
+        ctx: &Ctx,
+        device_id: &str,
+        input: &DeviceInput,
+        twin: Option<&crate::twin::TwinChange>,
+    ) -> Option<Self> {
+        let record = DeviceRecord::create(device_id, input, ctx.now).ok()?;
+        let mut row = DeviceRow {
+            record,
+            twin: TwinState::new(&ctx.now_text),
+        };
+        if let Some(change) = twin.filter(|c| !c.is_empty()) {
+            row.twin
+                .apply(change, crate::twin::TwinWrite::ReplaceGiven, &ctx.now_text)
+                .ok()?;
+        }
+        let encoded = store::EncodedDevice::new(&row).ok()?;
+        Some(Self { row, encoded })
+    }
+}
+
+/// Creates a device built by [`PreparedDevice::new`], as [`create_device`] creates it: the
+/// scope rules (the only check that reads the store) and then the one write.
+pub(super) fn create_prepared(
+    conn: &Connection,
+    ctx: &Ctx,
+    prepared: PreparedDevice,
+) -> Result<DeviceRow, RegistryError> {
+    let PreparedDevice { row, encoded } = prepared;
+    scopes::check_new(conn, &row.record)?;
+    store::put_encoded_device(conn, &row, &encoded)?;
+    created(conn, ctx, row)
+}
+
+/// What follows the write of a new device: an IoT Edge device's system modules, and the
+/// lifecycle event.
+fn created(conn: &Connection, ctx: &Ctx, row: DeviceRow) -> Result<DeviceRow, RegistryError> {
+    let device_id = row.record.device_id.as_str();
     if row.record.capabilities.iot_edge {
         add_system_modules(conn, ctx, device_id)?;
     }

@@ -400,16 +400,17 @@ impl Registry {
         F: FnOnce(&Connection, &Ctx) -> Result<T, RegistryError> + Send + 'static,
         T: Send + 'static,
     {
-        self.write_isolated(Isolation::Savepoint, f).await
+        self.write_in(self.ctx(), Isolation::Savepoint, f).await
     }
 
-    /// [`Registry::write`] with the isolation chosen (see [`Isolation`]).
-    async fn write_isolated<T, F>(&self, isolation: Isolation, f: F) -> Result<T, RegistryError>
+    /// [`Registry::write`] with the isolation chosen (see [`Isolation`]) and its context made
+    /// beforehand (its time and event buffers), for a write that builds part of its change
+    /// before its turn at the writer.
+    async fn write_in<T, F>(&self, ctx: Ctx, isolation: Isolation, f: F) -> Result<T, RegistryError>
     where
         F: FnOnce(&Connection, &Ctx) -> Result<T, RegistryError> + Send + 'static,
         T: Send + 'static,
     {
-        let ctx = self.ctx();
         let (reply, answer) = tokio::sync::oneshot::channel();
         let on_desired = self.on_desired.clone();
         let on_event = self.on_event.clone();
