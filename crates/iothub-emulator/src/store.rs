@@ -1,6 +1,7 @@
 //! The SQLite store.
 //!
-//! One connection behind a mutex; every call runs on tokio's blocking pool. The database is in
+//! One connection behind a mutex; every call runs on tokio's blocking pool. A second
+//! connection, on a thread of its own, only checkpoints the WAL ([`Store::open`]). The database is in
 //! WAL mode with `synchronous=FULL`, so a change that was answered 2xx survives a crash or
 //! `kill -9`. Multi-row changes run in one transaction. The per-row statements of the hot paths
 //! (device and module reads, writes and deletes) are prepared once and kept in the connection's
@@ -222,12 +223,17 @@ const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_milli
 /// (32 MiB of 4 KiB pages; SQLite's default is 1,000 pages).
 const WAL_BACKSTOP_PAGES: i64 = 8192;
 
+/// The size the WAL file is cut back to when it starts over (`PRAGMA journal_size_limit`).
+const WAL_SIZE_LIMIT: i64 = 4 << 20;
+
 /// A thread with its own connection that runs passive checkpoints (`PRAGMA
 /// wal_checkpoint(PASSIVE)`), so the copy of committed pages from the WAL into the database
 /// file, and that file's fsync, leave the writer's critical path: a third of the writer's
 /// time in a bulk import when every commit that crossed SQLite's 1,000-page threshold ran
 /// it. A passive checkpoint takes no lock a writer or reader needs. Durability is the WAL's,
-/// as before: a commit is answered after its frames are synced.
+/// as before: a commit is answered after its frames are synced. The WAL starts over from
+/// its beginning at the first write after a complete checkpoint, and is then cut back to
+/// [`WAL_SIZE_LIMIT`] bytes.
 #[derive(Debug)]
 struct Checkpointer {
     stop: Option<std::sync::mpsc::Sender<()>>,
@@ -242,26 +248,11 @@ impl Checkpointer {
         let thread = std::thread::Builder::new()
             .name("iothub-checkpoint".to_owned())
             .spawn(move || {
-                let mut previous = None;
                 while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
                     stopped.recv_timeout(CHECKPOINT_INTERVAL)
                 {
-                    match checkpoint(&conn, "PASSIVE") {
-                        // Idle (nothing new since the last round) and fully copied: the WAL
-                        // is truncated, so that a burst's WAL does not stay on disk.
-                        Ok(now @ (false, log, copied))
-                            if log > 0 && log == copied && previous == Some(now) =>
-                        {
-                            if let Err(e) = checkpoint(&conn, "TRUNCATE") {
-                                tracing::debug!(error = %e, "truncating the WAL failed; the next idle round retries");
-                            }
-                            previous = None;
-                        }
-                        Ok(now) => previous = Some(now),
-                        Err(e) => {
-                            tracing::debug!(error = %e, "a passive checkpoint failed; the next one retries");
-                            previous = None;
-                        }
+                    if let Err(e) = checkpoint(&conn) {
+                        tracing::debug!(error = %e, "a passive checkpoint failed; the next one retries");
                     }
                 }
             })
@@ -273,11 +264,14 @@ impl Checkpointer {
     }
 }
 
-/// Runs `PRAGMA wal_checkpoint(mode)`: whether it was blocked, the WAL's frames, and how many
-/// of them are in the database file.
-fn checkpoint(conn: &Connection, mode: &str) -> rusqlite::Result<(bool, i64, i64)> {
-    conn.query_row(&format!("PRAGMA wal_checkpoint({mode})"), [], |r| {
-        Ok((r.get::<_, i64>(0)? != 0, r.get(1)?, r.get(2)?))
+/// Runs a passive checkpoint: the WAL's frames, and how many of them are in the database file.
+/// It takes neither the write lock nor a snapshot, so it never makes a writer or a reader
+/// wait or fail (a `RESTART` or `TRUNCATE` checkpoint would hold the write lock while it
+/// waits for readers, and a deferred transaction that then tries to write fails with
+/// `SQLITE_BUSY` without waiting).
+fn checkpoint(conn: &Connection) -> rusqlite::Result<(i64, i64)> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+        Ok((r.get(1)?, r.get(2)?))
     })
 }
 
@@ -291,7 +285,13 @@ impl Drop for Checkpointer {
 }
 
 impl Store {
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed) the database file at `path`, and starts its checkpointer:
+    /// a thread with a connection of its own that copies committed WAL pages into the
+    /// database file every 20 ms. It stops when the store is dropped.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the file cannot be opened or migrated, made private, or the
+    /// checkpointer cannot start.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let conn = Connection::open(path)?;
         // Identities hold keys: the database is its owner's only. SQLite gives the WAL and
@@ -318,6 +318,7 @@ impl Store {
         // Checkpoints run on the checkpointer's thread; a commit runs one itself only when
         // the WAL outgrows the backstop.
         conn.pragma_update(None, "wal_autocheckpoint", WAL_BACKSTOP_PAGES)?;
+        conn.pragma_update(None, "journal_size_limit", WAL_SIZE_LIMIT)?;
         let mut store = Self::init(conn)?;
         store.checkpointer = Some(Checkpointer::start(path)?);
         Ok(store)
@@ -772,43 +773,56 @@ mod tests {
     use super::*;
     use crate::model::DeviceInput;
 
-    /// Commits leave their checkpoints to the checkpointer: the database file gets the rows
-    /// without the writer checkpointing (the WAL stays under the backstop), and once writes
-    /// stop, the WAL is truncated.
+    /// Commits leave their checkpoints to the checkpointer: the database file gets every
+    /// committed page although the WAL stays under the writer's own threshold, and the WAL
+    /// file is cut back when it starts over.
     #[test]
-    fn the_checkpointer_copies_the_wal_and_truncates_it_when_idle()
+    fn the_checkpointer_copies_the_wal_into_the_database_file()
     -> Result<(), Box<dyn std::error::Error>> {
         let dir = tempfile::tempdir()?;
         let path = dir.path().join("hub.db");
         let wal = dir.path().join("hub.db-wal");
         let store = Store::open(&path)?;
-        {
-            let mut conn = store.conn.lock().map_err(|_| "poisoned")?;
-            for batch in 0..40 {
-                let tx = conn.transaction()?;
-                for i in 0..100 {
-                    tx.execute(
-                        "INSERT INTO configurations (id, record) VALUES (?1, ?2)",
-                        params![format!("c{batch}-{i}"), "x".repeat(2000)],
-                    )?;
-                }
-                tx.commit()?;
+        let write = |prefix: &str, n: usize, size: usize| -> Result<(), StoreError> {
+            let mut conn = store.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let tx = conn.transaction()?;
+            for i in 0..n {
+                tx.execute(
+                    "INSERT INTO configurations (id, record) VALUES (?1, ?2)",
+                    params![format!("{prefix}-{i}"), "x".repeat(size)],
+                )?;
             }
+            tx.commit()?;
+            Ok(())
+        };
+        for batch in 0..40 {
+            write(&format!("c{batch}"), 100, 2000)?;
         }
+        let big = std::fs::metadata(&wal)?.len();
+        assert!(big > 4 << 20, "the WAL holds the writes ({big} bytes)");
+        // The database file grows to hold the rows, with no checkpoint by the writer (its
+        // threshold is 32 MiB) and none by this test.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        while std::fs::metadata(&wal)?.len() > 0 {
+        while std::fs::metadata(&path)?.len() < 8_000_000 {
             assert!(
                 std::time::Instant::now() < deadline,
-                "the WAL still holds {} bytes",
-                std::fs::metadata(&wal)?.len()
+                "the database file holds {} bytes",
+                std::fs::metadata(&path)?.len()
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
-        // Every row is in the database file itself (read without the WAL, which is empty).
-        let reader = Connection::open(&path)?;
-        let n: i64 = reader.query_row("SELECT COUNT(*) FROM configurations", [], |r| r.get(0))?;
-        assert_eq!(n, 4000);
-        drop(reader);
+        std::thread::sleep(CHECKPOINT_INTERVAL * 10);
+        // The next write starts the WAL over and cuts the file back.
+        write("after", 1, 10)?;
+        let small = std::fs::metadata(&wal)?.len();
+        assert!(
+            small <= WAL_SIZE_LIMIT as u64,
+            "the WAL was cut back to {small} bytes"
+        );
+        let probe = Connection::open(&path)?;
+        let n: i64 = probe.query_row("SELECT COUNT(*) FROM configurations", [], |r| r.get(0))?;
+        assert_eq!(n, 4001);
+        drop(probe);
         drop(store);
         Ok(())
     }

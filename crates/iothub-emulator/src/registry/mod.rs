@@ -1,13 +1,16 @@
 //! The registry: IoT Hub's rules for device and module identities, twins, bulk registry
 //! operations and key regeneration, over the store, with no transport type in sight.
 //!
-//! Every write runs inside a savepoint of a SQLite transaction on the store's blocking pool:
-//! look the identity up, check the ETag, apply the rule, write. A refused operation writes
-//! nothing (its savepoint is rolled back). Concurrent writes are group-committed: the writes
-//! waiting when a transaction starts share it, one after the other in arrival order, and one
-//! commit (one `fsync`) makes all of them durable; each is answered only after that commit. Callers (the HTTPS routes today, the device side's MQTT endpoint tomorrow) pass
-//! plain values in and get records or a [`RegistryError`] back; the HTTP error body is built
-//! from that error in one place (`routes/response.rs`).
+//! Every write runs inside a SQLite transaction on the store's blocking pool: look the
+//! identity up, check the ETag, apply the rule, write. A refused operation writes nothing.
+//! Concurrent writes are group-committed: the writes waiting when a transaction starts share
+//! it, one after the other in arrival order, and one commit (one `fsync`) makes all of them
+//! durable; each is answered only after that commit. Most writes run in a savepoint of their
+//! own, rolled back when they fail; bulk registry operations and import lines run without one
+//! ([`Isolation::Group`]): their entries are checked before they write, and a store failure
+//! fails their whole group. Callers (the HTTPS, MQTT and AMQP endpoints) pass plain values
+//! in and get records or a [`RegistryError`] back; the HTTP error body is built from that
+//! error in one place (`routes/response.rs`).
 //!
 //! Time comes from the [`Clock`] given to [`Registry::new`], so `$metadata`,
 //! `statusUpdatedTime` and generation ids are exact under a fixed clock.
