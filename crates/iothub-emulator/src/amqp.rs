@@ -1062,11 +1062,30 @@ async fn devicebound(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<C
                     (info, result)
                 }));
             }
-            Some((info, result)) = pending.next(), if !pending.is_empty() => {
-                let outcome = match result {
-                    Ok(()) => receiver.accept(info).await,
-                    Err(e) => receiver.reject(info, c2d_amqp_error(&e)).await,
+            Some(first) = pending.next(), if !pending.is_empty() => {
+                // A group commit settles many messages at once: the accepted ones that are
+                // ready share one disposition (a range of delivery ids where they are
+                // consecutive) instead of one frame and one flush each.
+                let mut accepted = Vec::new();
+                let mut rejected = Vec::new();
+                let mut next = Some(first);
+                while let Some((info, result)) = next {
+                    match result {
+                        Ok(()) => accepted.push(info),
+                        Err(e) => rejected.push((info, e)),
+                    }
+                    next = futures::FutureExt::now_or_never(pending.next()).flatten();
+                }
+                let mut outcome = match accepted.len() {
+                    0 => Ok(()),
+                    1 => receiver.accept(accepted.swap_remove(0)).await,
+                    _ => receiver.accept_all(accepted).await,
                 };
+                for (info, e) in rejected {
+                    if outcome.is_ok() {
+                        outcome = receiver.reject(info, c2d_amqp_error(&e)).await;
+                    }
+                }
                 if outcome.is_err() {
                     break;
                 }
