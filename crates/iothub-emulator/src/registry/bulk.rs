@@ -96,7 +96,9 @@ fn check_entry_etag(
 /// (through cached statements: what `Transaction::savepoint` does, without parsing the SQL
 /// each time). A new device is created without one: every check comes before its one write,
 /// and a store failure fails the whole request. SQLite copies each page an open savepoint
-/// touches into its sub-journal, which cost an import a tenth of the hub's CPU.
+/// touches into its sub-journal; with the request's own savepoint ([`Isolation::Group`]
+/// drops it too), that copying was more than a quarter of the hub's CPU in a bulk import
+/// (39 µs per device with both savepoints, 28 without, at 200,000 devices).
 struct EntrySavepoint<'c> {
     conn: &'c Connection,
     open: bool,

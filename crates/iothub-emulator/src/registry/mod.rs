@@ -158,8 +158,8 @@ enum Isolation {
     /// store failure (the bulk registry operation and import lines, which turn every other
     /// problem into a per-entry failure first). Such a failure rolls the whole group back and
     /// every write in it is answered `NotCommitted`. It spares the write SQLite's copy of
-    /// every page it touches into the savepoint's sub-journal: about a tenth of the hub's CPU
-    /// in a bulk import.
+    /// every page it touches into the savepoint's sub-journal (see `bulk::EntrySavepoint`
+    /// for what that cost).
     Group,
 }
 
