@@ -445,8 +445,20 @@ async fn binary_survives_kill_9() -> TestResult {
 /// `kill -9` while bulk registry operations from several clients share group commits:
 /// after a restart every device of an acknowledged request is there with its whole twin, and
 /// each request is all there or not at all (a group commit is one transaction).
+///
+/// The kill comes after 20 acknowledged requests of 100 devices; set
+/// `IOTHUB_KILL9_AFTER_REQUESTS` to kill later, e.g. 5000 (500,000 devices) in a release run:
+/// `IOTHUB_KILL9_AFTER_REQUESTS=5000 cargo test --release -p iothub-emulator --test lifecycle
+/// bulk_imports_survive_kill_9_whole`.
 #[tokio::test]
 async fn bulk_imports_survive_kill_9_whole() -> TestResult {
+    let kill_after: usize = std::env::var("IOTHUB_KILL9_AFTER_REQUESTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
+    // Time for the requests to be acknowledged before the kill: 30 s, and 30 ms per request
+    // beyond the default count.
+    let patience = Duration::from_secs(30) + Duration::from_millis(30) * kill_after as u32;
     let dir = tempfile::tempdir()?;
     let Running {
         mut child,
@@ -472,7 +484,7 @@ async fn bulk_imports_survive_kill_9_whole() -> TestResult {
     for worker in 0..4 {
         let (http, auth, acknowledged) = (http.clone(), auth.clone(), acknowledged.clone());
         tasks.push(tokio::spawn(async move {
-            for request in 0..1000 {
+            for request in 0.. {
                 let batch = format!("w{worker}-{request}");
                 let devices: Vec<Value> = (0..100)
                     .map(|i| {
@@ -499,8 +511,8 @@ async fn bulk_imports_survive_kill_9_whole() -> TestResult {
         }));
     }
     let started = Instant::now();
-    while acknowledged.lock().map(|v| v.len()).unwrap_or(0) < 20
-        && started.elapsed() < Duration::from_secs(30)
+    while acknowledged.lock().map(|v| v.len()).unwrap_or(0) < kill_after
+        && started.elapsed() < patience
     {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
@@ -511,7 +523,7 @@ async fn bulk_imports_survive_kill_9_whole() -> TestResult {
     }
     let acknowledged = acknowledged.lock().map(|v| v.clone()).unwrap_or_default();
     assert!(
-        acknowledged.len() >= 20,
+        acknowledged.len() >= kill_after,
         "only {} requests acknowledged",
         acknowledged.len()
     );
@@ -522,27 +534,49 @@ async fn bulk_imports_survive_kill_9_whole() -> TestResult {
         ..
     } = spawn_binary(dir.path())?;
     let auth = token(port);
-    let query = |text: &'static str| {
-        http.post(format!(
-            "https://localhost:{port}/devices/query?api-version=2021-04-12"
-        ))
-        .header("authorization", &auth)
-        .header("x-ms-max-item-count", "1000")
-        .json(&json!({"query": text}))
+    let query = |text: &'static str, continuation: Option<String>| {
+        let request = http
+            .post(format!(
+                "https://localhost:{port}/devices/query?api-version=2021-04-12"
+            ))
+            .header("authorization", &auth)
+            .header("x-ms-max-item-count", "1000")
+            .json(&json!({"query": text}));
+        match continuation {
+            Some(c) => request.header("x-ms-continuation", c),
+            None => request,
+        }
         .send()
     };
-    let groups: Value = query("SELECT tags.batch, COUNT() AS n FROM devices GROUP BY tags.batch")
-        .await?
-        .json()
+    // Every page of the groups.
+    let mut counts = std::collections::HashMap::<String, i64>::new();
+    let mut continuation = None;
+    loop {
+        let page = query(
+            "SELECT tags.batch, COUNT() AS n FROM devices GROUP BY tags.batch",
+            continuation,
+        )
         .await?;
-    let counts: std::collections::HashMap<String, i64> = groups
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|g| Some((g["batch"].as_str()?.to_owned(), g["n"].as_i64()?)))
-        .collect();
+        continuation = page
+            .headers()
+            .get("x-ms-continuation")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let groups: Value = page.json().await?;
+        counts.extend(
+            groups
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|g| Some((g["batch"].as_str()?.to_owned(), g["n"].as_i64()?))),
+        );
+        if continuation.is_none() {
+            break;
+        }
+    }
     let incomplete: Value = query(
         "SELECT COUNT() AS n FROM devices WHERE NOT (tags.complete = true) OR NOT IS_DEFINED(properties.desired.n)",
+        None,
     )
     .await?
     .json()
@@ -560,6 +594,12 @@ async fn bulk_imports_survive_kill_9_whole() -> TestResult {
     let partial: Vec<(&String, &i64)> = counts.iter().filter(|(_, n)| **n != 100).collect();
     assert!(partial.is_empty(), "requests applied in part: {partial:?}");
     assert_eq!(incomplete[0]["n"], 0, "devices without their whole twin");
+    eprintln!(
+        "kill -9 after {} acknowledged requests: {} requests ({} devices) stored whole, none in part",
+        acknowledged.len(),
+        counts.len(),
+        counts.values().sum::<i64>()
+    );
     Ok(())
 }
 
