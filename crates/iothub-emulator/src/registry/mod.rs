@@ -192,9 +192,15 @@ async fn commit_groups(group: Arc<Mutex<Group>>, store: Arc<Store>) {
             .call(move |conn| Ok::<_, StoreError>(commit_group(conn, jobs)))
             .await;
         match round {
-            Ok((finishes, outcome)) => {
+            Ok((finishes, outcome, not_run)) => {
                 for finish in finishes {
                     finish(outcome.clone());
+                }
+                // Writes a doomed group never ran go first into the next one.
+                if !not_run.is_empty() {
+                    let mut g = group.lock().unwrap_or_else(|p| p.into_inner());
+                    let later = std::mem::replace(&mut g.waiting, not_run);
+                    g.waiting.extend(later);
                 }
             }
             // The blocking task panicked: its writes' answer channels were dropped with it, so
@@ -204,18 +210,22 @@ async fn commit_groups(group: Arc<Mutex<Group>>, store: Arc<Store>) {
     }
 }
 
+/// What a group commit returns: the answers of the writes it ran, the transaction's outcome,
+/// and the writes it did not run (after a doomed one), for the next group.
+type GroupRound = (Vec<Finish>, Result<(), String>, Vec<Job>);
+
 /// Runs `jobs` in one transaction (each in its own savepoint unless it is
 /// [`Isolation::Group`]) and commits. A doomed transaction is rolled back: the jobs that ran
-/// are answered with the failure, and the ones after the doomed job are dropped unanswered,
-/// which fails their callers without running them.
-fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> (Vec<Finish>, Result<(), String>) {
+/// are answered with the failure, and the ones after the doomed job are handed back unrun.
+fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> GroupRound {
     let tx = match conn.transaction() {
         Ok(tx) => tx,
         // Dropping the jobs unanswered fails their callers.
-        Err(e) => return (Vec::new(), Err(e.to_string())),
+        Err(e) => return (Vec::new(), Err(e.to_string()), Vec::new()),
     };
     let mut finishes: Vec<Finish> = Vec::with_capacity(jobs.len());
-    for job in jobs {
+    let mut jobs = jobs.into_iter();
+    for job in jobs.by_ref() {
         let (finish, doomed) = job(&tx);
         finishes.push(finish);
         if doomed {
@@ -224,11 +234,12 @@ fn commit_group(conn: &mut Connection, jobs: Vec<Job>) -> (Vec<Finish>, Result<(
             return (
                 finishes,
                 Err("a store failure rolled back the writes committed with this one".to_owned()),
+                jobs.collect(),
             );
         }
     }
     let outcome = tx.commit().map_err(|e| e.to_string());
-    (finishes, outcome)
+    (finishes, outcome, Vec::new())
 }
 
 /// Runs `f` inside a savepoint, rolled back when it fails.

@@ -733,3 +733,66 @@ async fn bulk_writes_without_savepoints_are_all_or_nothing() -> TestResult {
     reg.get_device("after".into()).await?;
     Ok(())
 }
+
+/// A doomed job rolls its group back: the jobs before it are answered with the failure, and
+/// the jobs after it are handed back unrun for the next group, where they commit.
+#[test]
+fn a_doomed_group_hands_back_the_writes_it_did_not_run() -> TestResult {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let mut conn = rusqlite::Connection::open_in_memory()?;
+    conn.execute_batch("CREATE TABLE t (v TEXT)")?;
+    let answers = Arc::new(std::sync::Mutex::new(Vec::<(String, bool)>::new()));
+    let ran = Arc::new(AtomicUsize::new(0));
+    let job = |name: &'static str, doomed: bool| -> super::Job {
+        let (answers, ran) = (Arc::clone(&answers), Arc::clone(&ran));
+        Box::new(move |conn: &rusqlite::Connection| {
+            ran.fetch_add(1, Ordering::SeqCst);
+            let _ = conn.execute("INSERT INTO t (v) VALUES (?1)", [name]);
+            let finish: super::Finish = Box::new(move |outcome: Result<(), String>| {
+                answers
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .push((name.to_owned(), outcome.is_ok()));
+            });
+            (finish, doomed)
+        })
+    };
+    let (finishes, outcome, not_run) = super::commit_group(
+        &mut conn,
+        vec![
+            job("before", false),
+            job("doomed", true),
+            job("after", false),
+        ],
+    );
+    assert!(outcome.is_err());
+    assert_eq!((finishes.len(), not_run.len()), (2, 1));
+    assert_eq!(
+        ran.load(Ordering::SeqCst),
+        2,
+        "the job after the doomed one ran"
+    );
+    for finish in finishes {
+        finish(outcome.clone());
+    }
+    let (finishes, outcome, rest) = super::commit_group(&mut conn, not_run);
+    assert!(outcome.is_ok() && rest.is_empty());
+    for finish in finishes {
+        finish(outcome.clone());
+    }
+    let stored: Vec<String> = conn
+        .prepare("SELECT v FROM t")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    assert_eq!(stored, ["after"], "the doomed group was rolled back whole");
+    let answers = answers.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    assert_eq!(
+        answers,
+        [
+            ("before".to_owned(), false),
+            ("doomed".to_owned(), false),
+            ("after".to_owned(), true)
+        ]
+    );
+    Ok(())
+}
