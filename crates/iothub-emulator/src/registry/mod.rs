@@ -156,8 +156,9 @@ enum Isolation {
     Savepoint,
     /// In the group's transaction itself, for writes whose only failure after a change is a
     /// store failure (the bulk registry operation and import lines, which turn every other
-    /// problem into a per-entry failure first). Such a failure rolls the whole group back and
-    /// every write in it is answered `NotCommitted`. It spares the write SQLite's copy of
+    /// problem into a per-entry failure first). Such a failure rolls the whole group back:
+    /// every write that ran in it is answered `NotCommitted`, and the writes behind it go
+    /// into the next group. It spares the write SQLite's copy of
     /// every page it touches into the savepoint's sub-journal (see `bulk::EntrySavepoint`
     /// for what that cost).
     Group,
