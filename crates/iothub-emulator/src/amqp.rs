@@ -1076,10 +1076,10 @@ async fn devicebound(mut receiver: Receiver, ctx: Arc<AmqpContext>, state: Arc<C
                     }
                     next = futures::FutureExt::now_or_never(pending.next()).flatten();
                 }
-                let mut outcome = match accepted.len() {
-                    0 => Ok(()),
-                    1 => receiver.accept(accepted.swap_remove(0)).await,
-                    _ => receiver.accept_all(accepted).await,
+                let mut outcome = if accepted.is_empty() {
+                    Ok(())
+                } else {
+                    receiver.accept_all(accepted).await
                 };
                 for (info, e) in rejected {
                     if outcome.is_ok() {

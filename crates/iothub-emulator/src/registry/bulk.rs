@@ -161,7 +161,15 @@ struct Entry {
     raw_id: String,
     /// The entry's `moduleId` as given (for an import line's failure report).
     module_id: Option<String>,
-    parsed: Result<(ImportDevice, ImportMode), RegistryError>,
+    parsed: Result<Parsed, RegistryError>,
+}
+
+/// A parsed entry: its twin change (or why it is refused, reported where the writer checks
+/// it) and, for a plain create, the device built beforehand.
+struct Parsed {
+    dev: ImportDevice,
+    mode: ImportMode,
+    change: Result<TwinChange, RegistryError>,
     new_device: Option<PreparedDevice>,
 }
 
@@ -179,37 +187,48 @@ impl Entry {
             })
             .and_then(|dev| {
                 let mode = parse_mode(dev.import_mode.as_deref())?;
-                Ok((dev, mode))
+                let change = TwinChange::from_import(
+                    dev.tags.as_ref(),
+                    dev.properties.as_ref(),
+                    twin_write(mode),
+                )
+                .map_err(RegistryError::from);
+                let new_device = prepare_new_device(ctx, &dev, mode, change.as_ref().ok());
+                Ok(Parsed {
+                    dev,
+                    mode,
+                    change,
+                    new_device,
+                })
             });
-        let new_device = parsed.as_ref().ok().and_then(|(dev, mode)| {
-            let creates = matches!(
-                mode,
-                ImportMode::Create
-                    | ImportMode::CreateOrUpdate
-                    | ImportMode::CreateOrUpdateIfMatchETag
-            );
-            let id = dev.id.as_deref()?;
-            let plain = dev.module_id.as_deref().is_none_or(str::is_empty)
-                && dev.device_scope.is_none()
-                && dev.parent_scopes.as_ref().is_none_or(Vec::is_empty);
-            if !creates || !plain || check_ids(id, None).is_err() {
-                return None;
-            }
-            let change = TwinChange::from_import(
-                dev.tags.as_ref(),
-                dev.properties.as_ref(),
-                twin_write(*mode),
-            )
-            .ok()?;
-            PreparedDevice::new(ctx, id, &device_input(dev, id), Some(&change))
-        });
         Self {
             raw_id,
             module_id,
             parsed,
-            new_device,
         }
     }
+}
+
+/// The device a plain create (no module, no scopes) of a valid entry would write, built
+/// before the writer's turn (see [`PreparedDevice`]).
+fn prepare_new_device(
+    ctx: &Ctx,
+    dev: &ImportDevice,
+    mode: ImportMode,
+    change: Option<&TwinChange>,
+) -> Option<PreparedDevice> {
+    let creates = matches!(
+        mode,
+        ImportMode::Create | ImportMode::CreateOrUpdate | ImportMode::CreateOrUpdateIfMatchETag
+    );
+    let id = dev.id.as_deref()?;
+    let plain = dev.module_id.as_deref().is_none_or(str::is_empty)
+        && dev.device_scope.is_none()
+        && dev.parent_scopes.as_ref().is_none_or(Vec::is_empty);
+    if !creates || !plain || check_ids(id, None).is_err() {
+        return None;
+    }
+    PreparedDevice::new(ctx, id, &device_input(dev, id), Some(change?))
 }
 
 /// Applies one entry. Every branch that can fail after a change opens `savepoint` before its
@@ -220,12 +239,17 @@ impl Entry {
 fn apply_one(
     conn: &Connection,
     ctx: &Ctx,
-    dev: &ImportDevice,
-    mode: ImportMode,
+    parsed: Parsed,
     import: bool,
     savepoint: &mut EntrySavepoint<'_>,
-    new_device: Option<PreparedDevice>,
 ) -> Result<(), RegistryError> {
+    let Parsed {
+        dev,
+        mode,
+        change,
+        new_device,
+    } = parsed;
+    let dev = &dev;
     let id = dev.id.as_deref().unwrap_or_default();
     check_ids(id, None)?;
     if dev.module_id.as_deref().is_some_and(|m| !m.is_empty()) {
@@ -235,8 +259,7 @@ fn apply_one(
         .into());
     }
     let input = device_input(dev, id);
-    let how = twin_write(mode);
-    let change = TwinChange::from_import(dev.tags.as_ref(), dev.properties.as_ref(), how)?;
+    let change = change?;
     match mode {
         ImportMode::Delete | ImportMode::DeleteIfMatchETag => {
             let row = require_device(conn, ctx, id)?;
@@ -408,33 +431,26 @@ fn apply_entry(
     entry: Entry,
     with_modules: bool,
 ) -> Result<Option<BulkFailure>, RegistryError> {
-    let Entry {
-        raw_id,
-        parsed,
-        new_device,
-        ..
-    } = entry;
+    let Entry { raw_id, parsed, .. } = entry;
     let (mode, outcome) = match parsed {
         Err(e) => (None, Err(e)),
-        Ok((dev, mode)) => {
+        Ok(parsed) => {
+            let mode = parsed.mode;
             let mut savepoint = EntrySavepoint {
                 conn: tx,
                 open: false,
             };
-            let outcome = match dev.module_id.as_deref() {
-                Some(m) if with_modules && !m.is_empty() => {
+            let module_id = parsed
+                .dev
+                .module_id
+                .clone()
+                .filter(|m| with_modules && !m.is_empty());
+            let outcome = match module_id {
+                Some(m) => {
                     savepoint.open()?;
-                    apply_module(tx, ctx, &dev, m, mode)
+                    apply_module(tx, ctx, parsed, &m)
                 }
-                _ => apply_one(
-                    tx,
-                    ctx,
-                    &dev,
-                    mode,
-                    with_modules,
-                    &mut savepoint,
-                    new_device,
-                ),
+                None => apply_one(tx, ctx, parsed, with_modules, &mut savepoint),
             };
             savepoint.close(outcome.is_err())?;
             (Some(mode), outcome)
@@ -459,18 +475,18 @@ fn apply_entry(
 fn apply_module(
     conn: &Connection,
     ctx: &Ctx,
-    dev: &ImportDevice,
+    parsed: Parsed,
     module_id: &str,
-    mode: ImportMode,
 ) -> Result<(), RegistryError> {
+    let Parsed {
+        dev, mode, change, ..
+    } = parsed;
+    let dev = &dev;
     let device_id = dev.id.as_deref().unwrap_or_default();
     check_ids(device_id, Some(module_id))?;
     let system = super::is_system_module(module_id);
-    let how = match mode {
-        ImportMode::UpdateTwin | ImportMode::UpdateTwinIfMatchETag => TwinWrite::Update,
-        _ => TwinWrite::ReplaceGiven,
-    };
-    let change = TwinChange::from_import(dev.tags.as_ref(), dev.properties.as_ref(), how)?;
+    let how = twin_write(mode);
+    let change = change?;
     let input = ModuleInput {
         module_id: Some(module_id.to_owned()),
         device_id: Some(device_id.to_owned()),
