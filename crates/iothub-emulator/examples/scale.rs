@@ -5,12 +5,12 @@
 //! ```sh
 //! bash tests/setup.sh     # <repo>/.venv with azure-iot-hub, for the Python rows
 //! cargo build --release -p iothub-emulator --bin iothub-emulator --example scale
-//! target/release/examples/scale --devices 1000000 [--python-devices N] [--no-python]
+//! target/release/examples/scale --devices 1000000 [--python-devices N] [--no-python] [--data-dir DIR]
 //! ```
 //!
 //! The hub is the `iothub-emulator` binary next to this example (same profile), started on
-//! free ports with a temporary data directory, so its CPU time, RSS and data directory are its
-//! own. Rows:
+//! free ports with a temporary data directory (or `--data-dir`, which is kept afterwards for
+//! inspection), so its CPU time, RSS and data directory are its own. Rows:
 //! - bulk import with `bulk_create_or_update_devices_chunked` (requests of 100, 8 in flight);
 //!   device `i` is `scale-NNNNNNN` with the tag `fleet = "f<i % 100>"` (each fleet is 1%);
 //! - a `deviceId` point query, the first page (100) of a 1%-selective tag filter, `COUNT()`,
@@ -42,6 +42,7 @@ struct Args {
     c2d_messages: usize,
     python_c2d_messages: usize,
     no_python: bool,
+    data_dir: Option<PathBuf>,
 }
 
 fn parse_args() -> Result<Args, AnyError> {
@@ -51,6 +52,7 @@ fn parse_args() -> Result<Args, AnyError> {
         c2d_messages: 50_000,
         python_c2d_messages: 2_000,
         no_python: false,
+        data_dir: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -66,10 +68,13 @@ fn parse_args() -> Result<Args, AnyError> {
             "--c2d-messages" => args.c2d_messages = value()?,
             "--python-c2d-messages" => args.python_c2d_messages = value()?,
             "--no-python" => args.no_python = true,
+            "--data-dir" => {
+                args.data_dir = Some(it.next().ok_or("--data-dir needs a value")?.into());
+            }
             "-h" | "--help" => {
                 println!(
                     "scale [--devices N] [--python-devices N] [--c2d-messages N] \
-                     [--python-c2d-messages N] [--no-python]"
+                     [--python-c2d-messages N] [--no-python] [--data-dir DIR]"
                 );
                 std::process::exit(0);
             }
@@ -88,13 +93,17 @@ fn repo_root() -> PathBuf {
 struct Hub(HubProcess);
 
 impl Hub {
-    fn start() -> Result<Hub, AnyError> {
+    fn start(data_dir: Option<&Path>) -> Result<Hub, AnyError> {
         let binary = std::env::current_exe()?
             .parent()
             .and_then(Path::parent)
             .map(|d| d.join("iothub-emulator"))
             .ok_or("cannot locate the target directory")?;
-        Ok(Hub(HubProcess::builder(binary).start()?))
+        let mut builder = HubProcess::builder(binary);
+        if let Some(dir) = data_dir {
+            builder = builder.data_dir(dir);
+        }
+        Ok(Hub(builder.start()?))
     }
 
     fn registry(&self) -> Result<RegistryManager, AnyError> {
@@ -199,7 +208,7 @@ async fn main() -> Result<(), AnyError> {
     let mut rows: Vec<(String, String, String, &str)> = Vec::new();
     println!("# scale benchmark: {n} devices; hub = the iothub-emulator binary, on this machine");
 
-    let hub = Hub::start()?;
+    let hub = Hub::start(args.data_dir.as_deref())?;
     let rm = hub.registry()?;
 
     // Bulk import.
@@ -409,7 +418,7 @@ async fn main() -> Result<(), AnyError> {
 
     if !args.no_python {
         let m = args.python_devices.unwrap_or(n);
-        let py_hub = Hub::start()?;
+        let py_hub = Hub::start(None)?;
         let out = python(
             "crates/iothub-registry/examples/bench_python.py",
             &[
