@@ -173,6 +173,8 @@ where
         pos: 0,
         inner: stream,
     };
+    // Frames written meanwhile go out together, in one TLS record and system call.
+    let stream = crate::batched_writes::BatchedWrites::new(stream);
     // Clients that read performatives by fixed index need every field written out.
     let stream = crate::amqp_frames::PadPerformatives::new(stream);
     let container = format!("{}-amqp", ctx.hub_name);

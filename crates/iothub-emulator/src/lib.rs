@@ -46,6 +46,7 @@
 mod amqp;
 mod amqp_frames;
 mod auth;
+mod batched_writes;
 mod c2d;
 pub mod cli;
 mod clock;
