@@ -242,7 +242,11 @@ async fn connect_once(endpoint: &Endpoint) -> Result<Authenticated, Error> {
         .hostname(endpoint.host.as_str())
         .sasl_profile(SaslProfile::Anonymous);
     let mut connection = match endpoint.transport {
-        Transport::Amqp => builder.open_with_stream(tls).await,
+        Transport::Amqp => {
+            builder
+                .open_with_stream(iothub_transport::BatchedWrites::new(tls))
+                .await
+        }
         Transport::AmqpWebSockets => {
             let url = endpoint.describe();
             let mut request = url
@@ -255,7 +259,9 @@ async fn connect_once(endpoint: &Endpoint) -> Result<Authenticated, Error> {
             let (ws, _response) = tokio_tungstenite::client_async(request, tls)
                 .await
                 .map_err(|e| connect_error(Box::new(e)))?;
-            builder.open_with_stream(WsStream::new(ws)).await
+            builder
+                .open_with_stream(iothub_transport::BatchedWrites::new(WsStream::new(ws)))
+                .await
         }
     }
     .map_err(|e| connect_error(Box::new(e)))?;

@@ -174,7 +174,7 @@ where
         inner: stream,
     };
     // Frames written meanwhile go out together, in one TLS record and system call.
-    let stream = crate::batched_writes::BatchedWrites::new(stream);
+    let stream = iothub_transport::BatchedWrites::new(stream);
     // Clients that read performatives by fixed index need every field written out.
     let stream = crate::amqp_frames::PadPerformatives::new(stream);
     let container = format!("{}-amqp", ctx.hub_name);

@@ -46,7 +46,6 @@
 mod amqp;
 mod amqp_frames;
 mod auth;
-mod batched_writes;
 mod c2d;
 pub mod cli;
 mod clock;

@@ -1,13 +1,14 @@
 //! Frames written together: a connection's outgoing bytes go out in batches.
 //!
-//! The AMQP stack sends each frame on its own and flushes after it, so every transfer of a
-//! busy link costed one TLS record and one `writev` system call: about a third of the hub's
-//! CPU time when a reader drains a partition of the built-in endpoint. [`BatchedWrites`]
-//! splits a byte stream into its read half, used in place, and its write half, owned by a
-//! writer task. Writes are appended to a shared buffer and are flushed once handed over (as
-//! a TCP socket's send buffer takes them); the writer task then writes everything that
-//! accumulated meanwhile with one write and one flush. Under load many frames share a TLS
-//! record and a system call; a lone frame goes out at once, one task hop later.
+//! The AMQP stack (fe2o3-amqp) sends each frame on its own and flushes after it, so every
+//! transfer of a busy link costs one TLS record and one `writev` system call: about a third
+//! of the local hub's CPU time while a reader drains a partition of the built-in endpoint.
+//! [`BatchedWrites`] splits a byte stream into its read half, used in place, and its write
+//! half, owned by a writer task. Writes are appended to a shared buffer and count as flushed
+//! once handed over (as a TCP socket's send buffer takes them); the writer task then writes
+//! everything that accumulated meanwhile with one write and one flush. Under load many
+//! frames share a TLS record and a system call; a lone frame goes out at once, one task hop
+//! later.
 //!
 //! Nothing is lost or reordered: the writer takes the buffer whole, in order. At most
 //! [`MAX_BUFFERED`] bytes wait; a writer past it waits (backpressure, as a full socket
@@ -68,8 +69,20 @@ fn lock(shared: &Mutex<Shared>) -> MutexGuard<'_, Shared> {
     shared.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-/// A byte stream whose writes are batched by a writer task (see the module docs). Must be
-/// created inside a tokio runtime.
+/// A byte stream whose writes are batched by a writer task.
+///
+/// Reads go straight to the stream. Writes are buffered (at most 1 MiB; past it, a write
+/// waits) and are flushed once handed over; the writer task writes and flushes each batch
+/// that accumulated. [`AsyncWrite::poll_shutdown`] waits until every buffered byte was
+/// written and the stream is shut down; dropping the value still writes what was buffered.
+///
+/// # Errors
+/// A failed write of the writer task is returned (its kind and text) by every later write,
+/// flush and shutdown; a write after a shutdown fails with [`io::ErrorKind::BrokenPipe`].
+///
+/// # Panics
+/// [`BatchedWrites::new`] spawns the writer task, so it must be called inside a tokio
+/// runtime.
 pub struct BatchedWrites<S> {
     read: ReadHalf<S>,
     shared: Arc<Mutex<Shared>>,
@@ -82,7 +95,7 @@ impl<S> std::fmt::Debug for BatchedWrites<S> {
 }
 
 impl<S: AsyncRead + AsyncWrite + Send + 'static> BatchedWrites<S> {
-    /// Splits `stream` and starts the writer task of its write half.
+    /// Splits `stream` and starts the writer task of its write half (with `tokio::spawn`).
     pub fn new(stream: S) -> Self {
         let (read, write) = tokio::io::split(stream);
         let shared = Arc::new(Mutex::new(Shared::default()));
