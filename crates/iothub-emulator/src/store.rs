@@ -533,10 +533,14 @@ impl EncodedDevice {
     pub fn new(row: &DeviceRow) -> Result<Self, StoreError> {
         Ok(Self {
             record: encode("device", &row.record)?,
-            twin: encode(
-                "device twin",
-                &stored_twin(row.twin.render_device(&row.record)),
-            )?,
+            // `stored_twin(row.twin.render_device(&row.record))`, written directly.
+            twin: row
+                .twin
+                .device_json(&row.record, 0)
+                .map_err(|source| StoreError::Corrupt {
+                    what: "device twin",
+                    source,
+                })?,
         })
     }
 }
