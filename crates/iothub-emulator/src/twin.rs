@@ -197,48 +197,21 @@ impl TwinState {
 
     /// The device twin document, exactly as `GET /twins/{id}` returns it.
     pub fn render_device(&self, device: &DeviceRecord) -> Value {
-        let mut doc = Map::new();
-        doc.insert("deviceId".into(), Value::String(device.device_id.clone()));
-        doc.insert("etag".into(), Value::String(self.etag()));
-        doc.insert("deviceEtag".into(), Value::String(device.etag()));
-        doc.insert(
-            "status".into(),
-            Value::String(device.status.as_str().into()),
-        );
-        if let Some(reason) = &device.status_reason {
-            doc.insert("statusReason".into(), Value::String(reason.clone()));
-        }
-        doc.insert(
-            "statusUpdateTime".into(),
-            Value::String(
-                device
-                    .status_updated_time
-                    .clone()
-                    .unwrap_or_else(|| NEVER.into()),
-            ),
-        );
-        insert_identity_fields(
-            &mut doc,
-            device.connected,
-            device.last_activity_time.as_deref(),
-            device.cloud_to_device_message_count,
-            &device.auth,
-            &device.model_id,
-        );
-        self.insert_common(&mut doc);
-        doc.insert("capabilities".into(), json!(device.capabilities));
-        if let Some(scope) = &device.device_scope {
-            doc.insert("deviceScope".into(), Value::String(scope.clone()));
-        }
-        doc.insert("parentScopes".into(), json!(device.parent_scopes));
-        Value::Object(doc)
+        // One description of the document for both forms (see `DeviceTwinDoc`); it has only
+        // string keys, so turning it into a `Value` cannot fail.
+        serde_json::to_value(DeviceTwinDoc {
+            twin: self,
+            device,
+            c2d_count: device.cloud_to_device_message_count,
+        })
+        .unwrap_or_default()
     }
 
     /// [`TwinState::render_device`] as JSON text with `cloudToDeviceMessageCount` set to
     /// `c2d_count`, written straight from the state instead of through a `Value` tree (a
     /// bulk import encodes a twin per device; the tree was a third of that work). The text is
     /// byte for byte what serializing the rendered document gives: keys in the same sorted
-    /// order, the same optional fields.
+    /// order, the same optional fields (both come from one `Serialize` implementation).
     ///
     /// # Errors
     /// Whatever `serde_json` reports (a JSON map with non-string keys cannot occur here).
